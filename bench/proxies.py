@@ -1,0 +1,163 @@
+"""What the benchmark starts: the fixed backend and each proxy, as an argv plus config files.
+
+Every server listens on 127.0.0.1 only, runs in the foreground with one worker (process or
+thread), keeps no access log, and writes its files under the run's temporary directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from typing import List, NamedTuple, Optional
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCH)
+
+PROXY_NAMES = ("revproxy-cpython", "revproxy-pypy", "twisted-rpr", "nginx", "haproxy")
+
+FILES = {"1k.bin": 1024, "100k.bin": 102400}
+
+
+class Launch(NamedTuple):
+    """How to start one server; ``skip`` says why it cannot run here ("" when it can)."""
+
+    argv: List[str]
+    skip: str = ""
+
+
+NGINX_CONF = """worker_processes 1;
+daemon off;
+pid {work}/{name}.pid;
+error_log {work}/{name}-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {work}/{name}-body;
+    proxy_temp_path {work}/{name}-proxy;
+    # nginx closes a keep-alive connection after 1000 requests by default; the benchmark
+    # measures proxying, not reconnecting, so no side gets that extra cost.
+    keepalive_requests 1000000;
+{body}}}
+"""
+
+NGINX_BACKEND = """    sendfile on;
+    default_type application/octet-stream;
+    server {{
+        listen 127.0.0.1:{port};
+        root {docroot};
+    }}
+"""
+
+NGINX_PROXY = """    upstream backend {{
+        server 127.0.0.1:{upstream};
+        keepalive 32;
+        keepalive_requests 1000000;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+    }}
+"""
+
+HAPROXY_CONF = """global
+    nbthread 1
+    maxconn 20000
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    http-reuse always
+frontend bench
+    bind 127.0.0.1:{port}
+    default_backend upstream
+backend upstream
+    server backend1 127.0.0.1:{upstream}
+"""
+
+
+def venv_bin(venv: str, program: str) -> Optional[str]:
+    """Path of ``program`` in the repo's ``venv`` (".venv", ".venv-pypy"), or None if absent."""
+    path = os.path.join(REPO, venv, "bin", program)
+    return path if os.access(path, os.X_OK) else None
+
+
+def twisted_python() -> str:
+    """The CPython that runs Twisted's own servers: .venv's, else the one running us."""
+    return venv_bin(".venv", "python") or sys.executable
+
+
+def write_docroot(work: str) -> str:
+    """Create ``work``/www with the static files; readable by nginx's unprivileged worker."""
+    docroot = os.path.join(work, "www")
+    os.makedirs(docroot)
+    for name, size in FILES.items():
+        with open(os.path.join(docroot, name), "wb") as f:
+            f.write(os.urandom(size))
+        os.chmod(os.path.join(docroot, name), 0o644)
+    os.chmod(work, 0o755)
+    os.chmod(docroot, 0o755)
+    return docroot
+
+
+def nginx_launch(work: str, name: str, body: str) -> Launch:
+    """Write ``work``/``name``.conf around ``body`` and return how to start that nginx."""
+    nginx = shutil.which("nginx") or _sbin("nginx")
+    if nginx is None:
+        return Launch([], "nginx is not installed (apt-get install nginx-light)")
+    conf = os.path.join(work, name + ".conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_CONF.format(work=work, name=name, body=body))
+    # -e: nginx opens its error log before reading the config; keep it out of /var/log.
+    error_log = os.path.join(work, name + "-error.log")
+    return Launch([nginx, "-e", error_log, "-p", work, "-c", conf])
+
+
+def backend_launch(work: str, port: int, docroot: str) -> Launch:
+    """The fixed backend: nginx serving ``docroot`` when installed, else a Twisted static site."""
+    launch = nginx_launch(work, "backend", NGINX_BACKEND.format(port=port, docroot=docroot))
+    if not launch.skip:
+        return launch
+    script = os.path.join(BENCH, "twisted_server.py")
+    return Launch([twisted_python(), script, "static", str(port), docroot])
+
+
+def proxy_launch(name: str, work: str, port: int, upstream: int, extra: List[str]) -> Launch:
+    """How to start proxy ``name`` on ``port`` in front of 127.0.0.1:``upstream``."""
+    if name.startswith("revproxy-"):
+        venv = ".venv" if name == "revproxy-cpython" else ".venv-pypy"
+        twistd = venv_bin(venv, "twistd")
+        if twistd is None:
+            return Launch([], "%s/ is missing (run scripts/setup-env)" % venv)
+        return Launch([twistd, "-n", "--pidfile=", "revproxy",
+                       "--listen", "tcp:%d:interface=127.0.0.1" % port,
+                       "--upstream", "http://127.0.0.1:%d" % upstream] + extra)
+    if name == "twisted-rpr":
+        script = os.path.join(BENCH, "twisted_server.py")
+        return Launch([twisted_python(), script, "rpr", str(port), str(upstream)])
+    if name == "nginx":
+        return nginx_launch(work, "proxy", NGINX_PROXY.format(port=port, upstream=upstream))
+    if name == "haproxy":
+        return _haproxy_launch(work, port, upstream)
+    raise ValueError("unknown proxy %r" % (name,))
+
+
+def _haproxy_launch(work: str, port: int, upstream: int) -> Launch:
+    haproxy = shutil.which("haproxy") or _sbin("haproxy")
+    if haproxy is None:
+        return Launch([], "haproxy is not installed (apt-get install haproxy)")
+    conf = os.path.join(work, "haproxy.cfg")
+    with open(conf, "w") as f:
+        f.write(HAPROXY_CONF.format(port=port, upstream=upstream))
+    return Launch([haproxy, "-db", "-f", conf])  # -db: foreground, one process
+
+
+def _sbin(program: str) -> Optional[str]:
+    """``program`` in /usr/sbin, which a non-root PATH often lacks."""
+    path = os.path.join("/usr/sbin", program)
+    return path if os.access(path, os.X_OK) else None

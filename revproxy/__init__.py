@@ -1,0 +1,1 @@
+"""revproxy: a production reverse proxy on Twisted."""

@@ -1,0 +1,104 @@
+"""The flat sections: ``[server]``, ``[limits]``, ``[buffering]``, ``[logging]``, ``[demo]``.
+
+Each section is a table of key -> parser; a key left out keeps the model's default.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from revproxy.config.model import Buffering, Demo, Limits, Logging, Server
+from revproxy.config.reader import (
+    Parser,
+    Table,
+    boolean,
+    count,
+    duration,
+    list_of,
+    one_of,
+    size,
+    text,
+)
+from revproxy.config.values import check_endpoint, parse_network, parse_token
+
+ACCESS_FORMATS = ("combined", "json")
+
+
+def upgrade_token(value: Any) -> str:
+    """An Upgrade protocol token, lower-cased; h2c is refused (cleartext HTTP/2 smuggling)."""
+    token = parse_token(value).lower()
+    if token == "h2c":
+        raise ValueError(
+            "expected Upgrade tokens other than h2c: h2c is never tunnelled "
+            "(it would bypass the proxy's request checks)"
+        )
+    return token
+
+
+def header_name(value: Any) -> str:
+    """A header field name, lower-cased (fields are compared lower-case everywhere)."""
+    return parse_token(value).lower()
+
+
+SERVER_FIELDS: Dict[str, Parser] = {
+    "listen": list_of(check_endpoint, min_items=1),
+    "proxy_name": parse_token,
+    "trusted_proxies": list_of(parse_network),
+    "allow_upgrade": list_of(upgrade_token),
+    "allow_encoded_slash": boolean,
+    "shutdown_timeout": duration,
+    "request_id_header": header_name,
+}
+
+LIMITS_FIELDS: Dict[str, Parser] = {
+    "max_request_line": size(1),
+    "max_header_bytes": size(1),
+    "max_header_count": count(1),
+    "max_body_size": size(0),
+    "max_connections": count(1),
+    "header_timeout": duration,
+    "body_timeout": duration,
+    "idle_timeout": duration,
+    "send_timeout": duration,
+    "max_pipeline_bytes": size(1),
+}
+
+BUFFERING_FIELDS: Dict[str, Parser] = {
+    "request_memory": size(0),
+    "response_memory": size(0),
+    "response_file_max": size(0),
+    "total_memory": size(0),
+    "total_disk": size(0),
+    "temp_dir": text(),
+}
+
+LOGGING_FIELDS: Dict[str, Parser] = {
+    "access_log": text(),
+    "access_format": one_of(ACCESS_FORMATS),
+    "error_log": text(allow_empty=False),
+}
+
+DEMO_FIELDS: Dict[str, Parser] = {
+    "enabled": boolean,
+    "ports": list_of(count(1, 65535), min_items=1),
+}
+
+
+def parse_server(root: Table) -> Server:
+    return root.sub_table("server", "[server]").build(Server, SERVER_FIELDS)
+
+
+def parse_limits(root: Table) -> Limits:
+    return root.sub_table("limits", "[limits]").build(Limits, LIMITS_FIELDS)
+
+
+def parse_buffering(root: Table) -> Buffering:
+    return root.sub_table("buffering", "[buffering]").build(Buffering, BUFFERING_FIELDS)
+
+
+def parse_logging(root: Table) -> Logging:
+    return root.sub_table("logging", "[logging]").build(Logging, LOGGING_FIELDS)
+
+
+def parse_demo(root: Table) -> Demo:
+    return root.sub_table("demo", "[demo]").build(Demo, DEMO_FIELDS)

@@ -1,0 +1,240 @@
+"""Pure parsers for single config values: sizes, durations, hosts, URLs, endpoints, tokens.
+
+Each ``parse_*`` takes the raw TOML value and returns the normalised value, or raises
+``ValueError`` whose message is the explanation shown after the value in a ``ConfigError``
+(usually "expected ..."). They know nothing about files or keys.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from typing import Any, Dict, List, Optional, Tuple
+
+SIZE_EXPECTED = 'expected a size in bytes (integer) or a string like "64k", "10m", "1g"'
+DURATION_EXPECTED = (
+    'expected a duration in seconds (number) or a string like "500ms", "5s", "2m"'
+)
+HOST_EXPECTED = (
+    'expected a host name ("example.com"), a wildcard ("*.example.com"), '
+    'an IPv4 address or a bracketed IPv6 address ("[::1]"), without a port'
+)
+MEMBER_EXPECTED = (
+    'expected an upstream URL "http://host[:port]" (host name, IPv4 or [IPv6]; '
+    "port 1-65535; no path, query or user)"
+)
+HTTPS_MEMBER = "https upstreams arrive with the TLS issue; use http://host[:port] for now"
+ENDPOINT_TYPES = ("tcp", "tcp6", "unix", "ssl")
+ENDPOINT_EXPECTED = (
+    "expected a Twisted server endpoint description starting with one of "
+    + ", ".join(t + ":" for t in ENDPOINT_TYPES)
+    + ' (e.g. "tcp:8080:interface=127.0.0.1")'
+)
+TOKEN_EXPECTED = "expected an HTTP token (letters, digits and !#$%&'*+-.^_`|~)"
+NAME_EXPECTED = "expected a name of 1-64 letters, digits, '_' or '-'"
+NETWORK_EXPECTED = 'expected an IP address or CIDR network ("10.0.0.0/8", "::1")'
+
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+_SIZE_RE = re.compile(r"^(\d+)\s*([kmg]?)(?:i?b)?$", re.IGNORECASE)
+_DURATION_FACTORS = {"s": 1, "m": 60, "h": 3600}
+_DURATION_RE = re.compile(
+    r"^((?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?)\s*(ms|s|m|h)?$", re.IGNORECASE
+)
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOSTNAME_RE = re.compile(r"^%s(?:\.%s)*$" % (_LABEL, _LABEL))
+_AUTHORITY_RE = re.compile(r"^(\[[^\]]*\]|[^:\[\]]+)(?::(\d{1,5}))?$")
+_TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from an integer or a string like "64k", "10m", "1g" (binary, any case)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        found = _SIZE_RE.match(value.strip())
+        if found:
+            return int(found.group(1)) * _SIZE_UNITS[found.group(2).lower()]
+    raise ValueError(SIZE_EXPECTED)
+
+
+def format_size(size: int) -> str:
+    """The shortest exact string for ``size`` that ``parse_size`` reads back."""
+    for unit in ("g", "m", "k"):
+        factor = _SIZE_UNITS[unit]
+        if size and size % factor == 0:
+            return "%d%s" % (size // factor, unit)
+    return str(size)
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a string like "500ms", "5s", "2m", "1h" (a bare number = s)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if math.isfinite(value):
+            return float(value)
+    elif isinstance(value, str):
+        found = _DURATION_RE.match(value.strip())
+        if found:
+            number = float(found.group(1))
+            unit = (found.group(2) or "s").lower()
+            if unit == "ms":
+                seconds = number / 1000
+            else:
+                seconds = number * _DURATION_FACTORS[unit]
+            if math.isfinite(seconds):
+                return seconds
+    raise ValueError(DURATION_EXPECTED)
+
+
+def format_duration(seconds: float) -> str:
+    """An exact string for ``seconds`` that ``parse_duration`` reads back."""
+    millis = round(seconds * 1000)
+    if millis / 1000 == seconds:
+        if millis % 1000:
+            return "%dms" % millis
+        return "%ds" % (millis // 1000)
+    return "%rs" % seconds
+
+
+def _valid_host(host: str) -> bool:
+    """Host name, IPv4 address or bracketed IPv6 address (already lower-cased)."""
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return False
+        return True
+    if len(host) > 253 or not _HOSTNAME_RE.match(host):
+        return False
+    if host.rsplit(".", 1)[-1].isdigit():
+        # A numeric last label is only valid as a dotted IPv4 address.
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return False
+    return True
+
+
+def parse_host_pattern(value: Any) -> str:
+    """A route host: exact host or ``*.suffix`` wildcard, lower-cased, no port."""
+    if isinstance(value, str):
+        host = value.strip().lower()
+        bare = host[2:] if host.startswith("*.") else host
+        if bare and _valid_host(bare):
+            return host
+    raise ValueError(HOST_EXPECTED)
+
+
+def _split_authority(authority: str) -> Tuple[str, Optional[int]]:
+    """(lower-cased host, port or None) from ``host[:port]``; ValueError if malformed."""
+    found = _AUTHORITY_RE.match(authority)
+    if not found or not _valid_host(found.group(1).lower()):
+        raise ValueError("bad authority")
+    port = None
+    if found.group(2) is not None:
+        port = int(found.group(2))
+        if not 1 <= port <= 65535:
+            raise ValueError("bad port")
+    return found.group(1).lower(), port
+
+
+def parse_host_header(value: Any) -> str:
+    """A Host value to send upstream: "" (keep the client's) or ``host[:port]``."""
+    expected = 'expected "" (keep the client\'s Host) or "host[:port]"'
+    if not isinstance(value, str):
+        raise ValueError(expected)
+    if value == "":
+        return value
+    try:
+        _split_authority(value)
+    except ValueError:
+        raise ValueError(expected) from None
+    return value
+
+
+def parse_member_url(value: Any) -> str:
+    """Normalise ``http://host[:port][/]`` to ``http://host:port`` (port 80 by default)."""
+    if not isinstance(value, str):
+        raise ValueError(MEMBER_EXPECTED)
+    lowered = value[:8].lower()
+    if lowered.startswith("https://"):
+        raise ValueError(HTTPS_MEMBER)
+    if not lowered.startswith("http://"):
+        raise ValueError(MEMBER_EXPECTED)
+    rest = value[7:]
+    if rest.endswith("/"):
+        rest = rest[:-1]
+    if any(char in rest for char in "/?#@"):
+        raise ValueError(MEMBER_EXPECTED)
+    try:
+        host, port = _split_authority(rest)
+    except ValueError:
+        raise ValueError(MEMBER_EXPECTED) from None
+    return "http://%s:%d" % (host, 80 if port is None else port)
+
+
+def _split_description(description: str) -> List[str]:
+    """Split an endpoint description on unescaped ':' (Twisted's escaping rule: '\\')."""
+    parts, current, escaped = [], [], False
+    for char in description:  # config-time only, a few dozen characters
+        if escaped:
+            current.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == ":":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def check_endpoint(value: Any) -> str:
+    """Cheap syntax check of a server endpoint description; full parsing is at start-up."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(ENDPOINT_EXPECTED)
+    parts = _split_description(value)
+    kind, rest = parts[0], parts[1:]
+    if kind not in ENDPOINT_TYPES or not rest:
+        raise ValueError(ENDPOINT_EXPECTED)
+    positional = [part for part in rest if "=" not in part]
+    named: Dict[str, str] = dict(part.split("=", 1) for part in rest if "=" in part)
+    if kind == "unix":
+        address = positional[0] if positional else named.get("address", "")
+        if not address:
+            raise ValueError('expected "unix:/path/to/socket" (a socket path after "unix:")')
+        return value
+    port = positional[0] if positional else named.get("port", "")
+    if not (port.isdigit() and 0 <= int(port) <= 65535):
+        raise ValueError(
+            'expected "%s:PORT[:interface=ADDRESS]" with PORT 0-65535 after "%s:"'
+            % (kind, kind)
+        )
+    return value
+
+
+def parse_token(value: Any) -> str:
+    """An HTTP token (RFC 9110 tchar), unchanged."""
+    if isinstance(value, str) and _TOKEN_RE.match(value):
+        return value
+    raise ValueError(TOKEN_EXPECTED)
+
+
+def parse_name(value: Any) -> str:
+    """A pool or route name: usable unquoted in TOML keys and in log lines."""
+    if isinstance(value, str) and _NAME_RE.match(value):
+        return value
+    raise ValueError(NAME_EXPECTED)
+
+
+def parse_network(value: Any) -> str:
+    """Canonical CIDR text for an address or network (host bits allowed: strict=False)."""
+    if isinstance(value, str):
+        try:
+            return str(ipaddress.ip_network(value.strip(), strict=False))
+        except ValueError:
+            pass
+    raise ValueError(NETWORK_EXPECTED)

@@ -1,0 +1,293 @@
+"""Strict sans-IO HTTP/1.1 parsers (RFC 9112): ``RequestParser`` and ``ResponseParser``.
+
+Feed bytes in, pull events out::
+
+    parser.feed(data)
+    while True:
+        event = parser.next_event()   # head, body bytes, END, NEED_DATA, PAUSED or CLOSED
+        ...
+
+Everything here is pure: no I/O, no clock, no Twisted.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from .errors import ProtocolError
+from .fields import (
+    HEAD_CTL, check_transfer_coding, parse_content_length, parse_fields, split_list, valid_host,
+)
+from .heads import (
+    CHUNKED, CLOSED, END, LENGTH, NEED_DATA, NO_BODY, PAUSED, UNTIL_CLOSE, Limits,
+    RequestHead, ResponseHead,
+)
+from .reader import S_DONE, S_HEAD, Event, MessageReader
+from .startline import (
+    check_partial_request_line, check_partial_status_line, parse_request_line,
+    parse_status_line, request_authority,
+)
+
+__all__ = [
+    "CHUNKED", "CLOSED", "END", "LENGTH", "NEED_DATA", "NO_BODY", "PAUSED", "UNTIL_CLOSE",
+    "Limits", "ProtocolError", "RequestHead", "RequestParser", "ResponseHead",
+    "ResponseParser",
+]
+
+MAX_EMPTY_LINES = 8  # CRLFs tolerated before a request line (RFC 9112 section 2.2)
+_REQUEST_FIELDS = frozenset(
+    (b"host", b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade")
+)
+_RESPONSE_FIELDS = frozenset((b"content-length", b"transfer-encoding", b"connection"))
+
+
+def _collect(fields: List[Any], names: frozenset) -> Dict[bytes, List[bytes]]:
+    """The values of the fields in ``names``, grouped by name, in order."""
+    found: Dict[bytes, List[bytes]] = {}
+    for name, value in fields:
+        if name in names:
+            values = found.get(name)
+            if values is None:
+                found[name] = [value]
+            else:
+                values.append(value)
+    return found
+
+
+def _split_head(block: bytes) -> List[bytes]:
+    """Lines of a head whose line ends are known good; rejects control bytes in fields."""
+    lines = block.split(b"\r\n")
+    if HEAD_CTL.search(block, len(lines[0])) is not None:
+        raise ProtocolError(400, "control character in header field")
+    return lines
+
+
+class RequestParser(MessageReader):
+    """Parses requests from a client, one at a time (see the module docstring).
+
+    After END it returns PAUSED until ``start_next()``; a pipelined request already
+    buffered is then parsed. Once ``feed_eof()`` was called, CLOSED is returned where the
+    next request would start; EOF inside a request raises ProtocolError(400).
+    """
+
+    def __init__(self, limits: Any = None) -> None:
+        super().__init__(limits if limits is not None else Limits())
+        self._empty_lines = 0
+
+    def start_next(self) -> None:
+        """Begin parsing the next request (only valid after END, i.e. while PAUSED)."""
+        if self._state != S_DONE:
+            raise RuntimeError("start_next() before the current request ended")
+        self._state = S_HEAD
+        self._empty_lines = 0
+        self._begin_block()
+
+    def _truncated(self) -> ProtocolError:
+        return ProtocolError(400, "connection closed mid-request")
+
+    def _step_head(self) -> Event:
+        buf = self._buf
+        pos = self._pos
+        while buf.startswith(b"\r\n", pos):
+            if self._empty_lines == MAX_EMPTY_LINES:
+                raise ProtocolError(400, "too many empty lines before request line")
+            self._empty_lines += 1
+            pos += 2
+        if pos != self._pos:
+            self._take(pos - self._pos)
+            buf = self._buf
+            pos = self._pos
+        avail = len(buf) - pos
+        if avail == 0 and self._eof:
+            return CLOSED
+        if avail == 0 or (avail == 1 and buf[pos] == 13):
+            return self._starved()
+        size = self._scan_block("head")
+        if size < 0:
+            self._check_partial_head()
+            return self._starved()
+        head = self._build_head(buf[pos:pos + size - 4])
+        self._take(size)
+        self._start_body(head.framing, head.content_length)
+        return head
+
+    def _check_partial_head(self) -> None:
+        buf = self._buf
+        pos = self._pos
+        if not self._line_seen:
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                check_partial_request_line(buf, pos, len(buf), self._max_line)
+            else:
+                self._line_seen = True
+                parse_request_line(buf[pos:eol], self._max_line)  # fail early if bad
+        self._check_block_size()
+
+    def _build_head(self, block: bytes) -> RequestHead:
+        lines = _split_head(block)
+        method, target, version = parse_request_line(lines[0], self._max_line)
+        fields = parse_fields(lines, 1, self._max_count)
+        found = _collect(fields, _REQUEST_FIELDS)
+        head = RequestHead(method, target, version, fields)
+        head.host = _request_host(method, target, version, found.get(b"host"))
+        _request_framing(head, found)
+        tokens = split_list(found[b"connection"]) if b"connection" in found else ()
+        if version == b"1.1":
+            head.keep_alive = b"close" not in tokens
+            expect = found.get(b"expect")
+            head.expect_continue = expect is not None and any(
+                v.lower() == b"100-continue" for v in expect
+            )
+            upgrade = found.get(b"upgrade")
+            if upgrade is not None and b"upgrade" in tokens:
+                head.upgrade = b", ".join(upgrade).lower()
+        else:
+            head.keep_alive = b"keep-alive" in tokens and b"close" not in tokens
+        return head
+
+
+def _request_host(
+    method: bytes, target: bytes, version: bytes, hosts: Optional[List[bytes]]
+) -> bytes:
+    """The request's host: the target's authority if any, else the (single) Host value."""
+    authority = request_authority(method, target)
+    if hosts is None:
+        if version == b"1.1":
+            raise ProtocolError(400, "missing Host header")
+        return authority if authority is not None else b""
+    if len(hosts) > 1:
+        raise ProtocolError(400, "repeated Host header")
+    host = hosts[0]
+    if not valid_host(host):
+        raise ProtocolError(400, "invalid Host header")
+    if authority is not None:
+        if authority.lower() != host.lower():
+            raise ProtocolError(400, "Host header disagrees with request target")
+        return authority
+    return host
+
+
+def _request_framing(head: RequestHead, found: Dict[bytes, List[bytes]]) -> None:
+    """Set framing/content_length from Transfer-Encoding / Content-Length (RFC 9112 6.3)."""
+    lengths = found.get(b"content-length")
+    codings = found.get(b"transfer-encoding")
+    if codings is not None:
+        if lengths is not None:
+            raise ProtocolError(400, "both Content-Length and Transfer-Encoding")
+        if head.version == b"1.0":
+            raise ProtocolError(400, "Transfer-Encoding in HTTP/1.0 request")
+        check_transfer_coding(codings)
+        head.framing = CHUNKED
+    elif lengths is not None:
+        length = parse_content_length(lengths)
+        head.content_length = length
+        head.framing = LENGTH if length else NO_BODY
+
+
+class ResponseParser(MessageReader):
+    """Parses responses from a backend; call ``expect(method)`` before each response.
+
+    Every ProtocolError it raises has status 502. 1xx heads other than 101 are returned
+    and parsing continues with the same request; after a 101 (or a 2xx to CONNECT) the
+    head is followed by END and ``take_remaining()`` holds the tunnel's first bytes.
+    While no response is expected, ``next_event()`` returns PAUSED (CLOSED after EOF).
+    """
+
+    def __init__(self, limits: Any = None) -> None:
+        super().__init__(limits if limits is not None else Limits())
+        self._state = S_DONE
+        self._method = b""
+        self._interim = False  # a 1xx head was already returned for this request
+
+    def expect(self, method: bytes) -> None:
+        """Prepare for the response to a request made with ``method``."""
+        if self._state != S_DONE:
+            raise RuntimeError("expect() while a response is being parsed")
+        self._method = method
+        self._interim = False
+        self._state = S_HEAD
+        self._begin_block()
+
+    def _convert(self, exc: ProtocolError) -> ProtocolError:
+        if exc.status == 502:
+            return exc
+        return ProtocolError(502, exc.reason)
+
+    def _truncated(self) -> ProtocolError:
+        if self._state != S_HEAD:
+            return ProtocolError(502, "response truncated in body")
+        if self.buffered_bytes() or self._interim:
+            return ProtocolError(502, "response truncated in head")
+        return ProtocolError(502, "connection closed before response")
+
+    def _step_done(self) -> Event:
+        return CLOSED if self._eof else PAUSED
+
+    def _step_head(self) -> Event:
+        buf = self._buf
+        pos = self._pos
+        avail = len(buf) - pos
+        if not avail:
+            return self._starved()
+        size = self._scan_block("head")
+        if size < 0:
+            self._check_partial_head()
+            return self._starved()
+        head = self._build_head(buf[pos:pos + size - 4])
+        self._take(size)
+        if head.status < 200 and head.status != 101:
+            self._interim = True
+            self._begin_block()  # stay in S_HEAD for the final response
+        else:
+            self._start_body(head.framing, head.content_length)
+        return head
+
+    def _check_partial_head(self) -> None:
+        buf = self._buf
+        pos = self._pos
+        if not self._line_seen:
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                check_partial_status_line(buf, pos, len(buf))
+            else:
+                self._line_seen = True
+                parse_status_line(buf[pos:eol])
+        self._check_block_size()
+
+    def _build_head(self, block: bytes) -> ResponseHead:
+        lines = _split_head(block)
+        version, status, reason = parse_status_line(lines[0])
+        fields = parse_fields(lines, 1, self._max_count)
+        found = _collect(fields, _RESPONSE_FIELDS)
+        head = ResponseHead(status, reason, version, fields)
+        tunnel = status == 101 or (self._method == b"CONNECT" and 200 <= status < 300)
+        if not (status < 200 or status in (204, 304) or tunnel or self._method == b"HEAD"):
+            _response_framing(head, found)
+        tokens = split_list(found[b"connection"]) if b"connection" in found else ()
+        if tunnel or head.framing == UNTIL_CLOSE:
+            head.keep_alive = False
+        elif version == b"1.1":
+            head.keep_alive = b"close" not in tokens
+        else:
+            head.keep_alive = b"keep-alive" in tokens and b"close" not in tokens
+        return head
+
+
+def _response_framing(head: ResponseHead, found: Dict[bytes, List[bytes]]) -> None:
+    """Framing of a response that may have a body (RFC 9112 6.3, strict on TE)."""
+    lengths = found.get(b"content-length")
+    codings = found.get(b"transfer-encoding")
+    if codings is not None:
+        if lengths is not None:
+            raise ProtocolError(502, "both Content-Length and Transfer-Encoding")
+        if head.version == b"1.0":
+            raise ProtocolError(502, "Transfer-Encoding in HTTP/1.0 response")
+        check_transfer_coding(codings)
+        head.framing = CHUNKED
+    elif lengths is not None:
+        length = parse_content_length(lengths)
+        head.content_length = length
+        head.framing = LENGTH if length else NO_BODY
+    else:
+        head.framing = UNTIL_CLOSE
+

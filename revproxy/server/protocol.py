@@ -1,0 +1,296 @@
+"""The client-facing HTTP/1.1 connection: parsing, deadlines, pipelining, flow control.
+
+One request is handled at a time: pipelined requests wait, parsed only once the response to
+the previous one is complete, and reading stops while too many of their bytes are waiting.
+Each request's journey is a ``ProxyRequest`` (``revproxy.server.proxy``); this module only
+owns the connection.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+
+from revproxy.http1.errors import ProtocolError
+from revproxy.http1.parser import CLOSED, END, NEED_DATA, PAUSED, RequestParser
+from revproxy.server import replies
+from revproxy.server.writer import ResponseWriter
+
+log = Logger(namespace="revproxy.server")
+
+_HEADER, _BODY, _IDLE, _SEND = "header", "body", "idle", "send"
+
+
+class ClientConnection(Protocol):
+    """One client connection. ``runtime`` is the config snapshot it was accepted under."""
+
+    def __init__(self, runtime, scheme="http"):
+        self.runtime = runtime
+        self.scheme = scheme
+        self.client_ip = ""
+        self.client_port = 0
+        self._clock = runtime.clock
+        self._limits = runtime.config.limits
+        self._parser = RequestParser(runtime.parser_limits)
+        self._request = None
+        self._writer = None
+        self._producer = None
+        self._timer = None
+        self._timer_kind = None
+        self._processing = False
+        self._reading_paused = False
+        self._writing_paused = False
+        self._closing = False
+        self._tunnel = None
+        self.counted = False
+
+    # -- Twisted ---------------------------------------------------------------------------
+    def connectionMade(self):
+        transport = self.transport
+        peer = transport.getPeer()
+        self.client_ip = getattr(peer, "host", "") or ""
+        self.client_port = getattr(peer, "port", 0) or 0
+        if not self.runtime.stats.connection_opened(self):
+            log.warn("{ip} refused: connection ceiling reached", ip=self.client_ip)
+            self._closing = True
+            transport.abortConnection()
+            return
+        self.counted = True
+        try:
+            transport.setTcpNoDelay(True)
+        except (AttributeError, OSError):
+            pass
+        transport.registerProducer(self, True)
+        self._arm(self._limits.header_timeout, _HEADER)
+
+    def dataReceived(self, data):
+        if self._tunnel is not None:
+            self._tunnel.write(data)
+            return
+        if self._closing:
+            return
+        if self._timer_kind == _IDLE:
+            self._arm(self._limits.header_timeout, _HEADER)
+        elif self._timer_kind == _BODY:
+            self._arm(self._limits.body_timeout, _BODY)
+        self._parser.feed(data)
+        self._process()
+
+    def connectionLost(self, reason=None):
+        self._closing = True
+        self._cancel_timer()
+        if self.counted:
+            self.counted = False
+            self.runtime.stats.connection_closed(self)
+        if self._tunnel is not None:
+            tunnel, self._tunnel = self._tunnel, None
+            tunnel.loseConnection()
+        request, self._request = self._request, None
+        if request is not None:
+            request.connection_lost()
+        self._producer = None
+
+    # -- parsing loop ----------------------------------------------------------------------
+    def _process(self):
+        if self._processing:
+            return  # the outer loop picks up whatever changed
+        self._processing = True
+        parser = self._parser
+        try:
+            while not self._closing:
+                try:
+                    event = parser.next_event()
+                except ProtocolError as e:
+                    self._protocol_error(e)
+                    return
+                if event.__class__ is bytes:
+                    self._request.body_data(event)
+                elif event is NEED_DATA or event is PAUSED:
+                    if parser.buffered_bytes() > self._limits.max_pipeline_bytes:
+                        self._pause_reading()
+                    return
+                elif event is END:
+                    if self._timer_kind == _BODY:
+                        self._cancel_timer()
+                    self._request.body_end()
+                elif event is CLOSED:
+                    self._close_when_idle()
+                    return
+                else:
+                    self._begin(event)
+        finally:
+            self._processing = False
+
+    def _begin(self, head):
+        self._cancel_timer()
+        writer = ResponseWriter(self, head.method, head.version, head.keep_alive)
+        self._writer = writer
+        self._request = self.runtime.new_request(self, head, writer)
+        if self._request is not None and not writer.started and head.framing:
+            self._arm(self._limits.body_timeout, _BODY)
+        if self._request is not None:
+            self._request.begin()
+
+    def _protocol_error(self, error):
+        log.info(
+            "{ip} {status} bad request: {reason}",
+            ip=self.client_ip, status=error.status, reason=error.reason,
+        )
+        request = self._request
+        if request is not None:
+            request.fail_request(error.status, error.reason)
+        else:
+            self.reply_and_close(error.status, error.reason)
+
+    def _close_when_idle(self):
+        if self._request is None:
+            self._closing = True
+            self.transport.loseConnection()
+
+    # -- what a request calls --------------------------------------------------------------
+    def write(self, data):
+        self.transport.write(data)
+
+    def send_continue(self):
+        """Answer ``Expect: 100-continue`` once the request has been accepted."""
+        self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def reply_and_close(self, status, reason):
+        """A complete error response for a request that never got a ProxyRequest."""
+        writer = ResponseWriter(self, b"GET", b"1.1", False)
+        self._writer = writer
+        replies.send(writer, status, self.runtime.clock.seconds())
+
+    def response_done(self, keep_alive):
+        """The current response is complete: close, or move on to the next request."""
+        request, self._request = self._request, None
+        self._writer = None
+        self._producer = None
+        if request is not None:
+            request.response_done()
+        if self._closing or not keep_alive or self.runtime.stats.shutting_down:
+            self._closing = True
+            self.transport.loseConnection()
+            return
+        self._parser.start_next()
+        if self._parser.buffered_bytes():
+            self._arm(self._limits.header_timeout, _HEADER)
+        else:
+            self._arm(self._limits.idle_timeout, _IDLE)
+        if self._reading_paused:
+            self._reading_paused = False
+            self.transport.resumeProducing()
+        self._process()
+
+
+    def abort_response(self, reason, hard=True):
+        """A response could not be completed: close so the client sees a broken message.
+
+        ``hard`` resets the connection at once (unsent bytes dropped); otherwise what was
+        written is flushed before the close, for framings that show the truncation."""
+        log.warn("{ip} response aborted: {reason}", ip=self.client_ip, reason=reason)
+        request, self._request = self._request, None
+        self._closing = True
+        if request is not None:
+            request.response_done()
+        if hard:
+            self.transport.abortConnection()
+        else:
+            self.transport.unregisterProducer()
+            self.transport.loseConnection()
+
+    def start_tunnel(self, upstream):
+        """After a 101: bytes flow both ways untouched until either side closes."""
+        self._cancel_timer()
+        self._tunnel = upstream.transport
+        self.transport.unregisterProducer()
+        upstream.start_tunnel(self.transport)
+        remaining = self._parser.take_remaining()
+        if remaining:
+            upstream.transport.write(remaining)
+        # Back-pressure both ways: each transport pauses the other's reading.
+        self.transport.registerProducer(upstream.transport, True)
+        upstream.transport.registerProducer(self.transport, True)
+        request, self._request = self._request, None
+        if request is not None:
+            request.response_done()
+
+    # -- flow control: the transport tells us; we tell the current producer ----------------
+    def set_producer(self, producer):
+        self._producer = producer
+        if producer is not None and self._writing_paused:
+            producer.pauseProducing()
+
+    def pauseProducing(self):
+        self._writing_paused = True
+        if self._timer is None:
+            self._arm(self._limits.send_timeout, _SEND)
+        if self._producer is not None:
+            self._producer.pauseProducing()
+
+    def resumeProducing(self):
+        self._writing_paused = False
+        if self._timer_kind == _SEND:
+            self._cancel_timer()
+        if self._producer is not None:
+            self._producer.resumeProducing()
+
+    def stopProducing(self):
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            producer.stopProducing()
+
+    def _pause_reading(self):
+        if not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pauseProducing()
+
+    # -- deadlines -------------------------------------------------------------------------
+    def _arm(self, seconds, kind):
+        timer = self._timer
+        if timer is not None and timer.active():
+            if self._timer_kind == kind:
+                timer.reset(seconds)
+                return
+            timer.cancel()
+        self._timer_kind = kind
+        self._timer = self._clock.callLater(seconds, self._timed_out, kind)
+
+    def _cancel_timer(self):
+        timer, self._timer = self._timer, None
+        self._timer_kind = None
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def _timed_out(self, kind):
+        self._timer = None
+        self._timer_kind = None
+        if kind == _IDLE:
+            self._closing = True
+            self.transport.loseConnection()
+        elif kind == _SEND:
+            self.abort_response("client did not read for %gs" % self._limits.send_timeout)
+        elif self._request is not None and not self._writer.started:
+            log.info("{ip} 408: request body too slow", ip=self.client_ip)
+            self._request.fail_request(408, "request body not received in time")
+        elif self._request is None:
+            log.info("{ip} 408: request head too slow", ip=self.client_ip)
+            self._closing = True
+            self.reply_and_close(408, "request head not received in time")
+
+    def close_if_idle(self):
+        """Shutdown: close a keep-alive connection that has no request in progress."""
+        if self._request is None and not self._parser.buffered_bytes() and self._tunnel is None:
+            self._closing = True
+            self.transport.loseConnection()
+
+
+class ProxyFactory(Factory):
+    """Builds a ``ClientConnection`` on the runtime current at accept time."""
+
+    def __init__(self, runtime_holder, scheme="http"):
+        self._holder = runtime_holder
+        self._scheme = scheme
+
+    def buildProtocol(self, addr):
+        return ClientConnection(self._holder.current, self._scheme)

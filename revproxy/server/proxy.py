@@ -1,0 +1,337 @@
+"""One request's journey: check, route, buffer the body, pick a member, send, relay, log."""
+
+from __future__ import annotations
+
+from twisted.logger import Logger
+
+from revproxy.http1 import serialize
+from revproxy.http1.errors import ProtocolError
+from revproxy.http1.parser import NO_BODY, LENGTH
+from revproxy.routing.normalize import normalize_target
+from revproxy.server import replies
+from revproxy.server.accesslog import AccessRecord
+from revproxy.upstream import errors
+from revproxy.upstream.relay import Relay
+
+log = Logger(namespace="revproxy.proxy")
+
+IDEMPOTENT = frozenset([b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"])
+_BODY_METHODS = frozenset([b"POST", b"PUT", b"PATCH"])
+
+
+class ProxyRequest:
+    """Drives one request from its head to the access-log line.
+
+    The connection calls ``begin()`` when the head is parsed, ``body_data()`` / ``body_end()``
+    as the body arrives (``body_end()`` comes for every request, body or not), then
+    ``response_done()`` once the response is complete, or ``connection_lost()``.
+    """
+
+    def __init__(self, conn, runtime, head, writer):
+        self.conn = conn
+        self.rt = runtime
+        self.head = head
+        self.writer = writer
+        self.started_at = runtime.clock.seconds()
+        self.route = None
+        self.request_id = b"-"
+        self.member = None
+        self.attempts = 0
+        self.upstream_started = None
+        self.upstream_time = None
+        self._early = None  # (status, reason) to answer once a bodiless request is fully read
+        self._body = None  # spool of the request body
+        self._body_size = 0
+        self._upstream = None  # the UpstreamConnection in use
+        self._relay = None
+        self._upgrade = None
+        self._outgoing = None  # (head bytes, body) as sent, kept for a retry
+        self._done = False
+        self._reused = False
+
+    # -- the request arrives ---------------------------------------------------------------
+    def begin(self):
+        head, rt = self.head, self.rt
+        self.request_id = rt.forwarding.request_id(head.headers, self.conn.client_ip, rt.new_request_id)
+        problem = self._check()
+        if problem is not None:
+            if head.framing == NO_BODY:
+                self._early = problem
+            else:
+                self.fail_request(*problem)
+            return
+        if head.framing != NO_BODY:
+            self._body = rt.new_request_spool()
+            if head.expect_continue:
+                self.conn.send_continue()
+
+    def _check(self):
+        """None when the request may go on, else the (status, reason) to answer."""
+        head, rt = self.head, self.rt
+        if head.method == b"CONNECT":
+            return 405, "CONNECT is not proxied"
+        if rt.forwarding.via_names_us(head.headers):
+            return 508, "loop: Via already names this proxy"
+        try:
+            target = normalize_target(head.target, rt.config.server.allow_encoded_slash)
+        except ProtocolError as e:
+            return e.status, e.reason
+        self.route = rt.router.match(head.host, target.path, head.method, head.headers)
+        if self.route is None:
+            return 404, "no route matches"
+        length = head.content_length
+        if length is not None and length > rt.config.limits.max_body_size:
+            return 413, "Content-Length %d over max_body_size" % length
+        if head.upgrade is not None:
+            if head.upgrade in rt.allowed_upgrades:
+                self._upgrade = head.upgrade
+            else:
+                log.info("rid={rid} upgrade to {proto!r} ignored", rid=self.request_id, proto=head.upgrade)
+        return None
+
+    def body_data(self, data):
+        if self._done or self._body is None:
+            return
+        self._body_size += len(data)
+        if self._body_size > self.rt.config.limits.max_body_size:
+            self.fail_request(413, "request body over max_body_size")
+        elif not self._body.write(data):
+            self.fail_request(503, "request spool full (buffering.total_* reached)")
+
+    def body_end(self):
+        if self._done:
+            return
+        if self._early is not None:
+            status, reason = self._early
+            self._reply(status, reason)
+        else:
+            self._dispatch()
+
+    # -- to the backend --------------------------------------------------------------------
+    def _dispatch(self):
+        backend = self.rt.backends[self.route.pool]
+        member = backend.pick()
+        if member is None:
+            self._reply(502, "pool %r has no member" % backend.name)
+            return
+        self.member = member
+        self._outgoing = self._build_outgoing()
+        self._attempt(member.take_idle())
+
+    def _build_outgoing(self):
+        head, rt, route = self.head, self.rt, self.route
+        headers = rt.forwarding.backend_request_headers(
+            head.headers,
+            client_ip=self.conn.client_ip,
+            client_port=self.conn.client_port,
+            scheme=self.conn.scheme,
+            host=head.host,
+            version=head.version,
+            request_id=self.request_id,
+            host_override=route.host_header.encode("ascii") if route.host_header else None,
+            upgrade=self._upgrade,
+        )
+        # Bodies are buffered, so the proxy answered any Expect itself.
+        headers = [h for h in headers if h[0] != b"expect"]
+        body = None
+        if self._body is not None:
+            headers.append((b"content-length", b"%d" % self._body_size))
+            body = self._body if self._body.in_file else _read_all(self._body)
+        elif head.method in _BODY_METHODS:
+            headers.append((b"content-length", b"0"))
+        return serialize.request_head(head.method, head.target, headers), body
+
+    def _attempt(self, conn):
+        self.attempts += 1
+        if conn is not None:
+            self._send(conn)
+            return
+        d = self.member.connect()
+        d.addCallbacks(self._connected, self._connect_failed)
+
+    def _connected(self, conn):
+        if self._done:
+            conn.close()
+            self.member.release(conn)
+            return
+        self._send(conn)
+
+    def _connect_failed(self, failure):
+        if not self._done:
+            self.upstream_failed(failure.value if failure.check(errors.UpstreamError) else
+                                 errors.UpstreamError(errors.CONNECT_FAILED, failure.getErrorMessage()))
+
+    def _send(self, conn):
+        self._upstream = conn
+        self._reused = conn.exchanges > 0
+        self.upstream_started = self.rt.clock.seconds()
+        pool = self.rt.config.pool(self.route.pool)
+        head_bytes, body = self._outgoing
+        conn.send(self, self.head.method, head_bytes, body, pool.first_byte_timeout, pool.read_timeout)
+
+    # -- what the backend says (UpstreamConnection calls these) ----------------------------
+    def upstream_informational(self, head):
+        if head.status != 100:  # the proxy answered Expect itself
+            self.writer.informational(head.status, head.reason, self.rt.client_headers(head.headers))
+
+    def upstream_head(self, head):
+        if head.status == 101:
+            if self._upgrade is None:
+                self._upstream.abort()
+                self.upstream_failed(errors.UpstreamError(errors.BAD_RESPONSE, "unrequested 101", True))
+                return
+            headers = self.rt.client_headers(head.headers)
+            headers += [(b"connection", b"upgrade"), (b"upgrade", self._upgrade)]
+            self.writer.start(101, head.reason, headers)
+            self._tunnel()
+            return
+        if head.framing == LENGTH:
+            length = head.content_length
+        elif head.framing == NO_BODY:
+            length = _declared_length(head.headers)  # HEAD / 304 keep the backend's figure
+        else:
+            length = None
+        self.writer.start(head.status, head.reason, self.rt.client_headers(head.headers), length)
+        if head.framing != NO_BODY:
+            spool_factory = self.rt.new_response_spool if self.route.buffering else None
+            self._relay = Relay(self.writer, self._upstream, spool_factory, self._relay_complete)
+
+    def upstream_data(self, data):
+        self._relay.data(data)
+
+    def upstream_end(self):
+        self._upstream = None
+        self.upstream_time = self.rt.clock.seconds() - self.upstream_started
+        if self._relay is not None:
+            self._relay.end()
+        else:
+            self.writer.finish()
+
+    def upstream_failed(self, error):
+        self._upstream = None
+        if self.upstream_started is not None:
+            self.upstream_time = self.rt.clock.seconds() - self.upstream_started
+        if self._done:
+            return
+        if not self.writer.started:
+            if self._may_retry(error):
+                log.info("rid={rid} retrying on a fresh connection: {e}", rid=self.request_id, e=error)
+                self._attempt(None)
+                return
+            self._reply(error.status, "upstream %s: %s" % (self.member.name, error))
+            return
+        log.warn("rid={rid} upstream {m} failed mid-response: {e}", rid=self.request_id,
+                 m=self.member.name, e=error)
+        if self._relay is not None:
+            self._relay.abort()
+        self.writer.abort("upstream failed mid-response: %s" % error)
+
+    def _may_retry(self, error):
+        """A reused connection the backend closed before answering: retry once, fresh."""
+        return (
+            error.kind == errors.CLOSED
+            and not error.received
+            and self.attempts == 1
+            and self._reused
+            and self.head.method in IDEMPOTENT
+            and not (self._body is not None and self._body.in_file)
+        )
+
+    def _tunnel(self):
+        conn = self._upstream
+        self._upstream = None
+        self.upstream_time = self.rt.clock.seconds() - self.upstream_started
+        self.conn.start_tunnel(conn)
+
+    def _relay_complete(self):
+        self.writer.finish()
+
+    # -- answers and the end ---------------------------------------------------------------
+    def _reply(self, status, reason):
+        if status >= 500 or status in (408, 413, 508):
+            log.warn("rid={rid} {status}: {reason}", rid=self.request_id, status=status, reason=reason)
+        else:
+            log.info("rid={rid} {status}: {reason}", rid=self.request_id, status=status, reason=reason)
+        replies.send(self.writer, status, self.rt.clock.seconds())
+
+    def fail_request(self, status, reason):
+        """Answer ``status`` and close: the request stream cannot be trusted any more."""
+        if self._done:
+            return
+        if self._upstream is not None:
+            self._upstream.abort()
+            self._upstream = None
+        if self.writer.started:
+            self.writer.abort(reason)
+            return
+        log.info("rid={rid} {status}: {reason}", rid=self.request_id, status=status, reason=reason)
+        replies.send(self.writer, status, self.rt.clock.seconds(), close=True)
+
+    def response_done(self):
+        """The connection finished (or aborted) this response: log it and free everything."""
+        if self._done:
+            return
+        self._done = True
+        self._release()
+        self.rt.access_log.log(self._record())
+
+    def connection_lost(self):
+        """The client went away mid-request."""
+        if self._done:
+            return
+        if self._upstream is not None:
+            self._upstream.abort()
+            self._upstream = None
+        if self._relay is not None:
+            self._relay.abort()
+        if not self.writer.started:
+            self.writer.status = 499  # nginx's "client closed request", for the log only
+        self.response_done()
+
+    def _release(self):
+        if self._body is not None:
+            self._body.close()
+            self._body = None
+
+    def _record(self):
+        head = self.head
+        now = self.rt.clock.seconds()
+        return AccessRecord(
+            client_ip=self.conn.client_ip,
+            time=self.started_at,
+            method=head.method,
+            target=head.target,
+            version=head.version,
+            status=self.writer.status,
+            bytes_sent=self.writer.bytes_sent,
+            referer=_header(head.headers, b"referer"),
+            user_agent=_header(head.headers, b"user-agent"),
+            upstream=self.member.name if self.member is not None else "-",
+            upstream_time=self.upstream_time,
+            total_time=now - self.started_at,
+            request_id=self.request_id,
+            route=self.route.name if self.route is not None else "-",
+        )
+
+
+def _read_all(spool) -> bytes:
+    parts = []
+    while True:
+        data = spool.read(1 << 20)
+        if not data:
+            return b"".join(parts)
+        parts.append(data)
+
+
+def _declared_length(headers):
+    value = _header(headers, b"content-length")
+    if value is not None and value.isdigit() and len(value) <= 18:
+        return int(value)
+    return None
+
+
+def _header(headers, name):
+    for key, value in headers:
+        if key == name:
+            return value
+    return None

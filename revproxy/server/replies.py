@@ -1,0 +1,30 @@
+"""The proxy's own short responses: errors, 404, 408, 413, 502, 504 ..."""
+
+from __future__ import annotations
+
+from email.utils import formatdate
+from http import HTTPStatus
+
+
+def phrase(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b"Unknown"
+
+
+def send(writer, status: int, now: float, extra_headers=(), close=False) -> None:
+    """Write a complete small text response through ``writer``; ``close`` ends the connection."""
+    text = phrase(status)
+    body = b"%d %s\n" % (status, text)
+    headers = [
+        (b"date", formatdate(now, usegmt=True).encode("ascii")),
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"cache-control", b"no-store"),
+    ]
+    headers.extend(extra_headers)
+    if close:
+        writer.keep_alive = False
+    writer.start(status, text, headers, len(body))
+    writer.write(body)
+    writer.finish()

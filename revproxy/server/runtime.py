@@ -1,0 +1,82 @@
+"""Everything a request needs, built from one immutable ``Config`` snapshot.
+
+A connection keeps the runtime it was accepted under; a reload (SIGHUP) builds a new one and
+swaps ``RuntimeHolder.current``, so requests in flight finish on the snapshot they began with.
+"""
+
+from __future__ import annotations
+
+from revproxy.http1.parser import Limits as ParserLimits
+from revproxy.routing.router import Router
+from revproxy.server.proxy import ProxyRequest
+from revproxy.upstream.headers import ForwardingPolicy, client_response_headers, new_request_id_factory
+from revproxy.upstream.spool import Spool
+
+
+def parser_limits_for(limits):
+    """The HTTP/1.1 parser's limits (both sides) from the ``[limits]`` section."""
+    return ParserLimits(
+        max_request_line=limits.max_request_line,
+        max_header_bytes=limits.max_header_bytes,
+        max_header_count=limits.max_header_count,
+    )
+
+
+class Stats:
+    """Process-wide connection accounting; outlives reloads."""
+
+    def __init__(self, max_connections: int):
+        self.max_connections = max_connections
+        self.connections = set()
+        self.shutting_down = False
+
+    def connection_opened(self, conn) -> bool:
+        """Admit ``conn`` unless the ceiling is reached or the proxy is shutting down."""
+        if self.shutting_down or len(self.connections) >= self.max_connections:
+            return False
+        self.connections.add(conn)
+        return True
+
+    def connection_closed(self, conn) -> None:
+        self.connections.discard(conn)
+
+
+class Runtime:
+    def __init__(self, config, clock, stats, budget, temp_dir, access_log, backends, randbytes):
+        self.config = config
+        self.clock = clock
+        self.stats = stats
+        self.budget = budget
+        self.temp_dir = temp_dir
+        self.access_log = access_log
+        self.backends = backends  # pool name -> Backend
+        self.parser_limits = parser_limits_for(config.limits)
+        server = config.server
+        self.router = Router(config.routes)
+        self.forwarding = ForwardingPolicy(
+            server.proxy_name, server.trusted_proxies, server.request_id_header.encode("ascii")
+        )
+        self.allowed_upgrades = frozenset(p.lower().encode("ascii") for p in server.allow_upgrade)
+        self.new_request_id = new_request_id_factory(randbytes)
+        self._proxy_name = server.proxy_name
+
+    def new_request(self, conn, head, writer):
+        return ProxyRequest(conn, self, head, writer)
+
+    def new_request_spool(self):
+        return Spool(self.budget, self.config.buffering.request_memory,
+                     self.config.limits.max_body_size, self.temp_dir)
+
+    def new_response_spool(self):
+        buffering = self.config.buffering
+        return Spool(self.budget, buffering.response_memory, buffering.response_file_max, self.temp_dir)
+
+    def client_headers(self, headers):
+        return client_response_headers(headers, proxy_name=self._proxy_name, version=b"1.1")
+
+
+class RuntimeHolder:
+    """The runtime new connections are accepted under."""
+
+    def __init__(self, runtime):
+        self.current = runtime

@@ -1,0 +1,104 @@
+"""Frames one response onto the client connection (RFC 9112 §6): length, chunked or close."""
+
+from __future__ import annotations
+
+from revproxy.http1 import serialize
+
+_NO_BODY_STATUSES = (204, 304)
+
+
+class ResponseWriter:
+    """Writes one response for one request on a ``ClientConnection``.
+
+    The framing follows the request and the status: no body for HEAD, 1xx, 204 and 304;
+    ``Content-Length`` when the length is known; chunked for HTTP/1.1 clients otherwise;
+    close-delimited for HTTP/1.0 clients.
+    """
+
+    def __init__(self, conn, method: bytes, version: bytes, keep_alive: bool):
+        self._conn = conn
+        self._method = method
+        self._version = version
+        self.keep_alive = keep_alive
+        self.status = 0
+        self.bytes_sent = 0  # body bytes, as the access log counts them
+        self.started = False
+        self.finished = False
+        self._chunked = False
+        self._no_body = False
+        self._remaining = None  # body bytes still due when Content-Length framed
+
+    def informational(self, status: int, reason: bytes, headers) -> None:
+        """Relay a 1xx (not 101) to an HTTP/1.1 client; HTTP/1.0 clients never see one."""
+        if self._version == b"1.1" and not self.started:
+            self._conn.write(serialize.response_head(status, reason, headers))
+
+    def start(self, status: int, reason: bytes, headers, content_length=None) -> None:
+        """Send the head. ``headers`` carry no framing fields: they are added here."""
+        self.started = True
+        self.status = status
+        no_body = self._method == b"HEAD" or status < 200 or status in _NO_BODY_STATUSES
+        self._no_body = no_body
+        headers = list(headers)
+        if status == 101:
+            pass
+        elif no_body:
+            if content_length is not None and status != 204 and status >= 200:
+                headers.append((b"content-length", b"%d" % content_length))
+        elif content_length is not None:
+            headers.append((b"content-length", b"%d" % content_length))
+            self._remaining = content_length
+        elif self._version == b"1.1":
+            headers.append((b"transfer-encoding", b"chunked"))
+            self._chunked = True
+        else:
+            self.keep_alive = False
+        if not self.keep_alive and status != 101:
+            headers.append((b"connection", b"close"))
+        elif self._version == b"1.0":
+            headers.append((b"connection", b"keep-alive"))
+        self._conn.write(serialize.response_head(status, reason, headers))
+
+    def write(self, data: bytes) -> None:
+        if self._no_body or not data:
+            return
+        if self._remaining is not None:
+            if len(data) > self._remaining:
+                # The backend sent more than it announced: never forward the excess.
+                data = data[: self._remaining]
+            self._remaining -= len(data)
+        self.bytes_sent += len(data)
+        if self._chunked:
+            self._conn.write(serialize.chunk(data))
+        else:
+            self._conn.write(data)
+
+    def finish(self) -> None:
+        """The response is complete: close the framing and let the connection move on."""
+        if self.finished:
+            return
+        self.finished = True
+        if self._chunked:
+            self._conn.write(serialize.LAST_CHUNK)
+        if self._remaining:
+            # Fewer bytes than announced: the client must see a broken message, not a clean end.
+            self._conn.abort_response("response shorter than its Content-Length", hard=False)
+            return
+        self._conn.response_done(self.keep_alive)
+
+    def abort(self, reason: str) -> None:
+        """The response cannot be completed: end the connection so that the client sees a
+        broken message, never a clean end. With length or chunked framing the bytes already
+        relayed are flushed first (the framing itself shows the truncation); a close-delimited
+        body can only be marked broken by a reset."""
+        if not self.finished:
+            self.finished = True
+            framed = self._chunked or self._remaining is not None
+            self._conn.abort_response(reason, hard=not framed or not self.started)
+
+    # The relay registers here; the connection forwards the transport's flow control to it.
+    def registerProducer(self, producer, streaming) -> None:
+        self._conn.set_producer(producer)
+
+    def unregisterProducer(self) -> None:
+        self._conn.set_producer(None)

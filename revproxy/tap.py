@@ -1,0 +1,115 @@
+"""``twistd revproxy``: command-line options and the one composition root.
+
+This is the only module that touches the global reactor: everything else gets it injected.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from twisted.application import service
+from twisted.logger import FileLogObserver, Logger, formatEventAsClassicLogText, globalLogPublisher
+from twisted.python import usage
+
+from revproxy.config.errors import ConfigError
+from revproxy.config.load import apply_overrides, load_config, quick_config
+
+log = Logger(namespace="revproxy")
+
+
+class Options(usage.Options):
+    synopsis = "[--config FILE] [--listen ENDPOINT ...] [--upstream URL ...]"
+    longdesc = (
+        "Run the revproxy reverse proxy. With no --config the embedded default config is used: "
+        "it listens on 127.0.0.1:8080 and proxies to two DEMO backends it starts on 127.0.0.1:8001 "
+        "and :8002. Quick start without a file: --listen tcp:8080 --upstream http://127.0.0.1:8000 "
+        "(both repeatable; several upstreams form one pool). With --config, --listen replaces the "
+        "file's listeners and --upstream replaces the pool of its default route. "
+        "See docs/configuration.md for every config key."
+    )
+    optParameters = [
+        ["config", "c", None, "TOML config file (default: the embedded conf/revproxy.toml)."],
+    ]
+    optFlags = [
+        ["check", None, "Validate the configuration, print a summary and exit."],
+    ]
+
+    def __init__(self):
+        usage.Options.__init__(self)
+        self["listen"] = []
+        self["upstream"] = []
+
+    def opt_listen(self, endpoint):
+        """Twisted server endpoint to listen on, e.g. tcp:8080:interface=127.0.0.1 (repeatable)."""
+        self["listen"].append(endpoint)
+
+    def opt_upstream(self, url):
+        """Backend member URL, e.g. http://127.0.0.1:8000 (repeatable: one pool)."""
+        self["upstream"].append(url)
+
+    def postOptions(self):
+        try:
+            if self["config"] is None and self["upstream"]:
+                config = quick_config(self["listen"], self["upstream"])
+            else:
+                config = apply_overrides(load_config(self["config"]), self["listen"], self["upstream"])
+        except ConfigError as e:
+            raise usage.UsageError(str(e))
+        self.config = config
+        if self["check"]:
+            sys.stdout.write("%s: OK (%d listeners, %d pools, %d routes)\n" % (
+                config.source, len(config.server.listen), len(config.pools), len(config.routes)))
+            raise SystemExit(0)
+
+
+def _open_log(path, mode="a"):
+    if path == "-":
+        return sys.stdout
+    return open(path, mode, buffering=1, encoding="utf-8")
+
+
+def build(config, reactor, randbytes=os.urandom):
+    """Wire every object for ``config`` on ``reactor``; returns the ``ProxyService``."""
+    from revproxy.demo import demo_site
+    from revproxy.server.accesslog import AccessLog
+    from revproxy.server.runtime import Runtime, RuntimeHolder, Stats, parser_limits_for
+    from revproxy.server.service import ProxyService
+    from revproxy.upstream.backends import Backend
+    from revproxy.upstream.resolve import MemberResolver
+    from revproxy.upstream.spool import SpoolBudget, clean_temp_dir, make_temp_dir
+
+    buffering = config.buffering
+    temp_dir = make_temp_dir(buffering.temp_dir, os.getpid())
+    removed = clean_temp_dir(temp_dir)
+    if removed:
+        log.info("removed {n} leftover spool files from {d}", n=removed, d=temp_dir)
+    budget = SpoolBudget(buffering.total_memory, buffering.total_disk)
+    logging = config.logging
+    if logging.access_log:
+        stream = _open_log(logging.access_log)
+        access_log = AccessLog(stream.write, logging.access_format)
+    else:
+        access_log = AccessLog(lambda line: None, logging.access_format)
+    if logging.error_log not in ("", "-"):
+        globalLogPublisher.addObserver(
+            FileLogObserver(_open_log(logging.error_log), formatEventAsClassicLogText)
+        )
+    stats = Stats(config.limits.max_connections)
+    limits = parser_limits_for(config.limits)
+    backends = {pool.name: Backend(reactor, pool, limits) for pool in config.pools}
+    runtime = Runtime(config, reactor, stats, budget, temp_dir, access_log, backends, randbytes)
+    resolvers = [MemberResolver(reactor, reactor.nameResolver, b) for b in backends.values()]
+    sites = []
+    if config.demo.enabled:
+        for index, port in enumerate(config.demo.ports):
+            sites.append(("tcp:%d:interface=127.0.0.1" % port, demo_site("demo-%d" % (index + 1))))
+    return ProxyService(reactor, RuntimeHolder(runtime), resolvers, sites)
+
+
+def makeService(options):
+    from twisted.internet import reactor
+
+    top = service.MultiService()
+    build(options.config, reactor).setServiceParent(top)
+    return top

@@ -1,0 +1,110 @@
+"""Persistent connections to one backend member: reuse idle ones, open new ones, time them out."""
+
+from __future__ import annotations
+
+import socket
+
+from twisted.internet import error as neterror
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, connectProtocol
+
+from revproxy.upstream import errors
+from revproxy.upstream.protocol import UpstreamConnection
+
+_TIMEOUT_ERRORS = (neterror.TimeoutError, neterror.TCPTimedOutError)
+
+
+def _is_ipv6(host: str) -> bool:
+    try:
+        socket.inet_pton(socket.AF_INET6, host)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+class MemberPool:
+    """Connections to one member (``host``: an IP address, ``port``).
+
+    ``take_idle()`` hands out the most recently used idle connection (warmest first);
+    ``connect()`` opens a new one; ``release()`` takes a connection back after a complete
+    exchange, keeping at most ``max_idle`` of them, each closed after ``idle_timeout``.
+    """
+
+    def __init__(self, reactor, host, port, pool_config, parser_limits):
+        self.host = host
+        self.port = port
+        self.name = ("[%s]:%d" if _is_ipv6(host) else "%s:%d") % (host, port)
+        self._reactor = reactor
+        self._config = pool_config
+        self._parser_limits = parser_limits
+        self._endpoint_type = TCP6ClientEndpoint if _is_ipv6(host) else TCP4ClientEndpoint
+        self._idle = []
+        self.open = 0  # connections open or opening, idle ones included
+        self.closing = False
+
+    @property
+    def idle(self) -> int:
+        return len(self._idle)
+
+    def take_idle(self):
+        """An idle connected connection, or None."""
+        idle = self._idle
+        while idle:
+            conn = idle.pop()
+            timer, conn.idle_timer = conn.idle_timer, None
+            if timer is not None and timer.active():
+                timer.cancel()
+            if conn.connected:
+                return conn
+        return None
+
+    def connect(self):
+        """A Deferred firing with a new connection, or failing with an ``UpstreamError``."""
+        config = self._config
+        endpoint = self._endpoint_type(
+            self._reactor, self.host, self.port, timeout=max(1, int(round(config.connect_timeout)))
+        )
+        conn = UpstreamConnection(self._reactor, self._parser_limits, self)
+        self.open += 1
+        d = connectProtocol(endpoint, conn)
+        timer = self._reactor.callLater(config.connect_timeout, d.cancel)
+
+        def connected(result):
+            if timer.active():
+                timer.cancel()
+            return result
+
+        def failed(failure):
+            self.open -= 1
+            if timer.active():
+                timer.cancel()
+                if failure.check(*_TIMEOUT_ERRORS):
+                    raise errors.UpstreamError(errors.CONNECT_TIMEOUT, "connect timed out")
+                reason = failure.getErrorMessage() or failure.type.__name__
+                raise errors.UpstreamError(errors.CONNECT_FAILED, reason)
+            raise errors.UpstreamError(
+                errors.CONNECT_TIMEOUT, "connect timed out after %gs" % config.connect_timeout
+            )
+
+        d.addCallbacks(connected, failed)
+        return d
+
+    def release(self, conn):
+        """Take ``conn`` back after a complete exchange."""
+        if self.closing or not conn.connected or len(self._idle) >= self._config.max_idle_per_member:
+            conn.close()
+            return
+        conn.idle_timer = self._reactor.callLater(self._config.idle_timeout, conn.close)
+        self._idle.append(conn)
+
+    def lost(self, conn):
+        """``conn`` has closed (called once, from its ``connectionLost``)."""
+        if conn in self._idle:
+            self._idle.remove(conn)
+        self.open -= 1
+
+    def close_idle(self):
+        """Close every idle connection (shutdown, member removed)."""
+        self.closing = True
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()

@@ -1,0 +1,104 @@
+"""Member addresses: IP literals as they are; host names resolved at start and periodically.
+
+Every address a name resolves to becomes a member. A failed re-resolution keeps the last
+known addresses (and says so in the log), so a DNS hiccup never empties a pool.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IResolutionReceiver
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from zope.interface import implementer
+
+log = Logger(namespace="revproxy.resolve")
+
+
+def split_member(url: str):
+    """``http://host:port`` -> ``(host, port)``; IPv6 brackets removed; port 80 by default."""
+    parts = urlsplit(url)
+    return parts.hostname, parts.port or 80
+
+
+def is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+@implementer(IResolutionReceiver)
+class _Collector:
+    def __init__(self):
+        self.addresses = []
+        self.done = defer.Deferred()
+
+    def resolutionBegan(self, resolution):
+        pass
+
+    def addressResolved(self, address):
+        self.addresses.append(address.host)
+
+    def resolutionComplete(self):
+        self.done.callback(self.addresses)
+
+
+def resolve_all(name_resolver, host: str):
+    """A Deferred of every address ``host`` resolves to (possibly empty)."""
+    collector = _Collector()
+    name_resolver.resolveHostName(collector, host)
+    return collector.done
+
+
+class MemberResolver:
+    """Keeps one ``Backend``'s addresses current."""
+
+    def __init__(self, clock, name_resolver, backend):
+        self._clock = clock
+        self._resolver = name_resolver
+        self._backend = backend
+        self._members = [split_member(url) for url in backend.config.members]
+        self._loop = None
+        self._last = {}  # (host, port) -> the addresses it last resolved to
+
+    @property
+    def needs_dns(self) -> bool:
+        return any(not is_ip(host) for host, _ in self._members)
+
+    def start(self):
+        """Resolve now; when a name is involved, again every ``resolve_interval``."""
+        if not self.needs_dns:
+            self._backend.set_addresses(self._members)
+            return defer.succeed(None)
+        self._loop = LoopingCall(self.refresh)
+        self._loop.clock = self._clock
+        return self._loop.start(self._backend.config.resolve_interval, now=True)
+
+    def stop(self):
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+
+    @defer.inlineCallbacks
+    def refresh(self):
+        addresses = []
+        for host, port in self._members:
+            if is_ip(host):
+                addresses.append((host, port))
+                continue
+            try:
+                found = yield resolve_all(self._resolver, host)
+            except Exception as e:  # a resolver failure must not stop the loop
+                found = []
+                log.warn("resolving {host}: {e}", host=host, e=e)
+            if found:
+                self._last[(host, port)] = [(ip, port) for ip in sorted(set(found))]
+            else:
+                log.warn("pool {pool}: {host} resolved to nothing; keeping the last addresses",
+                         pool=self._backend.name, host=host)
+            addresses.extend(self._last.get((host, port), []))
+        self._backend.set_addresses(addresses)

@@ -1,0 +1,250 @@
+"""Body buffers for spoon-feeding: memory up to a limit, then an unlinked temp file up to a cap.
+
+A ``Spool`` is a FIFO of bytes: written at the end, read from the front, possibly at the same
+time. Every byte it holds is reserved from a process-wide ``SpoolBudget`` first, so all spools
+together never exceed the configured memory and disk totals. When there is no room, ``write``
+refuses the whole piece and the caller applies back-pressure (or answers 413/502).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from collections import deque
+from typing import Deque, Optional
+
+#: Name prefix of spool temp files; ``clean_temp_dir`` removes only files carrying it.
+SPOOL_PREFIX = "revproxy-spool-"
+
+
+class SpoolBudget:
+    """Byte counters shared by every spool of the process; reservations beyond a total fail."""
+
+    def __init__(self, total_memory: int, total_disk: int) -> None:
+        self.total_memory = total_memory
+        self.total_disk = total_disk
+        self.memory_used = 0
+        self.disk_used = 0
+
+    def reserve_memory(self, n: int) -> bool:
+        """Take ``n`` bytes of memory; ``False`` (and nothing taken) if that exceeds the total."""
+        if self.memory_used + n > self.total_memory:
+            return False
+        self.memory_used += n
+        return True
+
+    def release_memory(self, n: int) -> None:
+        """Give back ``n`` bytes previously reserved with ``reserve_memory``."""
+        self.memory_used -= n
+
+    def reserve_disk(self, n: int) -> bool:
+        """Take ``n`` bytes of disk; ``False`` (and nothing taken) if that exceeds the total."""
+        if self.disk_used + n > self.total_disk:
+            return False
+        self.disk_used += n
+        return True
+
+    def release_disk(self, n: int) -> None:
+        """Give back ``n`` bytes previously reserved with ``reserve_disk``."""
+        self.disk_used -= n
+
+
+class Spool:
+    """A FIFO of bytes held in memory, then in a temp file, within limits and a shared budget.
+
+    Invariant: every byte in memory precedes every byte in the file, so a piece goes to memory
+    only while the file holds nothing unread. The file's disk reservation is its size; it is
+    given back when the file has been read to the end and truncated to zero.
+
+    ``pending`` is the bytes written and not yet read, ``total`` the bytes ever accepted,
+    ``in_file`` whether the spool ever spilled to disk, and ``last_error`` the ``OSError``
+    that made a write fail (temp dir missing, disk full...), for the owner's error log.
+    """
+
+    def __init__(
+        self, budget: SpoolBudget, memory_limit: int, file_limit: int, temp_dir: str
+    ) -> None:
+        self._budget = budget
+        self._memory_limit = memory_limit
+        self._file_limit = file_limit
+        self._temp_dir = temp_dir
+        self._chunks: Deque[bytes] = deque()
+        self._head_offset = 0  # bytes of _chunks[0] already read
+        self._memory = 0  # bytes of the chunks still held (and reserved)
+        self._fd = -1
+        self._write_offset = 0  # == file size == disk reserved
+        self._read_offset = 0
+        self._closed = False
+        self.pending = 0
+        self.total = 0
+        self.in_file = False
+        self.last_error: Optional[OSError] = None
+
+    def write(self, data: bytes) -> bool:
+        """Append ``data``; ``False`` when neither memory nor file has room (nothing stored)."""
+        n = len(data)
+        if self._closed:
+            return False
+        if not n:
+            return True
+        if (
+            self._write_offset == self._read_offset
+            and self._memory + n <= self._memory_limit
+            and self._budget.reserve_memory(n)
+        ):
+            self._chunks.append(data)
+            self._memory += n
+        elif not self._write_file(data):
+            return False
+        self.pending += n
+        self.total += n
+        return True
+
+    def read(self, max_bytes: int = 65536) -> bytes:
+        """Remove and return up to ``max_bytes`` from the front; ``b""`` when nothing is pending."""
+        if self._chunks:
+            data = self._read_memory(max_bytes)
+        elif self._write_offset > self._read_offset:
+            data = self._read_file(max_bytes)
+        else:
+            return b""
+        self.pending -= len(data)
+        return data
+
+    def close(self) -> None:
+        """Drop what is held, give back every reservation and close the file; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._budget.release_memory(self._memory)
+        self._memory = 0
+        self._chunks.clear()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        self._budget.release_disk(self._write_offset)
+        self._write_offset = self._read_offset = 0
+        self.pending = 0
+
+    def _read_memory(self, max_bytes: int) -> bytes:
+        # Whole chunks are handed out without copying; only a split head chunk is sliced.
+        chunks = self._chunks
+        pieces = []
+        want = max_bytes
+        while want > 0 and chunks:
+            head = chunks[0]
+            start = self._head_offset
+            available = len(head) - start
+            if available > want:
+                pieces.append(head[start : start + want])
+                self._head_offset = start + want
+                break
+            pieces.append(head[start:] if start else head)
+            chunks.popleft()
+            self._head_offset = 0
+            self._memory -= len(head)
+            self._budget.release_memory(len(head))
+            want -= available
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    def _read_file(self, max_bytes: int) -> bytes:
+        n = min(max_bytes, self._write_offset - self._read_offset)
+        data = os.pread(self._fd, n, self._read_offset)
+        if not data:
+            raise OSError("spool file shorter than written (%d bytes)" % self._write_offset)
+        self._read_offset += len(data)
+        if self._read_offset == self._write_offset:
+            # Everything read: start the file over so a long stream doesn't grow it forever.
+            os.ftruncate(self._fd, 0)
+            self._budget.release_disk(self._write_offset)
+            self._write_offset = self._read_offset = 0
+        return data
+
+    def _write_file(self, data: bytes) -> bool:
+        n = len(data)
+        if self._write_offset + n > self._file_limit or not self._budget.reserve_disk(n):
+            return False
+        try:
+            if self._fd < 0:
+                self._fd = _open_unlinked(self._temp_dir)
+                self.in_file = True
+            _pwrite_all(self._fd, data, self._write_offset)
+        except OSError as e:
+            self._budget.release_disk(n)
+            self.last_error = e
+            return False
+        self._write_offset += n
+        return True
+
+
+def _open_unlinked(temp_dir: str) -> int:
+    """Create a private temp file and unlink it at once: a crash then leaves nothing behind."""
+    fd, path = tempfile.mkstemp(prefix=SPOOL_PREFIX, dir=temp_dir)
+    try:
+        os.unlink(path)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    written = os.pwrite(fd, data, offset)
+    if written == len(data):
+        return
+    view = memoryview(data)[written:]  # short write: rare, only then pay for a view
+    offset += written
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
+
+
+def clean_temp_dir(path: str) -> int:
+    """Remove leftover spool files (regular files named ``SPOOL_PREFIX*``) from ``path``.
+
+    Returns how many were removed; a missing directory counts as clean (0).
+    """
+    try:
+        entries = list(os.scandir(path))
+    except FileNotFoundError:
+        return 0
+    removed = 0
+    for entry in entries:
+        if entry.name.startswith(SPOOL_PREFIX) and entry.is_file(follow_symlinks=False):
+            try:
+                os.unlink(entry.path)
+            except FileNotFoundError:
+                continue
+            removed += 1
+    return removed
+
+
+def make_temp_dir(path_or_empty: str, pid: int) -> str:
+    """Create (if needed) and return the spool directory.
+
+    A configured path is created with its parents. ``""`` means ``<system temp>/revproxy-<pid>``;
+    as that name is guessable in a shared directory, an existing one must be a real directory
+    owned by us and not writable by others, else ``PermissionError``.
+    """
+    if path_or_empty:
+        os.makedirs(path_or_empty, mode=0o700, exist_ok=True)
+        return path_or_empty
+    path = os.path.join(tempfile.gettempdir(), "revproxy-%d" % pid)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        _check_private_dir(path)
+    return path
+
+
+def _check_private_dir(path: str) -> None:
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise PermissionError("spool temp dir %r exists and is not a directory" % path)
+    if st.st_uid != os.getuid() or st.st_mode & 0o022:
+        raise PermissionError(
+            "spool temp dir %r is not private (owner uid %d, mode %o)"
+            % (path, st.st_uid, stat.S_IMODE(st.st_mode))
+        )
