@@ -66,7 +66,7 @@ NGINX_PROXY = """    upstream backend {{
 
 HAPROXY_CONF = """global
     nbthread 1
-    maxconn 20000
+    maxconn 4096  # above ~10000 haproxy wants more file descriptors than ulimit -n allows
 defaults
     mode http
     timeout connect 5s

@@ -155,8 +155,9 @@ def parse_wrk(text: str) -> Dict[str, float]:
               "requests": number(r"^\s*(\d+) requests in ")}
     for pct in ("50", "99"):
         match = re.search(r"^\s*%s(?:\.0+)?%%\s+([\d.]+)(us|ms|s|m|h)\s*$" % pct, text, re.M)
-        result["p%s_ms" % pct] = (float(match.group(1)) * TIME_UNITS_MS[match.group(2)]
-                                  if match else float("nan"))
+        if not match:
+            raise RuntimeError("no %s%% latency in wrk output: %s" % (pct, text[-300:]))
+        result["p%s_ms" % pct] = float(match.group(1)) * TIME_UNITS_MS[match.group(2)]
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), "
                               r"timeout (\d+)", text)
     errors = sum(int(n) for n in socket_errors.groups()) if socket_errors else 0
@@ -320,7 +321,7 @@ def run_all(args, procs: Processes, report: dict) -> None:
         print("%s:" % name)
         try:
             report["results"].extend(bench_proxy(name, procs, upstream, args))
-        except LookupError as e:
+        except (LookupError, RuntimeError) as e:  # not installed, did not start, wrk failed
             report["skipped"][name] = str(e)
             print("  note: skipped: %s" % e)
 
@@ -331,6 +332,7 @@ def interrupt(signum, frame):
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows up at once through a pipe
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2

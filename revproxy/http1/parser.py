@@ -57,7 +57,10 @@ def _collect(fields: List[Any], names: frozenset) -> Dict[bytes, List[bytes]]:
 def _split_head(block: bytes) -> List[bytes]:
     """Lines of a head whose line ends are known good; rejects control bytes in fields."""
     lines = block.split(b"\r\n")
-    if HEAD_CTL.search(block, len(lines[0])) is not None:
+    m = HEAD_CTL.search(block)
+    if m is not None:
+        if m.start() < len(lines[0]):
+            raise ProtocolError(400, "control character in start line")
         raise ProtocolError(400, "control character in header field")
     return lines
 
