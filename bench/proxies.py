@@ -80,6 +80,18 @@ backend upstream
     server backend1 127.0.0.1:{upstream}
 """
 
+# revproxy's defaults except the access log, which is off as it is for nginx and HAProxy.
+REVPROXY_CONF = """[logging]
+access_log = ""
+
+[pools.bench]
+members = ["http://127.0.0.1:{upstream}"]
+
+[[routes]]
+name = "default"
+pool = "bench"
+"""
+
 
 def venv_bin(venv: str, program: str) -> Optional[str]:
     """Path of ``program`` in the repo's ``venv`` (".venv", ".venv-pypy"), or None if absent."""
@@ -134,6 +146,8 @@ def proxy_launch(name: str, work: str, port: int, upstream: int, extra: List[str
         twistd = venv_bin(venv, "twistd")
         if twistd is None:
             return Launch([], "%s/ is missing (run scripts/setup-env)" % venv)
+        if "--config" not in extra and not any(a.startswith("--config=") for a in extra):
+            extra = ["--config", _revproxy_config(work, upstream)] + extra
         return Launch([twistd, "-n", "--pidfile=", "revproxy",
                        "--listen", "tcp:%d:interface=127.0.0.1" % port,
                        "--upstream", "http://127.0.0.1:%d" % upstream] + extra)
@@ -145,6 +159,14 @@ def proxy_launch(name: str, work: str, port: int, upstream: int, extra: List[str
     if name == "haproxy":
         return _haproxy_launch(work, port, upstream)
     raise ValueError("unknown proxy %r" % (name,))
+
+
+def _revproxy_config(work: str, upstream: int) -> str:
+    """Write the benchmark's revproxy config (defaults, access log off); returns its path."""
+    path = os.path.join(work, "revproxy.toml")
+    with open(path, "w") as f:
+        f.write(REVPROXY_CONF.format(upstream=upstream))
+    return path
 
 
 def _haproxy_launch(work: str, port: int, upstream: int) -> Launch:

@@ -55,7 +55,8 @@ class Options(usage.Options):
             else:
                 config = apply_overrides(load_config(self["config"]), self["listen"], self["upstream"])
         except ConfigError as e:
-            raise usage.UsageError(str(e))
+            # A config error is not a usage error: say what is wrong, not the whole --help.
+            raise SystemExit("revproxy: bad configuration: %s" % e)
         self.config = config
         if self["check"]:
             sys.stdout.write("%s: OK (%d listeners, %d pools, %d routes)\n" % (

@@ -12,7 +12,7 @@ Everything here is pure: no I/O, no clock, no Twisted.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from .errors import ProtocolError
 from .fields import (
@@ -54,15 +54,18 @@ def _collect(fields: List[Any], names: frozenset) -> Dict[bytes, List[bytes]]:
     return found
 
 
-def _split_head(block: bytes) -> List[bytes]:
-    """Lines of a head whose line ends are known good; rejects control bytes in fields."""
-    lines = block.split(b"\r\n")
+def _start_line(block: bytes) -> Tuple[bytes, int]:
+    """The first line of a head (line ends known good) and where its fields start.
+
+    Control bytes anywhere in the head are refused here, in one regex scan.
+    """
+    eol = block.find(b"\r\n")
     m = HEAD_CTL.search(block)
     if m is not None:
-        if m.start() < len(lines[0]):
+        if m.start() < eol:
             raise ProtocolError(400, "control character in start line")
         raise ProtocolError(400, "control character in header field")
-    return lines
+    return block[:eol], eol + 2
 
 
 class RequestParser(MessageReader):
@@ -109,7 +112,7 @@ class RequestParser(MessageReader):
         if size < 0:
             self._check_partial_head()
             return self._starved()
-        head = self._build_head(buf[pos:pos + size - 4])
+        head = self._build_head(buf[pos:pos + size - 2])
         self._take(size)
         self._start_body(head.framing, head.content_length)
         return head
@@ -127,9 +130,10 @@ class RequestParser(MessageReader):
         self._check_block_size()
 
     def _build_head(self, block: bytes) -> RequestHead:
-        lines = _split_head(block)
-        method, target, version = parse_request_line(lines[0], self._max_line)
-        fields = parse_fields(lines, 1, self._max_count)
+        """Interpret a head (``block`` ends with the last line's CRLF)."""
+        line, start = _start_line(block)
+        method, target, version = parse_request_line(line, self._max_line)
+        fields = parse_fields(block, start, self._max_count)
         found = _collect(fields, _REQUEST_FIELDS)
         head = RequestHead(method, target, version, fields)
         head.host = _request_host(method, target, version, found.get(b"host"))
@@ -236,7 +240,7 @@ class ResponseParser(MessageReader):
         if size < 0:
             self._check_partial_head()
             return self._starved()
-        head = self._build_head(buf[pos:pos + size - 4])
+        head = self._build_head(buf[pos:pos + size - 2])
         self._take(size)
         if head.status < 200 and head.status != 101:
             self._interim = True
@@ -258,9 +262,10 @@ class ResponseParser(MessageReader):
         self._check_block_size()
 
     def _build_head(self, block: bytes) -> ResponseHead:
-        lines = _split_head(block)
-        version, status, reason = parse_status_line(lines[0])
-        fields = parse_fields(lines, 1, self._max_count)
+        """Interpret a head (``block`` ends with the last line's CRLF)."""
+        line, start = _start_line(block)
+        version, status, reason = parse_status_line(line)
+        fields = parse_fields(block, start, self._max_count)
         found = _collect(fields, _RESPONSE_FIELDS)
         head = ResponseHead(status, reason, version, fields)
         tunnel = status == 101 or (self._method == b"CONNECT" and 200 <= status < 300)

@@ -242,11 +242,11 @@ class MessageReader:
         if size < 0:
             self._check_block_size()
             return self._starved()
-        block = buf[pos:pos + size - 4]
+        block = buf[pos:pos + size - 2]
         self._take(size)
         if HEAD_CTL.search(block) is not None:
             raise ProtocolError(400, "control character in trailer field")
-        parse_fields(block.split(b"\r\n"), 0, self._max_count)  # validated, then dropped
+        parse_fields(block, 0, self._max_count)  # validated, then dropped
         return self._step_end()
 
     def _step_until_close(self) -> Event:

@@ -288,6 +288,8 @@ class ClientConnection(Protocol):
 class ProxyFactory(Factory):
     """Builds a ``ClientConnection`` on the runtime current at accept time."""
 
+    noisy = False
+
     def __init__(self, runtime_holder, scheme="http"):
         self._holder = runtime_holder
         self._scheme = scheme

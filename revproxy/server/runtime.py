@@ -6,6 +6,8 @@ swaps ``RuntimeHolder.current``, so requests in flight finish on the snapshot th
 
 from __future__ import annotations
 
+from twisted.internet import defer
+
 from revproxy.http1.parser import Limits as ParserLimits
 from revproxy.routing.router import Router
 from revproxy.server.proxy import ProxyRequest
@@ -29,6 +31,7 @@ class Stats:
         self.max_connections = max_connections
         self.connections = set()
         self.shutting_down = False
+        self._empty_waiters = []
 
     def connection_opened(self, conn) -> bool:
         """Admit ``conn`` unless the ceiling is reached or the proxy is shutting down."""
@@ -39,6 +42,19 @@ class Stats:
 
     def connection_closed(self, conn) -> None:
         self.connections.discard(conn)
+        if not self.connections:
+            waiters, self._empty_waiters = self._empty_waiters, []
+            for d in waiters:
+                d.callback(None)
+
+    def wait_empty(self):
+        """A Deferred that fires once no client connection is open."""
+        d = defer.Deferred()
+        if self.connections:
+            self._empty_waiters.append(d)
+        else:
+            d.callback(None)
+        return d
 
 
 class Runtime:

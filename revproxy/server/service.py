@@ -81,23 +81,20 @@ class ProxyService(service.Service):
 
     def _drain(self, stats):
         timeout = self.runtime.config.server.shutdown_timeout
-        done = defer.Deferred()
-        deadline = self._reactor.seconds() + timeout
 
-        def check():
-            if not stats.connections:
-                for backend in self.runtime.backends.values():
-                    backend.close_idle()
-                done.callback(None)
-            elif self._reactor.seconds() >= deadline:
-                log.warn("shutdown: aborting {n} connections still busy after {t}s",
-                         n=len(stats.connections), t=timeout)
-                for conn in list(stats.connections):
-                    conn.transport.abortConnection()
-                stats.connections.clear()
-                done.callback(None)
-            else:
-                self._reactor.callLater(0.05, check)
+        def abort_stragglers():
+            log.warn("shutdown: aborting {n} connections still busy after {t}s",
+                     n=len(stats.connections), t=timeout)
+            for conn in list(stats.connections):
+                conn.transport.abortConnection()
+                stats.connection_closed(conn)
 
-        check()
-        return done
+        deadline = self._reactor.callLater(timeout, abort_stragglers)
+
+        def drained(_):
+            if deadline.active():
+                deadline.cancel()
+            for backend in self.runtime.backends.values():
+                backend.close_idle()
+
+        return stats.wait_empty().addCallback(drained)

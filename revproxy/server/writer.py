@@ -37,6 +37,8 @@ class ResponseWriter:
         """Send the head. ``headers`` carry no framing fields: they are added here."""
         self.started = True
         self.status = status
+        if self._conn.runtime.stats.shutting_down:
+            self.keep_alive = False
         no_body = self._method == b"HEAD" or status < 200 or status in _NO_BODY_STATUSES
         self._no_body = no_body
         headers = list(headers)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import socket
 
 from twisted.internet import error as neterror
-from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, connectProtocol
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
+from twisted.internet.protocol import Factory
 
 from revproxy.upstream import errors
 from revproxy.upstream.protocol import UpstreamConnection
@@ -19,6 +20,18 @@ def _is_ipv6(host: str) -> bool:
     except (OSError, ValueError):
         return False
     return True
+
+
+class _QuietFactory(Factory):
+    """Hands the endpoint one prepared connection; logs nothing per connection."""
+
+    noisy = False
+
+    def __init__(self, conn):
+        self._conn = conn
+
+    def buildProtocol(self, addr):
+        return self._conn
 
 
 class MemberPool:
@@ -65,7 +78,7 @@ class MemberPool:
         )
         conn = UpstreamConnection(self._reactor, self._parser_limits, self)
         self.open += 1
-        d = connectProtocol(endpoint, conn)
+        d = endpoint.connect(_QuietFactory(conn))
         timer = self._reactor.callLater(config.connect_timeout, d.cancel)
 
         def connected(result):

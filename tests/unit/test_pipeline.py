@@ -354,3 +354,39 @@ class ConnectionLimitTests(unittest.TestCase):
         self.assertTrue(client.reading_paused)
         backend.dataReceived(OK)
         self.assertFalse(client.reading_paused)
+
+
+class ShutdownTests(unittest.TestCase):
+    def test_graceful_shutdown_finishes_in_flight_and_closes_idle(self):
+        """SIGTERM: idle connections close at once, a request in flight completes (with
+        Connection: close), new connections are refused, then the stop Deferred fires."""
+        world = World(self, config_dict(server={"shutdown_timeout": 30}))
+        busy, busy_t = world.client()
+        idle, idle_t = world.client()
+        busy.dataReceived(GET)
+        backend, upstream = world.accept_backend()
+        stopped = world.service.stopService()
+        self.assertTrue(idle_t.disconnecting)
+        self.assertFalse(busy_t.disconnecting)
+        idle.connectionLost(error.ConnectionDone())
+        late, late_t = world.client()
+        self.assertTrue(late_t.aborted)
+        self.assertNoResult(stopped)
+        backend.dataReceived(OK)
+        self.assertIn(b"connection: close", busy_t.value())
+        self.assertTrue(busy_t.disconnecting)
+        busy.connectionLost(error.ConnectionDone())
+        self.successResultOf(stopped)
+
+    def test_shutdown_deadline_aborts_stragglers(self):
+        """Requests still running after shutdown_timeout are aborted and the stop completes."""
+        world = World(self, config_dict(server={"shutdown_timeout": 10}))
+        busy, busy_t = world.client()
+        busy.dataReceived(GET)
+        world.accept_backend()
+        stopped = world.service.stopService()
+        world.reactor.advance(9)
+        self.assertNoResult(stopped)
+        world.reactor.advance(2)
+        self.assertTrue(busy_t.aborted)
+        self.successResultOf(stopped)

@@ -1,0 +1,125 @@
+"""``twistd revproxy`` as a real process: plugin discovery, --help, bad config, quick start,
+graceful shutdown on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+from twisted.internet import defer, protocol, reactor
+from twisted.trial import unittest
+
+from tests.integration.support import backend_site, connect, listen, with_timeout
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TWISTD = "from twisted.scripts.twistd import run; run()"
+
+
+class TwistdProcess(protocol.ProcessProtocol):
+    def __init__(self):
+        self.output = b""
+        self.ended = defer.Deferred()
+        self._waiting = []
+
+    def outReceived(self, data):
+        self.output += data
+        for pattern, d in list(self._waiting):
+            match = re.search(pattern, self.output)
+            if match:
+                self._waiting.remove((pattern, d))
+                d.callback(match)
+
+    errReceived = outReceived
+
+    def wait_for(self, pattern):
+        d = defer.Deferred()
+        self._waiting.append((pattern, d))
+        self.outReceived(b"")
+        return with_timeout(d, 20)
+
+    def processEnded(self, reason):
+        # twistd re-raises the signal that stopped it, so SIGTERM shows as that signal.
+        code = reason.value.exitCode
+        self.ended.callback("SIGTERM" if reason.value.signal == 15 else code)
+
+
+def spawn(testcase, *args):
+    proc = TwistdProcess()
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    transport = reactor.spawnProcess(
+        proc, sys.executable, [sys.executable, "-c", TWISTD] + list(args), env=env, path=testcase.mktemp_dir
+    )
+
+    def cleanup():
+        if proc.ended.called:
+            return None
+        try:
+            transport.signalProcess("KILL")
+        except Exception:
+            pass
+        return proc.ended
+
+    testcase.addCleanup(cleanup)
+    return proc, transport
+
+
+class TwistdTests(unittest.TestCase):
+    def setUp(self):
+        self.mktemp_dir = os.path.abspath(self.mktemp())
+        os.makedirs(self.mktemp_dir)
+
+    def test_plugin_is_discovered(self):
+        """twisted.plugin finds the revproxy service maker."""
+        from twisted.plugin import getPlugins
+        from twisted.application.service import IServiceMaker
+
+        names = [p.tapname for p in getPlugins(IServiceMaker)]
+        self.assertIn("revproxy", names)
+
+    @defer.inlineCallbacks
+    def test_help_documents_options(self):
+        """--help lists every revproxy option and exits 0."""
+        proc, _ = spawn(self, "revproxy", "--help")
+        code = yield with_timeout(proc.ended, 30)
+        self.assertEqual(code, 0)
+        for option in (b"--config", b"--listen", b"--upstream", b"--check"):
+            self.assertIn(option, proc.output)
+
+    @defer.inlineCallbacks
+    def test_bad_config_names_file_key_and_expectation(self):
+        """A bad value fails start-up with file, key and expectation, and no traceback."""
+        path = os.path.join(self.mktemp_dir, "bad.toml")
+        with open(path, "w") as f:
+            f.write('[pools.main]\nmembers = ["http://127.0.0.1:1"]\nconnect_timeout = "soon"\n')
+        proc, _ = spawn(self, "-n", "--pidfile=", "revproxy", "--config", path)
+        code = yield with_timeout(proc.ended, 30)
+        self.assertNotEqual(code, 0)
+        self.assertIn(path.encode(), proc.output)
+        self.assertIn(b"connect_timeout", proc.output)
+        self.assertIn(b"soon", proc.output)
+        self.assertIn(b"expected", proc.output)
+        self.assertNotIn(b"Traceback", proc.output)
+
+    @defer.inlineCallbacks
+    def test_quick_start_proxies_and_sigterm_drains(self):
+        """--listen/--upstream proxy a real backend; SIGTERM lets the process exit cleanly."""
+        backend = listen(backend_site())
+        self.addCleanup(backend.stopListening)
+        proc, transport = spawn(
+            self, "-n", "--pidfile=", "revproxy", "--listen", "tcp:0:interface=127.0.0.1",
+            "--upstream", "http://127.0.0.1:%d" % backend.getHost().port,
+        )
+        match = yield proc.wait_for(rb"listening on IPv4Address\(type='TCP', host='127\.0\.0\.1', port=(\d+)\)")
+        port = int(match.group(1))
+        client = yield connect(port)
+        client.transport.write(b"GET /size/5 HTTP/1.1\r\nHost: a\r\n\r\n")
+        [(head, body)] = yield with_timeout(client.responses(1))
+        self.assertEqual(head.status, 200)
+        self.assertEqual(len(body), 5)
+        yield proc.wait_for(rb'"GET /size/5 HTTP/1.1" 200 5 .* upstream=127\.0\.0\.1:\d+')
+        transport.signalProcess("TERM")
+        code = yield with_timeout(proc.ended, 30)
+        self.assertEqual(code, "SIGTERM", proc.output)
+        self.assertIn(b"Server Shut Down", proc.output)
+        yield with_timeout(client.closed)
