@@ -176,8 +176,20 @@ class RawClient(protocol.Protocol):
         self._check()
         return d
 
+    def until(self, predicate):
+        """A Deferred firing once ``predicate(received)`` holds (checked on each arrival)."""
+        d = defer.Deferred()
+        self._waiters.append((predicate, d, None))
+        self._check()
+        return d
+
     def _check(self):
         for waiter in list(self._waiters):
+            if callable(waiter[0]):
+                if waiter[0](self.received):
+                    self._waiters.remove(waiter)
+                    waiter[1].callback(self.received)
+                continue
             count, d, methods = waiter
             parsed = parse_responses(self.received, methods)
             if len(parsed) >= count:

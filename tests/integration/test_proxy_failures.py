@@ -150,7 +150,7 @@ class BackendFailureTests(unittest.TestCase):
 class SpoonFeedingTests(unittest.TestCase):
     @defer.inlineCallbacks
     def test_slow_client_while_backend_connection_is_back_in_pool(self):
-        """A client that doesn't read a 3 MB response: the backend exchange completes, the
+        """A client that doesn't read a 16 MB response: the backend exchange completes, the
         connection returns to the pool and serves another client, then the slow one drains."""
         backend = listen(backend_site())
         self.addCleanup(backend.stopListening)
@@ -158,15 +158,23 @@ class SpoonFeedingTests(unittest.TestCase):
         data["buffering"] = {"response_memory": 65536}
         service, port = yield start_proxy(self, data)
         member = service.runtime.backends["main"].members[0]
+        released = defer.Deferred()
+        original_release = member.release
+
+        def release(conn):
+            original_release(conn)
+            if not released.called:
+                budget = service.runtime.budget
+                released.callback(budget.memory_used + budget.disk_used)
+
+        member.release = release
 
         slow = yield connect(port)
         slow.transport.pauseProducing()  # stop reading: the kernel buffers fill up
-        size = 3 * 1024 * 1024
+        size = 16 * 1024 * 1024  # well past what the kernel's socket buffers absorb
         slow.transport.write(b"GET /size/%d HTTP/1.1\r\nHost: a\r\n\r\n" % size)
-        for _ in range(200):
-            if member.idle == 1:
-                break
-            yield deferLater(0.02)
+        spooled = yield with_timeout(released, 30)
+        self.assertGreater(spooled, 1024 * 1024, "the response was spooled, not streamed")
         self.assertEqual(member.idle, 1, "backend connection not back in the pool")
         self.assertEqual(member.open, 1)
 
@@ -183,8 +191,3 @@ class SpoonFeedingTests(unittest.TestCase):
         slow.transport.loseConnection()
         fast.transport.loseConnection()
 
-
-def deferLater(seconds):
-    from twisted.internet import task
-
-    return task.deferLater(reactor, seconds, lambda: None)
