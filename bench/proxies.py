@@ -130,11 +130,15 @@ def nginx_launch(work: str, name: str, body: str) -> Launch:
     return Launch([nginx, "-e", error_log, "-p", work, "-c", conf])
 
 
-def backend_launch(work: str, port: int, docroot: str) -> Launch:
-    """The fixed backend: nginx serving ``docroot`` when installed, else a Twisted static site."""
-    launch = nginx_launch(work, "backend", NGINX_BACKEND.format(port=port, docroot=docroot))
-    if not launch.skip:
-        return launch
+def backend_launch(work: str, port: int, docroot: str, kind: str = "auto") -> Launch:
+    """The fixed backend: nginx serving ``docroot`` when installed, else a Twisted static site.
+
+    ``kind`` "nginx" or "twisted" forces one (a missing nginx then gives a Launch with skip).
+    """
+    if kind != "twisted":
+        launch = nginx_launch(work, "backend", NGINX_BACKEND.format(port=port, docroot=docroot))
+        if not launch.skip or kind == "nginx":
+            return launch
     script = os.path.join(BENCH, "twisted_server.py")
     return Launch([twisted_python(), script, "static", str(port), docroot])
 

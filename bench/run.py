@@ -197,11 +197,13 @@ def peak_rss_kib(leader: int) -> int:
     return total
 
 
-def start_backend(procs: Processes) -> Tuple[int, str]:
+def start_backend(procs: Processes, backend: str) -> Tuple[int, str]:
     """Start the fixed backend on CPU 0; returns (port, kind). Raises if it does not come up."""
     docroot = proxies.write_docroot(procs.work)
     port = free_port()
-    launch = proxies.backend_launch(procs.work, port, docroot)
+    launch = proxies.backend_launch(procs.work, port, docroot, backend)
+    if launch.skip:
+        raise RuntimeError("backend: " + launch.skip)
     kind = "nginx" if "nginx" in os.path.basename(launch.argv[0]) else "twisted-static"
     proc = procs.start("backend", launch.argv, cpu=0)
     problem = wait_ready(proc, port)
@@ -289,6 +291,8 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--duration", type=int, default=10, help="seconds per scenario (10)")
     parser.add_argument("--only", default="", help="comma-separated subset of: "
                         + ", ".join(proxies.PROXY_NAMES) + " ('revproxy' = both revproxies)")
+    parser.add_argument("--backend", choices=("auto", "nginx", "twisted"), default="auto",
+                        help="the fixed backend: nginx if installed (auto), or force one")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON here")
     parser.add_argument("--revproxy-args", default="", type=shlex.split,
                         help="extra arguments after 'twistd -n revproxy --listen .. --upstream ..'")
@@ -315,7 +319,7 @@ def select(parser: argparse.ArgumentParser, only: str) -> List[str]:
 
 def run_all(args, procs: Processes, report: dict) -> None:
     """Start the backend, then bench each selected proxy in turn; fills ``report``."""
-    upstream, report["backend"] = start_backend(procs)
+    upstream, report["backend"] = start_backend(procs, args.backend)
     print("backend: %s on 127.0.0.1:%d" % (report["backend"], upstream))
     for name in args.names:
         print("%s:" % name)
@@ -342,7 +346,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         ", ".join(args.names), per_proxy, "on" if PINNING else "OFF (needs taskset and 2 CPUs)"))
     report = {"duration": args.duration, "pinning": PINNING, "backend": None,
               "results": [], "skipped": {}, "targets": []}
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, interrupt)
     work = tempfile.mkdtemp(prefix="revproxy-bench-")
     procs = Processes(work)
@@ -356,6 +360,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("error: %s" % e, file=sys.stderr)
         status = 1
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
         procs.stop_all()
         shutil.rmtree(work, ignore_errors=True)
     finish(report, args, time.monotonic() - started)

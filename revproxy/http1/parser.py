@@ -137,10 +137,10 @@ class RequestParser(MessageReader):
         found = _collect(fields, _REQUEST_FIELDS)
         head = RequestHead(method, target, version, fields)
         head.host = _request_host(method, target, version, found.get(b"host"))
-        _request_framing(head, found)
+        _set_framing(head, found, NO_BODY, "request")
         tokens = split_list(found[b"connection"]) if b"connection" in found else ()
+        head.keep_alive = _keep_alive(version, tokens)
         if version == b"1.1":
-            head.keep_alive = b"close" not in tokens
             expect = found.get(b"expect")
             head.expect_continue = expect is not None and any(
                 v.lower() == b"100-continue" for v in expect
@@ -148,8 +148,6 @@ class RequestParser(MessageReader):
             upgrade = found.get(b"upgrade")
             if upgrade is not None and b"upgrade" in tokens:
                 head.upgrade = b", ".join(upgrade).lower()
-        else:
-            head.keep_alive = b"keep-alive" in tokens and b"close" not in tokens
         return head
 
 
@@ -172,23 +170,6 @@ def _request_host(
             raise ProtocolError(400, "Host header disagrees with request target")
         return authority
     return host
-
-
-def _request_framing(head: RequestHead, found: Dict[bytes, List[bytes]]) -> None:
-    """Set framing/content_length from Transfer-Encoding / Content-Length (RFC 9112 6.3)."""
-    lengths = found.get(b"content-length")
-    codings = found.get(b"transfer-encoding")
-    if codings is not None:
-        if lengths is not None:
-            raise ProtocolError(400, "both Content-Length and Transfer-Encoding")
-        if head.version == b"1.0":
-            raise ProtocolError(400, "Transfer-Encoding in HTTP/1.0 request")
-        check_transfer_coding(codings)
-        head.framing = CHUNKED
-    elif lengths is not None:
-        length = parse_content_length(lengths)
-        head.content_length = length
-        head.framing = LENGTH if length else NO_BODY
 
 
 class ResponseParser(MessageReader):
@@ -270,26 +251,28 @@ class ResponseParser(MessageReader):
         head = ResponseHead(status, reason, version, fields)
         tunnel = status == 101 or (self._method == b"CONNECT" and 200 <= status < 300)
         if not (status < 200 or status in (204, 304) or tunnel or self._method == b"HEAD"):
-            _response_framing(head, found)
-        tokens = split_list(found[b"connection"]) if b"connection" in found else ()
+            _set_framing(head, found, UNTIL_CLOSE, "response")
         if tunnel or head.framing == UNTIL_CLOSE:
             head.keep_alive = False
-        elif version == b"1.1":
-            head.keep_alive = b"close" not in tokens
         else:
-            head.keep_alive = b"keep-alive" in tokens and b"close" not in tokens
+            tokens = split_list(found[b"connection"]) if b"connection" in found else ()
+            head.keep_alive = _keep_alive(version, tokens)
         return head
 
 
-def _response_framing(head: ResponseHead, found: Dict[bytes, List[bytes]]) -> None:
-    """Framing of a response that may have a body (RFC 9112 6.3, strict on TE)."""
+def _set_framing(head: Any, found: Dict[bytes, List[bytes]], default: int, what: str) -> None:
+    """Framing from Transfer-Encoding / Content-Length (RFC 9112 6.3, strict on TE).
+
+    ``default`` applies when neither is present (NO_BODY for a request, UNTIL_CLOSE for a
+    response). Request statuses are used; the response parser maps them to 502.
+    """
     lengths = found.get(b"content-length")
     codings = found.get(b"transfer-encoding")
     if codings is not None:
         if lengths is not None:
-            raise ProtocolError(502, "both Content-Length and Transfer-Encoding")
+            raise ProtocolError(400, "both Content-Length and Transfer-Encoding")
         if head.version == b"1.0":
-            raise ProtocolError(502, "Transfer-Encoding in HTTP/1.0 response")
+            raise ProtocolError(400, "Transfer-Encoding in HTTP/1.0 " + what)
         check_transfer_coding(codings)
         head.framing = CHUNKED
     elif lengths is not None:
@@ -297,5 +280,11 @@ def _response_framing(head: ResponseHead, found: Dict[bytes, List[bytes]]) -> No
         head.content_length = length
         head.framing = LENGTH if length else NO_BODY
     else:
-        head.framing = UNTIL_CLOSE
+        head.framing = default
 
+
+def _keep_alive(version: bytes, tokens: Any) -> bool:
+    """Persistence from the version and the Connection tokens (RFC 9112 9.3)."""
+    if version == b"1.1":
+        return b"close" not in tokens
+    return b"keep-alive" in tokens and b"close" not in tokens

@@ -78,7 +78,7 @@ class MessageReader:
         Raises ProtocolError; once it has, every later call raises the same error.
         """
         if self._error is not None:
-            raise self._error
+            raise self._error.with_traceback(None)
         try:
             return self._steps[self._state]()
         except ProtocolError as exc:
@@ -138,7 +138,9 @@ class MessageReader:
         """Length of the pending head/trailer block through its CRLFCRLF, or -1 if incomplete.
 
         Rejects a bare CR or LF as soon as it is buffered (a client using LF line ends gets
-        an answer instead of a timeout) and a block longer than ``max_header_bytes``.
+        an answer instead of a timeout). The search stops at ``max_header_bytes``, so a
+        longer block stays "incomplete" and the caller's ``_check_block_size`` says 431.
+        Already-checked bytes are not scanned again when more input arrives.
         """
         buf = self._buf
         pos = self._pos
@@ -147,7 +149,7 @@ class MessageReader:
         if end >= 0:
             _check_line_ends(buf, start, end + 4, what)
             return end + 4 - pos
-        stop = len(buf)
+        stop = min(len(buf), pos + self._max_head)  # bytes past the limit are never head
         if buf[stop - 1] == 13:  # the LF may be in the next read
             stop -= 1
         _check_line_ends(buf, start, stop, what)

@@ -12,6 +12,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 
 from revproxy.http1.errors import ProtocolError
+from revproxy.netio import send_now
 from revproxy.http1.parser import CLOSED, END, NEED_DATA, PAUSED, RequestParser
 from revproxy.server import replies
 from revproxy.server.writer import ResponseWriter
@@ -149,7 +150,7 @@ class ClientConnection(Protocol):
 
     # -- what a request calls --------------------------------------------------------------
     def write(self, data):
-        self.transport.write(data)
+        send_now(self.transport, data)
 
     def send_continue(self):
         """Answer ``Expect: 100-continue`` once the request has been accepted."""

@@ -196,6 +196,9 @@ class ProxyRequest:
             spool_factory = self.rt.new_response_spool if self.route.buffering else None
             self._relay = Relay(self.writer, self._upstream, spool_factory, self._relay_complete)
 
+    def upstream_waiting(self):
+        self.writer.flush()
+
     def upstream_data(self, data):
         self._relay.data(data)
 
@@ -273,7 +276,8 @@ class ProxyRequest:
             return
         self._done = True
         self._release()
-        self.rt.access_log.log(self._record())
+        if self.rt.access_log is not None:
+            self.rt.access_log.log(self._record())
 
     def connection_lost(self):
         """The client went away mid-request."""

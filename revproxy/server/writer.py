@@ -27,6 +27,7 @@ class ResponseWriter:
         self._chunked = False
         self._no_body = False
         self._remaining = None  # body bytes still due when Content-Length framed
+        self._pending = None  # the head, held back to leave with the first body bytes
 
     def informational(self, status: int, reason: bytes, headers) -> None:
         """Relay a 1xx (not 101) to an HTTP/1.1 client; HTTP/1.0 clients never see one."""
@@ -59,7 +60,16 @@ class ResponseWriter:
             headers.append((b"connection", b"close"))
         elif self._version == b"1.0":
             headers.append((b"connection", b"keep-alive"))
-        self._conn.write(serialize.response_head(status, reason, headers))
+        # The head waits for the first body bytes so that both leave in one send.
+        self._pending = serialize.response_head(status, reason, headers)
+        if no_body or status == 101:
+            self.flush()
+
+    def flush(self):
+        """Send the held-back head now (the backend has nothing more for the moment)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._conn.write(pending)
 
     def write(self, data: bytes) -> None:
         if self._no_body or not data:
@@ -71,9 +81,12 @@ class ResponseWriter:
             self._remaining -= len(data)
         self.bytes_sent += len(data)
         if self._chunked:
-            self._conn.write(serialize.chunk(data))
-        else:
-            self._conn.write(data)
+            data = serialize.chunk(data)
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            data = pending + data
+        self._conn.write(data)
 
     def finish(self) -> None:
         """The response is complete: close the framing and let the connection move on."""
@@ -81,7 +94,8 @@ class ResponseWriter:
             return
         self.finished = True
         if self._chunked:
-            self._conn.write(serialize.LAST_CHUNK)
+            self._pending = (self._pending or b"") + serialize.LAST_CHUNK
+        self.flush()
         if self._remaining:
             # Fewer bytes than announced: the client must see a broken message, not a clean end.
             self._conn.abort_response("response shorter than its Content-Length", hard=False)
@@ -95,6 +109,7 @@ class ResponseWriter:
         body can only be marked broken by a reset."""
         if not self.finished:
             self.finished = True
+            self.flush()
             framed = self._chunked or self._remaining is not None
             self._conn.abort_response(reason, hard=not framed or not self.started)
 

@@ -2,7 +2,8 @@
 
 The exchange's handler hears, in order: ``upstream_informational(head)`` for each 1xx (not 101),
 ``upstream_head(head)``, ``upstream_data(bytes)`` for each body piece, then exactly one of
-``upstream_end()`` or ``upstream_failed(UpstreamError)``. Before ``upstream_end`` the connection
+``upstream_end()`` or ``upstream_failed(UpstreamError)``; ``upstream_waiting()`` whenever the
+bytes received so far are used up (a moment to flush what was held back). Before ``upstream_end`` the connection
 has already gone back to its pool (or been closed), so the next request can reuse it at once.
 """
 
@@ -12,6 +13,7 @@ from twisted.internet.protocol import Protocol
 
 from revproxy.http1.errors import ProtocolError
 from revproxy.http1.parser import END, NEED_DATA, ResponseParser
+from revproxy.netio import send_now
 from revproxy.upstream import errors
 
 _CHUNK = 65536
@@ -116,7 +118,7 @@ class UpstreamConnection(Protocol):
         self._parser.expect(method)
         transport = self.transport
         if body is None or isinstance(body, bytes):
-            transport.write(head + body if body else head)
+            send_now(transport, head + body if body else head)
         else:
             transport.write(head)
             _SpoolSender(transport, body)
@@ -129,6 +131,7 @@ class UpstreamConnection(Protocol):
             if event.__class__ is bytes:
                 self._handler.upstream_data(event)
             elif event is NEED_DATA:
+                self._handler.upstream_waiting()
                 return
             elif event is END:
                 self._complete()

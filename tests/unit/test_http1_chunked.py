@@ -50,8 +50,8 @@ def refused(body: bytes, limits: Optional[Limits] = None) -> ProtocolError:
 class TestChunkedBody:
     def test_chunks_are_decoded(self) -> None:
         """Chunk data is concatenated; the last chunk ends the body."""
-        assert body_of([HEAD + b"4\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\n\r\n"]) \
-            == b"Wikipedia in\r\n\r\nchunks."
+        body = b"4\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\n\r\n"
+        assert body_of([HEAD + body]) == b"Wikipedia in\r\n\r\nchunks."
 
     def test_hex_digits_any_case_and_16_digits_with_leading_zeros(self) -> None:
         """Sizes are hex in either case; 16 digits (leading zeros) are still accepted."""
@@ -121,6 +121,10 @@ class TestChunkedBody:
     def test_endless_size_line_refused_before_lf(self) -> None:
         """A size line that can no longer fit the limit is refused without its LF."""
         assert refused(b"1;" + b"a" * 2000).reason == "chunk extension too long"
+
+    def test_too_many_size_digits_refused_before_lf(self) -> None:
+        """A 17th hex digit is refused without waiting for the line end."""
+        assert refused(b"1" * 17).reason == "chunk size too long"
 
     def test_garbage_size_refused_at_first_byte(self) -> None:
         """A size line starting with a non-hex byte is refused at once."""

@@ -135,6 +135,31 @@ class TestHead:
         assert isinstance(parser.next_event(), RequestHead)
 
 
+class TestEventsAndHeads:
+    def test_sentinels_are_distinct_named_singletons(self) -> None:
+        """END/NEED_DATA/PAUSED/CLOSED differ, have readable reprs and survive copying."""
+        import copy
+        import pickle
+
+        sentinels = [END, NEED_DATA, PAUSED, CLOSED]
+        assert len(set(map(id, sentinels))) == 4
+        assert [repr(s) for s in sentinels] == ["END", "NEED_DATA", "PAUSED", "CLOSED"]
+        assert all(copy.copy(s) is s and pickle.loads(pickle.dumps(s)) is s for s in sentinels)
+
+    def test_heads_compare_by_value_and_repr_names_fields(self) -> None:
+        """Two parses of the same head are equal; the repr shows the field values."""
+        assert head_of(SIMPLE) == head_of(SIMPLE)
+        assert head_of(SIMPLE) != head_of(SIMPLE.replace(b"/a", b"/b"))
+        assert "target=b'/a'" in repr(head_of(SIMPLE))
+
+    def test_bytearray_and_memoryview_input_accepted(self) -> None:
+        """feed() accepts any bytes-like object; events are still bytes."""
+        parser = RequestParser(Limits())
+        parser.feed(bytearray(SIMPLE[:10]))
+        parser.feed(memoryview(SIMPLE[10:]))
+        assert parser.next_event().target == b"/a"
+
+
 class TestRequestLine:
     @pytest.mark.parametrize("line", [
         b"GET  / HTTP/1.1", b"GET /  HTTP/1.1", b" GET / HTTP/1.1", b"GET / HTTP/1.1 ",
@@ -169,6 +194,12 @@ class TestRequestLine:
         err = refused(b"GET /" + b"a" * 20 + b" HTTP/1.1\r\nHost: h\r\n\r\n", limits)
         assert (err.status, err.reason) == (414, "request target too long")
 
+    def test_long_target_is_414_even_if_the_line_has_other_faults(self) -> None:
+        """An over-long target is reported as 414 ahead of a bad version."""
+        data = b"GET /" + b"a" * 30 + b" http/1.1\r\nHost: h\r\n\r\n"
+        err = refused(data, Limits(max_request_line=20))
+        assert err.status == 414
+
     def test_long_target_refused_before_line_end(self) -> None:
         """414 comes while the line is still arriving, so it is never buffered whole."""
         limits = Limits(max_request_line=100)
@@ -195,7 +226,9 @@ class TestTargetForms:
 
     def test_absolute_form_host_is_the_authority(self) -> None:
         """For absolute-form the authority is the host; Host may differ only in case."""
-        head = head_of(b"GET http://Example.com:8080/p?q HTTP/1.1\r\nHost: example.COM:8080\r\n\r\n")
+        head = head_of(
+            b"GET http://Example.com:8080/p?q HTTP/1.1\r\nHost: example.COM:8080\r\n\r\n"
+        )
         assert (head.host, head.target) == (b"Example.com:8080", b"http://Example.com:8080/p?q")
 
     def test_absolute_form_without_path_accepted(self) -> None:
@@ -351,7 +384,7 @@ class TestHost:
 
     @pytest.mark.parametrize("value", [
         b"", b"a b", b"a:b", b"a:", b"a:123456", b"h:80:80", b"[::1", b"[zz::1]", b"::1",
-        b"user@h", b"h/path", b"h?x", b"%4", b'a"b',
+        b"user@h", b"h/path", b"h?x", b"%4", b'a"b', b"[1::2::3]", b"[::1]x",
     ])
     def test_invalid_hosts_refused(self, value: bytes) -> None:
         """Anything but uri-host[:port] in Host is 400."""
@@ -418,6 +451,7 @@ class TestTransferEncoding:
         ([b"Transfer-Encoding: chunked", b"Transfer-Encoding: chunked"], 400),
         ([b"Transfer-Encoding: ,"], 400),
         ([b"Transfer-Encoding: chunked;x=1"], 400),
+        ([b"Transfer-Encoding: g zip, chunked"], 400),
         ([b"Transfer-Encoding: gzip, chunked"], 501),
         ([b"Transfer-Encoding: identity, chunked"], 501),
         ([b"Transfer-Encoding: gzip", b"Transfer-Encoding: chunked"], 501),
@@ -428,7 +462,9 @@ class TestTransferEncoding:
 
     def test_te_split_over_fields_with_chunked_last_is_read_as_list(self) -> None:
         """TE codings are one list across fields: 'gzip' then 'chunked' is gzip,chunked."""
-        err = refused(with_fields(b"Host: h", b"Transfer-Encoding: gzip", b"Transfer-Encoding: chunked"))
+        err = refused(
+            with_fields(b"Host: h", b"Transfer-Encoding: gzip", b"Transfer-Encoding: chunked")
+        )
         assert err.reason == "unsupported transfer coding"
 
     def test_http10_with_te_refused(self) -> None:

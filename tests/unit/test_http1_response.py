@@ -94,7 +94,8 @@ def test_framing_table(
 class TestStatusLine:
     def test_fields_and_reason_parsed(self) -> None:
         """Status, reason (with spaces), version and lower-cased fields are reported."""
-        events = run([b"GET"], [b"HTTP/1.1 404 Not  Found\r\nX-A:  b \r\nContent-Length: 0\r\n\r\n"])
+        data = b"HTTP/1.1 404 Not  Found\r\nX-A:  b \r\nContent-Length: 0\r\n\r\n"
+        events = run([b"GET"], [data])
         head = events[0]
         assert (head.status, head.reason, head.version) == (404, b"Not  Found", b"1.1")
         assert head.headers == [(b"x-a", b"b"), (b"content-length", b"0")]
