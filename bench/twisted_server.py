@@ -33,7 +33,9 @@ def main(argv: list[str]) -> int:
         root = proxy.ReverseProxyResource("127.0.0.1", int(argv[3]), b"")
     else:
         root = static.File(argv[3])
-    endpoint = endpoints.TCP4ServerEndpoint(reactor, port, interface="127.0.0.1")
+    # Twisted's default backlog of 50 overflows under 50 connections plus churn (SYN retries
+    # then show up as 1 s latencies); nginx uses 511.
+    endpoint = endpoints.TCP4ServerEndpoint(reactor, port, backlog=511, interface="127.0.0.1")
     endpoint.listen(QuietSite(root))
     reactor.run()
     return 0

@@ -76,6 +76,7 @@ def build(config, reactor, randbytes=os.urandom):
     from revproxy.server.accesslog import AccessLog
     from revproxy.server.runtime import Runtime, RuntimeHolder, Stats, parser_limits_for
     from revproxy.server.service import ProxyService
+    from revproxy.timers import Deadlines
     from revproxy.upstream.backends import Backend
     from revproxy.upstream.resolve import MemberResolver
     from revproxy.upstream.spool import SpoolBudget, clean_temp_dir, make_temp_dir
@@ -98,8 +99,11 @@ def build(config, reactor, randbytes=os.urandom):
         )
     stats = Stats(config.limits.max_connections)
     limits = parser_limits_for(config.limits)
-    backends = {pool.name: Backend(reactor, pool, limits) for pool in config.pools}
-    runtime = Runtime(config, reactor, stats, budget, temp_dir, access_log, backends, randbytes)
+    deadlines = Deadlines(reactor)
+    backends = {pool.name: Backend(reactor, pool, limits, deadlines) for pool in config.pools}
+    runtime = Runtime(
+        config, reactor, stats, budget, temp_dir, access_log, backends, randbytes, deadlines
+    )
     resolvers = [MemberResolver(reactor, reactor.nameResolver, b) for b in backends.values()]
     sites = []
     if config.demo.enabled:

@@ -36,7 +36,7 @@ class ClientConnection(Protocol):
         self._request = None
         self._writer = None
         self._producer = None
-        self._timer = None
+        self.deadline = None  # absolute time; Runtime.deadlines calls expired() after it
         self._timer_kind = None
         self._processing = False
         self._reading_paused = False
@@ -57,6 +57,7 @@ class ClientConnection(Protocol):
             transport.abortConnection()
             return
         self.counted = True
+        self.runtime.deadlines.watch(self)
         try:
             transport.setTcpNoDelay(True)
         except (AttributeError, OSError):
@@ -80,6 +81,7 @@ class ClientConnection(Protocol):
     def connectionLost(self, reason=None):
         self._closing = True
         self._cancel_timer()
+        self.runtime.deadlines.unwatch(self)
         if self.counted:
             self.counted = False
             self.runtime.stats.connection_closed(self)
@@ -224,7 +226,7 @@ class ClientConnection(Protocol):
 
     def pauseProducing(self):
         self._writing_paused = True
-        if self._timer is None:
+        if self.deadline is None:
             self._arm(self._limits.send_timeout, _SEND)
         if self._producer is not None:
             self._producer.pauseProducing()
@@ -246,26 +248,21 @@ class ClientConnection(Protocol):
             self._reading_paused = True
             self.transport.pauseProducing()
 
-    # -- deadlines -------------------------------------------------------------------------
+    # -- deadlines ------------------------------------------------------------------------
     def _arm(self, seconds, kind):
-        timer = self._timer
-        if timer is not None and timer.active():
-            if self._timer_kind == kind:
-                timer.reset(seconds)
-                return
-            timer.cancel()
+        self.deadline = self._clock.seconds() + seconds
         self._timer_kind = kind
-        self._timer = self._clock.callLater(seconds, self._timed_out, kind)
 
     def _cancel_timer(self):
-        timer, self._timer = self._timer, None
+        self.deadline = None
         self._timer_kind = None
-        if timer is not None and timer.active():
-            timer.cancel()
+
+    def expired(self, now):
+        kind, self._timer_kind = self._timer_kind, None
+        if kind is not None and not self._closing:
+            self._timed_out(kind)
 
     def _timed_out(self, kind):
-        self._timer = None
-        self._timer_kind = None
         if kind == _IDLE:
             self._closing = True
             self.transport.loseConnection()

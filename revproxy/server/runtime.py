@@ -58,7 +58,8 @@ class Stats:
 
 
 class Runtime:
-    def __init__(self, config, clock, stats, budget, temp_dir, access_log, backends, randbytes):
+    def __init__(self, config, clock, stats, budget, temp_dir, access_log, backends, randbytes,
+                 deadlines):
         self.config = config
         self.clock = clock
         self.stats = stats
@@ -66,6 +67,7 @@ class Runtime:
         self.temp_dir = temp_dir
         self.access_log = access_log
         self.backends = backends  # pool name -> Backend
+        self.deadlines = deadlines  # coarse per-connection timers (revproxy.timers)
         self.parser_limits = parser_limits_for(config.limits)
         server = config.server
         self.router = Router(config.routes)

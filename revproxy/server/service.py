@@ -96,5 +96,6 @@ class ProxyService(service.Service):
                 deadline.cancel()
             for backend in self.runtime.backends.values():
                 backend.close_idle()
+            self.runtime.deadlines.stop()
 
         return stats.wait_empty().addCallback(drained)

@@ -9,11 +9,12 @@ from revproxy.upstream.pool import MemberPool
 class Backend:
     """The members of one configured pool. Addresses come from ``upstream.resolve``."""
 
-    def __init__(self, reactor, pool_config, parser_limits, balancer=None):
+    def __init__(self, reactor, pool_config, parser_limits, deadlines, balancer=None):
         self.name = pool_config.name
         self.config = pool_config
         self._reactor = reactor
         self._parser_limits = parser_limits
+        self._deadlines = deadlines
         self._balancer = balancer or RoundRobin()
         self.members = []  # MemberPool, in address order
 
@@ -25,7 +26,10 @@ class Backend:
         for address in addresses:
             member = current.pop(tuple(address), None)
             if member is None:
-                member = MemberPool(self._reactor, address[0], address[1], self.config, self._parser_limits)
+                member = MemberPool(
+                    self._reactor, address[0], address[1], self.config, self._parser_limits,
+                    self._deadlines,
+                )
             members.append(member)
         for gone in current.values():
             gone.close_idle()

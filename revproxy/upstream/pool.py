@@ -42,11 +42,12 @@ class MemberPool:
     exchange, keeping at most ``max_idle`` of them, each closed after ``idle_timeout``.
     """
 
-    def __init__(self, reactor, host, port, pool_config, parser_limits):
+    def __init__(self, reactor, host, port, pool_config, parser_limits, deadlines):
         self.host = host
         self.port = port
         self.name = ("[%s]:%d" if _is_ipv6(host) else "%s:%d") % (host, port)
         self._reactor = reactor
+        self.deadlines = deadlines
         self._config = pool_config
         self._parser_limits = parser_limits
         self._endpoint_type = TCP6ClientEndpoint if _is_ipv6(host) else TCP4ClientEndpoint
@@ -63,9 +64,7 @@ class MemberPool:
         idle = self._idle
         while idle:
             conn = idle.pop()
-            timer, conn.idle_timer = conn.idle_timer, None
-            if timer is not None and timer.active():
-                timer.cancel()
+            conn.deadline = None
             if conn.connected:
                 return conn
         return None
@@ -106,7 +105,7 @@ class MemberPool:
         if self.closing or not conn.connected or len(self._idle) >= self._config.max_idle_per_member:
             conn.close()
             return
-        conn.idle_timer = self._reactor.callLater(self._config.idle_timeout, conn.close)
+        conn.idle_for(self._config.idle_timeout)
         self._idle.append(conn)
 
     def lost(self, conn):

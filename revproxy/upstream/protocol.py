@@ -17,6 +17,7 @@ from revproxy.netio import send_now
 from revproxy.upstream import errors
 
 _CHUNK = 65536
+IDLE = "idle"
 
 
 class _SpoolSender:
@@ -49,7 +50,7 @@ class UpstreamConnection(Protocol):
         self._owner = owner
         self._handler = None
         self._head = None
-        self._timer = None
+        self.deadline = None  # absolute time; the pool's Deadlines calls expired() after it
         self._timer_kind = None
         self._read_timeout = 0.0
         self._received = False
@@ -57,11 +58,11 @@ class UpstreamConnection(Protocol):
         self._tunnel = None
         self.exchanges = 0  # how many exchanges started on it (> 1: a reused connection)
         self.connected = False
-        self.idle_timer = None
 
     # -- Twisted ---------------------------------------------------------------------------
     def connectionMade(self):
         self.connected = True
+        self._owner.deadlines.watch(self)
         try:
             self.transport.setTcpNoDelay(True)
         except (AttributeError, OSError):
@@ -76,7 +77,7 @@ class UpstreamConnection(Protocol):
             self.transport.abortConnection()
             return
         self._received = True
-        if self._timer is not None and not self._paused:
+        if not self._paused:
             self._arm(self._read_timeout, errors.READ_TIMEOUT)
         self._parser.feed(data)
         try:
@@ -87,9 +88,7 @@ class UpstreamConnection(Protocol):
     def connectionLost(self, reason=None):
         self.connected = False
         self._cancel_timer()
-        if self.idle_timer is not None and self.idle_timer.active():
-            self.idle_timer.cancel()
-        self.idle_timer = None
+        self._owner.deadlines.unwatch(self)
         self._owner.lost(self)
         if self._tunnel is not None:
             tunnel, self._tunnel = self._tunnel, None
@@ -204,22 +203,23 @@ class UpstreamConnection(Protocol):
     def stopProducing(self):
         self.abort()
 
-    # -- timers ----------------------------------------------------------------------------
+    # -- deadlines ------------------------------------------------------------------------
     def _arm(self, seconds, kind):
-        timer = self._timer
-        if timer is not None and self._timer_kind == kind and timer.active():
-            timer.reset(seconds)
-            return
-        self._cancel_timer()
+        self.deadline = self._clock.seconds() + seconds
         self._timer_kind = kind
-        self._timer = self._clock.callLater(seconds, self._timed_out, kind)
 
     def _cancel_timer(self):
-        timer, self._timer = self._timer, None
-        if timer is not None and timer.active():
-            timer.cancel()
+        self.deadline = None
+        self._timer_kind = None
 
-    def _timed_out(self, kind):
-        self._timer = None
-        what = "no response head" if kind == errors.FIRST_BYTE_TIMEOUT else "backend silent"
-        self._fail(kind, what)
+    def idle_for(self, seconds):
+        """Pooled and idle: close after ``seconds`` unless reused."""
+        self._arm(seconds, IDLE)
+
+    def expired(self, now):
+        kind, self._timer_kind = self._timer_kind, None
+        if kind == IDLE:
+            self.close()
+        elif kind is not None and self._handler is not None:
+            what = "no response head" if kind == errors.FIRST_BYTE_TIMEOUT else "backend silent"
+            self._fail(kind, what)

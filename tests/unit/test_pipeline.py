@@ -19,7 +19,7 @@ class DeadlineTests(unittest.TestCase):
         proto.dataReceived(b"GET / HTTP/1.1\r\nHo")
         world.reactor.advance(4.9)
         self.assertEqual(client.value(), b"")
-        world.reactor.advance(0.2)
+        world.reactor.advance(0.5)  # deadlines are checked every 0.25 s
         self.assertTrue(client.value().startswith(b"HTTP/1.1 408 "))
         self.assertTrue(client.disconnecting)
 
@@ -75,7 +75,7 @@ class DeadlineTests(unittest.TestCase):
         backend, upstream = world.accept_backend()
         world.reactor.advance(6.9)
         self.assertEqual(client.value(), b"")
-        world.reactor.advance(0.2)
+        world.reactor.advance(0.5)  # deadlines are checked every 0.25 s
         self.assertTrue(client.value().startswith(b"HTTP/1.1 504 "))
         self.assertTrue(upstream.aborted)
 

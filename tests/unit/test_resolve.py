@@ -8,6 +8,7 @@ from twisted.trial import unittest
 
 from revproxy.config.model import Pool
 from revproxy.http1.parser import Limits
+from revproxy.timers import Deadlines
 from revproxy.upstream.backends import Backend
 from revproxy.upstream.resolve import MemberResolver, split_member
 
@@ -32,7 +33,7 @@ class FakeNameResolver:
 def make(members, answers, interval=30.0):
     clock = Clock()
     pool = Pool(name="p", members=tuple(members), resolve_interval=interval)
-    backend = Backend(clock, pool, Limits())
+    backend = Backend(clock, pool, Limits(), Deadlines(clock))
     names = FakeNameResolver(answers)
     return clock, backend, names, MemberResolver(clock, names, backend)
 
