@@ -25,17 +25,11 @@ def response_head(
 
 
 def _head(start_line: bytes, headers: Iterable[Tuple[bytes, bytes]]) -> bytes:
-    parts = [start_line]
-    append = parts.append
-    for name, value in headers:
-        append(name)
-        append(b": ")
-        append(value)
-        append(b"\r\n")
-    append(b"\r\n")
-    data = b"".join(parts)
-    lines = (len(parts) - 2) // 4 + 2  # start line + one per field + the empty line
-    if data.count(b"\n") != lines or data.count(b"\r") != lines:
+    lines = [b"%s: %s" % field for field in headers]
+    lines.append(b"\r\n")
+    data = start_line + b"\r\n".join(lines)
+    count = len(lines) + 1  # start line, one per field, the empty line
+    if data.count(b"\n") != count or data.count(b"\r") != count:
         raise ValueError("CR or LF inside a head component: refusing to serialise")
     return data
 
