@@ -6,6 +6,7 @@ This is the only module that touches the global reactor: everything else gets it
 from __future__ import annotations
 
 import os
+import random
 import sys
 
 from twisted.application import service
@@ -70,7 +71,7 @@ def _open_log(path, mode="a"):
     return open(path, mode, buffering=1, encoding="utf-8")
 
 
-def build(config, reactor, randbytes=os.urandom):
+def build(config, reactor, randbytes=None):
     """Wire every object for ``config`` on ``reactor``; returns the ``ProxyService``."""
     from revproxy.demo import demo_site
     from revproxy.server.accesslog import AccessLog
@@ -81,6 +82,8 @@ def build(config, reactor, randbytes=os.urandom):
     from revproxy.upstream.resolve import MemberResolver
     from revproxy.upstream.spool import SpoolBudget, clean_temp_dir, make_temp_dir
 
+    if randbytes is None:
+        randbytes = random.Random(os.urandom(32)).randbytes
     buffering = config.buffering
     temp_dir = make_temp_dir(buffering.temp_dir, os.getpid())
     removed = clean_temp_dir(temp_dir)

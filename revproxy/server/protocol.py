@@ -12,7 +12,6 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 
 from revproxy.http1.errors import ProtocolError
-from revproxy.netio import send_now
 from revproxy.http1.parser import CLOSED, END, NEED_DATA, PAUSED, RequestParser
 from revproxy.server import replies
 from revproxy.server.writer import ResponseWriter
@@ -152,7 +151,7 @@ class ClientConnection(Protocol):
 
     # -- what a request calls --------------------------------------------------------------
     def write(self, data):
-        send_now(self.transport, data)
+        self.transport.write(data)
 
     def send_continue(self):
         """Answer ``Expect: 100-continue`` once the request has been accepted."""

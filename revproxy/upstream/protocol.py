@@ -13,7 +13,6 @@ from twisted.internet.protocol import Protocol
 
 from revproxy.http1.errors import ProtocolError
 from revproxy.http1.parser import END, NEED_DATA, ResponseParser
-from revproxy.netio import send_now
 from revproxy.upstream import errors
 
 _CHUNK = 65536
@@ -117,7 +116,7 @@ class UpstreamConnection(Protocol):
         self._parser.expect(method)
         transport = self.transport
         if body is None or isinstance(body, bytes):
-            send_now(transport, head + body if body else head)
+            transport.write(head + body if body else head)
         else:
             transport.write(head)
             _SpoolSender(transport, body)
