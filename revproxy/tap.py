@@ -71,12 +71,13 @@ def _open_log(path, mode="a"):
     return open(path, mode, buffering=1, encoding="utf-8")
 
 
-def build(config, reactor, randbytes=None):
+def build(config, reactor, randbytes=None, batch_writes=True):
     """Wire every object for ``config`` on ``reactor``; returns the ``ProxyService``."""
     from revproxy.demo import demo_site
     from revproxy.server.accesslog import AccessLog
     from revproxy.server.runtime import Runtime, RuntimeHolder, Stats, parser_limits_for
     from revproxy.server.service import ProxyService
+    from revproxy.netio import Outbox
     from revproxy.timers import Deadlines
     from revproxy.upstream.backends import Backend
     from revproxy.upstream.resolve import MemberResolver
@@ -103,9 +104,12 @@ def build(config, reactor, randbytes=None):
     stats = Stats(config.limits.max_connections)
     limits = parser_limits_for(config.limits)
     deadlines = Deadlines(reactor)
-    backends = {pool.name: Backend(reactor, pool, limits, deadlines) for pool in config.pools}
+    outbox = Outbox(reactor, batch_writes)
+    backends = {
+        pool.name: Backend(reactor, pool, limits, deadlines, outbox) for pool in config.pools
+    }
     runtime = Runtime(
-        config, reactor, stats, budget, temp_dir, access_log, backends, randbytes, deadlines
+        config, reactor, stats, budget, temp_dir, access_log, backends, randbytes, deadlines, outbox
     )
     resolvers = [MemberResolver(reactor, reactor.nameResolver, b) for b in backends.values()]
     sites = []

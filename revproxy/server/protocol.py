@@ -42,6 +42,7 @@ class ClientConnection(Protocol):
         self._writing_paused = False
         self._closing = False
         self._tunnel = None
+        self._outbox = runtime.outbox
         self.counted = False
 
     # -- Twisted ---------------------------------------------------------------------------
@@ -52,8 +53,7 @@ class ClientConnection(Protocol):
         self.client_port = getattr(peer, "port", 0) or 0
         if not self.runtime.stats.connection_opened(self):
             log.warn("{ip} refused: connection ceiling reached", ip=self.client_ip)
-            self._closing = True
-            transport.abortConnection()
+            self._abort()
             return
         self.counted = True
         self.runtime.deadlines.watch(self)
@@ -146,16 +146,26 @@ class ClientConnection(Protocol):
 
     def _close_when_idle(self):
         if self._request is None:
-            self._closing = True
-            self.transport.loseConnection()
+            self._close()
 
     # -- what a request calls --------------------------------------------------------------
     def write(self, data):
-        self.transport.write(data)
+        self._outbox.write(self.transport, data)
+
+    def _close(self):
+        """Close once everything written so far has been sent."""
+        self._closing = True
+        self._outbox.flush(self.transport)
+        self.transport.loseConnection()
+
+    def _abort(self):
+        self._closing = True
+        self._outbox.discard(self.transport)
+        self.transport.abortConnection()
 
     def send_continue(self):
         """Answer ``Expect: 100-continue`` once the request has been accepted."""
-        self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def reply_and_close(self, status, reason):
         """A complete error response for a request that never got a ProxyRequest."""
@@ -171,8 +181,7 @@ class ClientConnection(Protocol):
         if request is not None:
             request.response_done()
         if self._closing or not keep_alive or self.runtime.stats.shutting_down:
-            self._closing = True
-            self.transport.loseConnection()
+            self._close()
             return
         self._parser.start_next()
         if self._parser.buffered_bytes():
@@ -196,14 +205,15 @@ class ClientConnection(Protocol):
         if request is not None:
             request.response_done()
         if hard:
-            self.transport.abortConnection()
+            self._abort()
         else:
             self.transport.unregisterProducer()
-            self.transport.loseConnection()
+            self._close()
 
     def start_tunnel(self, upstream):
         """After a 101: bytes flow both ways untouched until either side closes."""
         self._cancel_timer()
+        self._outbox.flush(self.transport)
         self._tunnel = upstream.transport
         self.transport.unregisterProducer()
         upstream.start_tunnel(self.transport)
@@ -263,8 +273,7 @@ class ClientConnection(Protocol):
 
     def _timed_out(self, kind):
         if kind == _IDLE:
-            self._closing = True
-            self.transport.loseConnection()
+            self._close()
         elif kind == _SEND:
             self.abort_response("client did not read for %gs" % self._limits.send_timeout)
         elif self._request is not None and not self._writer.started:
@@ -278,8 +287,7 @@ class ClientConnection(Protocol):
     def close_if_idle(self):
         """Shutdown: close a keep-alive connection that has no request in progress."""
         if self._request is None and not self._parser.buffered_bytes() and self._tunnel is None:
-            self._closing = True
-            self.transport.loseConnection()
+            self._close()
 
 
 class ProxyFactory(Factory):

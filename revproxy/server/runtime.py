@@ -59,7 +59,7 @@ class Stats:
 
 class Runtime:
     def __init__(self, config, clock, stats, budget, temp_dir, access_log, backends, randbytes,
-                 deadlines):
+                 deadlines, outbox):
         self.config = config
         self.clock = clock
         self.stats = stats
@@ -68,6 +68,7 @@ class Runtime:
         self.access_log = access_log
         self.backends = backends  # pool name -> Backend
         self.deadlines = deadlines  # coarse per-connection timers (revproxy.timers)
+        self.outbox = outbox  # batched output (revproxy.netio)
         self.parser_limits = parser_limits_for(config.limits)
         server = config.server
         self.router = Router(config.routes)

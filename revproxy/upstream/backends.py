@@ -9,12 +9,13 @@ from revproxy.upstream.pool import MemberPool
 class Backend:
     """The members of one configured pool. Addresses come from ``upstream.resolve``."""
 
-    def __init__(self, reactor, pool_config, parser_limits, deadlines, balancer=None):
+    def __init__(self, reactor, pool_config, parser_limits, deadlines, outbox, balancer=None):
         self.name = pool_config.name
         self.config = pool_config
         self._reactor = reactor
         self._parser_limits = parser_limits
         self._deadlines = deadlines
+        self._outbox = outbox
         self._balancer = balancer or RoundRobin()
         self.members = []  # MemberPool, in address order
 
@@ -28,7 +29,7 @@ class Backend:
             if member is None:
                 member = MemberPool(
                     self._reactor, address[0], address[1], self.config, self._parser_limits,
-                    self._deadlines,
+                    self._deadlines, self._outbox,
                 )
             members.append(member)
         for gone in current.values():

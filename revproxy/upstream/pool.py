@@ -42,12 +42,13 @@ class MemberPool:
     exchange, keeping at most ``max_idle`` of them, each closed after ``idle_timeout``.
     """
 
-    def __init__(self, reactor, host, port, pool_config, parser_limits, deadlines):
+    def __init__(self, reactor, host, port, pool_config, parser_limits, deadlines, outbox):
         self.host = host
         self.port = port
         self.name = ("[%s]:%d" if _is_ipv6(host) else "%s:%d") % (host, port)
         self._reactor = reactor
         self.deadlines = deadlines
+        self.outbox = outbox
         self._config = pool_config
         self._parser_limits = parser_limits
         self._endpoint_type = TCP6ClientEndpoint if _is_ipv6(host) else TCP4ClientEndpoint

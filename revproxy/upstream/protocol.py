@@ -115,10 +115,12 @@ class UpstreamConnection(Protocol):
         self.exchanges += 1
         self._parser.expect(method)
         transport = self.transport
+        outbox = self._owner.outbox
         if body is None or isinstance(body, bytes):
-            transport.write(head + body if body else head)
+            outbox.write(transport, head + body if body else head)
         else:
-            transport.write(head)
+            outbox.write(transport, head)
+            outbox.flush(transport)
             _SpoolSender(transport, body)
         self._arm(first_byte_timeout, errors.FIRST_BYTE_TIMEOUT)
 
@@ -160,6 +162,7 @@ class UpstreamConnection(Protocol):
         handler, self._handler = self._handler, None
         self._cancel_timer()
         if self.connected:
+            self._owner.outbox.discard(self.transport)
             self.transport.abortConnection()
         if handler is not None:
             handler.upstream_failed(errors.UpstreamError(kind, reason, self._received))
@@ -169,6 +172,7 @@ class UpstreamConnection(Protocol):
         self._handler = None
         self._cancel_timer()
         if self.connected:
+            self._owner.outbox.discard(self.transport)
             self.transport.abortConnection()
 
     def close(self):

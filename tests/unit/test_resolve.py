@@ -8,6 +8,7 @@ from twisted.trial import unittest
 
 from revproxy.config.model import Pool
 from revproxy.http1.parser import Limits
+from revproxy.netio import Outbox
 from revproxy.timers import Deadlines
 from revproxy.upstream.backends import Backend
 from revproxy.upstream.resolve import MemberResolver, split_member
@@ -33,7 +34,7 @@ class FakeNameResolver:
 def make(members, answers, interval=30.0):
     clock = Clock()
     pool = Pool(name="p", members=tuple(members), resolve_interval=interval)
-    backend = Backend(clock, pool, Limits(), Deadlines(clock))
+    backend = Backend(clock, pool, Limits(), Deadlines(clock), Outbox(clock, batch=False))
     names = FakeNameResolver(answers)
     return clock, backend, names, MemberResolver(clock, names, backend)
 

@@ -65,7 +65,8 @@ class World:
         data.setdefault("buffering", {}).setdefault("temp_dir", testcase.mktemp())
         self.reactor = MemoryReactorClock()
         self.config = parse_config(data, "<test>")
-        self.service = build(self.config, self.reactor, randbytes=lambda n: b"\x02" * n)
+        self.service = build(self.config, self.reactor, randbytes=lambda n: b"\x02" * n,
+                             batch_writes=False)
         self.runtime = self.service.runtime
         if access is not None:
             self.runtime.access_log.log = access.append

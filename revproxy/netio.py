@@ -1,0 +1,78 @@
+"""Output batching: a connection's writes leave in one ``send()`` at the end of the reactor turn.
+
+Twisted's ``transport.write`` queues the bytes and asks epoll to report writability
+(``epoll_ctl`` to add, later another to remove): four extra system calls per proxied request,
+about a fifth of the CPU of the 1 KiB benchmark in a py-spy profile. Sending at once instead
+was measured *slower*: each event then wakes the peer mid-batch, so the next ``epoll_wait``
+returns fewer events. ``Outbox`` keeps the batching and drops the ``epoll_ctl`` calls: writes
+are held per connection and sent together right after the current batch of events, directly
+on the socket when the transport has nothing queued, else through ``transport.write`` (so
+ordering, buffering and producer flow control stay Twisted's).
+
+Contract for a connection using an outbox: every write goes through ``Outbox.write``, and
+``Outbox.flush(transport)`` comes before anything that closes the transport or hands it to
+another writer (a producer, a tunnel).
+"""
+
+from __future__ import annotations
+
+
+class Outbox:
+    """Per-reactor holder of pending output, flushed once per reactor turn."""
+
+    def __init__(self, reactor, batch: bool = True):
+        self._reactor = reactor
+        self._batch = batch  # False: write through at once (unit tests on a fake clock)
+        self._pending = {}  # transport -> list of bytes, in write order
+        self._scheduled = False
+
+    def write(self, transport, data: bytes) -> None:
+        if not self._batch:
+            transport.write(data)
+            return
+        chunks = self._pending.get(transport)
+        if chunks is None:
+            self._pending[transport] = [data]
+            if not self._scheduled:
+                self._scheduled = True
+                self._reactor.callLater(0, self._flush_all)
+        else:
+            chunks.append(data)
+
+    def flush(self, transport) -> None:
+        """Send what ``transport`` has pending now (before closing it, say)."""
+        chunks = self._pending.pop(transport, None)
+        if chunks:
+            _send(transport, chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+    def discard(self, transport) -> None:
+        """Forget pending output (the connection is being aborted)."""
+        self._pending.pop(transport, None)
+
+    def _flush_all(self) -> None:
+        self._scheduled = False
+        pending, self._pending = self._pending, {}
+        for transport, chunks in pending.items():
+            _send(transport, chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+
+def _send(transport, data: bytes) -> None:
+    sock = getattr(transport, "socket", None)
+    if (
+        sock is None
+        or transport.dataBuffer
+        or transport._tempDataLen
+        or transport.disconnecting
+        or not transport.connected
+    ):
+        transport.write(data)
+        return
+    try:
+        sent = sock.send(data)
+    except (BlockingIOError, InterruptedError):
+        sent = 0
+    except OSError:
+        transport.write(data)  # let Twisted meet the error and close the connection its way
+        return
+    if sent < len(data):
+        transport.write(data[sent:])
