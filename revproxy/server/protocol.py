@@ -39,7 +39,7 @@ class ClientConnection(Protocol):
         self._timer_kind = None
         self._processing = False
         self._reading_paused = False
-        self._writing_paused = False
+        self.writing_paused = False
         self._closing = False
         self._tunnel = None
         self._outbox = runtime.outbox
@@ -230,18 +230,18 @@ class ClientConnection(Protocol):
     # -- flow control: the transport tells us; we tell the current producer ----------------
     def set_producer(self, producer):
         self._producer = producer
-        if producer is not None and self._writing_paused:
+        if producer is not None and self.writing_paused:
             producer.pauseProducing()
 
     def pauseProducing(self):
-        self._writing_paused = True
+        self.writing_paused = True
         if self.deadline is None:
             self._arm(self._limits.send_timeout, _SEND)
         if self._producer is not None:
             self._producer.pauseProducing()
 
     def resumeProducing(self):
-        self._writing_paused = False
+        self.writing_paused = False
         if self._timer_kind == _SEND:
             self._cancel_timer()
         if self._producer is not None:

@@ -192,15 +192,23 @@ class ProxyRequest:
         else:
             length = None
         self.writer.start(head.status, head.reason, self.rt.client_headers(head.headers), length)
-        if head.framing != NO_BODY:
-            spool_factory = self.rt.new_response_spool if self.route.buffering else None
-            self._relay = Relay(self.writer, self._upstream, spool_factory, self._relay_complete)
 
     def upstream_waiting(self):
         self.writer.flush()
 
     def upstream_data(self, data):
-        self._relay.data(data)
+        relay = self._relay
+        if relay is None:
+            if not self.conn.writing_paused:
+                # The client keeps up: no relay needed yet (most small responses end here).
+                self.writer.write(data)
+                return
+            relay = self._relay = self._new_relay()
+        relay.data(data)
+
+    def _new_relay(self):
+        spool_factory = self.rt.new_response_spool if self.route.buffering else None
+        return Relay(self.writer, self._upstream, spool_factory, self._relay_complete)
 
     def upstream_end(self):
         self._upstream = None

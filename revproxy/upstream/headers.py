@@ -60,10 +60,18 @@ def strip_hop_by_hop(headers: Sequence[Tuple[bytes, bytes]], drop_framing: bool 
     return [(name, value) for name, value in headers if name not in drop]
 
 
+_VIA_ENTRIES: Dict[Tuple[bytes, str], bytes] = {}
+
+
 def via_entry(version: bytes, proxy_name: str) -> bytes:
     """Our own Via entry: ``1.0 name`` for an HTTP/1.0 message, else ``1.1 name``."""
-    protocol = b"1.0" if version == b"1.0" else b"1.1"
-    return protocol + b" " + proxy_name.encode("ascii")
+    entry = _VIA_ENTRIES.get((version, proxy_name))
+    if entry is None:
+        protocol = b"1.0" if version == b"1.0" else b"1.1"
+        entry = protocol + b" " + proxy_name.encode("ascii")
+        if len(_VIA_ENTRIES) < 64:  # a handful of (version, name) pairs in practice
+            _VIA_ENTRIES[(version, proxy_name)] = entry
+    return entry
 
 
 def _append_via(headers: Headers, entry: bytes) -> Headers:
@@ -131,6 +139,9 @@ class ForwardingPolicy:
             request_id_header = request_id_header.encode("ascii")
         self.request_id_header = request_id_header.lower()
         self._trust_cache: Dict[str, bool] = {}
+        self._managed = frozenset(
+            (_HOST, _XFF, _XFP, _XFH, _FORWARDED, _VIA, self.request_id_header)
+        )
 
     def is_trusted(self, ip: str) -> bool:
         """True when ``ip`` lies in a trusted network (IPv4-mapped IPv6 counts as IPv4)."""
@@ -192,23 +203,25 @@ class ForwardingPolicy:
         accepted for symmetry with the access log but not sent: no standard field carries it.
         """
         trusted = self.is_trusted(client_ip)
-        managed = (_HOST, _XFF, _XFP, _XFH, _FORWARDED, _VIA, self.request_id_header)
-        incoming: Dict[bytes, List[bytes]] = {name: [] for name in managed}
+        managed = self._managed
+        incoming: Dict[bytes, List[bytes]] = {}
         out: Headers = [(_HOST, host if host_override is None else host_override)]
-        for name, value in strip_hop_by_hop(headers):
-            if name in incoming:
-                incoming[name].append(value)
+        for field in strip_hop_by_hop(headers):
+            name = field[0]
+            if name in managed:
+                incoming.setdefault(name, []).append(field[1])
             else:
-                out.append((name, value))
+                out.append(field)
+        get = incoming.get
         ip = client_ip.encode("ascii")
-        out.append((_XFF, _extend(incoming[_XFF], ip, trusted)))
-        out.append((_XFP, _keep(incoming[_XFP], trusted) or scheme.encode("ascii")))
-        forwarded_host = _keep(incoming[_XFH], trusted) or host
+        out.append((_XFF, _extend(get(_XFF, ()), ip, trusted)))
+        out.append((_XFP, _keep(get(_XFP, ()), trusted) or scheme.encode("ascii")))
+        forwarded_host = _keep(get(_XFH, ()), trusted) or host
         if forwarded_host:
             out.append((_XFH, forwarded_host))
         element = forwarded_element(client_ip, scheme, host)
-        out.append((_FORWARDED, _extend(incoming[_FORWARDED], element, trusted)))
-        out.append((_VIA, _extend(incoming[_VIA], via_entry(version, self.proxy_name), True)))
+        out.append((_FORWARDED, _extend(get(_FORWARDED, ()), element, trusted)))
+        out.append((_VIA, _extend(get(_VIA, ()), via_entry(version, self.proxy_name), True)))
         out.append((self.request_id_header, request_id))
         if upgrade is not None:
             out.append((b"connection", b"upgrade"))
@@ -216,12 +229,16 @@ class ForwardingPolicy:
         return out
 
 
-def _extend(previous: List[bytes], entry: bytes, keep: bool) -> bytes:
+def _extend(previous: Sequence[bytes], entry: bytes, keep: bool) -> bytes:
     """A list-valued field: the previous lines (when ``keep``) then ``entry``."""
+    if not previous:
+        return entry
     previous = [value for value in previous if value] if keep else []
     return b", ".join(previous + [entry]) if previous else entry
 
 
-def _keep(previous: List[bytes], keep: bool) -> bytes:
+def _keep(previous: Sequence[bytes], keep: bool) -> bytes:
     """The incoming value of a single-valued field when believed, else empty."""
+    if not previous:
+        return b""
     return b", ".join(value for value in previous if value) if keep else b""
