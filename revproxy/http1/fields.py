@@ -16,8 +16,7 @@ from .heads import Headers
 TOKEN_CHARS = rb"!#$%&'*+\-.^_`|~0-9A-Za-z"
 TOKEN = re.compile(rb"[" + TOKEN_CHARS + rb"]+\Z")
 _FIELD = re.compile(rb"[" + TOKEN_CHARS + rb"]+:")
-# The value group excludes the optional whitespace around it, so no strip() is needed.
-_FIELD_LINES = re.compile(rb"^([" + TOKEN_CHARS + rb"]+):[ \t]*([^\r\n]*?)[ \t]*\r\n", re.M)
+_FIELD_LINES = re.compile(rb"^([" + TOKEN_CHARS + rb"]+):([^\r\n]*)\r\n", re.M)
 # Control bytes other than HTAB. CR and LF are absent: by the time this runs they have
 # been proven to occur only as CRLF pairs, which delimit the lines.
 HEAD_CTL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -43,7 +42,8 @@ def parse_fields(block: bytes, start: int, max_count: int) -> Headers:
     found = _FIELD_LINES.findall(block, start)
     if len(found) != count:
         raise _first_field_error(block[start:-2].split(b"\r\n"))
-    return [(name.lower(), value) for name, value in found]
+    # (A lazy value group that leaves the OWS out was measured 2x slower than strip().)
+    return [(name.lower(), value.strip(_OWS)) for name, value in found]
 
 
 def _first_field_error(lines: List[bytes]) -> ProtocolError:
