@@ -86,7 +86,10 @@ def build(config, reactor, randbytes=None, batch_writes=True):
     if randbytes is None:
         randbytes = random.Random(os.urandom(32)).randbytes
     buffering = config.buffering
-    temp_dir = make_temp_dir(buffering.temp_dir, os.getpid())
+    try:
+        temp_dir = make_temp_dir(buffering.temp_dir, os.getuid())
+    except OSError as e:
+        raise SystemExit("revproxy: %s: [buffering] temp_dir: cannot use it: %s" % (config.source, e))
     removed = clean_temp_dir(temp_dir)
     if removed:
         log.info("removed {n} leftover spool files from {d}", n=removed, d=temp_dir)

@@ -35,7 +35,7 @@ class Buffering:
     response_file_max: int = 1024 * 1024 * 1024  # per response; past this: stream with back-pressure
     total_memory: int = 256 * 1024 * 1024  # all spools in this process, in memory
     total_disk: int = 10 * 1024 * 1024 * 1024  # all spools in this process, on disk
-    temp_dir: str = ""  # "" -> <system temp>/revproxy-<pid>; cleaned at start-up
+    temp_dir: str = ""  # "" -> <system temp>/revproxy-<uid>; cleaned at start-up
 
 
 @dataclass(frozen=True)

@@ -135,14 +135,19 @@ class ClientConnection(Protocol):
 
     def _protocol_error(self, error):
         log.info(
-            "{ip} {status} bad request: {reason}",
-            ip=self.client_ip, status=error.status, reason=error.reason,
+            "{ip} rid={rid} {status} bad request: {reason}",
+            ip=self.client_ip, rid=self._rid(), status=error.status, reason=error.reason,
         )
         request = self._request
         if request is not None:
             request.fail_request(error.status, error.reason)
         else:
             self.reply_and_close(error.status, error.reason)
+
+    def _rid(self):
+        """The current request's id for log lines (``-`` before a request has one)."""
+        request = self._request
+        return request.request_id.decode("ascii", "replace") if request is not None else "-"
 
     def _close_when_idle(self):
         if self._request is None:
@@ -199,7 +204,8 @@ class ClientConnection(Protocol):
 
         ``hard`` resets the connection at once (unsent bytes dropped); otherwise what was
         written is flushed before the close, for framings that show the truncation."""
-        log.warn("{ip} response aborted: {reason}", ip=self.client_ip, reason=reason)
+        log.warn("{ip} rid={rid} response aborted: {reason}", ip=self.client_ip, rid=self._rid(),
+                 reason=reason)
         request, self._request = self._request, None
         self._closing = True
         if request is not None:
@@ -277,7 +283,7 @@ class ClientConnection(Protocol):
         elif kind == _SEND:
             self.abort_response("client did not read for %gs" % self._limits.send_timeout)
         elif self._request is not None and not self._writer.started:
-            log.info("{ip} 408: request body too slow", ip=self.client_ip)
+            log.info("{ip} rid={rid} 408: request body too slow", ip=self.client_ip, rid=self._rid())
             self._request.fail_request(408, "request body not received in time")
         elif self._request is None:
             log.info("{ip} 408: request head too slow", ip=self.client_ip)

@@ -86,7 +86,7 @@ class ProxyRequest:
             if head.upgrade in rt.allowed_upgrades:
                 self._upgrade = head.upgrade
             else:
-                log.info("rid={rid} upgrade to {proto!r} ignored", rid=self.request_id, proto=head.upgrade)
+                log.info("rid={rid} upgrade to {proto!r} ignored", rid=self._rid, proto=head.upgrade)
         return None
 
     def body_data(self, data):
@@ -226,12 +226,12 @@ class ProxyRequest:
             return
         if not self.writer.started:
             if self._may_retry(error):
-                log.info("rid={rid} retrying on a fresh connection: {e}", rid=self.request_id, e=error)
+                log.info("rid={rid} retrying on a fresh connection: {e}", rid=self._rid, e=error)
                 self._attempt(None)
                 return
             self._reply(error.status, "upstream %s: %s" % (self.member.name, error))
             return
-        log.warn("rid={rid} upstream {m} failed mid-response: {e}", rid=self.request_id,
+        log.warn("rid={rid} upstream {m} failed mid-response: {e}", rid=self._rid,
                  m=self.member.name, e=error)
         if self._relay is not None:
             self._relay.abort()
@@ -258,11 +258,15 @@ class ProxyRequest:
         self.writer.finish()
 
     # -- answers and the end ---------------------------------------------------------------
+    @property
+    def _rid(self):
+        return self.request_id.decode("ascii", "replace")
+
     def _reply(self, status, reason):
         if status >= 500 or status in (408, 413, 508):
-            log.warn("rid={rid} {status}: {reason}", rid=self.request_id, status=status, reason=reason)
+            log.warn("rid={rid} {status}: {reason}", rid=self._rid, status=status, reason=reason)
         else:
-            log.info("rid={rid} {status}: {reason}", rid=self.request_id, status=status, reason=reason)
+            log.info("rid={rid} {status}: {reason}", rid=self._rid, status=status, reason=reason)
         replies.send(self.writer, status, self.rt.clock.seconds())
 
     def fail_request(self, status, reason):
@@ -275,7 +279,7 @@ class ProxyRequest:
         if self.writer.started:
             self.writer.abort(reason)
             return
-        log.info("rid={rid} {status}: {reason}", rid=self.request_id, status=status, reason=reason)
+        log.info("rid={rid} {status}: {reason}", rid=self._rid, status=status, reason=reason)
         replies.send(self.writer, status, self.rt.clock.seconds(), close=True)
 
     def response_done(self):

@@ -221,17 +221,18 @@ def clean_temp_dir(path: str) -> int:
     return removed
 
 
-def make_temp_dir(path_or_empty: str, pid: int) -> str:
+def make_temp_dir(path_or_empty: str, uid: int) -> str:
     """Create (if needed) and return the spool directory.
 
-    A configured path is created with its parents. ``""`` means ``<system temp>/revproxy-<pid>``;
-    as that name is guessable in a shared directory, an existing one must be a real directory
+    A configured path is created with its parents. ``""`` means ``<system temp>/revproxy-<uid>``:
+    the same directory across restarts, so the start-up clean-up finds what a crashed run left.
+    As that name is guessable in a shared directory, an existing one must be a real directory
     owned by us and not writable by others, else ``PermissionError``.
     """
     if path_or_empty:
         os.makedirs(path_or_empty, mode=0o700, exist_ok=True)
         return path_or_empty
-    path = os.path.join(tempfile.gettempdir(), "revproxy-%d" % pid)
+    path = os.path.join(tempfile.gettempdir(), "revproxy-%d" % uid)
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:

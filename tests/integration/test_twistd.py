@@ -123,3 +123,88 @@ class TwistdTests(unittest.TestCase):
         self.assertEqual(code, "SIGTERM", proc.output)
         self.assertIn(b"Server Shut Down", proc.output)
         yield with_timeout(client.closed)
+
+
+class InstalledLayoutTests(unittest.TestCase):
+    def test_plugin_found_after_plain_install(self):
+        """After a plain (non-editable) install, away from the source tree, twisted.plugin
+        finds `revproxy` and the embedded default config loads from the installed package."""
+        import subprocess
+
+        target = os.path.abspath(self.mktemp())
+        install = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
+             "--disable-pip-version-check", "-q", "--target", target, ROOT],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300,
+        )
+        self.assertEqual(install.returncode, 0, install.stdout[-3000:])
+        self.assertFalse(os.path.exists(os.path.join(target, "twisted", "plugins", "__init__.py")))
+        probe = (
+            "import revproxy, sys\n"
+            "from twisted.plugin import getPlugins\n"
+            "from twisted.application.service import IServiceMaker\n"
+            "from revproxy.config.load import load_config\n"
+            "assert revproxy.__file__.startswith(sys.argv[1]), revproxy.__file__\n"
+            "assert 'revproxy' in [p.tapname for p in getPlugins(IServiceMaker)]\n"
+            "import twisted.plugins.revproxy_plugin as plugin\n"
+            "assert plugin.__file__.startswith(sys.argv[1]), plugin.__file__\n"
+            "print(load_config(None).source, load_config(None).demo.enabled)\n"
+        )
+        env = dict(os.environ, PYTHONPATH=target)
+        run = subprocess.run([sys.executable, "-c", probe, target], cwd=target, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+        self.assertEqual(run.returncode, 0, run.stdout[-3000:])
+        self.assertEqual(run.stdout.split(), [b"<embedded>", b"True"])
+
+
+class TwistdLoggingTests(unittest.TestCase):
+    def setUp(self):
+        self.mktemp_dir = os.path.abspath(self.mktemp())
+        os.makedirs(self.mktemp_dir)
+
+    @defer.inlineCallbacks
+    def test_logfile_and_json_access_log(self):
+        """twistd's --logfile takes the error log; a JSON access log file gets one object
+        per request with the upstream member and the request id."""
+        import json
+
+        backend = listen(backend_site())
+        self.addCleanup(backend.stopListening)
+        access = os.path.join(self.mktemp_dir, "access.log")
+        logfile = os.path.join(self.mktemp_dir, "twistd.log")
+        config = os.path.join(self.mktemp_dir, "rp.toml")
+        with open(config, "w") as f:
+            f.write(
+                '[server]\nlisten = ["tcp:0:interface=127.0.0.1"]\n'
+                '[logging]\naccess_log = "%s"\naccess_format = "json"\n'
+                '[pools.main]\nmembers = ["http://127.0.0.1:%d"]\n'
+                % (access, backend.getHost().port)
+            )
+        proc, transport = spawn(self, "-n", "--pidfile=", "--logfile", logfile,
+                                "revproxy", "--config", config)
+        port = None
+        for _ in range(200):  # bounded wait for the log line (the log is a file here)
+            if os.path.exists(logfile):
+                match = re.search(rb"port=(\d+)\) \(tcp:0", open(logfile, "rb").read())
+                if match:
+                    port = int(match.group(1))
+                    break
+            yield deferLater(0.05)
+        self.assertIsNotNone(port, "no listening line in the log file")
+        client = yield connect(port)
+        client.transport.write(b"GET /size/3 HTTP/1.1\r\nHost: a\r\nX-Request-ID: t1\r\n\r\n")
+        [(head, body)] = yield with_timeout(client.responses(1))
+        client.transport.loseConnection()
+        transport.signalProcess("TERM")
+        yield with_timeout(proc.ended, 30)
+        [line] = open(access).read().splitlines()
+        record = json.loads(line)
+        self.assertEqual(record["status"], 200)
+        self.assertEqual(record["upstream"], "127.0.0.1:%d" % backend.getHost().port)
+        self.assertEqual(len(record["request_id"]), 32)
+
+
+def deferLater(seconds):
+    from twisted.internet import task
+
+    return task.deferLater(reactor, seconds, lambda: None)

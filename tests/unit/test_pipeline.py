@@ -390,3 +390,39 @@ class ShutdownTests(unittest.TestCase):
         world.reactor.advance(2)
         self.assertTrue(busy_t.aborted)
         self.successResultOf(stopped)
+
+
+class ErrorLogTests(unittest.TestCase):
+    def capture(self):
+        from twisted.logger import formatEvent, globalLogPublisher
+
+        lines = []
+
+        def observer(event):
+            if event.get("log_namespace", "").startswith("revproxy"):
+                lines.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        return lines
+
+    def test_502_reason_logged_with_request_id(self):
+        """A refused backend connection: the error log names the request id, member and why."""
+        lines = self.capture()
+        world = World(self)
+        proto, client = world.client()
+        proto.dataReceived(GET)
+        world.fail_connect(error.ConnectionRefusedError())
+        [line] = [l for l in lines if "502" in l]
+        self.assertIn("rid=" + "02" * 16, line)
+        self.assertIn("10.0.0.1:8000", line)
+        self.assertIn("connect-failed", line)
+
+    def test_bad_request_reason_logged(self):
+        """A malformed request is logged with the specific reason it was refused."""
+        lines = self.capture()
+        world = World(self)
+        proto, client = world.client()
+        proto.dataReceived(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
+        self.assertTrue(client.value().startswith(b"HTTP/1.1 400 "))
+        self.assertTrue(any("400" in l and "Content-Length" in l for l in lines), lines)

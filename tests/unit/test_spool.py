@@ -255,8 +255,8 @@ def test_clean_temp_dir_missing_directory_is_clean(tmp_path):
     assert clean_temp_dir(str(tmp_path / "nope")) == 0
 
 
-def test_make_temp_dir_default_is_private_per_pid(tmp_path, monkeypatch):
-    """"" gives <system temp>/revproxy-<pid>, created mode 0700."""
+def test_make_temp_dir_default_is_private_per_uid(tmp_path, monkeypatch):
+    """"" gives <system temp>/revproxy-<uid>, created mode 0700."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     path = make_temp_dir("", 4242)
     assert path == os.path.join(str(tmp_path), "revproxy-4242")
