@@ -43,3 +43,21 @@ class Deadlines:
         call, self._tick_call = self._tick_call, None
         if call is not None and call.active():
             call.cancel()
+
+
+class DeadlineMixin:
+    """For a protocol watched by ``Deadlines``: one deadline at a time, with a kind.
+
+    Needs ``self._clock``; ``expired(now)`` (the protocol's own) reads ``self._timer_kind``.
+    """
+
+    deadline = None
+    _timer_kind = None
+
+    def _arm(self, seconds: float, kind: str) -> None:
+        self.deadline = self._clock.seconds() + seconds
+        self._timer_kind = kind
+
+    def _cancel_timer(self) -> None:
+        self.deadline = None
+        self._timer_kind = None

@@ -179,6 +179,10 @@ class MessageReader:
         return END
 
     def _step_length(self) -> Event:
+        return self._body_piece(S_END)
+
+    def _body_piece(self, next_state: int) -> Event:
+        """Up to ``_remaining`` buffered body bytes; ``next_state`` once none remain."""
         avail = len(self._buf) - self._pos
         if not avail:
             return self._starved()
@@ -187,7 +191,7 @@ class MessageReader:
             n = avail
         self._remaining -= n
         if not self._remaining:
-            self._state = S_END
+            self._state = next_state
         return self._take(n)
 
     def _step_chunk_size(self) -> Event:
@@ -208,16 +212,7 @@ class MessageReader:
         return self._step_trailer()
 
     def _step_chunk_data(self) -> Event:
-        avail = len(self._buf) - self._pos
-        if not avail:
-            return self._starved()
-        n = self._remaining
-        if avail < n:
-            n = avail
-        self._remaining -= n
-        if not self._remaining:
-            self._state = S_CHUNK_CRLF
-        return self._take(n)
+        return self._body_piece(S_CHUNK_CRLF)
 
     def _step_chunk_crlf(self) -> Event:
         buf = self._buf

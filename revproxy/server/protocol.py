@@ -15,13 +15,14 @@ from revproxy.http1.errors import ProtocolError
 from revproxy.http1.parser import CLOSED, END, NEED_DATA, PAUSED, RequestParser
 from revproxy.server import replies
 from revproxy.server.writer import ResponseWriter
+from revproxy.timers import DeadlineMixin
 
 log = Logger(namespace="revproxy.server")
 
 _HEADER, _BODY, _IDLE, _SEND = "header", "body", "idle", "send"
 
 
-class ClientConnection(Protocol):
+class ClientConnection(DeadlineMixin, Protocol):
     """One client connection. ``runtime`` is the config snapshot it was accepted under."""
 
     def __init__(self, runtime, scheme="http"):
@@ -264,14 +265,6 @@ class ClientConnection(Protocol):
             self.transport.pauseProducing()
 
     # -- deadlines ------------------------------------------------------------------------
-    def _arm(self, seconds, kind):
-        self.deadline = self._clock.seconds() + seconds
-        self._timer_kind = kind
-
-    def _cancel_timer(self):
-        self.deadline = None
-        self._timer_kind = None
-
     def expired(self, now):
         kind, self._timer_kind = self._timer_kind, None
         if kind is not None and not self._closing:

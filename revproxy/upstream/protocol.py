@@ -14,6 +14,7 @@ from twisted.internet.protocol import Protocol
 from revproxy.http1.errors import ProtocolError
 from revproxy.http1.parser import END, NEED_DATA, ResponseParser
 from revproxy.upstream import errors
+from revproxy.timers import DeadlineMixin
 
 _CHUNK = 65536
 IDLE = "idle"
@@ -40,7 +41,7 @@ class _SpoolSender:
     pauseProducing = stopProducing
 
 
-class UpstreamConnection(Protocol):
+class UpstreamConnection(DeadlineMixin, Protocol):
     """Client side of one backend connection; owned by a ``MemberPool``."""
 
     def __init__(self, clock, parser_limits, owner):
@@ -207,14 +208,6 @@ class UpstreamConnection(Protocol):
         self.abort()
 
     # -- deadlines ------------------------------------------------------------------------
-    def _arm(self, seconds, kind):
-        self.deadline = self._clock.seconds() + seconds
-        self._timer_kind = kind
-
-    def _cancel_timer(self):
-        self.deadline = None
-        self._timer_kind = None
-
     def idle_for(self, seconds):
         """Pooled and idle: close after ``seconds`` unless reused."""
         self._arm(seconds, IDLE)
