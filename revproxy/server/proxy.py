@@ -17,6 +17,7 @@ log = Logger(namespace="revproxy.proxy")
 
 IDEMPOTENT = frozenset([b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"])
 _BODY_METHODS = frozenset([b"POST", b"PUT", b"PATCH"])
+_NOT_SENT = (errors.CONNECT_FAILED, errors.CONNECT_TIMEOUT)  # the request never left the proxy
 
 
 class ProxyRequest:
@@ -48,6 +49,7 @@ class ProxyRequest:
         self._outgoing = None  # (head bytes, body) as sent, kept for a retry
         self._done = False
         self._reused = False
+        self._tried = set()  # members whose connect failed for this request
 
     # -- the request arrives ---------------------------------------------------------------
     def begin(self):
@@ -151,8 +153,7 @@ class ProxyRequest:
 
     def _connected(self, conn):
         if self._done:
-            conn.close()
-            self.member.release(conn)
+            self.member.release(conn)  # fresh and unused: good for the next request
             return
         self._send(conn)
 
@@ -229,6 +230,11 @@ class ProxyRequest:
                 log.info("rid={rid} retrying on a fresh connection: {e}", rid=self._rid, e=error)
                 self._attempt(None)
                 return
+            if error.kind in _NOT_SENT and self._next_member():
+                log.info("rid={rid} {e}; trying member {m}", rid=self._rid, e=error,
+                         m=self.member.name)
+                self._attempt(self.member.take_idle())
+                return
             self._reply(error.status, "upstream %s: %s" % (self.member.name, error))
             return
         log.warn("rid={rid} upstream {m} failed mid-response: {e}", rid=self._rid,
@@ -247,6 +253,21 @@ class ProxyRequest:
             and self.head.method in IDEMPOTENT
             and not (self._body is not None and self._body.in_file)
         )
+
+    def _next_member(self):
+        """Move to a member not tried yet for this request; False when none is left.
+
+        Used when a connection could not even be opened: the request never left the proxy,
+        so any method may go elsewhere (as nginx's default ``proxy_next_upstream error``)."""
+        tried = self._tried
+        tried.add(self.member)
+        backend = self.rt.backends[self.route.pool]
+        for _ in range(len(backend.members)):
+            member = backend.pick()
+            if member is not None and member not in tried:
+                self.member = member
+                return True
+        return False
 
     def _tunnel(self):
         conn = self._upstream

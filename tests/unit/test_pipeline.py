@@ -426,3 +426,33 @@ class ErrorLogTests(unittest.TestCase):
         proto.dataReceived(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
         self.assertTrue(client.value().startswith(b"HTTP/1.1 400 "))
         self.assertTrue(any("400" in l and "Content-Length" in l for l in lines), lines)
+
+
+class NextMemberTests(unittest.TestCase):
+    def test_connect_failure_moves_to_next_member(self):
+        """A refused connect sends the request (even a POST) to another member; 502 only
+        when every member refused."""
+        world = World(self, config_dict(members=("http://10.0.0.1:80", "http://10.0.0.2:80")))
+        proto, client = world.client()
+        proto.dataReceived(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nz")
+        world.fail_connect(error.ConnectionRefusedError())
+        self.assertEqual(world.reactor.tcpClients[-1][:2], ("10.0.0.2", 80))
+        backend, upstream = world.accept_backend()
+        self.assertTrue(upstream.value().endswith(b"\r\n\r\nz"))
+        backend.dataReceived(OK)
+        self.assertTrue(client.take().startswith(b"HTTP/1.1 200 OK"))
+        proto.dataReceived(GET)  # round robin: 10.0.0.1 again; it refuses; 10.0.0.2 is pooled
+        world.fail_connect(error.ConnectionRefusedError())
+        self.assertIn(b"GET /x", upstream.value())
+        backend.dataReceived(OK)
+        self.assertTrue(client.take().startswith(b"HTTP/1.1 200 OK"))
+
+    def test_every_member_refusing_is_502(self):
+        """With every member refusing, the client gets one 502 after each was tried once."""
+        world = World(self, config_dict(members=("http://10.0.0.1:80", "http://10.0.0.2:80")))
+        proto, client = world.client()
+        proto.dataReceived(GET)
+        world.fail_connect(error.ConnectionRefusedError())
+        world.fail_connect(error.ConnectionRefusedError())
+        self.assertEqual(world.pending_connects, 0)
+        self.assertTrue(client.value().startswith(b"HTTP/1.1 502 "))
