@@ -5,6 +5,7 @@ from __future__ import annotations
 from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
+from revproxy.upstream.protocol import UpstreamConnection
 from tests.integration.support import (
     backend_site, connect, listen, pattern, proxy_config, scripted_factory, start_proxy,
     with_timeout,
@@ -190,4 +191,42 @@ class SpoonFeedingTests(unittest.TestCase):
         self.assertEqual(body, pattern(size))
         slow.transport.loseConnection()
         fast.transport.loseConnection()
+
+
+
+class SpoolCapTests(unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_beyond_the_cap_the_backend_is_paused_and_nothing_is_lost(self):
+        """With a 256 KiB spool cap, a 16 MB response to a stalled client pauses the backend
+        (its connection stays busy, the spool stays at the cap) and still arrives whole."""
+        backend = listen(backend_site())
+        self.addCleanup(backend.stopListening)
+        data = proxy_config([backend.getHost().port])
+        data["buffering"] = {"response_memory": 65536, "response_file_max": 262144}
+        service, port = yield start_proxy(self, data)
+        member = service.runtime.backends["main"].members[0]
+        budget = service.runtime.budget
+        paused = defer.Deferred()
+        original = UpstreamConnection.pauseProducing
+
+        def pause(conn):
+            original(conn)
+            if not paused.called:
+                paused.callback(budget.memory_used + budget.disk_used)
+
+        self.patch(UpstreamConnection, "pauseProducing", pause)
+        client = yield connect(port)
+        client.transport.pauseProducing()
+        size = 16 * 1024 * 1024
+        client.transport.write(b"GET /size/%d HTTP/1.1\r\nHost: a\r\n\r\n" % size)
+        spooled = yield with_timeout(paused, 30)  # the relay pauses the backend at the cap
+        self.assertGreater(spooled, 65536, "paused only once the spool was full")
+        self.assertLessEqual(budget.memory_used, 65536)
+        self.assertLessEqual(budget.disk_used, 262144)
+        self.assertEqual(member.idle, 0, "the backend connection is still streaming")
+        client.transport.resumeProducing()
+        [(head, body)] = yield with_timeout(client.responses(1), 60)
+        self.assertEqual(len(body), size)
+        self.assertEqual(body, pattern(size))
+        client.transport.loseConnection()
 
