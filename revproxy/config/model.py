@@ -61,7 +61,6 @@ class Pool:
     name: str
     members: Tuple[str, ...]  # "http://host:port"; a host name may resolve to several members
     max_idle_per_member: int = 128  # idle persistent connections kept per member
-    max_connections_per_member: int = 0  # 0 = unlimited (the balancing issue adds queues)
     idle_timeout: float = 60.0  # a pooled idle connection is closed after this
     connect_timeout: float = 5.0  # -> 504 (connect refused -> 502)
     first_byte_timeout: float = 60.0  # request sent, no response head yet -> 504

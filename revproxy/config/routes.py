@@ -28,7 +28,6 @@ MEMBERS_MISSING = 'expected an array of upstream URLs, e.g. members = ["http://1
 POOL_FIELDS: Dict[str, Parser] = {
     "members": list_of(parse_member_url, min_items=1),
     "max_idle_per_member": count(0),
-    "max_connections_per_member": count(0),
     "idle_timeout": duration,
     "connect_timeout": duration,
     "first_byte_timeout": duration,

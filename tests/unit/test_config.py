@@ -199,7 +199,7 @@ BAD = [
     ("count zero", "[limits]\nmax_connections = 0", "[limits] max_connections", "0",
      "integer >= 1"),
     ("count negative where 0 ok", "[pools.app]\nmembers = [\"http://a\"]\n"
-     "max_connections_per_member = -1", "[pools.app] max_connections_per_member", "-1",
+     "max_idle_per_member = -1", "[pools.app] max_idle_per_member", "-1",
      "integer >= 0"),
     ("temp_dir not a string", "[buffering]\ntemp_dir = 5", "[buffering] temp_dir", "5",
      "expected a string"),
