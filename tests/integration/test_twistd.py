@@ -87,6 +87,14 @@ class TwistdTests(unittest.TestCase):
             self.assertIn(option, proc.output)
 
     @defer.inlineCallbacks
+    def test_check_validates_example_config(self):
+        """--check loads conf/example.toml, prints a summary and exits 0 without serving."""
+        proc, _ = spawn(self, "revproxy", "--check", "--config", os.path.join(ROOT, "conf", "example.toml"))
+        code = yield with_timeout(proc.ended, 30)
+        self.assertEqual(code, 0, proc.output)
+        self.assertIn(b"example.toml: OK (", proc.output)
+
+    @defer.inlineCallbacks
     def test_bad_config_names_file_key_and_expectation(self):
         """A bad value fails start-up with file, key and expectation, and no traceback."""
         path = os.path.join(self.mktemp_dir, "bad.toml")
