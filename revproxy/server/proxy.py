@@ -28,6 +28,12 @@ class ProxyRequest:
     ``response_done()`` once the response is complete, or ``connection_lost()``.
     """
 
+    __slots__ = (
+        "conn", "rt", "head", "writer", "started_at", "route", "request_id", "member",
+        "attempts", "upstream_started", "upstream_time", "_early", "_body", "_body_size",
+        "_upstream", "_relay", "_upgrade", "_outgoing", "_done", "_reused", "_tried",
+    )
+
     def __init__(self, conn, runtime, head, writer):
         self.conn = conn
         self.rt = runtime
@@ -49,7 +55,7 @@ class ProxyRequest:
         self._outgoing = None  # (head bytes, body) as sent, kept for a retry
         self._done = False
         self._reused = False
-        self._tried = set()  # members whose connect failed for this request
+        self._tried = None  # members whose connect failed for this request
 
     # -- the request arrives ---------------------------------------------------------------
     def begin(self):
@@ -141,7 +147,7 @@ class ProxyRequest:
             body = self._body if self._body.in_file else _read_all(self._body)
         elif head.method in _BODY_METHODS:
             headers.append((b"content-length", b"0"))
-        return serialize.request_head(head.method, head.target, headers), body
+        return serialize.request_head(head.method, _origin_form(head.target), headers), body
 
     def _attempt(self, conn):
         self.attempts += 1
@@ -166,7 +172,7 @@ class ProxyRequest:
         self._upstream = conn
         self._reused = conn.exchanges > 0
         self.upstream_started = self.rt.clock.seconds()
-        pool = self.rt.config.pool(self.route.pool)
+        pool = self.rt.backends[self.route.pool].config
         head_bytes, body = self._outgoing
         conn.send(self, self.head.method, head_bytes, body, pool.first_byte_timeout, pool.read_timeout)
 
@@ -259,6 +265,8 @@ class ProxyRequest:
 
         Used when a connection could not even be opened: the request never left the proxy,
         so any method may go elsewhere (as nginx's default ``proxy_next_upstream error``)."""
+        if self._tried is None:
+            self._tried = set()
         tried = self._tried
         tried.add(self.member)
         backend = self.rt.backends[self.route.pool]
@@ -349,6 +357,19 @@ class ProxyRequest:
             request_id=self.request_id,
             route=self.route.name if self.route is not None else "-",
         )
+
+
+def _origin_form(target: bytes) -> bytes:
+    """The target as sent to an origin server (RFC 9112 §3.2.1): an absolute-form target
+    loses its scheme and authority (the Host header carries the authority); others as is."""
+    if target[:1] == b"/" or target == b"*":
+        return target
+    rest = target.partition(b"://")[2]
+    slash = rest.find(b"/")
+    query = rest.find(b"?")
+    if slash < 0 or (0 <= query < slash):
+        return b"/" + rest[query:] if query >= 0 else b"/"
+    return rest[slash:]
 
 
 def _read_all(spool) -> bytes:

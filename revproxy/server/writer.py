@@ -15,6 +15,11 @@ class ResponseWriter:
     close-delimited for HTTP/1.0 clients.
     """
 
+    __slots__ = (
+        "_conn", "_method", "_version", "keep_alive", "status", "bytes_sent", "started",
+        "finished", "_chunked", "_no_body", "_remaining", "_pending",
+    )
+
     def __init__(self, conn, method: bytes, version: bytes, keep_alive: bool):
         self._conn = conn
         self._method = method

@@ -456,3 +456,30 @@ class NextMemberTests(unittest.TestCase):
         world.fail_connect(error.ConnectionRefusedError())
         self.assertEqual(world.pending_connects, 0)
         self.assertTrue(client.value().startswith(b"HTTP/1.1 502 "))
+
+
+class TargetFormTests(unittest.TestCase):
+    def forwarded_line(self, raw):
+        world = World(self)
+        proto, client = world.client()
+        proto.dataReceived(raw)
+        backend, upstream = world.accept_backend()
+        return upstream.value().split(b"\r\n")
+
+    def test_absolute_form_becomes_origin_form(self):
+        """An absolute-form target reaches the origin as path and query, its authority as Host."""
+        lines = self.forwarded_line(b"GET http://a.test:8080/p/q?x=1 HTTP/1.1\r\nHost: a.test:8080\r\n\r\n")
+        self.assertEqual(lines[0], b"GET /p/q?x=1 HTTP/1.1")
+        self.assertIn(b"host: a.test:8080", lines)
+
+    def test_absolute_form_without_path(self):
+        """http://host?q and http://host become /?q and /."""
+        self.assertEqual(self.forwarded_line(b"GET http://a.test?q HTTP/1.1\r\nHost: a.test\r\n\r\n")[0],
+                         b"GET /?q HTTP/1.1")
+        self.assertEqual(self.forwarded_line(b"GET http://a.test HTTP/1.1\r\nHost: a.test\r\n\r\n")[0],
+                         b"GET / HTTP/1.1")
+
+    def test_asterisk_form_kept(self):
+        """OPTIONS * is forwarded as is."""
+        self.assertEqual(self.forwarded_line(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n")[0],
+                         b"OPTIONS * HTTP/1.1")
