@@ -57,15 +57,62 @@ class Server:
 
 
 @dataclass(frozen=True)
+class HealthCheck:
+    """Active HTTP probe of every member of a pool (``[pools.NAME.health]``)."""
+
+    path: str = "/"  # probed with `method path HTTP/1.1`; its presence turns probing on
+    method: str = "GET"
+    host: str = ""  # Host header of the probe; "" = the member's address
+    expect_status: Tuple[Tuple[int, int], ...] = ((200, 399),)  # inclusive ranges
+    expect_body: Optional[str] = None  # regex searched in the first 64 KiB of the body
+    interval: float = 5.0
+    timeout: float = 2.0
+    rise: int = 2  # consecutive passes that make a down member healthy
+    fall: int = 3  # consecutive failures that take a healthy member down
+
+
+@dataclass(frozen=True)
+class Outlier:
+    """Passive checks: ejection of members that keep failing (``[pools.NAME.outlier]``)."""
+
+    consecutive_failures: int = 5  # connect failures / timeouts / 5xx in a row; 0 = off
+    base_ejection: float = 30.0  # first ejection; doubles while the member keeps failing
+    max_ejection: float = 300.0
+    max_ejected_percent: int = 50  # never eject more than this share of the pool
+
+
+@dataclass(frozen=True)
 class Pool:
     name: str
     members: Tuple[str, ...]  # "http://host:port"; a host name may resolve to several members
+    weights: Tuple[int, ...] = ()  # parallel to members; () = every member weight 1
+    balance: str = "round-robin"  # a built-in policy or an IBalancerFactory plugin name
+    balance_options: Tuple[Tuple[str, object], ...] = ()  # the policy's options, sorted items
+    sticky_cookie: str = ""  # "" = off; else the cookie that pins a client to a member
+    load_header: str = ""  # "" = off; response header where members report load (agent syntax)
+    agent_port: int = 0  # 0 = off; HAProxy-style agent on each member's address at this port
+    agent_interval: float = 5.0
+    slow_start: float = 0.0  # a member coming back ramps its weight up over this; 0 = off
+    max_connections_per_member: int = 0  # 0 = unlimited; else requests beyond wait in a queue
+    queue_size: int = 100  # requests waiting for a member under its limit; beyond: 503
+    queue_timeout: float = 5.0  # longest wait in that queue: 503
+    retries: int = 1  # extra attempts on another member for retryable failures
+    retry_on: Tuple[str, ...] = ("connect-failure", "timeout", "502", "503", "504")
+    retry_budget: float = 0.2  # retries may add at most this share of the pool's requests
+    panic_threshold: float = 0.0  # healthy share below which traffic spreads over all; 0 = off
+    health: Optional[HealthCheck] = None  # None = no active probes
+    outlier: Outlier = field(default_factory=Outlier)
     max_idle_per_member: int = 128  # idle persistent connections kept per member
     idle_timeout: float = 60.0  # a pooled idle connection is closed after this
-    connect_timeout: float = 5.0  # -> 504 (connect refused -> 502)
+    connect_timeout: float = 5.0  # -> next member, 504 when none is left (refused -> 502)
     first_byte_timeout: float = 60.0  # request sent, no response head yet -> 504
     read_timeout: float = 60.0  # longest silence inside a response -> abort
     resolve_interval: float = 30.0  # host names re-resolved this often
+
+    def weight_of(self, url: str) -> int:
+        if not self.weights:
+            return 1
+        return self.weights[self.members.index(url)]
 
 
 @dataclass(frozen=True)
@@ -97,6 +144,15 @@ class Demo:
 
 
 @dataclass(frozen=True)
+class Admin:
+    """The admin listener: read-only status now (the operations issue grows it)."""
+
+    listen: Tuple[str, ...] = ()  # () = no admin listener; keep it on loopback
+    debug_clients: Tuple[str, ...] = ()  # CIDRs allowed to ask for the decision header
+    debug_header: str = "x-revproxy-debug"  # request header ("1") that asks for it
+
+
+@dataclass(frozen=True)
 class Config:
     source: str  # file the config came from ("<embedded>", "<command line>", or a path)
     server: Server = field(default_factory=Server)
@@ -106,6 +162,7 @@ class Config:
     pools: Tuple[Pool, ...] = ()
     routes: Tuple[Route, ...] = ()
     demo: Demo = field(default_factory=Demo)
+    admin: Admin = field(default_factory=Admin)
 
     def pool(self, name: str) -> Pool:
         for pool in self.pools:
