@@ -79,12 +79,14 @@ def build(config, reactor, randbytes=None, batch_writes=True):
     from revproxy.server.service import ProxyService
     from revproxy.netio import Outbox
     from revproxy.timers import Deadlines
-    from revproxy.upstream.backends import Backend
+    from revproxy.balancing.pool import BalancedPool
+    from revproxy.balancing.registry import build_balancer
     from revproxy.upstream.resolve import MemberResolver
     from revproxy.upstream.spool import SpoolBudget, clean_temp_dir, make_temp_dir
 
+    rng = random.Random(os.urandom(32) if randbytes is None else randbytes(32))
     if randbytes is None:
-        randbytes = random.Random(os.urandom(32)).randbytes
+        randbytes = rng.randbytes
     buffering = config.buffering
     try:
         temp_dir = make_temp_dir(buffering.temp_dir, os.getuid())
@@ -108,9 +110,10 @@ def build(config, reactor, randbytes=None, batch_writes=True):
     limits = parser_limits_for(config.limits)
     deadlines = Deadlines(reactor)
     outbox = Outbox(reactor, batch_writes)
-    backends = {
-        pool.name: Backend(reactor, pool, limits, deadlines, outbox) for pool in config.pools
-    }
+    backends = {}
+    for pool in config.pools:
+        balancer = build_balancer(pool.balance, dict(pool.balance_options), rng)
+        backends[pool.name] = BalancedPool(reactor, pool, limits, deadlines, outbox, balancer)
     runtime = Runtime(
         config, reactor, stats, budget, temp_dir, access_log, backends, randbytes, deadlines, outbox
     )

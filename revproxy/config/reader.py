@@ -7,7 +7,7 @@ explanation; ``Table.get`` adds the file, the table path and the key. Parsers fo
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from revproxy.config.errors import NO_VALUE, ConfigError
 from revproxy.config.values import parse_duration, parse_size
@@ -150,6 +150,28 @@ def duration(value: Any) -> float:
     return result
 
 
+def duration_or_off(value: Any) -> float:
+    """A duration in seconds of 0 or more; 0 turns the feature off."""
+    result = parse_duration(value)
+    if result < 0:
+        raise ValueError("expected a duration of 0 seconds or more (0 = off)")
+    return result
+
+
+def empty_or(parse: Parser, what: str) -> Parser:
+    """``""`` (the feature is off) or a value ``parse`` accepts, described by ``what``."""
+
+    def parse_optional(value: Any) -> Any:
+        if isinstance(value, str) and value == "":
+            return value
+        try:
+            return parse(value)
+        except ValueError:
+            raise ValueError('expected "" (off) or %s' % what) from None
+
+    return parse_optional
+
+
 def one_of(choices: Sequence[str]) -> Parser:
     def parse(value: Any) -> str:
         if value not in choices:
@@ -159,8 +181,11 @@ def one_of(choices: Sequence[str]) -> Parser:
     return parse
 
 
-def list_of(item: Parser, min_items: int = 0, single: bool = False) -> Parser:
-    """A tuple of parsed items; with ``single`` a lone value stands for a one-item list."""
+def list_of(
+    item: Parser, min_items: int = 0, single: bool = False, unique: bool = False
+) -> Parser:
+    """A tuple of parsed items; with ``single`` a lone value stands for a one-item list;
+    with ``unique`` an item equal (once parsed) to an earlier one is refused."""
 
     def parse(value: Any) -> Tuple[Any, ...]:
         if single and not isinstance(value, list):
@@ -171,12 +196,18 @@ def list_of(item: Parser, min_items: int = 0, single: bool = False) -> Parser:
             if min_items == 1:
                 raise ValueError("expected a non-empty array")
             raise ValueError("expected an array of at least %d items" % min_items)
-        result = []
+        result: List[Any] = []
         for index, element in enumerate(value):
             try:
-                result.append(item(element))
+                parsed = item(element)
             except ValueError as exc:
                 raise ItemError(index, element, str(exc)) from None
+            if unique and parsed in result:
+                raise ItemError(
+                    index, element, "expected each entry once; #%d is the same"
+                    % (result.index(parsed) + 1),
+                )
+            result.append(parsed)
         return tuple(result)
 
     return parse

@@ -1,20 +1,42 @@
-"""``[pools.NAME]`` and ``[[routes]]``: upstream pools, routes and their cross-references."""
+"""``[pools.NAME]`` and ``[[routes]]``: upstream pools, routes and their cross-references.
+
+A pool table also holds its balancing settings, ``[pools.NAME.health]`` (active probes, on
+when the table is present) and ``[pools.NAME.outlier]`` (passive ejection).
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import re
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from revproxy.config.errors import NO_VALUE
-from revproxy.config.model import HeaderMatch, Pool, Route
-from revproxy.config.reader import Parser, Table, boolean, count, duration, list_of, text
+from revproxy.config.model import HeaderMatch, HealthCheck, Outlier, Pool, Route
+from revproxy.config.reader import (
+    Parser,
+    Table,
+    boolean,
+    count,
+    duration,
+    duration_or_off,
+    empty_or,
+    list_of,
+    text,
+)
 from revproxy.config.sections import header_name
 from revproxy.config.values import (
+    MEMBER_EXPECTED,
+    format_duration,
+    parse_fraction,
     parse_host_header,
     parse_host_pattern,
     parse_member_url,
     parse_name,
+    parse_policy_name,
+    parse_probe_path,
+    parse_retry_condition,
+    parse_status_range,
     parse_token,
 )
 
@@ -24,15 +46,44 @@ HEADERS_EXPECTED = (
 )
 
 MEMBERS_MISSING = 'expected an array of upstream URLs, e.g. members = ["http://10.0.0.5:8080"]'
+MEMBER_OR_TABLE = MEMBER_EXPECTED + ', or an inline table {url = "http://host:port", weight = N}'
+MAX_WEIGHT = 1000
+OPTIONS_EXPECTED = "expected an inline table of the policy's options, e.g. { default_rtt = 0.005 }"
+OPTION_VALUE_EXPECTED = "expected a string, an integer, a finite number or a boolean"
+
+# Read by _parse_pool itself rather than through POOL_FIELDS.
+POOL_TABLES = ("members", "balance_options", "health", "outlier")
 
 POOL_FIELDS: Dict[str, Parser] = {
-    "members": list_of(parse_member_url, min_items=1),
     "max_idle_per_member": count(0),
     "idle_timeout": duration,
     "connect_timeout": duration,
     "first_byte_timeout": duration,
     "read_timeout": duration,
     "resolve_interval": duration,
+    "balance": parse_policy_name,
+    "sticky_cookie": empty_or(parse_token, "a cookie name (an HTTP token)"),
+    "load_header": empty_or(header_name, "a response header name (an HTTP token)"),
+    "agent_port": count(0, 65535),
+    "agent_interval": duration,
+    "slow_start": duration_or_off,
+    "max_connections_per_member": count(0),
+    "queue_size": count(0),
+    "queue_timeout": duration,
+    "retries": count(0, 10),
+    "retry_on": list_of(parse_retry_condition, unique=True),
+    "retry_budget": parse_fraction,
+    "panic_threshold": parse_fraction,
+}
+
+# "members" first: the unknown-key message lists the keys in this order.
+POOL_KEYS = ("members",) + tuple(POOL_FIELDS) + POOL_TABLES[1:]
+
+OUTLIER_FIELDS: Dict[str, Parser] = {
+    "consecutive_failures": count(0),
+    "base_ejection": duration,
+    "max_ejection": duration,
+    "max_ejected_percent": count(0, 100),
 }
 
 
@@ -60,6 +111,18 @@ def method(value: Any) -> str:
     return parse_token(value).upper()
 
 
+HEALTH_FIELDS: Dict[str, Parser] = {
+    "path": parse_probe_path,
+    "method": method,
+    "host": parse_host_header,
+    "expect_status": list_of(parse_status_range, min_items=1, single=True),
+    "expect_body": compile_regex,
+    "interval": duration,
+    "timeout": duration,
+    "rise": count(1),
+    "fall": count(1),
+}
+
 ROUTE_FIELDS: Dict[str, Parser] = {
     "name": parse_name,
     "pool": text(allow_empty=False),
@@ -72,9 +135,124 @@ ROUTE_FIELDS: Dict[str, Parser] = {
 }
 
 
-def _table_key(name: str) -> str:
+def table_key(name: str) -> str:
     """``name`` as written in a TOML table header (quoted unless it is a bare key)."""
     return name if re.match(r"^[A-Za-z0-9_-]+$", name) else json.dumps(name)
+
+
+def _parse_member(table: Table, key: str, item: Any) -> Tuple[str, int]:
+    """(normalised URL, weight) of one ``members`` entry: a URL or {url, weight}."""
+    if isinstance(item, dict):
+        sub = Table(item, table.source, table.where(key))
+        sub.check_keys(("url", "weight"))
+        url = sub.require("url", parse_member_url, MEMBER_EXPECTED)
+        return url, sub.get("weight", count(1, MAX_WEIGHT), 1)
+    try:
+        return parse_member_url(item), 1
+    except ValueError as exc:
+        message = str(exc) if isinstance(item, str) else MEMBER_OR_TABLE
+        raise table.error(key, item, message) from None
+
+
+def _parse_members(table: Table) -> Tuple[Tuple[str, ...], Tuple[int, ...]]:
+    """(members, weights); weights is () when every member weighs 1 (the model's default)."""
+    if "members" not in table.data:
+        raise table.error("members", NO_VALUE, "missing; " + MEMBERS_MISSING)
+    raw = table.data["members"]
+    if not isinstance(raw, list) or not raw:
+        wanted = "expected a non-empty array" if isinstance(raw, list) else "expected an array"
+        raise table.error("members", raw, "%s; %s" % (wanted, MEMBERS_MISSING[9:]))
+    members: List[str] = []
+    weights: List[int] = []
+    for index, item in enumerate(raw):
+        key = "members #%d" % (index + 1)
+        url, weight = _parse_member(table, key, item)
+        if url in members:
+            raise table.error(
+                key, item, "expected each member once; members #%d is the same server (%s)"
+                % (members.index(url) + 1, url),
+            )
+        members.append(url)
+        weights.append(weight)
+    if all(weight == 1 for weight in weights):
+        return tuple(members), ()
+    return tuple(members), tuple(weights)
+
+
+def _plain_option(value: Any) -> bool:
+    """A TOML scalar a policy can take as an option (kept hashable: the config is frozen)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, (str, int))  # bool is an int
+
+
+def _parse_balance_options(table: Table) -> Tuple[Tuple[str, Any], ...]:
+    """The options table as (key, value) pairs sorted by key; each policy checks its own."""
+    raw = table.data.get("balance_options", {})
+    if not isinstance(raw, dict):
+        raise table.error("balance_options", raw, OPTIONS_EXPECTED)
+    for key, value in raw.items():
+        if not _plain_option(value):
+            where = "balance_options.%s" % table_key(key)
+            raise table.error(where, value, OPTION_VALUE_EXPECTED)
+    return tuple(sorted(raw.items(), key=lambda item: item[0]))
+
+
+def _check_order(table: Table, small: str, large: str, defaults: Any, values: Any) -> None:
+    """Refuse ``values.small >= values.large``, blaming the key the file actually set."""
+    low, high = getattr(values, small), getattr(values, large)
+    if low < high:
+        return
+    if small in table.data:
+        shown = format_duration(high) + ("" if large in table.data else ", the default")
+        raise table.error(small, table.data[small], "expected less than %s (%s)" % (large, shown))
+    raise table.error(
+        large, table.data[large], "expected more than %s (%s, the default)"
+        % (small, format_duration(getattr(defaults, small))),
+    )
+
+
+def _parse_health(table: Table, name: str) -> Optional[HealthCheck]:
+    """``[pools.NAME.health]``, or None when the table is absent (no active probes)."""
+    if "health" not in table.data:
+        return None
+    sub = table.sub_table("health", "[pools.%s.health]" % table_key(name))
+    health = sub.build(HealthCheck, HEALTH_FIELDS)
+    # A probe must end before the next one is due.
+    _check_order(sub, "timeout", "interval", HealthCheck(), health)
+    return health
+
+
+def _parse_outlier(table: Table, name: str) -> Outlier:
+    """``[pools.NAME.outlier]``; absent: the model's defaults."""
+    sub = table.sub_table("outlier", "[pools.%s.outlier]" % table_key(name))
+    outlier = sub.build(Outlier, OUTLIER_FIELDS)
+    if outlier.max_ejection < outlier.base_ejection:
+        if "max_ejection" in sub.data:
+            raise sub.error(
+                "max_ejection", sub.data["max_ejection"],
+                "expected at least base_ejection (%s)" % format_duration(outlier.base_ejection),
+            )
+        raise sub.error(
+            "base_ejection", sub.data["base_ejection"],
+            "expected at most max_ejection (%s, the default)"
+            % format_duration(outlier.max_ejection),
+        )
+    return outlier
+
+
+def _parse_pool(table: Table, name: str) -> Pool:
+    table.check_keys(POOL_KEYS)
+    members, weights = _parse_members(table)
+    extra = {
+        "name": name,
+        "members": members,
+        "weights": weights,
+        "balance_options": _parse_balance_options(table),
+        "health": _parse_health(table, name),
+        "outlier": _parse_outlier(table, name),
+    }
+    return table.build(Pool, POOL_FIELDS, extra=extra, also_known=POOL_TABLES)
 
 
 def parse_pools(root: Table) -> Tuple[Pool, ...]:
@@ -89,16 +267,14 @@ def parse_pools(root: Table) -> Tuple[Pool, ...]:
         )
     result = []
     for name, body in pools.items():
-        label = "[pools.%s]" % _table_key(name)
+        label = "[pools.%s]" % table_key(name)
         try:
             parse_name(name)
         except ValueError as exc:
             raise root.error(label, NO_VALUE, "bad pool name: %s" % exc) from None
         if not isinstance(body, dict):
             raise root.error(label[1:-1], body, "expected a table [pools.NAME]")
-        table = Table(body, root.source, label)
-        table.require("members", POOL_FIELDS["members"], MEMBERS_MISSING)
-        result.append(table.build(Pool, POOL_FIELDS, extra={"name": name}))
+        result.append(_parse_pool(Table(body, root.source, label), name))
     return tuple(result)
 
 

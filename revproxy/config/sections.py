@@ -1,4 +1,5 @@
-"""The flat sections: ``[server]``, ``[limits]``, ``[buffering]``, ``[logging]``, ``[demo]``.
+"""The flat sections: ``[server]``, ``[limits]``, ``[buffering]``, ``[logging]``, ``[demo]``,
+``[admin]``.
 
 Each section is a table of key -> parser; a key left out keeps the model's default.
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from revproxy.config.model import Buffering, Demo, Limits, Logging, Server
+from revproxy.config.model import Admin, Buffering, Demo, Limits, Logging, Server
 from revproxy.config.reader import (
     Parser,
     Table,
@@ -83,6 +84,12 @@ DEMO_FIELDS: Dict[str, Parser] = {
     "ports": list_of(count(1, 65535), min_items=1),
 }
 
+ADMIN_FIELDS: Dict[str, Parser] = {
+    "listen": list_of(check_endpoint),
+    "debug_clients": list_of(parse_network),
+    "debug_header": header_name,
+}
+
 
 def parse_server(root: Table) -> Server:
     return root.sub_table("server", "[server]").build(Server, SERVER_FIELDS)
@@ -102,3 +109,7 @@ def parse_logging(root: Table) -> Logging:
 
 def parse_demo(root: Table) -> Demo:
     return root.sub_table("demo", "[demo]").build(Demo, DEMO_FIELDS)
+
+
+def parse_admin(root: Table) -> Admin:
+    return root.sub_table("admin", "[admin]").build(Admin, ADMIN_FIELDS)

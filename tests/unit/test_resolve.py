@@ -7,10 +7,6 @@ from twisted.internet.task import Clock
 from twisted.trial import unittest
 
 from revproxy.config.model import Pool
-from revproxy.http1.parser import Limits
-from revproxy.netio import Outbox
-from revproxy.timers import Deadlines
-from revproxy.upstream.backends import Backend
 from revproxy.upstream.resolve import MemberResolver, split_member
 
 
@@ -31,16 +27,30 @@ class FakeNameResolver:
         return None
 
 
-def make(members, answers, interval=30.0):
+class FakePool:
+    """Records the addresses the resolver sets, as a BalancedPool would receive them."""
+
+    def __init__(self, config):
+        self.config = config
+        self.name = config.name
+        self.addresses = []
+        self.calls = 0
+
+    def set_addresses(self, addresses):
+        self.addresses = list(addresses)
+        self.calls += 1
+
+
+def make(members, answers, interval=30.0, weights=()):
     clock = Clock()
-    pool = Pool(name="p", members=tuple(members), resolve_interval=interval)
-    backend = Backend(clock, pool, Limits(), Deadlines(clock), Outbox(clock, batch=False))
+    pool = Pool(name="p", members=tuple(members), weights=tuple(weights), resolve_interval=interval)
+    backend = FakePool(pool)
     names = FakeNameResolver(answers)
     return clock, backend, names, MemberResolver(clock, names, backend)
 
 
 def addresses(backend):
-    return [(m.host, m.port) for m in backend.members]
+    return [(host, port) for host, port, weight in backend.addresses]
 
 
 class ResolverTests(unittest.TestCase):
@@ -63,13 +73,19 @@ class ResolverTests(unittest.TestCase):
             ["http://svc.test:8080"], {"svc.test": ["10.0.0.2", "10.0.0.1"]}, interval=30)
         resolver.start()
         self.assertEqual(addresses(backend), [("10.0.0.1", 8080), ("10.0.0.2", 8080)])
-        kept = backend.members[0]
         names.answers["svc.test"] = ["10.0.0.1", "10.0.0.3"]
         clock.advance(29)
         self.assertEqual(len(names.asked), 1)
         clock.advance(1)
         self.assertEqual(addresses(backend), [("10.0.0.1", 8080), ("10.0.0.3", 8080)])
-        self.assertIs(backend.members[0], kept, "a member that stays keeps its connection pool")
+
+    def test_weights_follow_their_url(self):
+        """Each address carries the weight configured for the URL it came from."""
+        clock, backend, names, resolver = make(
+            ["http://svc.test:80", "http://10.0.0.9:80"], {"svc.test": ["10.0.0.1", "10.0.0.2"]},
+            weights=(3, 1))
+        resolver.start()
+        self.assertEqual(backend.addresses, [("10.0.0.1", 80, 3), ("10.0.0.2", 80, 3), ("10.0.0.9", 80, 1)])
 
     def test_failed_resolution_keeps_last_addresses(self):
         """A name that suddenly resolves to nothing keeps its previous members."""

@@ -71,7 +71,8 @@ class World:
         if access is not None:
             self.runtime.access_log.log = access.append
         for backend in self.runtime.backends.values():
-            backend.set_addresses([_split(url) for url in backend.config.members])
+            backend.set_addresses([_split(url) + (backend.config.weight_of(url),)
+                                   for url in backend.config.members])
         self._connects = 0
 
     def client(self, peer=("127.0.0.1", 40000)):

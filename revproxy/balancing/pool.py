@@ -1,0 +1,194 @@
+"""A named pool of backend members and how the next request gets one.
+
+Candidates are the members that are healthy (or, for one trial request, probing after an
+ejection), not draining, and under ``max_connections_per_member``. When fewer than
+``panic_threshold`` of the members are healthy the pool panics (as Envoy does): every member
+becomes a candidate again, and the log says so. The policy (an ``IBalancer``) picks among the
+candidates; the pool does the bookkeeping around it: statistics, outlier ejection, slow start,
+reported load, the wait queue and the retry budget.
+"""
+
+from __future__ import annotations
+
+import math
+
+from twisted.logger import Logger
+
+from revproxy.balancing.budget import RetryBudget
+from revproxy.balancing.health import ejection_allowed
+from revproxy.balancing.member import DRAINING, EJECTED, PROBING, MemberState
+from revproxy.balancing.queue import WaitQueue
+from revproxy.upstream.pool import MemberPool
+
+log = Logger(namespace="revproxy.balancing")
+
+# why choose() found nobody
+NO_MEMBER, NONE_HEALTHY, ALL_BUSY = "no-member", "none-healthy", "all-busy"
+
+
+class BalancedPool:
+    """The members of one configured pool, their state, and the choice among them."""
+
+    def __init__(self, clock, pool_config, parser_limits, deadlines, outbox, balancer):
+        self.name = pool_config.name
+        self.config = pool_config
+        self.balancer = balancer
+        self._clock = clock
+        self._parser_limits = parser_limits
+        self._deadlines = deadlines
+        self._outbox = outbox
+        self.members = []  # MemberPool, each with .state (MemberState)
+        self.queue = WaitQueue(clock, pool_config.queue_size, pool_config.queue_timeout)
+        self.budget = RetryBudget(pool_config.retry_budget)
+        self.panicking = False
+        self.load_header_name = pool_config.load_header.lower().encode("ascii")
+        self._limit = pool_config.max_connections_per_member
+
+    # -- membership ----------------------------------------------------------------------------
+    def set_addresses(self, addresses):
+        """Make the members exactly ``addresses`` (``(ip, port, weight)``), keeping the state
+        and connections of members that stay; removed members close their idle connections."""
+        now = self._clock.seconds()
+        current = {(m.host, m.port): m for m in self.members}
+        members = []
+        for host, port, weight in addresses:
+            member = current.pop((host, port), None)
+            if member is None:
+                member = MemberPool(self._clock, host, port, self.config, self._parser_limits,
+                                    self._deadlines, self._outbox)
+                member.state = MemberState(self.config, weight)
+                if self.members:  # a member joining a running pool ramps up
+                    member.state.slow_start.begin(now)
+            else:
+                member.state.configured_weight = weight
+            members.append(member)
+        for gone in current.values():
+            gone.close_idle()
+        changed = [m.name for m in members] != [m.name for m in self.members]
+        self.members = members
+        if changed:
+            self.balancer.set_members(members)
+
+    # -- choosing ------------------------------------------------------------------------------
+    def candidates(self, now, exclude=()):
+        """(candidates, why none): members that may take a request now."""
+        if not self.members:
+            return [], NO_MEMBER
+        usable, busy = [], 0
+        for member in self.members:
+            if member in exclude:
+                continue
+            if member.state.may_take(now):
+                if self._limit and member.in_flight >= self._limit:
+                    busy += 1
+                    continue
+                usable.append(member)
+        healthy_share = (len(usable) + busy) / float(len(self.members))
+        threshold = self.config.panic_threshold
+        panic = threshold > 0 and healthy_share < threshold
+        if panic != self.panicking:
+            self.panicking = panic
+            if panic:
+                log.warn("pool {pool} in panic: {h:.0%} of members healthy (threshold {t:.0%}); "
+                         "balancing over all of them", pool=self.name, h=healthy_share, t=threshold)
+            else:
+                log.info("pool {pool} out of panic", pool=self.name)
+        if panic:
+            usable = [m for m in self.members if m not in exclude
+                      and not (self._limit and m.in_flight >= self._limit)]
+        if usable:
+            return usable, None
+        return [], ALL_BUSY if busy else NONE_HEALTHY
+
+    def choose(self, facts, exclude=()):
+        """(member, None) or (None, why)."""
+        candidates, why = self.candidates(self._clock.seconds(), exclude)
+        if not candidates:
+            return None, why
+        if len(candidates) == 1:
+            return candidates[0], None
+        return self.balancer.pick(candidates, facts), None
+
+    def member_named(self, name):
+        for member in self.members:
+            if member.name == name:
+                return member
+        return None
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+    def started(self, member):
+        member.state.started(self._clock.seconds())
+        self.balancer.started(member)
+
+    def finished(self, member, ok, duration):
+        now = self._clock.seconds()
+        if ok:
+            member.state.stats.finish(duration, now)
+        else:
+            member.state.stats.fail(now, duration)
+        was = member.state.status(now)
+        member.state.outcome(ok, now, ok or self._may_eject(now))
+        if was != EJECTED and member.state.status(now) == EJECTED:
+            log.warn("pool {pool}: member {m} ejected after {n} consecutive failures, until +{s:.0f}s",
+                     pool=self.name, m=member.name, n=self.config.outlier.consecutive_failures,
+                     s=member.state.outlier.ejection_ends - now)
+        self.balancer.finished(member, ok, duration)
+        if self._limit:
+            self.queue.wake_one()
+
+    def _may_eject(self, now):
+        ejected = sum(1 for m in self.members if m.state.status(now) in (EJECTED, PROBING))
+        return ejection_allowed(ejected, len(self.members), self.config.outlier.max_ejected_percent)
+
+    def probe_result(self, member, ok, reason):
+        now = self._clock.seconds()
+        if member.state.probe_result(ok, reason, now):
+            log.warn("pool {pool}: member {m} is {state} ({reason})", pool=self.name,
+                     m=member.name, state="up" if ok else "down", reason=reason)
+
+    def report(self, member, text):
+        member.state.report(text, self._clock.seconds())
+
+    def retry_after(self) -> int:
+        """Seconds a client should wait when nobody can serve: the soonest ejection end."""
+        now = self._clock.seconds()
+        ends = [m.state.outlier.ejection_ends for m in self.members
+                if m.state.outlier.ejection_ends is not None and m.state.outlier.ejection_ends > now]
+        if not ends:
+            return 1
+        return max(1, min(30, int(math.ceil(min(ends) - now))))
+
+    # -- seeing why ----------------------------------------------------------------------------
+    def describe(self, now):
+        return {
+            "policy": self.balancer.name,
+            "panic": self.panicking,
+            "queued": len(self.queue),
+            "members": [_describe_member(m, now) for m in self.members],
+        }
+
+    def close_idle(self):
+        for member in self.members:
+            member.close_idle()
+        self.queue.stop()
+
+
+def _describe_member(member, now):
+    state = member.state
+    return {
+        "name": member.name,
+        "state": state.status(now),
+        "in_flight": member.in_flight,
+        "ewma_ms": round(member.ewma * 1000.0, 3),
+        "weight": round(member.weight, 3),
+        "configured_weight": state.configured_weight,
+        "open_connections": member.open,
+        "idle_connections": member.idle,
+        "ejected_until": state.outlier.ejection_ends if state.status(now) == EJECTED else None,
+        "reported": state.reported_state or (
+            "%g%%" % state.reported_percent if state.reported_percent is not None else None),
+        "last_probe": state.last_probe or None,
+    }
+
+
+__all__ = ["BalancedPool", "NO_MEMBER", "NONE_HEALTHY", "ALL_BUSY", "DRAINING"]
