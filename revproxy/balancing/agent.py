@@ -23,6 +23,8 @@ class AgentProtocol(OneShotProtocol):
         self._buf = b""
 
     def dataReceived(self, data: bytes) -> None:  # noqa: N802 (Twisted's name)
+        if self.finished:
+            return  # bytes racing our close
         self._buf += data
         end = self._buf.find(b"\n", 0, MAX_REPLY)
         if end >= 0:

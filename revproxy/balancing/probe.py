@@ -18,7 +18,9 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from revproxy.http1.parser import END, NEED_DATA, Limits, ProtocolError, ResponseHead, ResponseParser
+from revproxy.http1.parser import (
+    END, NEED_DATA, Limits, ProtocolError, ResponseHead, ResponseParser,
+)
 
 log = Logger()
 

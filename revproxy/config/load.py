@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from importlib import resources
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 try:
     import tomllib
@@ -20,8 +20,9 @@ except ImportError:  # Python < 3.11 (PyPy 3.9): the same parser, packaged separ
 from revproxy.config.errors import NO_VALUE, ConfigError
 from revproxy.config.model import Config, Pool, Route
 from revproxy.config.reader import Table
-from revproxy.config.routes import parse_pools, parse_routes
+from revproxy.config.routes import parse_pools, parse_routes, table_key
 from revproxy.config.sections import (
+    parse_admin,
     parse_buffering,
     parse_demo,
     parse_limits,
@@ -35,6 +36,7 @@ __all__ = [
     "EMBEDDED_SOURCE",
     "ConfigError",
     "apply_overrides",
+    "check_balancers",
     "embedded_config_text",
     "load_config",
     "parse_config",
@@ -44,7 +46,9 @@ __all__ = [
 EMBEDDED_SOURCE = "<embedded>"
 COMMAND_LINE_SOURCE = "<command line>"
 CLI_NAME = "cli"
-TOP_LEVEL_KEYS = ("server", "limits", "buffering", "logging", "pools", "routes", "demo")
+TOP_LEVEL_KEYS = (
+    "server", "limits", "buffering", "logging", "pools", "routes", "demo", "admin",
+)
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
 
 
@@ -101,6 +105,7 @@ def parse_config(data: Dict[str, Any], source: str) -> Config:
     pools = parse_pools(root)
     routes = parse_routes(root, pools)
     demo = parse_demo(root)
+    admin = parse_admin(root)
     return Config(
         source=source,
         server=server,
@@ -110,7 +115,23 @@ def parse_config(data: Dict[str, Any], source: str) -> Config:
         pools=pools,
         routes=routes,
         demo=demo,
+        admin=admin,
     )
+
+
+def check_balancers(config: Config, known: Mapping[str, str]) -> None:
+    """Refuse a pool whose ``balance`` names no policy in ``known`` (name -> description).
+
+    Called at start-up with the plugin registry: the file alone cannot know which plugins
+    are installed. The error names the config's source and the pool, and lists the names.
+    """
+    names = ", ".join(sorted(known)) or "(no policy is registered)"
+    for pool in config.pools:
+        if pool.balance not in known:
+            raise ConfigError(
+                config.source, "[pools.%s] balance" % table_key(pool.name), pool.balance,
+                "expected one of: " + names,
+            )
 
 
 # --- command-line overrides -----------------------------------------------------------------

@@ -76,8 +76,15 @@ POOL_FIELDS: Dict[str, Parser] = {
     "panic_threshold": parse_fraction,
 }
 
-# "members" first: the unknown-key message lists the keys in this order.
-POOL_KEYS = ("members",) + tuple(POOL_FIELDS) + POOL_TABLES[1:]
+
+def _pool_keys() -> Tuple[str, ...]:
+    """Every key of a pool table, in the order the unknown-key message lists them."""
+    keys = ["members"] + list(POOL_FIELDS) + ["health", "outlier"]
+    keys.insert(keys.index("balance") + 1, "balance_options")
+    return tuple(keys)
+
+
+POOL_KEYS = _pool_keys()
 
 OUTLIER_FIELDS: Dict[str, Parser] = {
     "consecutive_failures": count(0),
@@ -159,9 +166,10 @@ def _parse_members(table: Table) -> Tuple[Tuple[str, ...], Tuple[int, ...]]:
     if "members" not in table.data:
         raise table.error("members", NO_VALUE, "missing; " + MEMBERS_MISSING)
     raw = table.data["members"]
-    if not isinstance(raw, list) or not raw:
-        wanted = "expected a non-empty array" if isinstance(raw, list) else "expected an array"
-        raise table.error("members", raw, "%s; %s" % (wanted, MEMBERS_MISSING[9:]))
+    if not isinstance(raw, list):
+        raise table.error("members", raw, MEMBERS_MISSING)
+    if not raw:
+        raise table.error("members", raw, "expected a non-empty array")
     members: List[str] = []
     weights: List[int] = []
     for index, item in enumerate(raw):
@@ -198,18 +206,33 @@ def _parse_balance_options(table: Table) -> Tuple[Tuple[str, Any], ...]:
     return tuple(sorted(raw.items(), key=lambda item: item[0]))
 
 
-def _check_order(table: Table, small: str, large: str, defaults: Any, values: Any) -> None:
-    """Refuse ``values.small >= values.large``, blaming the key the file actually set."""
-    low, high = getattr(values, small), getattr(values, large)
-    if low < high:
+def _default_note(table: Table, key: str) -> str:
+    return "" if key in table.data else ", the default"
+
+
+def _check_probe_timeout(table: Table, health: HealthCheck) -> None:
+    """A probe must end before the next one is due: timeout < interval. The message blames
+    the key the file set (timeout when both are set)."""
+    if health.timeout < health.interval:
         return
-    if small in table.data:
-        shown = format_duration(high) + ("" if large in table.data else ", the default")
-        raise table.error(small, table.data[small], "expected less than %s (%s)" % (large, shown))
+    if "timeout" in table.data:
+        raise table.error("timeout", table.data["timeout"], "expected less than interval (%s%s)"
+                          % (format_duration(health.interval), _default_note(table, "interval")))
+    raise table.error("interval", table.data["interval"], "expected more than timeout (%s%s)"
+                      % (format_duration(health.timeout), _default_note(table, "timeout")))
+
+
+def _check_ejection_range(table: Table, outlier: Outlier) -> None:
+    """base_ejection <= max_ejection, blaming the key the file set (max when both are)."""
+    if outlier.base_ejection <= outlier.max_ejection:
+        return
+    if "max_ejection" in table.data:
+        raise table.error(
+            "max_ejection", table.data["max_ejection"], "expected at least base_ejection (%s%s)"
+            % (format_duration(outlier.base_ejection), _default_note(table, "base_ejection")))
     raise table.error(
-        large, table.data[large], "expected more than %s (%s, the default)"
-        % (small, format_duration(getattr(defaults, small))),
-    )
+        "base_ejection", table.data["base_ejection"], "expected at most max_ejection (%s%s)"
+        % (format_duration(outlier.max_ejection), _default_note(table, "max_ejection")))
 
 
 def _parse_health(table: Table, name: str) -> Optional[HealthCheck]:
@@ -218,8 +241,10 @@ def _parse_health(table: Table, name: str) -> Optional[HealthCheck]:
         return None
     sub = table.sub_table("health", "[pools.%s.health]" % table_key(name))
     health = sub.build(HealthCheck, HEALTH_FIELDS)
-    # A probe must end before the next one is due.
-    _check_order(sub, "timeout", "interval", HealthCheck(), health)
+    _check_probe_timeout(sub, health)
+    if health.expect_body is not None and health.method == "HEAD":
+        raise sub.error("expect_body", health.expect_body,
+                        'expected no body check with method = "HEAD" (its response has no body)')
     return health
 
 
@@ -227,17 +252,7 @@ def _parse_outlier(table: Table, name: str) -> Outlier:
     """``[pools.NAME.outlier]``; absent: the model's defaults."""
     sub = table.sub_table("outlier", "[pools.%s.outlier]" % table_key(name))
     outlier = sub.build(Outlier, OUTLIER_FIELDS)
-    if outlier.max_ejection < outlier.base_ejection:
-        if "max_ejection" in sub.data:
-            raise sub.error(
-                "max_ejection", sub.data["max_ejection"],
-                "expected at least base_ejection (%s)" % format_duration(outlier.base_ejection),
-            )
-        raise sub.error(
-            "base_ejection", sub.data["base_ejection"],
-            "expected at most max_ejection (%s, the default)"
-            % format_duration(outlier.max_ejection),
-        )
+    _check_ejection_range(sub, outlier)
     return outlier
 
 

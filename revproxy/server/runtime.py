@@ -79,9 +79,11 @@ class Runtime:
         self.new_request_id = new_request_id_factory(randbytes)
         admin = config.admin
         self.debug_clients = None  # a ForwardingPolicy-style trust check, or None when off
+        self.request_headers_dropped = frozenset([b"expect"])  # never sent to a backend
         if admin.debug_clients:
             self.debug_clients = ForwardingPolicy(server.proxy_name, admin.debug_clients, b"-")
             self._debug_header = admin.debug_header.encode("ascii")
+            self.request_headers_dropped = frozenset([b"expect", self._debug_header])
         self._proxy_name = server.proxy_name
 
     def wants_decision(self, client_ip, headers) -> bool:
