@@ -73,6 +73,7 @@ def _open_log(path, mode="a"):
 
 def build(config, reactor, randbytes=None, batch_writes=True):
     """Wire every object for ``config`` on ``reactor``; returns the ``ProxyService``."""
+    from revproxy.admin.status import admin_site
     from revproxy.demo import demo_site
     from revproxy.server.accesslog import AccessLog
     from revproxy.server.runtime import Runtime, RuntimeHolder, Stats, parser_limits_for
@@ -118,11 +119,32 @@ def build(config, reactor, randbytes=None, batch_writes=True):
         config, reactor, stats, budget, temp_dir, access_log, backends, randbytes, deadlines, outbox
     )
     resolvers = [MemberResolver(reactor, reactor.nameResolver, b) for b in backends.values()]
-    sites = []
+    holder = RuntimeHolder(runtime)
+    watchers = _watchers(reactor, backends)
+    sites = [(description, admin_site(holder)) for description in config.admin.listen]
     if config.demo.enabled:
         for index, port in enumerate(config.demo.ports):
             sites.append(("tcp:%d:interface=127.0.0.1" % port, demo_site("demo-%d" % (index + 1))))
-    return ProxyService(reactor, RuntimeHolder(runtime), resolvers, sites)
+    return ProxyService(reactor, holder, resolvers, sites, watchers)
+
+
+def _watchers(reactor, backends):
+    """Active health checkers and agent pollers for the pools that configure them."""
+    from revproxy.balancing.agent import AgentPoller
+    from revproxy.balancing.probe import ActiveChecker
+
+    watchers = []
+    for pool in backends.values():
+        config = pool.config
+        members = (lambda p: lambda: p.members)(pool)
+        if config.health is not None:
+            watchers.append(ActiveChecker(
+                reactor, reactor, members, config.health,
+                (lambda p: lambda member, ok, why: p.probe_result(member, ok, why))(pool)))
+        if config.agent_port:
+            watchers.append(AgentPoller(reactor, reactor, members, config.agent_port,
+                                        config.agent_interval, pool.report))
+    return watchers
 
 
 def makeService(options):

@@ -25,7 +25,8 @@ class PeakEwmaBalancer:
 
     def __init__(self, options=None, random=None):
         options = check_options(self.name, options, ("default_rtt",))
-        self.default_rtt = positive_number(self.name, "default_rtt", options.get("default_rtt", 0.001))
+        default_rtt = options.get("default_rtt", 0.001)
+        self.default_rtt = positive_number(self.name, "default_rtt", default_rtt)
         self._random = random if random is not None else Random()
 
     def set_members(self, members):

@@ -30,6 +30,8 @@ class MemberState:
 
     # -- what the pool asks ------------------------------------------------------------------
     def status(self, now: float) -> str:
+        if self._plain():
+            return HEALTHY
         if self.probe is not None and not self.probe.healthy:
             return DOWN
         if self.reported_state == health.DOWN:
@@ -42,6 +44,12 @@ class MemberState:
         if self.reported_state == health.DRAIN or self.reported_percent == 0:
             return DRAINING
         return HEALTHY
+
+    def _plain(self) -> bool:
+        """The common case, checked first: nothing has ever been wrong with the member."""
+        return (self.outlier.state == health.HEALTHY and self.reported_state is None
+                and (self.probe is None or self.probe.healthy)
+                and self.reported_percent != 0)
 
     def may_take(self, now: float) -> bool:
         """Whether a new request may be sent: healthy, or probing and its one trial request
@@ -65,6 +73,9 @@ class MemberState:
 
     def outcome(self, ok: bool, now: float, may_eject: bool) -> None:
         """A real request's outcome (passive checks)."""
+        outlier = self.outlier
+        if ok and outlier.state == health.HEALTHY and not outlier.failures:
+            return  # nothing to count or to change
         was = self.status(now)
         self.outlier.record(ok, now, may_eject)
         self._maybe_ramp(was, now)
@@ -78,9 +89,11 @@ class MemberState:
         self._maybe_ramp(was, now)
         return changed
 
-    def report(self, text: str, now: float) -> None:
-        """A load report (agent reply or load header value), HAProxy agent-check syntax."""
-        report = health.parse_agent_reply(text)
+    def report(self, report, now: float) -> None:
+        """A load report: an ``AgentReport`` (agent poller) or the text of a load header
+        (HAProxy agent-check syntax)."""
+        if not isinstance(report, health.AgentReport):
+            report = health.parse_agent_reply(report)
         was = self.status(now)
         if report.weight_percent is not None:
             self.reported_percent = report.weight_percent

@@ -19,7 +19,9 @@ def check_options(policy, options, allowed):
 def positive_number(policy, key, value):
     """``value`` as a float > 0 (bools refused); ValueError naming the option otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError("balance %r: option %r must be a number > 0, not %r" % (policy, key, value))
+        raise ValueError(
+            "balance %r: option %r must be a number > 0, not %r" % (policy, key, value)
+        )
     return float(value)
 
 

@@ -122,19 +122,27 @@ class BalancedPool:
 
     def finished(self, member, ok, duration):
         now = self._clock.seconds()
+        state = member.state
         if ok:
-            member.state.stats.finish(duration, now)
+            state.stats.finish(duration, now)
+            state.outcome(True, now, True)
         else:
-            member.state.stats.fail(now, duration)
-        was = member.state.status(now)
-        member.state.outcome(ok, now, ok or self._may_eject(now))
-        if was != EJECTED and member.state.status(now) == EJECTED:
-            log.warn("pool {pool}: member {m} ejected after {n} consecutive failures, until +{s:.0f}s",
-                     pool=self.name, m=member.name, n=self.config.outlier.consecutive_failures,
-                     s=member.state.outlier.ejection_ends - now)
+            # A refused connect takes a millisecond: counted at its duration, a broken member
+            # would look fast to latency-aware policies. A failure costs a full timeout.
+            state.stats.fail(now, max(duration, self.config.first_byte_timeout))
+            self._failed(member, now)
         self.balancer.finished(member, ok, duration)
         if self._limit:
             self.queue.wake_one()
+
+    def _failed(self, member, now):
+        state = member.state
+        was = state.status(now)
+        state.outcome(False, now, self._may_eject(now))
+        if was != EJECTED and state.status(now) == EJECTED:
+            log.warn("pool {pool}: member {m} ejected after {n} consecutive failures, until +{s:.0f}s",
+                     pool=self.name, m=member.name, n=self.config.outlier.consecutive_failures,
+                     s=state.outlier.ejection_ends - now)
 
     def _may_eject(self, now):
         ejected = sum(1 for m in self.members if m.state.status(now) in (EJECTED, PROBING))
@@ -146,8 +154,9 @@ class BalancedPool:
             log.warn("pool {pool}: member {m} is {state} ({reason})", pool=self.name,
                      m=member.name, state="up" if ok else "down", reason=reason)
 
-    def report(self, member, text):
-        member.state.report(text, self._clock.seconds())
+    def report(self, member, report):
+        """A load report from the member's agent (AgentReport) or its load header (text)."""
+        member.state.report(report, self._clock.seconds())
 
     def retry_after(self) -> int:
         """Seconds a client should wait when nobody can serve: the soonest ejection end."""

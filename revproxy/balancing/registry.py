@@ -58,5 +58,7 @@ def build_balancer(name, options, random, factories=None):
         )
     balancer = factory.build(dict(options or ()), random)
     if not IBalancer.providedBy(balancer):
-        raise TypeError("balance policy %r built %r, which does not provide IBalancer" % (name, balancer))
+        raise TypeError(
+            "balance policy %r built %r, which does not provide IBalancer" % (name, balancer)
+        )
     return balancer

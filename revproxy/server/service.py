@@ -20,11 +20,12 @@ class ProxyService(service.Service):
     ``server.shutdown_timeout`` seconds, then abort whatever is left.
     """
 
-    def __init__(self, reactor, holder, resolvers, extra_sites=()):
+    def __init__(self, reactor, holder, resolvers, extra_sites=(), watchers=()):
         self._reactor = reactor
         self._holder = holder
         self._resolvers = resolvers
-        self._extra_sites = extra_sites  # (endpoint description, factory): the demo backends
+        self._extra_sites = extra_sites  # (endpoint description, factory): admin, demo backends
+        self._watchers = watchers  # health checkers, agent pollers: start() / stop()
         self._ports = []
         self.listening = None  # Deferred: fires once every listener is up
 
@@ -36,6 +37,8 @@ class ProxyService(service.Service):
         service.Service.startService(self)
         for resolver in self._resolvers:
             resolver.start().addErrback(lambda f: log.failure("resolver", f))
+        for watcher in self._watchers:
+            watcher.start()
         listens = []
         for description, factory in self._extra_sites:
             listens.append(self._listen(description, factory))
@@ -69,6 +72,8 @@ class ProxyService(service.Service):
         service.Service.stopService(self)
         for resolver in self._resolvers:
             resolver.stop()
+        for watcher in self._watchers:
+            watcher.stop()
         stats = self.runtime.stats
         stats.shutting_down = True
         stopping = [defer.maybeDeferred(port.stopListening) for port in self._ports]

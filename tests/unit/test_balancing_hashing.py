@@ -111,7 +111,8 @@ class RemappingTests(unittest.TestCase):
         """A weight under 0.5 still gets one unit of vnodes: equal to weight 1."""
         light = [FakeMember("a", 0.2), FakeMember("b")]
         even = [FakeMember("a", 1.0), FakeMember("b")]
-        self.assertEqual(mapping(light, requests=REQUESTS[:500]), mapping(even, requests=REQUESTS[:500]))
+        requests = REQUESTS[:500]
+        self.assertEqual(mapping(light, requests=requests), mapping(even, requests=requests))
 
     def test_more_vnodes_even_out_the_shares(self):
         """With 10 members, 160 vnodes keep every share within 25% of 1/10; 1 vnode does not."""

@@ -157,7 +157,7 @@ class LeastConnectionsTests(unittest.TestCase):
         self.assertEqual(balancer.pick(members, FakeRequest()).name, "b")
 
     def test_an_idle_member_with_small_weight_is_not_free(self):
-        """(in_flight + 1) / weight: idle at weight 0.1 costs 10, more than 4 in flight at weight 1."""
+        """(in_flight + 1) / weight: idle at weight 0.1 costs 10, more than 4 in flight (5)."""
         balancer = LeastConnectionsBalancer()
         members = [FakeMember("slow-start", weight=0.1), FakeMember("busy", in_flight=4)]
         self.assertEqual(balancer.pick(members, FakeRequest()).name, "busy")
@@ -245,5 +245,6 @@ class PeakEwmaTests(unittest.TestCase):
     def test_bad_default_rtt(self):
         """default_rtt must be a number > 0; the error names the option."""
         for value in (0, -1, "1ms", True):
-            error = self.assertRaises(ValueError, PeakEwmaBalancer, {"default_rtt": value}, Random())
+            error = self.assertRaises(
+                ValueError, PeakEwmaBalancer, {"default_rtt": value}, Random())
             self.assertIn("default_rtt", str(error))

@@ -12,7 +12,7 @@ from revproxy.balancing.stats import MemberStats
 
 
 def feed(stats, value, start, interval, count):
-    """``count`` samples of ``value`` every ``interval`` s from ``start``; returns the time after."""
+    """``count`` samples of ``value`` every ``interval`` s after ``start``; the last time."""
     now = start
     for _ in range(count):
         now += interval

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace
+import re
+from dataclasses import fields, replace
+from operator import itemgetter
 
 import pytest
 from hypothesis import given, settings
@@ -20,16 +22,29 @@ from revproxy.config.load import (
     EMBEDDED_SOURCE,
     ConfigError,
     apply_overrides,
+    check_balancers,
     load_config,
     parse_config,
     quick_config,
 )
-from revproxy.config.model import Buffering, HeaderMatch, Limits, Logging, Route, Server
+from revproxy.config.model import (
+    Admin,
+    Buffering,
+    HeaderMatch,
+    HealthCheck,
+    Limits,
+    Logging,
+    Outlier,
+    Pool,
+    Route,
+    Server,
+)
 from revproxy.config.values import (
     format_duration,
     format_size,
     parse_duration,
     parse_size,
+    parse_status_range,
 )
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -92,6 +107,49 @@ def test_example_config_loads_with_every_routing_feature():
     assert routes["events"].buffering is False
     assert "192.168.10.5/32" in config.server.trusted_proxies
     assert config.demo.enabled is False
+
+
+def test_embedded_default_pool_and_admin_equal_the_model_defaults():
+    """The demo pool sets no balancing key and [admin] is absent: both are model defaults."""
+    config = load_config(None)
+    pool = config.pools[0]
+    assert pool == Pool(name="demo", members=pool.members)
+    assert config.admin == Admin()
+
+
+def _uncomment_documented_defaults(text: str) -> str:
+    """Uncomment the ``# key = value`` lines and ``# [table]`` headers of the balancing,
+    health, outlier and admin settings (the route examples stay commented)."""
+    keys = set()
+    for cls in (Pool, HealthCheck, Outlier, Admin):
+        keys.update(field.name for field in fields(cls))
+    tables = r"\[(?:admin|pools\.demo\.health|pools\.demo\.outlier)\]"
+    line = r"(?m)^# (%s|(?:%s) = .*)$" % (tables, "|".join(sorted(keys)))
+    return re.sub(line, r"\1", text)
+
+
+def test_commented_settings_of_the_embedded_default_are_the_model_defaults():
+    """Uncommented, every documented balancing/health/outlier/admin line states the default."""
+    from revproxy.config.load import embedded_config_text
+
+    text = _uncomment_documented_defaults(embedded_config_text())
+    assert "\n[pools.demo.health]\n" in text and "\nretry_on = [" in text
+    config = parse_config(tomllib.loads(text), SOURCE)
+    pool = config.pools[0]
+    assert pool == Pool(name="demo", members=pool.members, health=HealthCheck())
+    assert config.admin == Admin()
+
+
+def test_example_config_uses_the_load_balancing_features():
+    """conf/example.toml: weighted peak-ewma pool, health checks, a sticky pool, admin."""
+    config = load_config(os.path.join(ROOT, "conf", "example.toml"))
+    app, api = config.pool("app"), config.pool("api")
+    assert api.balance == "peak-ewma" and api.weights == (3, 3, 1)
+    assert api.balance_options == (("default_rtt", 0.005),)
+    assert api.health is not None and api.health.expect_status == ((200, 299), (304, 304))
+    assert app.sticky_cookie == "srv" and app.health is not None
+    assert config.admin.listen == ("tcp:9901:interface=127.0.0.1",)
+    check_balancers(config, dict.fromkeys(BUILT_IN_POLICIES, ""))
 
 
 # --- files -----------------------------------------------------------------------------------
@@ -264,10 +322,161 @@ BAD = [
      "true or false"),
     ("routes as a table", "[routes]\npool = \"app\"", "routes", '{pool = "app"}',
      "array of tables [[routes]]"),
+    # "$" matched before a trailing newline; these used to pass.
+    ("token with trailing newline", "[server]\nproxy_name = \"edge\\n\"",
+     "[server] proxy_name", '"edge\\n"', "HTTP token"),
+    ("route name with trailing newline", ROUTE + "name = \"a\\n\"", "[[routes]] #1 name",
+     '"a\\n"', "letters, digits"),
+    ("member with trailing newline", "[pools.api]\nmembers = [\"http://a\\n\"]",
+     "[pools.api] members #1", '"http://a\\n"', "expected an upstream URL"),
+    ("port in non-ASCII digits", "[pools.api]\nmembers = [\"http://a:\u0668\u0660\"]",
+     "[pools.api] members #1", '"http://a:\u0668\u0660"', "expected an upstream URL"),
+]
+
+API = "[pools.api]\nmembers = [\"http://a\"]\n"
+HEALTH = API + "[pools.api.health]\n"
+OUTLIER = API + "[pools.api.outlier]\n"
+BAD_BALANCING = [
+    ("member weight zero", "[pools.api]\nmembers = [{url = \"http://a\", weight = 0}]",
+     "[pools.api] members #1 weight", "0", "expected an integer from 1 to 1000"),
+    ("member weight too big", "[pools.api]\nmembers = [{url = \"http://a\", weight = 1001}]",
+     "[pools.api] members #1 weight", "1001", "integer from 1 to 1000"),
+    ("member weight fraction", "[pools.api]\nmembers = [{url = \"http://a\", weight = 2.5}]",
+     "[pools.api] members #1 weight", "2.5", "integer from 1 to 1000"),
+    ("member table unknown key", "[pools.api]\nmembers = [{url = \"http://a\", w = 2}]",
+     "[pools.api] members #1 w", "2", "unknown key; known keys: url, weight"),
+    ("member table bad url", "[pools.api]\nmembers = [{url = \"ftp://a\"}]",
+     "[pools.api] members #1 url", '"ftp://a"', 'expected an upstream URL "http://host[:port]"'),
+    ("member of another type", "[pools.api]\nmembers = [\"http://a\", 5]",
+     "[pools.api] members #2", "5", 'or an inline table {url = "http://host:port", weight = N}'),
+    ("members not an array", "[pools.api]\nmembers = \"http://a\"", "[pools.api] members",
+     '"http://a"', "expected an array of upstream URLs"),
+    ("member twice", "[pools.api]\nmembers = [\"http://a\", \"HTTP://A:80/\"]",
+     "[pools.api] members #2", '"HTTP://A:80/"',
+     "expected each member once; members #1 is the same server (http://a:80)"),
+    ("member twice in a table", "[pools.api]\nmembers = [\"http://a:81\", "
+     "{url = \"http://a:81\", weight = 2}]", "[pools.api] members #2",
+     '{url = "http://a:81", weight = 2}', "members #1 is the same server"),
+    ("balance upper case", API + "balance = \"Round-Robin\"", "[pools.api] balance",
+     '"Round-Robin"', 'expected a policy name of 1-64 lowercase letters, digits, "-" or "_"'),
+    ("balance empty", API + "balance = \"\"", "[pools.api] balance", '""', "policy name"),
+    ("balance_options not a table", API + "balance_options = \"x\"",
+     "[pools.api] balance_options", '"x"', "expected an inline table of the policy's options"),
+    ("balance option array", API + "balance_options = { decay = [1, 2] }",
+     "[pools.api] balance_options.decay", "[1, 2]",
+     "expected a string, an integer, a finite number or a boolean"),
+    ("balance option table", API + "balance_options = { \"a b\" = { x = 1 } }",
+     '[pools.api] balance_options."a b"', "{x = 1}", "a finite number or a boolean"),
+    ("balance option nan", API + "balance_options = { decay = nan }",
+     "[pools.api] balance_options.decay", "nan", "a finite number"),
+    ("sticky_cookie not a token", API + "sticky_cookie = \"a;b\"", "[pools.api] sticky_cookie",
+     '"a;b"', 'expected "" (off) or a cookie name (an HTTP token)'),
+    ("load_header not a token", API + "load_header = \"x load\"", "[pools.api] load_header",
+     '"x load"', 'expected "" (off) or a response header name'),
+    ("agent_port range", API + "agent_port = 65536", "[pools.api] agent_port", "65536",
+     "integer from 0 to 65535"),
+    ("agent_interval zero", API + "agent_interval = 0", "[pools.api] agent_interval", "0",
+     "greater than 0"),
+    ("slow_start negative", API + "slow_start = -1", "[pools.api] slow_start", "-1",
+     "expected a duration of 0 seconds or more (0 = off)"),
+    ("slow_start word", API + "slow_start = \"soon\"", "[pools.api] slow_start", '"soon"',
+     "expected a duration in seconds"),
+    ("max_connections_per_member negative", API + "max_connections_per_member = -1",
+     "[pools.api] max_connections_per_member", "-1", "integer >= 0"),
+    ("queue_size negative", API + "queue_size = -1", "[pools.api] queue_size", "-1",
+     "integer >= 0"),
+    ("queue_timeout zero", API + "queue_timeout = \"0s\"", "[pools.api] queue_timeout",
+     '"0s"', "greater than 0"),
+    ("retries over 10", API + "retries = 11", "[pools.api] retries", "11",
+     "integer from 0 to 10"),
+    ("retry_on unknown word", API + "retry_on = [\"reset\"]", "[pools.api] retry_on #1",
+     '"reset"', 'expected "connect-failure", "timeout" or a status code 500-599'),
+    ("retry_on 4xx", API + "retry_on = [\"timeout\", 404]", "[pools.api] retry_on #2", "404",
+     "status code 500-599"),
+    ("retry_on status as text", API + "retry_on = [\"503\"]", "[pools.api] retry_on #1",
+     '"503"', "written as an integer"),
+    ("retry_on twice", API + "retry_on = [503, \"timeout\", 503]", "[pools.api] retry_on #3",
+     "503", "expected each entry once; #1 is the same"),
+    ("retry_on not an array", API + "retry_on = \"timeout\"", "[pools.api] retry_on",
+     '"timeout"', "expected an array"),
+    ("retry_budget above 1", API + "retry_budget = 1.5", "[pools.api] retry_budget", "1.5",
+     "expected a number from 0.0 to 1.0"),
+    ("retry_budget bool", API + "retry_budget = true", "[pools.api] retry_budget", "true",
+     "number from 0.0 to 1.0"),
+    ("panic_threshold negative", API + "panic_threshold = -0.1", "[pools.api] panic_threshold",
+     "-0.1", "number from 0.0 to 1.0"),
+    ("health not a table", API + "health = true", "[pools.api] health", "true",
+     "expected a table [pools.api.health]"),
+    ("unknown health key", HEALTH + "url = \"/\"", "[pools.api.health] url", '"/"',
+     "known keys: path, method, host, expect_status"),
+    ("health path relative", HEALTH + "path = \"healthz\"", "[pools.api.health] path",
+     '"healthz"', 'expected a path starting with "/"'),
+    ("health path space", HEALTH + "path = \"/a b\"", "[pools.api.health] path", '"/a b"',
+     "no fragment, spaces or non-ASCII"),
+    ("health path fragment", HEALTH + "path = \"/a#b\"", "[pools.api.health] path", '"/a#b"',
+     "no fragment"),
+    ("health path newline", HEALTH + "path = \"/a\\n\"", "[pools.api.health] path",
+     '"/a\\n"', "no fragment, spaces"),
+    ("health method token", HEALTH + "method = \"GE T\"", "[pools.api.health] method",
+     '"GE T"', "HTTP token"),
+    ("health host", HEALTH + "host = \"a b\"", "[pools.api.health] host", '"a b"',
+     '"host[:port]"'),
+    ("expect_status above 599", HEALTH + "expect_status = 600",
+     "[pools.api.health] expect_status #1", "600", "expected a status code 100-599 (200)"),
+    ("expect_status reversed", HEALTH + "expect_status = \"399-200\"",
+     "[pools.api.health] expect_status #1", '"399-200"', 'with LOW <= HIGH ("200-399")'),
+    ("expect_status word", HEALTH + "expect_status = [200, \"ok\"]",
+     "[pools.api.health] expect_status #2", '"ok"', "status code 100-599"),
+    ("expect_status empty", HEALTH + "expect_status = []", "[pools.api.health] expect_status",
+     "[]", "non-empty array"),
+    ("expect_body compiles", HEALTH + "expect_body = \"(\"", "[pools.api.health] expect_body",
+     '"("', "expected a valid regular expression"),
+    ("expect_body with HEAD", HEALTH + "method = \"head\"\nexpect_body = \"ok\"",
+     "[pools.api.health] expect_body", '"ok"', 'no body check with method = "HEAD"'),
+    ("health timeout not below interval", HEALTH + "interval = \"2s\"\ntimeout = 2",
+     "[pools.api.health] timeout", "2", "expected less than interval (2s)"),
+    ("health timeout over default interval", HEALTH + "timeout = 6",
+     "[pools.api.health] timeout", "6", "expected less than interval (5s, the default)"),
+    ("health interval under default timeout", HEALTH + "interval = \"1s\"",
+     "[pools.api.health] interval", '"1s"', "expected more than timeout (2s, the default)"),
+    ("health rise zero", HEALTH + "rise = 0", "[pools.api.health] rise", "0", "integer >= 1"),
+    ("health fall zero", HEALTH + "fall = 0", "[pools.api.health] fall", "0", "integer >= 1"),
+    ("outlier not a table", API + "outlier = 5", "[pools.api] outlier", "5",
+     "expected a table [pools.api.outlier]"),
+    ("unknown outlier key", OUTLIER + "failures = 3", "[pools.api.outlier] failures", "3",
+     "known keys: consecutive_failures, base_ejection"),
+    ("consecutive_failures negative", OUTLIER + "consecutive_failures = -1",
+     "[pools.api.outlier] consecutive_failures", "-1", "integer >= 0"),
+    ("base_ejection zero", OUTLIER + "base_ejection = 0", "[pools.api.outlier] base_ejection",
+     "0", "greater than 0"),
+    ("max_ejection below base", OUTLIER + "base_ejection = \"1m\"\nmax_ejection = \"30s\"",
+     "[pools.api.outlier] max_ejection", '"30s"', "expected at least base_ejection (60s)"),
+    ("max_ejection below default base", OUTLIER + "max_ejection = \"10s\"",
+     "[pools.api.outlier] max_ejection", '"10s"', "at least base_ejection (30s, the default)"),
+    ("base_ejection over default max", OUTLIER + "base_ejection = \"10m\"",
+     "[pools.api.outlier] base_ejection", '"10m"', "at most max_ejection (300s, the default)"),
+    ("max_ejected_percent over 100", OUTLIER + "max_ejected_percent = 101",
+     "[pools.api.outlier] max_ejected_percent", "101", "integer from 0 to 100"),
+    ("admin not a table", "admin = 1", "admin", "1", "expected a table [admin]"),
+    ("unknown admin key", "[admin]\nport = 9901", "[admin] port", "9901",
+     "known keys: listen, debug_clients, debug_header"),
+    ("admin listen not an array", "[admin]\nlisten = \"tcp:9901\"", "[admin] listen",
+     '"tcp:9901"', "expected an array"),
+    ("admin listen endpoint", "[admin]\nlisten = [\"udp:9901\"]", "[admin] listen #1",
+     '"udp:9901"', "one of tcp:, tcp6:, unix:, ssl:"),
+    ("debug_clients CIDR", "[admin]\ndebug_clients = [\"localhost\"]",
+     "[admin] debug_clients #1", '"localhost"', "CIDR"),
+    ("debug_header token", "[admin]\ndebug_header = \"x debug\"", "[admin] debug_header",
+     '"x debug"', "HTTP token"),
 ]
 
 
-@pytest.mark.parametrize("rule,text,key,value,expected", BAD, ids=[case[0] for case in BAD])
+ALL_BAD = BAD + BAD_BALANCING
+
+
+@pytest.mark.parametrize(
+    "rule,text,key,value,expected", ALL_BAD, ids=[case[0] for case in ALL_BAD]
+)
 def test_validation_error_names_file_key_value_and_expectation(rule, text, key, value, expected):
     """Each rule refuses its bad value with `file: key = value: expectation`."""
     error = error_of(text)
@@ -418,6 +627,197 @@ def test_format_duration_round_trip(seconds):
     assert parse_duration(format_duration(seconds)) == seconds
 
 
+# --- load balancing: pools, health, outlier, admin -------------------------------------------
+
+BUILT_IN_POLICIES = (
+    "round-robin", "weighted-round-robin", "least-connections", "peak-ewma", "consistent-hash",
+)
+
+
+def pool_of(text: str) -> Pool:
+    """The single pool "api" of ``[pools.api]`` + ``text``."""
+    return parse('[pools.api]\nmembers = ["http://a"]\n' + text).pool("api")
+
+
+def test_members_may_carry_weights_parallel_to_members():
+    """A member is a URL or {url, weight}; weights line up with members, 1 where omitted."""
+    pool = parse('[pools.api]\nmembers = ["http://a", {url = "http://B:81/", weight = 3}, '
+                 '{url = "http://c"}]').pool("api")
+    assert pool.members == ("http://a:80", "http://b:81", "http://c:80")
+    assert pool.weights == (1, 3, 1)
+    assert pool.weight_of("http://b:81") == 3
+
+
+def test_weights_are_empty_when_every_member_weighs_one():
+    """No weight other than 1 (given or not) is stored as (), the model's "all 1"."""
+    pool = parse('[pools.api]\nmembers = ["http://a", {url = "http://b", weight = 1}]').pools[0]
+    assert pool.weights == ()
+    assert pool.weight_of("http://b:80") == 1
+
+
+def test_member_table_without_url_is_named():
+    """{weight = 2} alone names the missing url and what it must be."""
+    error = error_of('[pools.api]\nmembers = [{weight = 2}]')
+    assert str(error).startswith(
+        'conf/x.toml: [pools.api] members #1 url: missing; expected an upstream URL')
+
+
+def test_pool_balancing_keys_are_parsed():
+    """Every scalar balancing key reaches the Pool, durations in seconds."""
+    pool = pool_of(
+        'balance = "least-connections"\nagent_port = 5555\nagent_interval = "500ms"\n'
+        'slow_start = "1m"\nmax_connections_per_member = 20\nqueue_size = 0\n'
+        'queue_timeout = 2\nretries = 0\nretry_budget = 1\npanic_threshold = 0.5\n'
+    )
+    assert (pool.balance, pool.agent_port, pool.agent_interval, pool.slow_start) == (
+        "least-connections", 5555, 0.5, 60.0)
+    assert (pool.max_connections_per_member, pool.queue_size, pool.queue_timeout) == (20, 0, 2.0)
+    assert (pool.retries, pool.retry_budget, pool.panic_threshold) == (0, 1.0, 0.5)
+    assert isinstance(pool.retry_budget, float)
+
+
+def test_slow_start_zero_turns_it_off_without_error():
+    """slow_start is the one duration where 0 is allowed (it means off)."""
+    assert pool_of('slow_start = "0s"').slow_start == 0.0
+
+
+def test_retry_on_statuses_are_stored_as_text_in_order():
+    """Words stay; status integers become their text; order kept; [] retries on nothing."""
+    assert pool_of('retry_on = [503, "connect-failure", 599, 500]').retry_on == (
+        "503", "connect-failure", "599", "500")
+    assert pool_of("retry_on = []").retry_on == ()
+
+
+def test_sticky_cookie_keeps_case_and_load_header_is_lower_cased():
+    """Cookie names are case-sensitive; header names are compared lower-case everywhere."""
+    pool = pool_of('sticky_cookie = "SRV_id"\nload_header = "X-Backend-Load"')
+    assert (pool.sticky_cookie, pool.load_header) == ("SRV_id", "x-backend-load")
+    assert pool_of('sticky_cookie = ""\nload_header = ""').sticky_cookie == ""
+
+
+def test_balance_options_are_sorted_pairs_of_plain_values():
+    """The options table becomes (key, value) pairs sorted by key, values untouched."""
+    pool = pool_of('balance = "consistent-hash"\n'
+                   'balance_options = { vnodes = 200, key = "cookie:sid", exact = true }')
+    assert pool.balance_options == (("exact", True), ("key", "cookie:sid"), ("vnodes", 200))
+    hash(pool)  # the frozen Pool stays hashable
+
+
+def test_pool_without_health_table_has_no_active_checks():
+    """No [pools.NAME.health]: health is None; the outlier settings keep their defaults."""
+    pool = pool_of("")
+    assert pool.health is None and pool.outlier == Outlier()
+
+
+def test_empty_health_table_turns_probes_on_with_defaults():
+    """The table's presence alone turns active probes on (inline or as a section)."""
+    assert parse(API + "[pools.api.health]\n").pool("api").health == HealthCheck()
+    assert pool_of("health = {}").health == HealthCheck()
+
+
+def test_health_values_are_normalised():
+    """Method upper-cased; expect_status as inclusive ranges from a code, a range or a list."""
+    health = parse(HEALTH + 'path = "/healthz?deep=1"\nmethod = "head"\n'
+                   'host = "api.internal:8080"\nexpect_status = [200, "300-302", "204"]\n'
+                   'interval = "10s"\ntimeout = "9.5s"\nrise = 1\nfall = 5\n').pool("api").health
+    assert health == HealthCheck(
+        path="/healthz?deep=1", method="HEAD", host="api.internal:8080",
+        expect_status=((200, 200), (300, 302), (204, 204)), expect_body=None,
+        interval=10.0, timeout=9.5, rise=1, fall=5)
+    assert pool_of('health = { expect_status = "200-299", expect_body = "^ok" }').health == (
+        HealthCheck(expect_status=((200, 299),), expect_body="^ok"))
+
+
+def test_outlier_values_are_parsed():
+    """[pools.NAME.outlier] keys reach Outlier; 0 failures (off) and max == base are allowed."""
+    outlier = parse(OUTLIER + 'consecutive_failures = 0\nbase_ejection = "1m"\n'
+                    'max_ejection = 60\nmax_ejected_percent = 100\n').pool("api").outlier
+    assert outlier == Outlier(consecutive_failures=0, base_ejection=60.0, max_ejection=60.0,
+                              max_ejected_percent=100)
+
+
+def test_admin_section_is_parsed_and_normalised():
+    """[admin]: endpoints as written, CIDRs canonical, the debug header lower-cased."""
+    admin = parse('[admin]\nlisten = ["tcp:9901:interface=127.0.0.1", "unix:/run/a.sock"]\n'
+                  'debug_clients = ["127.0.0.1", "10.1.2.3/8"]\ndebug_header = "X-Debug"').admin
+    assert admin == Admin(listen=("tcp:9901:interface=127.0.0.1", "unix:/run/a.sock"),
+                          debug_clients=("127.0.0.1/32", "10.0.0.0/8"), debug_header="x-debug")
+
+
+def test_admin_is_off_when_absent():
+    """Without [admin] there is no admin listener and nobody gets the decision header."""
+    assert parse("").admin == Admin() and Admin().listen == ()
+
+
+def test_check_balancers_accepts_known_policies():
+    """Every pool naming a registered policy passes; the registry maps name -> description."""
+    config = parse('[pools.a]\nmembers = ["http://a"]\nbalance = "peak-ewma"\n'
+                   '[pools.b]\nmembers = ["http://b"]\n' + ROUTE.replace("app", "a"),
+                   add_pool=False)
+    assert check_balancers(config, {"peak-ewma": "x", "round-robin": "y"}) is None
+
+
+def test_check_balancers_names_the_pool_and_lists_the_policies():
+    """An unknown policy: file, pool key, value, and the known names sorted."""
+    config = parse('[pools.api]\nmembers = ["http://a"]\nbalance = "nope"\n')
+    with pytest.raises(ConfigError) as info:
+        check_balancers(config, dict.fromkeys(BUILT_IN_POLICIES, "built in"))
+    assert str(info.value) == (
+        'conf/x.toml: [pools.api] balance = "nope": expected one of: consistent-hash, '
+        "least-connections, peak-ewma, round-robin, weighted-round-robin")
+    assert info.value.key == "[pools.api] balance"
+
+
+def test_check_balancers_with_an_empty_registry_says_so():
+    """Even the default policy is refused when nothing is registered, with a clear reason."""
+    with pytest.raises(ConfigError) as info:
+        check_balancers(parse(""), {})
+    assert str(info.value).endswith("expected one of: (no policy is registered)")
+
+
+@settings(max_examples=100)
+@given(st.lists(st.tuples(st.integers(1, 65535), st.none() | st.integers(1, 1000)),
+                min_size=1, max_size=8, unique_by=itemgetter(0)))
+def test_weights_parallel_members_or_empty(entries):
+    """Any mix of plain and weighted members: weights parallel, or () when all are 1."""
+    members = [
+        "http://10.0.0.1:%d" % port if weight is None
+        else {"url": "http://10.0.0.1:%d" % port, "weight": weight}
+        for port, weight in entries
+    ]
+    pool = parse_config({"pools": {"p": {"members": members}}}, SOURCE).pools[0]
+    weights = tuple(1 if weight is None else weight for _, weight in entries)
+    assert pool.members == tuple("http://10.0.0.1:%d" % port for port, _ in entries)
+    assert pool.weights == (() if set(weights) == {1} else weights)
+    assert [pool.weight_of(url) for url in pool.members] == list(weights)
+
+
+PLAIN_VALUES = (st.booleans() | st.integers() | st.text(max_size=8)
+                | st.floats(allow_nan=False, allow_infinity=False))
+
+
+@settings(max_examples=100)
+@given(st.dictionaries(st.text(min_size=1, max_size=8), PLAIN_VALUES, max_size=6))
+def test_balance_options_round_trip_sorted(options):
+    """Any table of plain values comes back as its items sorted by key, values unchanged."""
+    pool = parse_config({"pools": {"p": {"members": ["http://a"], "balance_options": options}}},
+                        SOURCE).pools[0]
+    assert pool.balance_options == tuple(sorted(options.items(), key=itemgetter(0)))
+
+
+@settings(max_examples=150)
+@given(st.integers(100, 599), st.integers(100, 599))
+def test_status_range_forms(first, second):
+    """"A-B" is (A, B) exactly when A <= B; a lone code, as text or integer, is (A, A)."""
+    assert parse_status_range(first) == parse_status_range(str(first)) == (first, first)
+    text = "%d-%d" % (first, second)
+    if first <= second:
+        assert parse_status_range(text) == (first, second)
+    else:
+        with pytest.raises(ValueError):
+            parse_status_range(text)
+
+
 # --- command-line overrides ------------------------------------------------------------------
 
 TWO_ROUTES = (
@@ -498,3 +898,9 @@ def test_quick_config_is_embedded_defaults_with_overrides_and_no_demo():
     assert [pool.name for pool in config.pools] == ["cli"]
     assert config.routes == (Route(name="default", pool="cli"),)
     assert config.demo.enabled is False
+
+
+def test_cli_pool_keeps_the_pool_defaults():
+    """--upstream's pool "cli" has only its members set: every balancing key is default."""
+    config = apply_overrides(load_config(None), [], ["http://b1:81", "http://b2"])
+    assert config.pool("cli") == Pool(name="cli", members=("http://b1:81", "http://b2:80"))

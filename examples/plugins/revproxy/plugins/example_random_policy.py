@@ -69,7 +69,9 @@ class RandomPolicyFactory:
 
     def build(self, options, random):
         if options:
-            raise ValueError("balance 'random' takes no options, got %s" % ", ".join(sorted(options)))
+            raise ValueError(
+                "balance 'random' takes no options, got %s" % ", ".join(sorted(options))
+            )
         return RandomBalancer(random)
 
 
