@@ -128,8 +128,8 @@ class BalancedPool:
             state.outcome(True, now, True)
         else:
             # A refused connect takes a millisecond: counted at its duration, a broken member
-            # would look fast to latency-aware policies. A failure costs a full timeout.
-            state.stats.fail(now, max(duration, self.config.first_byte_timeout))
+            # would look fast to latency-aware policies. A failure costs at least a second.
+            state.stats.fail(now, max(duration, min(self.config.first_byte_timeout, 1.0)))
             self._failed(member, now)
         self.balancer.finished(member, ok, duration)
         if self._limit:
