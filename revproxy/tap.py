@@ -14,7 +14,8 @@ from twisted.logger import FileLogObserver, Logger, formatEventAsClassicLogText,
 from twisted.python import usage
 
 from revproxy.config.errors import ConfigError
-from revproxy.config.load import apply_overrides, load_config, quick_config
+from revproxy.balancing.registry import balancer_factories
+from revproxy.config.load import apply_overrides, check_balancers, load_config, quick_config
 
 log = Logger(namespace="revproxy")
 
@@ -55,6 +56,8 @@ class Options(usage.Options):
                 config = quick_config(self["listen"], self["upstream"])
             else:
                 config = apply_overrides(load_config(self["config"]), self["listen"], self["upstream"])
+            check_balancers(config, {name: factory.description
+                                     for name, factory in balancer_factories().items()})
         except ConfigError as e:
             # A config error is not a usage error: say what is wrong, not the whole --help.
             raise SystemExit("revproxy: bad configuration: %s" % e)

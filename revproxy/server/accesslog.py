@@ -40,13 +40,14 @@ class AccessRecord:
 
     __slots__ = ("client_ip", "time", "method", "target", "version", "status", "bytes_sent",
                  "referer", "user_agent", "upstream", "upstream_time", "total_time",
-                 "request_id", "route")
+                 "request_id", "route", "attempts")
 
     def __init__(self, client_ip: str, time: float, method: Text, target: Text,
                  version: Text, status: int, bytes_sent: int, referer: Text = None,
                  user_agent: Text = None, upstream: str = "-",
                  upstream_time: Optional[float] = None, total_time: float = 0.0,
-                 request_id: Text = None, route: Optional[str] = None) -> None:
+                 request_id: Text = None, route: Optional[str] = None,
+                 attempts: int = 0) -> None:
         self.client_ip = client_ip
         self.time = time
         self.method = method
@@ -61,6 +62,7 @@ class AccessRecord:
         self.total_time = total_time
         self.request_id = request_id
         self.route = route
+        self.attempts = attempts  # members tried (0: answered by the proxy itself)
 
     def __repr__(self) -> str:
         fields = ", ".join("%s=%r" % (name, getattr(self, name)) for name in self.__slots__)
@@ -122,11 +124,11 @@ def format_combined(record: AccessRecord) -> str:
     """``ip - - [time] "GET /x HTTP/1.1" 200 2326 "ref" "ua"`` + proxy fields; no newline."""
     upstream_time = "-" if record.upstream_time is None else "%.3f" % record.upstream_time
     return '%s - - %s "%s" %d %d "%s" "%s" upstream=%s upstream_time=%s total=%.3f ' \
-        'rid=%s route=%s' % (
+        'rid=%s route=%s attempts=%d' % (
             _token(record.client_ip), _clock.format(record.time), _request_line(record),
             record.status, record.bytes_sent, _quoted(record.referer),
             _quoted(record.user_agent), _token(record.upstream), upstream_time,
-            record.total_time, _token(record.request_id), _token(record.route))
+            record.total_time, _token(record.request_id), _token(record.route), record.attempts)
 
 
 def _text(value: Text) -> Optional[str]:
@@ -144,7 +146,7 @@ def format_json(record: AccessRecord) -> str:
         "referer": _text(record.referer), "user_agent": _text(record.user_agent),
         "upstream": record.upstream, "upstream_time": record.upstream_time,
         "total_time": record.total_time, "request_id": _text(record.request_id),
-        "route": record.route,
+        "route": record.route, "attempts": record.attempts,
     }, separators=(",", ":"))
 
 

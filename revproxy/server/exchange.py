@@ -161,7 +161,12 @@ class MemberExchange:
         if not choice.may_retry(reason, reached_backend, self.head.method, self._body_consumed,
                                 self.attempts, pool.config):
             return False
-        if not pool.budget.try_retry(self.rt.clock.seconds()):
+        now = self.rt.clock.seconds()
+        tried = set(self._tried or ())
+        tried.add(self.member)
+        if not pool.candidates(now, tried)[0]:
+            return False  # nobody else to ask: the client gets this member's answer
+        if not pool.budget.try_retry(now):
             log.info("rid={rid} not retried: pool {p} retry budget spent", rid=self._rid, p=pool.name)
             return False
         if self._tried is None:

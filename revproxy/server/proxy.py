@@ -316,6 +316,7 @@ class ProxyRequest(MemberExchange):
             total_time=now - self.started_at,
             request_id=self.request_id,
             route=self.route.name if self.route is not None else "-",
+            attempts=self.attempts,
         )
 
 

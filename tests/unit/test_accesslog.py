@@ -30,13 +30,13 @@ class TestCombined:
         assert format_combined(record()) == (
             '192.0.2.1 - - [10/Oct/2000:13:55:36 +0000] "GET /x?y=1 HTTP/1.1" 200 2326 '
             '"http://r/" "curl/8" upstream=10.0.0.5:8001 upstream_time=0.012 total=0.015 '
-            'rid=abc route=api')
+            'rid=abc route=api attempts=0')
 
     def test_missing_values_are_dashes(self) -> None:
         """No referer, UA, upstream, upstream time, id or route -> '-'."""
         line = format_combined(record(referer=None, user_agent=b"", upstream="-",
                                       upstream_time=None, request_id=None, route=None))
-        assert line.endswith('"-" "-" upstream=- upstream_time=- total=0.015 rid=- route=-')
+        assert line.endswith('"-" "-" upstream=- upstream_time=- total=0.015 rid=- route=- attempts=0')
 
     def test_unparsed_request_logs_dash_request_line(self) -> None:
         """A request that never parsed (no method) logs the request line as '-'."""
@@ -74,7 +74,8 @@ class TestJson:
             "client_ip": "192.0.2.1", "time": WHEN, "method": "GET", "target": "/x?y=1",
             "version": "1.1", "status": 200, "bytes_sent": 2326, "referer": "http://r/",
             "user_agent": "curl/8", "upstream": "10.0.0.5:8001", "upstream_time": 0.0123,
-            "total_time": 0.0151, "request_id": "abc", "route": "api"}
+            "total_time": 0.0151, "request_id": "abc", "route": "api",
+            "attempts": 0}
 
     def test_json_escapes_newlines_and_invalid_utf8(self) -> None:
         """CR/LF are escaped; invalid UTF-8 bytes are shown as \\xHH text."""

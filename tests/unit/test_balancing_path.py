@@ -225,3 +225,17 @@ class PanicTests(unittest.TestCase):
                 b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
         self.assertTrue(pool.panicking)
         self.assertEqual(len(targets), 2, "both members served while in panic")
+
+
+class LastMemberTests(unittest.TestCase):
+    def test_5xx_relayed_when_no_other_member(self):
+        """A one-member pool answering 503: nobody else to ask, the client gets that 503
+        (with its body) and no retry budget is spent."""
+        world = World(self, config_dict(members=("http://10.0.0.1:80",)))
+        proto, client = world.client()
+        proto.dataReceived(GET)
+        backend, upstream = world.accept_backend()
+        backend.dataReceived(b"HTTP/1.1 503 Busy\r\nContent-Length: 4\r\n\r\nbusy")
+        self.assertEqual(status_of(client.value()), 503)
+        self.assertTrue(client.value().endswith(b"busy"))
+        self.assertEqual(world.runtime.backends["main"].budget._retries, {})

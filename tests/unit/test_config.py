@@ -904,3 +904,20 @@ def test_cli_pool_keeps_the_pool_defaults():
     """--upstream's pool "cli" has only its members set: every balancing key is default."""
     config = apply_overrides(load_config(None), [], ["http://b1:81", "http://b2"])
     assert config.pool("cli") == Pool(name="cli", members=("http://b1:81", "http://b2:80"))
+
+
+def test_unknown_policy_fails_start_up_naming_file_key_and_known_policies(tmp_path):
+    """`twistd revproxy --config` with an unknown `balance` exits with the file, the key and
+    the list of known policies (built-ins and plugins)."""
+    import pytest
+    from revproxy.tap import Options
+
+    path = tmp_path / "bad.toml"
+    path.write_text('[pools.main]\nmembers = ["http://127.0.0.1:1"]\nbalance = "fastest"\n')
+    with pytest.raises(SystemExit) as exit_info:
+        Options().parseOptions(["--config", str(path)])
+    message = str(exit_info.value)
+    assert str(path) in message
+    assert "[pools.main] balance" in message
+    assert "fastest" in message
+    assert "peak-ewma" in message and "consistent-hash" in message
