@@ -127,10 +127,11 @@ class KilledMemberTests(unittest.TestCase):
     def test_member_killed_under_load_costs_no_idempotent_request(self):
         """Three members under a steady stream of GETs; one stops listening and its pooled
         connections are cut: every GET still succeeds (connect failures move to another
-        member, and the dead one is ejected)."""
+        member, and the dead one is ejected). Back on its port, it rejoins via slow start."""
         members, ports = start_members(self)
         data = proxy_config([m.port for m in members])
-        data["pools"]["main"].update({"outlier": {"consecutive_failures": 2, "base_ejection": 30}})
+        data["pools"]["main"].update({"outlier": {"consecutive_failures": 2, "base_ejection": 0.3},
+                                      "slow_start": 60})
         service, port = yield start_proxy(self, data)
         statuses = []
         for _ in range(12):
@@ -145,6 +146,21 @@ class KilledMemberTests(unittest.TestCase):
             statuses.append(status)
         self.assertEqual(statuses, [200] * 42)
         self.assertEqual(dead.state.status(reactor.seconds()), "ejected")
+
+        # Bring it back on the same port: once the ejection is over, one trial request
+        # reaches it, and its success makes it healthy again with a slow-start weight.
+        site = server.Site(members[0])
+        site.log = lambda request: None
+        revived = reactor.listenTCP(members[0].port, site, interface="127.0.0.1")
+        self.addCleanup(revived.stopListening)
+        yield sleep(max(0.0, dead.state.outlier.ejection_ends - reactor.seconds()) + 0.05)
+        served = members[0].served
+        for _ in range(6):
+            status, _ = yield get(port)
+            self.assertEqual(status, 200)
+        self.assertGreater(members[0].served, served, "the revived member got its trial")
+        self.assertEqual(dead.state.status(reactor.seconds()), "healthy")
+        self.assertLess(dead.weight, 0.5, "rejoined through slow start")
 
 
 class LatencyAwareTests(unittest.TestCase):
