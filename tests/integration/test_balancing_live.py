@@ -199,3 +199,26 @@ class LatencyAwareTests(unittest.TestCase):
 
 def sleep(seconds):
     return task.deferLater(reactor, seconds, lambda: None)
+
+
+class AdminListenerTests(unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_status_on_the_configured_admin_listener(self):
+        """`[admin] listen` starts a separate listener whose /status shows pools and members."""
+        members, ports = start_members(self, count=2)
+        data = proxy_config([m.port for m in members],
+                            admin={"listen": ["tcp:0:interface=127.0.0.1"]})
+        service, port = yield start_proxy(self, data)
+        status, _ = yield get(port)
+        self.assertEqual(status, 200)
+        admin_port = service._ports[0].getHost().port
+        self.assertNotEqual(admin_port, port)
+        status, body = yield get(admin_port, b"/status")
+        self.assertEqual(status, 200)
+        document = json.loads(body)
+        pool = document["pools"]["main"]
+        self.assertEqual(pool["policy"], "round-robin")
+        self.assertEqual([m["state"] for m in pool["members"]], ["healthy", "healthy"])
+        self.assertEqual(sum(m["open_connections"] for m in pool["members"]), 1)
+        status, body = yield get(port, b"/status")  # on the proxy listener: just proxied
+        self.assertIn(int(body), [m.port for m in members])
