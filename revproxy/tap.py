@@ -32,6 +32,9 @@ class Options(usage.Options):
     )
     optParameters = [
         ["config", "c", None, "TOML config file (default: the embedded conf/revproxy.toml)."],
+        ["cache", None, None,
+         "HTTP cache store: memory, disk:PATH or memcached:HOST:PORT[,HOST:PORT...] "
+         "(replaces the config's [cache] store)."],
     ]
     optFlags = [
         ["check", None, "Validate the configuration, print a summary and exit."],
@@ -53,9 +56,10 @@ class Options(usage.Options):
     def postOptions(self):
         try:
             if self["config"] is None and self["upstream"]:
-                config = quick_config(self["listen"], self["upstream"])
+                config = quick_config(self["listen"], self["upstream"], self["cache"])
             else:
-                config = apply_overrides(load_config(self["config"]), self["listen"], self["upstream"])
+                config = apply_overrides(load_config(self["config"]), self["listen"],
+                                         self["upstream"], self["cache"])
             check_balancers(config, {name: factory.description
                                      for name, factory in balancer_factories().items()})
         except ConfigError as e:

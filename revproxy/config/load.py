@@ -18,12 +18,13 @@ except ImportError:  # Python < 3.11 (PyPy 3.9): the same parser, packaged separ
     import tomli as tomllib  # type: ignore[no-redef]
 
 from revproxy.config.errors import NO_VALUE, ConfigError
-from revproxy.config.model import Config, Pool, Route
+from revproxy.config.model import Cache, Config, Pool, Route
 from revproxy.config.reader import Table
 from revproxy.config.routes import parse_pools, parse_routes, table_key
 from revproxy.config.sections import (
     parse_admin,
     parse_buffering,
+    parse_cache,
     parse_demo,
     parse_limits,
     parse_logging,
@@ -47,7 +48,7 @@ EMBEDDED_SOURCE = "<embedded>"
 COMMAND_LINE_SOURCE = "<command line>"
 CLI_NAME = "cli"
 TOP_LEVEL_KEYS = (
-    "server", "limits", "buffering", "logging", "pools", "routes", "demo", "admin",
+    "server", "limits", "buffering", "logging", "pools", "routes", "demo", "admin", "cache",
 )
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
 
@@ -106,7 +107,9 @@ def parse_config(data: Dict[str, Any], source: str) -> Config:
     routes = parse_routes(root, pools)
     demo = parse_demo(root)
     admin = parse_admin(root)
+    cache = parse_cache(root)
     return Config(
+        cache=cache,
         source=source,
         server=server,
         limits=limits,
@@ -194,12 +197,40 @@ def _route_to_cli_pool(config: Config, members: Tuple[str, ...]) -> Config:
     )
 
 
-def apply_overrides(config: Config, listen: Sequence[str], upstreams: Sequence[str]) -> Config:
-    """Apply ``--listen`` (replaces server.listen) and ``--upstream`` (pool "cli").
+CACHE_FLAG_EXPECTED = (
+    'expected "memory", "disk:PATH" or "memcached:HOST:PORT[,HOST:PORT...]"'
+)
+
+
+def parse_cache_flag(spec: str) -> Cache:
+    """``--cache memory|disk:PATH|memcached:HOST:PORT,...`` -> the [cache] it stands for."""
+    kind, _, rest = spec.partition(":")
+    if kind == "memory" and not rest:
+        return Cache(store="memory")
+    if kind == "disk" and rest:
+        return Cache(store="disk", store_options=(("path", rest),))
+    if kind == "memcached" and rest and all(_host_port(s) for s in rest.split(",")):
+        return Cache(store="memcached", store_options=(("servers", rest),))
+    raise ConfigError(COMMAND_LINE_SOURCE, "--cache", spec, CACHE_FLAG_EXPECTED)
+
+
+def _host_port(text: str) -> bool:
+    host, _, port = text.rpartition(":")
+    return bool(host) and port.isdigit() and 0 < int(port) < 65536
+
+
+def apply_overrides(config: Config, listen: Sequence[str], upstreams: Sequence[str],
+                    cache: Optional[str] = None) -> Config:
+    """Apply ``--listen`` (replaces server.listen), ``--upstream`` (pool "cli") and
+    ``--cache`` (replaces the [cache] store, keeping its other settings).
 
     Upstreams create pool "cli", point the default route (the last catch-all) at it or append
     a catch-all route "cli", and turn the demo backends off.
     """
+    if cache:
+        chosen = parse_cache_flag(cache)
+        config = replace(config, cache=replace(
+            config.cache, store=chosen.store, store_options=chosen.store_options))
     if listen:
         entries = _check_option("--listen", check_endpoint, listen)
         config = replace(config, server=replace(config.server, listen=entries))
@@ -209,12 +240,13 @@ def apply_overrides(config: Config, listen: Sequence[str], upstreams: Sequence[s
     return config
 
 
-def quick_config(listen: Sequence[str], upstreams: Sequence[str]) -> Config:
+def quick_config(listen: Sequence[str], upstreams: Sequence[str],
+                 cache: Optional[str] = None) -> Config:
     """No --config: the embedded defaults with the overrides applied (demo off with upstreams).
 
     Pools no route uses any more (the demo pool) are dropped.
     """
-    config = apply_overrides(load_config(None), listen, upstreams)
+    config = apply_overrides(load_config(None), listen, upstreams, cache)
     used = set(route.pool for route in config.routes)
     pools = tuple(pool for pool in config.pools if pool.name in used)
     return replace(config, source=COMMAND_LINE_SOURCE, pools=pools)

@@ -133,6 +133,8 @@ class Route:
     headers: Tuple[HeaderMatch, ...] = ()
     host_header: str = ""  # "" = preserve the client's Host; else send this Host upstream
     buffering: bool = True  # False: stream the response with back-pressure (no spool)
+    cache: bool = True  # the [cache] applies to this route (when a store is configured)
+    cache_ttl: Optional[float] = None  # freshness for storable responses that state none
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,22 @@ class Demo:
 
     enabled: bool = False
     ports: Tuple[int, ...] = (8001, 8002)
+
+
+@dataclass(frozen=True)
+class Cache:
+    """The shared HTTP cache (RFC 9111). ``store = ""`` turns it off."""
+
+    store: str = ""  # "" = off; "memory", "disk", "memcached" or an ICacheStoreFactory plugin
+    store_options: Tuple[Tuple[str, object], ...] = ()  # the store's options, sorted items
+    max_object: int = 8 * 1024 * 1024  # larger responses are relayed, never stored
+    heuristic_fraction: float = 0.1  # of (Date - Last-Modified), when nothing explicit is said
+    heuristic_max: float = 86400.0  # cap of that heuristic freshness
+    lock_timeout: float = 5.0  # concurrent misses wait this long for the one fetch in flight
+    key_query: str = "keep"  # "keep" as sent, "sorted" (parameters sorted), "ignore"
+    key_headers: Tuple[str, ...] = ()  # request headers added to every key (lower-case)
+    key_cookies: Tuple[str, ...] = ()  # cookies added to every key
+    tag_headers: Tuple[str, ...] = ("cache-tag", "surrogate-key")  # purge tags, not relayed
 
 
 @dataclass(frozen=True)
@@ -163,6 +181,7 @@ class Config:
     routes: Tuple[Route, ...] = ()
     demo: Demo = field(default_factory=Demo)
     admin: Admin = field(default_factory=Admin)
+    cache: Cache = field(default_factory=Cache)
 
     def pool(self, name: str) -> Pool:
         for pool in self.pools:

@@ -7,6 +7,10 @@ explanation; ``Table.get`` adds the file, the table path and the key. Parsers fo
 
 from __future__ import annotations
 
+import json
+import math
+import re
+
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from revproxy.config.errors import NO_VALUE, ConfigError
@@ -94,6 +98,33 @@ class Table:
             if key in self.data:
                 kwargs[key] = self.get(key, parse)
         return cls(**kwargs)
+
+
+def table_key(name: str) -> str:
+    """``name`` as written in a TOML table header (quoted unless it is a bare key)."""
+    return name if re.match(r"^[A-Za-z0-9_-]+$", name) else json.dumps(name)
+
+
+OPTION_VALUE_EXPECTED = "expected a string, an integer, a finite number or a boolean"
+
+
+def _plain_option(value: Any) -> bool:
+    """A TOML scalar a plugin can take as an option (kept hashable: the config is frozen)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, (str, int))  # bool is an int
+
+
+def plain_options(table: "Table", key: str, expected: str = "expected an inline table of options"
+                  ) -> Tuple[Tuple[str, Any], ...]:
+    """A plugin's options table as (key, value) pairs sorted by key; each plugin checks its own."""
+    raw = table.data.get(key, {})
+    if not isinstance(raw, dict):
+        raise table.error(key, raw, expected)
+    for name, value in raw.items():
+        if not _plain_option(value):
+            raise table.error("%s.%s" % (key, table_key(name)), value, OPTION_VALUE_EXPECTED)
+    return tuple(sorted(raw.items(), key=lambda item: item[0]))
 
 
 # --- parser factories ------------------------------------------------------------------------

@@ -6,14 +6,14 @@ when the table is present) and ``[pools.NAME.outlier]`` (passive ejection).
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
 from revproxy.config.errors import NO_VALUE
 from revproxy.config.model import HeaderMatch, HealthCheck, Outlier, Pool, Route
 from revproxy.config.reader import (
+    plain_options,
+    table_key,
     Parser,
     Table,
     boolean,
@@ -49,7 +49,6 @@ MEMBERS_MISSING = 'expected an array of upstream URLs, e.g. members = ["http://1
 MEMBER_OR_TABLE = MEMBER_EXPECTED + ', or an inline table {url = "http://host:port", weight = N}'
 MAX_WEIGHT = 1000
 OPTIONS_EXPECTED = "expected an inline table of the policy's options, e.g. { default_rtt = 0.005 }"
-OPTION_VALUE_EXPECTED = "expected a string, an integer, a finite number or a boolean"
 
 # Read by _parse_pool itself rather than through POOL_FIELDS.
 POOL_TABLES = ("members", "balance_options", "health", "outlier")
@@ -139,12 +138,9 @@ ROUTE_FIELDS: Dict[str, Parser] = {
     "methods": list_of(method),
     "host_header": parse_host_header,
     "buffering": boolean,
+    "cache": boolean,
+    "cache_ttl": duration,
 }
-
-
-def table_key(name: str) -> str:
-    """``name`` as written in a TOML table header (quoted unless it is a bare key)."""
-    return name if re.match(r"^[A-Za-z0-9_-]+$", name) else json.dumps(name)
 
 
 def _parse_member(table: Table, key: str, item: Any) -> Tuple[str, int]:
@@ -187,23 +183,9 @@ def _parse_members(table: Table) -> Tuple[Tuple[str, ...], Tuple[int, ...]]:
     return tuple(members), tuple(weights)
 
 
-def _plain_option(value: Any) -> bool:
-    """A TOML scalar a policy can take as an option (kept hashable: the config is frozen)."""
-    if isinstance(value, float):
-        return math.isfinite(value)
-    return isinstance(value, (str, int))  # bool is an int
-
-
 def _parse_balance_options(table: Table) -> Tuple[Tuple[str, Any], ...]:
-    """The options table as (key, value) pairs sorted by key; each policy checks its own."""
-    raw = table.data.get("balance_options", {})
-    if not isinstance(raw, dict):
-        raise table.error("balance_options", raw, OPTIONS_EXPECTED)
-    for key, value in raw.items():
-        if not _plain_option(value):
-            where = "balance_options.%s" % table_key(key)
-            raise table.error(where, value, OPTION_VALUE_EXPECTED)
-    return tuple(sorted(raw.items(), key=lambda item: item[0]))
+    """The policy's options as (key, value) pairs sorted by key; each policy checks its own."""
+    return plain_options(table, "balance_options", OPTIONS_EXPECTED)
 
 
 def _default_note(table: Table, key: str) -> str:

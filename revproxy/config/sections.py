@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from revproxy.config.model import Admin, Buffering, Demo, Limits, Logging, Server
+from revproxy.config.model import Admin, Buffering, Cache, Demo, Limits, Logging, Server
 from revproxy.config.reader import (
     Parser,
     Table,
@@ -17,10 +17,17 @@ from revproxy.config.reader import (
     duration,
     list_of,
     one_of,
+    plain_options,
     size,
     text,
 )
-from revproxy.config.values import check_endpoint, parse_network, parse_token
+from revproxy.config.values import (
+    check_endpoint,
+    parse_fraction,
+    parse_network,
+    parse_policy_name,
+    parse_token,
+)
 
 ACCESS_FORMATS = ("combined", "json")
 
@@ -89,6 +96,32 @@ ADMIN_FIELDS: Dict[str, Parser] = {
     "debug_clients": list_of(parse_network),
     "debug_header": header_name,
 }
+
+
+def store_name(value: Any) -> str:
+    """"" (no cache) or a store's name; whether the store exists is checked at start-up."""
+    if value == "":
+        return ""
+    return parse_policy_name(value)
+
+
+CACHE_FIELDS: Dict[str, Parser] = {
+    "store": store_name,
+    "max_object": size(0),
+    "heuristic_fraction": parse_fraction,
+    "heuristic_max": duration,
+    "lock_timeout": duration,
+    "key_query": one_of(("keep", "sorted", "ignore")),
+    "key_headers": list_of(header_name),
+    "key_cookies": list_of(parse_token),
+    "tag_headers": list_of(header_name),
+}
+
+
+def parse_cache(root: Table) -> Cache:
+    table = root.sub_table("cache", "[cache]")
+    extra = {"store_options": plain_options(table, "store_options")}
+    return table.build(Cache, CACHE_FIELDS, extra=extra, also_known=("store_options",))
 
 
 def parse_server(root: Table) -> Server:

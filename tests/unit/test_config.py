@@ -921,3 +921,43 @@ def test_unknown_policy_fails_start_up_naming_file_key_and_known_policies(tmp_pa
     assert "[pools.main] balance" in message
     assert "fastest" in message
     assert "peak-ewma" in message and "consistent-hash" in message
+
+
+def test_cache_section_and_flag():
+    """[cache] parses with its defaults; --cache picks the store, keeping the other settings;
+    a bad --cache names the option and what was expected."""
+    import pytest
+    from revproxy.config.errors import ConfigError
+    from revproxy.config.load import apply_overrides, parse_config, parse_cache_flag
+
+    config = parse_config({"pools": {"p": {"members": ["http://127.0.0.1:1"]}},
+                           "cache": {"store": "memory", "max_object": "1m", "key_query": "sorted",
+                                     "store_options": {"max_bytes": "64m"}}}, "c.toml")
+    assert config.cache.store == "memory"
+    assert config.cache.max_object == 1024 * 1024
+    assert config.cache.store_options == (("max_bytes", "64m"),)
+    disk = apply_overrides(config, [], [], "disk:/var/cache/rp")
+    assert (disk.cache.store, disk.cache.store_options) == ("disk", (("path", "/var/cache/rp"),))
+    assert disk.cache.key_query == "sorted"
+    assert parse_cache_flag("memcached:10.0.0.1:11211,10.0.0.2:11211").store_options == (
+        ("servers", "10.0.0.1:11211,10.0.0.2:11211"),)
+    with pytest.raises(ConfigError) as error:
+        parse_cache_flag("redis:1")
+    assert str(error.value).startswith('<command line>: --cache = "redis:1": expected "memory"')
+
+
+def test_cache_route_overrides_and_bad_values():
+    """Routes take cache = false and cache_ttl; a bad [cache] key_query is refused."""
+    import pytest
+    from revproxy.config.errors import ConfigError
+    from revproxy.config.load import parse_config
+
+    config = parse_config({"pools": {"p": {"members": ["http://127.0.0.1:1"]}},
+                           "routes": [{"pool": "p", "cache": False},
+                                      {"pool": "p", "cache_ttl": "10m"}]}, "c.toml")
+    assert [r.cache for r in config.routes] == [False, True]
+    assert config.routes[1].cache_ttl == 600.0
+    with pytest.raises(ConfigError) as error:
+        parse_config({"pools": {"p": {"members": ["http://127.0.0.1:1"]}},
+                      "cache": {"key_query": "shuffle"}}, "c.toml")
+    assert str(error.value).startswith('c.toml: [cache] key_query = "shuffle": expected one of')
