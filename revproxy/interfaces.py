@@ -88,3 +88,83 @@ class IBalancerFactory(Interface):
         ``balance_options`` table (plain TOML values), ``random`` a ``random.Random`` to
         draw from (seeded in tests). Raises ValueError with a readable message for bad
         options; start-up then fails naming the pool and the option."""
+
+
+class ICacheStore(Interface):
+    """Where the HTTP cache keeps its values, by key.
+
+    Values are what ``revproxy.cache.entry`` defines: a ``CacheEntry`` (one stored response,
+    under its full key) or a ``VariantIndex`` (under a primary key: the Vary header names and
+    the variant keys known). ``get`` gives back an equal value to the one ``put`` got; a store
+    that keeps values outside the process serialises them with ``value_to_bytes`` /
+    ``value_from_bytes`` and treats a value that fails to parse (ValueError) as a miss.
+
+    Keys are bytes. Every method is called from the reactor thread. Deferreds may be returned
+    already fired (a memory hit costs no reactor turn); none of them ever fails: a store that
+    cannot do its job (I/O error, server down) reports a miss, ``False``, or 0, and logs why.
+    Every method may be called after ``close``: it then does nothing and fires with the
+    documented "nothing" value (None, False, 0), without raising.
+    """
+
+    name = Attribute("str: the store's kind, as written in the config (``store = ...``).")
+
+    def get(key):
+        """Look ``key`` up.
+
+        Returns a Deferred firing with the value stored under ``key`` (a ``CacheEntry`` or
+        ``VariantIndex``) or None when there is none: never stored, deleted, purged, evicted,
+        past its ``ttl``, unreadable. A soft-purged ``CacheEntry`` comes back with
+        ``stale=True``. Counts a hit or a miss in ``stats``; a hit makes the key the most
+        recently used for eviction."""
+
+    def put(key, value, ttl, tags=()):
+        """Store ``value`` under ``key``, replacing any value there.
+
+        ``ttl`` (float seconds) is the longest the store may keep it: freshness plus the
+        stale windows, decided by the caller; the value is gone for ``get`` once ``ttl`` has
+        passed (a store may drop it sooner, e.g. to respect its size bound). ``tags`` (an
+        iterable of bytes) are the names ``purge(tag=...)`` finds it by.
+
+        Returns a Deferred firing with True once stored (a following ``get`` sees it), or
+        False when it was not: larger than the store takes, ``ttl`` <= 0, store closed, I/O
+        error. After False, ``key`` holds no value at all (the old one is removed too): a
+        cache must not go on serving a response the origin has replaced."""
+
+    def delete(key):
+        """Remove the value under ``key``, if any. Returns a Deferred firing with None."""
+
+    def purge(prefix=None, tag=None, soft=False):
+        """Remove every value whose key starts with ``prefix`` (bytes) and/or that was put
+        with ``tag`` (bytes); both given means both must match; neither means everything.
+
+        With ``soft=True`` the values are not removed but marked stale: a ``CacheEntry``
+        comes back from ``get`` with ``stale=True`` (the cache then revalidates it); a
+        ``VariantIndex`` is left as it is.
+
+        Returns a Deferred firing with the number of values removed (or marked). A store
+        that cannot list its keys (memcached) may implement purges with generation counters
+        (keys and tags carry a generation; a purge bumps it, so older values miss), and then
+        fires with -1: "done, count unknown"."""
+
+    def stats():
+        """Counters, now, as a dict (no Deferred): at least ``entries`` and ``bytes`` (held
+        now, -1 if unknown), ``hits``, ``misses`` and ``evictions`` (values dropped to
+        respect the size bound) since the store was built. Stores may add keys."""
+
+    def close():
+        """Release files, connections and memory. Returns a Deferred firing with None when
+        done. Calling it again is harmless."""
+
+
+class ICacheStoreFactory(Interface):
+    """A plugin offering a kind of cache store under a name."""
+
+    name = Attribute("str: the name the config uses (``store = \"name\"``).")
+    description = Attribute("str: one line for ``--help`` and error messages.")
+
+    def build(options, reactor):
+        """A new ``ICacheStore``. ``options`` is a dict of the cache's ``store_options``
+        table (plain TOML values); ``reactor`` provides ``IReactorTime`` at least: the store
+        reads the time with ``reactor.seconds()`` (tests pass a ``task.Clock``) and may use
+        the reactor's other interfaces it provides (TCP, threads). Raises ValueError with a
+        readable message for bad options; start-up then fails naming the option."""
