@@ -196,6 +196,8 @@ def wrk_results(wrk: subprocess.Popen, seconds: int) -> Dict[str, float]:
         raise RuntimeError("wrk failed (%s): %s" % (wrk.returncode, text.strip()[-500:]))
     result = common.parse_wrk(text)
     match = re.search(r"^\s*90(?:\.0+)?%\s+([\d.]+)(us|ms|s|m|h)\s*$", text, re.M)
+    if not match:
+        raise RuntimeError("no 90%% latency in wrk output: %s" % text[-300:])
     result["p90_ms"] = float(match.group(1)) * common.TIME_UNITS_MS[match.group(2)]
     return result
 
@@ -234,13 +236,13 @@ def print_slow_member(result: dict) -> None:
     for row in result["rows"]:
         print(fmt % ((row["policy"], "%.0f" % row["rps"], "%.2f" % row["p50_ms"],
                       "%.2f" % row["p90_ms"], "%.2f" % row["p99_ms"], "%d" % row["errors"],
-                      _ratio(row["p90_vs_rr"]), _ratio(row["p99_vs_rr"]))
+                      _ratio(row.get("p90_vs_rr")), _ratio(row.get("p99_vs_rr")))
                      + tuple(_percent(share) for share in row["shares"])))
 
 
 # -- scenario 2: a member killed, then back ------------------------------------------------
 def kill_and_return(procs: common.Processes, args, report: dict) -> None:
-    """For each policy of --kill-policy: fresh members and proxy, then ``kill_one``."""
+    """For each policy of --kill-policy: fresh members and proxy, then a ``KillRun``."""
     report["kill_and_return"] = []
     for policy in args.kill_policies:
         result = {"policy": policy, "health_checks": args.health}
@@ -249,13 +251,14 @@ def kill_and_return(procs: common.Processes, args, report: dict) -> None:
             kill_one(procs, args, policy, result)
         finally:
             procs.stop_all()
-        print("  %-17s %7.0f req/s, %d errors; m1 ends %s at weight %s" % (
-            policy, result["wrk"]["rps"], result["wrk"]["errors"],
-            result["samples"][-1]["state"], result["samples"][-1]["weight"]))
+        last = result["samples"][-1]
+        print("  %-17s %7.0f req/s, %d errors; m1 ends %s, weight %s, ramp share %s" % (
+            policy, result["wrk"]["rps"], result["wrk"]["errors"], last["state"],
+            last["weight"], _percent(result["ramp_shares"][0])))
 
 
 def kill_one(procs: common.Processes, args, policy: str, result: dict) -> None:
-    """Kill member 1 at N/3 s, restart it at 2N/3 s, under load; follow it in /status."""
+    """Start three 2 ms members and revproxy with outlier detection and slow start; run."""
     members = Members(procs, [FAST_MS] * 3)
     members.start_all()
     extra = KILL_EXTRA.format(slow_start=SLOW_START_SECONDS,
@@ -265,84 +268,112 @@ def kill_one(procs: common.Processes, args, policy: str, result: dict) -> None:
     proc, port, admin = start_proxy(procs, args, members, "kill-" + policy, policy, extra)
     try:
         common.run_wrk(port, "/", CONNECTIONS, WARMUP_SECONDS)
-        follow_kill(members, port, admin, args.duration, result)
+        KillRun(members, port, admin).run(args.duration, result)
     finally:
         procs.stop(proc)
 
 
-def follow_kill(members: Members, port: int, admin: int, duration: int, result: dict) -> None:
-    """Run wrk in the background, kill and restart member 1 on time, sample /status."""
-    name = "127.0.0.1:%d" % members.ports[0]
-    samples: List[dict] = []
-    events: Dict[str, float] = {}
-    baseline: List[Optional[int]] = [None] * len(members.ports)  # counts at the restart
-    wrk = start_wrk(port, duration)
-    start = time.monotonic()
-    try:
-        while wrk.poll() is None:
-            now = time.monotonic() - start
-            if "kill" not in events and now >= duration / 3.0:
-                members.kill(0)
-                events["kill"] = now
-            if "restart" not in events and now >= duration * 2 / 3.0:
-                baseline = members.counts()
-                baseline[0] = 0  # a new process counts from zero
-                members.start(0)
-                events["restart"] = now
-            samples.append(sample(admin, name, now, "load"))
-            if now > duration + 60:
-                raise RuntimeError("wrk did not stop after %d s" % (duration + 60))
-            time.sleep(SAMPLE_EVERY)
-    finally:
-        if wrk.poll() is None:
-            wrk.kill()  # only on an error above: normally wrk has ended
-    result["wrk"] = wrk_results(wrk, duration)
-    events["load over"] = time.monotonic() - start
-    result["last_third_shares"] = shares(baseline, members.counts())
-    watch_ramp(admin, name, start, samples)
-    result.update(events=events, samples=samples)
+class KillRun:
+    """wrk for N s, member 1 SIGKILLed at N/3 s and restarted at 2N/3 s, then SLOW_START s
+    more of load (the ramp); /status and /count sampled every SAMPLE_EVERY s throughout."""
 
+    def __init__(self, members: Members, port: int, admin: int) -> None:
+        self.members, self.port, self.admin = members, port, admin
+        self.name = "127.0.0.1:%d" % members.ports[0]
+        self.samples: List[dict] = []
+        self.events: Dict[str, float] = {}
+        self.baseline: List[Optional[int]] = [None] * len(members.ports)  # at the restart
+        self.start = time.monotonic()
 
-def watch_ramp(admin: int, name: str, start: float, samples: List[dict]) -> None:
-    """Without load, keep sampling until the member is back at full weight (slow start)."""
-    deadline = time.monotonic() + SLOW_START_SECONDS + 2
-    while time.monotonic() < deadline:
-        last = samples[-1]
-        if last["state"] == "healthy" and last["weight"] == last["configured_weight"]:
-            break
-        time.sleep(1.0)
-        samples.append(sample(admin, name, time.monotonic() - start, "idle"))
+    def run(self, duration: int, result: dict) -> None:
+        self.start = time.monotonic()
+        result["wrk"] = self.load("load", duration, lambda now: self.act(now, duration))
+        self.events["load over"] = self.now()
+        result["last_third_shares"] = shares(self.baseline, self.members.counts())
+        before = self.members.counts()
+        result["ramp_wrk"] = self.load("ramp", SLOW_START_SECONDS, lambda now: None)
+        result.update(ramp_shares=shares(before, self.members.counts()), events=self.events,
+                      samples=self.samples)
 
+    def now(self) -> float:
+        return time.monotonic() - self.start
 
-def sample(admin: int, name: str, now: float, phase: str) -> dict:
-    """Member ``name`` as /status shows it at ``now`` seconds into the run."""
-    status = get_json(admin, "/status") or {}
-    found = [m for m in status.get("pools", {}).get("main", {}).get("members", ())
-             if m.get("name") == name]
-    member = found[0] if found else {}
-    return {"t": round(now, 2), "phase": phase, "state": member.get("state", "?"),
-            "weight": member.get("weight"), "configured_weight": member.get("configured_weight"),
-            "in_flight": member.get("in_flight"), "ewma_ms": member.get("ewma_ms")}
+    def load(self, phase: str, seconds: int, act) -> Dict[str, float]:
+        """Run wrk for ``seconds``, calling ``act(now)`` and sampling until it ends."""
+        wrk, began = start_wrk(self.port, seconds), self.now()
+        try:
+            while wrk.poll() is None:
+                act(self.now())
+                self.samples.append(self.sample(phase))
+                if self.now() - began > seconds + 60:
+                    raise RuntimeError("wrk did not stop after %d s" % (seconds + 60))
+                time.sleep(SAMPLE_EVERY)
+        finally:
+            if wrk.poll() is None:
+                wrk.kill()  # only on an error above: normally wrk has ended
+        return wrk_results(wrk, seconds)
+
+    def act(self, now: float, duration: int) -> None:
+        if "kill" not in self.events and now >= duration / 3.0:
+            self.members.kill(0)
+            self.events["kill"] = now
+        if "restart" not in self.events and now >= duration * 2 / 3.0:
+            self.baseline = self.members.counts()
+            self.baseline[0] = 0  # a new process counts from zero
+            self.members.start(0)
+            self.events["restart"] = now
+
+    def sample(self, phase: str) -> dict:
+        """Member 1 as /status shows it now, and every member's /count."""
+        status = get_json(self.admin, "/status") or {}
+        found = [m for m in status.get("pools", {}).get("main", {}).get("members", ())
+                 if m.get("name") == self.name]
+        member = found[0] if found else {}
+        return {"t": round(self.now(), 2), "phase": phase, "counts": self.members.counts(),
+                "state": member.get("state", "?"), "weight": member.get("weight"),
+                "in_flight": member.get("in_flight"), "ewma_ms": member.get("ewma_ms")}
 
 
 def print_kill_and_return(result: dict) -> None:
-    wrk = result["wrk"]
+    events = result["events"]
     print("\nkill and return: %s, %s; %s; m1 SIGKILLed at %.1f s, restarted at %.1f s, "
-          "load over at %.1f s" % (result["policy"], ", ".join(result["members"]),
-                                   "health checks" if result["health_checks"] else
-                                   "outlier detection only", result["events"]["kill"],
-                                   result["events"]["restart"], result["events"]["load over"]))
-    print("wrk -t1 -c%d: %.0f req/s, p50 %.2f ms, p99 %.2f ms, errors %d (of %d requests)" % (
-        CONNECTIONS, wrk["rps"], wrk["p50_ms"], wrk["p99_ms"], wrk["errors"], wrk["requests"]))
-    print("share in the last third: %s" % ", ".join(
-        "%s %s" % (label, _percent(share))
-        for label, share in zip(result["members"], result["last_third_shares"])))
-    fmt = "%6s %-5s %-9s %7s %9s %10s"
-    print(fmt % ("t s", "load", "m1 state", "weight", "in flight", "ewma ms"))
+          "load over at %.1f s, then %d s more load (ramp)" % (
+              result["policy"], ", ".join(result["members"]),
+              "health checks + outlier detection" if result["health_checks"] else
+              "outlier detection only", events["kill"], events["restart"], events["load over"],
+              SLOW_START_SECONDS))
+    for label, wrk in (("load", result["wrk"]), ("ramp", result["ramp_wrk"])):
+        print("%s: wrk -t1 -c%d: %.0f req/s, p50 %.2f ms, p99 %.2f ms, errors %d of %d" % (
+            label, CONNECTIONS, wrk["rps"], wrk["p50_ms"], wrk["p99_ms"], wrk["errors"],
+            wrk["requests"]))
+    for label, key in (("last third of load", "last_third_shares"), ("ramp", "ramp_shares")):
+        print("shares, %s: %s" % (label, ", ".join(
+            "%s %s" % (member, _percent(share))
+            for member, share in zip(result["members"], result[key]))))
+    fmt = "%6s %-5s %-9s %7s %9s %9s %9s"
+    print(fmt % ("t s", "phase", "m1 state", "weight", "in flight", "ewma ms", "m1 share"))
+    previous = None
     for row in timeline_rows(result["samples"]):
-        print(fmt % ("%.1f" % row["t"], "yes" if row["phase"] == "load" else "no", row["state"],
-                     _num(row["weight"], "%.3f"), _num(row["in_flight"], "%d"),
-                     _num(row["ewma_ms"], "%.1f")))
+        print(fmt % ("%.1f" % row["t"], row["phase"], row["state"], _num(row["weight"], "%.3f"),
+                     _num(row["in_flight"], "%d"), _num(row["ewma_ms"], "%.1f"),
+                     _percent(interval_share(previous, row["counts"]))))
+        previous = row["counts"]
+
+
+def interval_share(before: Optional[List[Optional[int]]],
+                   after: List[Optional[int]]) -> Optional[float]:
+    """Member 1's share of the requests served between two samples' counts.
+
+    A member that did not answer served nothing; a count that went down belongs to a
+    restarted process, which counted from zero."""
+    if before is None:
+        return None
+    deltas = []
+    for old, new in zip(before, after):
+        new = new or 0
+        deltas.append(new - old if old is not None and new >= old else new)
+    total = sum(deltas)
+    return deltas[0] / total if total else None
 
 
 def timeline_rows(samples: List[dict]) -> List[dict]:
@@ -374,9 +405,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--json", metavar="FILE", help="also write the raw results as JSON here")
     parser.add_argument("--only", default="", help="one of: " + ", ".join(SCENARIO_NAMES))
     parser.add_argument("--pypy", action="store_true", help="run revproxy from .venv-pypy/")
-    parser.add_argument("--kill-policy", default="peak-ewma,round-robin",
+    parser.add_argument("--kill-policy", default="peak-ewma,round-robin,least-connections",
                         help="comma-separated policies run in turn by the kill scenario "
-                        "(peak-ewma,round-robin)")
+                        "(peak-ewma,round-robin,least-connections)")
     parser.add_argument("--health", action="store_true",
                         help="kill scenario: add active health checks (1 s) to outlier detection")
     args = parser.parse_args(argv)

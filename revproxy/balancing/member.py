@@ -59,6 +59,11 @@ class MemberState:
             return True
         return status == PROBING and self.probe is None and not self.outlier.trial_taken
 
+    def awaiting_trial(self, now: float) -> bool:
+        """Probing after an ejection, without active probes, its trial not yet sent."""
+        return (self.probe is None and self.status(now) == PROBING
+                and not self.outlier.trial_taken)
+
     def weight(self, now: float) -> float:
         weight = float(self.configured_weight) * self.slow_start.factor(now)
         if self.reported_percent is not None:
@@ -104,3 +109,7 @@ class MemberState:
     def _maybe_ramp(self, was: str, now: float) -> None:
         if was != HEALTHY and self.status(now) == HEALTHY:
             self.slow_start.begin(now)
+            # Its latency record is of the failures that took it out: start afresh, so
+            # latency-aware policies try it again (slow start limits how much at first).
+            self.stats.ewma = 0.0
+            self.stats.last_update = None

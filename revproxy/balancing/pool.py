@@ -41,6 +41,7 @@ class BalancedPool:
         self.queue = WaitQueue(clock, pool_config.queue_size, pool_config.queue_timeout)
         self.budget = RetryBudget(pool_config.retry_budget)
         self.panicking = False
+        self._trial_pending = False  # a member may be probing: look for it first
         self.load_header_name = pool_config.load_header.lower().encode("ascii")
         self._limit = pool_config.max_connections_per_member
 
@@ -107,6 +108,14 @@ class BalancedPool:
             return None, why
         if len(candidates) == 1:
             return candidates[0], None
+        if self._trial_pending:
+            # A member back from ejection needs its one trial request to return at all; a
+            # policy might never pick it (peak-EWMA remembers its failures), so it gets it.
+            for member in candidates:
+                if member.state.awaiting_trial(self._clock.seconds()):
+                    facts.note("trial request after ejection")
+                    return member, None
+            self._trial_pending = False
         return self.balancer.pick(candidates, facts), None
 
     def member_named(self, name):
@@ -139,6 +148,8 @@ class BalancedPool:
         state = member.state
         was = state.status(now)
         state.outcome(False, now, self._may_eject(now))
+        if state.status(now) == EJECTED:
+            self._trial_pending = True
         if was != EJECTED and state.status(now) == EJECTED:
             log.warn("pool {pool}: member {m} ejected after {n} consecutive failures, until +{s:.0f}s",
                      pool=self.name, m=member.name, n=self.config.outlier.consecutive_failures,

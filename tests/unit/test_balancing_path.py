@@ -239,3 +239,38 @@ class LastMemberTests(unittest.TestCase):
         self.assertEqual(status_of(client.value()), 503)
         self.assertTrue(client.value().endswith(b"busy"))
         self.assertEqual(world.runtime.backends["main"].budget._retries, {})
+
+
+class TrialWithLatencyPolicyTests(unittest.TestCase):
+    def test_peak_ewma_sends_the_trial_and_forgets_the_failures(self):
+        """With peak-EWMA, a member back from ejection still gets its trial request (the
+        policy alone would never pick it: its failures cost a second each), and once back
+        its EWMA starts afresh."""
+        world = World(self, config_dict(
+            members=TWO,
+            pool={"balance": "peak-ewma", "retries": 0,
+                  "outlier": {"consecutive_failures": 1, "base_ejection": 5,
+                              "max_ejected_percent": 50}}))
+        pool = world.runtime.backends["main"]
+        # Warm both members, then make 10.0.0.1 fail once: it is ejected.
+        failing = None
+        for _ in range(50):
+            if failing is not None:
+                break
+            proto, client = world.client()
+            proto.dataReceived(GET)
+            target = world.reactor.tcpClients[-1][:2] if world.pending_connects else None
+            if target == ("10.0.0.1", 80):
+                world.fail_connect(error.ConnectionRefusedError())
+                failing = [m for m in pool.members if m.host == "10.0.0.1"][0]
+            elif target is not None:
+                world.accept_backend()[0].dataReceived(OK)
+        self.assertIsNotNone(failing, "10.0.0.1 was picked within 50 requests")
+        self.assertEqual(failing.state.status(world.reactor.seconds()), "ejected")
+        world.reactor.advance(6)
+        proto, client = world.client()
+        proto.dataReceived(GET)
+        self.assertEqual(world.reactor.tcpClients[-1][:2], ("10.0.0.1", 80), "the trial goes to it")
+        world.accept_backend()[0].dataReceived(OK)
+        self.assertEqual(failing.state.status(world.reactor.seconds()), "healthy")
+        self.assertEqual(failing.ewma, 0.0, "the failure's one-second penalty is forgotten")
