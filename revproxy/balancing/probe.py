@@ -12,8 +12,8 @@ import re
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, connectProtocol
-from twisted.internet.protocol import Protocol
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -73,6 +73,18 @@ def run_exchange(reactor: Any, clock: Any, host: str, port: int, timeout: float,
         client_endpoint(reactor, host, port, timeout))
 
 
+class _QuietFactory(Factory):
+    """Hands the endpoint the prepared protocol; logs nothing (probes run every few seconds)."""
+
+    noisy = False
+
+    def __init__(self, proto):
+        self._proto = proto
+
+    def buildProtocol(self, addr):
+        return self._proto
+
+
 class _Exchange:
     """The deadline and cancellation around one ``OneShotProtocol``."""
 
@@ -87,7 +99,7 @@ class _Exchange:
 
     def start(self, endpoint: Any) -> Deferred:
         self._proto.done.addCallback(self._settle)
-        self._connecting = connectProtocol(endpoint, self._proto)
+        self._connecting = endpoint.connect(_QuietFactory(self._proto))
         self._connecting.addErrback(self._connect_failed)
         return self.result
 
