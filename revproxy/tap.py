@@ -123,7 +123,8 @@ def build(config, reactor, randbytes=None, batch_writes=True):
         balancer = build_balancer(pool.balance, dict(pool.balance_options), rng)
         backends[pool.name] = BalancedPool(reactor, pool, limits, deadlines, outbox, balancer)
     runtime = Runtime(
-        config, reactor, stats, budget, temp_dir, access_log, backends, randbytes, deadlines, outbox
+        config, reactor, stats, budget, temp_dir, access_log, backends, randbytes, deadlines, outbox,
+        _cache(config, reactor),
     )
     resolvers = [MemberResolver(reactor, reactor.nameResolver, b) for b in backends.values()]
     holder = RuntimeHolder(runtime)
@@ -133,6 +134,22 @@ def build(config, reactor, randbytes=None, batch_writes=True):
         for index, port in enumerate(config.demo.ports):
             sites.append(("tcp:%d:interface=127.0.0.1" % port, demo_site("demo-%d" % (index + 1))))
     return ProxyService(reactor, holder, resolvers, sites, watchers)
+
+
+def _cache(config, reactor):
+    """The HTTP cache of ``[cache]``, or None when no store is configured."""
+    from revproxy.cache.engine import HttpCache
+    from revproxy.cache.registry import build_store
+
+    settings = config.cache
+    if not settings.store:
+        return None
+    try:
+        store = build_store(settings.store, dict(settings.store_options), reactor)
+    except (KeyError, ValueError) as e:
+        raise SystemExit("revproxy: bad configuration: %s: [cache] store = %r: %s"
+                         % (config.source, settings.store, e))
+    return HttpCache(store, settings, reactor)
 
 
 def _watchers(reactor, backends):

@@ -40,13 +40,14 @@ _ENTRY_OVERHEAD = 200
 _FIELD_OVERHEAD = 120
 
 
-def _pack_blobs(blobs: Sequence[bytes]) -> bytes:
+def pack_blobs(blobs: Sequence[bytes]) -> bytes:
+    """``blobs`` as a blob list: a count, every length (u32 each), the bytes."""
     count = len(blobs)
     head = struct.pack(">I%dI" % count, count, *[len(b) for b in blobs])
     return head + b"".join(blobs)
 
 
-def _unpack_blobs(data: bytes, offset: int) -> Tuple[List[bytes], int]:
+def unpack_blobs(data: bytes, offset: int) -> Tuple[List[bytes], int]:
     """The blob list at ``offset`` and the offset after it; ValueError when it overruns."""
     (count,) = _COUNT.unpack_from(data, offset)
     offset += 4
@@ -125,8 +126,8 @@ class CacheEntry:
             MAGIC, KIND_ENTRY, VERSION, self.status, _FLAG_STALE if self.stale else 0,
             self.request_time, self.response_time, self.stored_at, len(self.body))
         flat = [part for pair in self.headers for part in pair]
-        return b"".join([fixed, _pack_blobs([self.key, self.reason]), _pack_blobs(flat),
-                         _pack_blobs(self.tags), self.body])
+        return b"".join([fixed, pack_blobs([self.key, self.reason]), pack_blobs(flat),
+                         pack_blobs(self.tags), self.body])
 
     @classmethod
     def from_bytes(cls, data) -> "CacheEntry":
@@ -142,9 +143,9 @@ class CacheEntry:
         _check_prefix(data, KIND_ENTRY)
         (_, _, _, status, flags, request_time, response_time, stored_at,
          body_length) = _ENTRY_FIXED.unpack_from(data, 0)
-        (key, reason), offset = _unpack_blobs(data, _ENTRY_FIXED.size)
-        flat, offset = _unpack_blobs(data, offset)
-        tags, offset = _unpack_blobs(data, offset)
+        (key, reason), offset = unpack_blobs(data, _ENTRY_FIXED.size)
+        flat, offset = unpack_blobs(data, offset)
+        tags, offset = unpack_blobs(data, offset)
         if offset + body_length != len(data) or len(flat) % 2:
             raise ValueError("cache entry: lengths disagree with the data")
         if not 100 <= status <= 999 or flags & ~_FLAG_STALE:
@@ -193,8 +194,8 @@ class VariantIndex:
 
     def to_bytes(self) -> bytes:
         """The version-1 serialisation described in the module docstring."""
-        return b"".join([_PREFIX.pack(MAGIC, KIND_VARIANTS, VERSION), _pack_blobs([self.key]),
-                         _pack_blobs(self.vary), _pack_blobs(self.keys)])
+        return b"".join([_PREFIX.pack(MAGIC, KIND_VARIANTS, VERSION), pack_blobs([self.key]),
+                         pack_blobs(self.vary), pack_blobs(self.keys)])
 
     @classmethod
     def from_bytes(cls, data) -> "VariantIndex":
@@ -202,9 +203,9 @@ class VariantIndex:
         data = _as_bytes(data)
         try:
             _check_prefix(data, KIND_VARIANTS)
-            key, offset = _unpack_blobs(data, _PREFIX.size)
-            vary, offset = _unpack_blobs(data, offset)
-            keys, offset = _unpack_blobs(data, offset)
+            key, offset = unpack_blobs(data, _PREFIX.size)
+            vary, offset = unpack_blobs(data, offset)
+            keys, offset = unpack_blobs(data, offset)
         except struct.error as e:
             raise ValueError("variant index: truncated (%s)" % (e,))
         if len(key) != 1 or offset != len(data):

@@ -57,6 +57,8 @@ class MemberExchange:
                 return
             self._reply(503, "pool %s: every member at its connection limit and the queue is "
                              "full" % pool.name, ((b"retry-after", b"1"),))
+        elif self._cache is not None and self._cache_failed(None):
+            return  # stale-if-error: a stored response instead of an error
         elif why == NO_MEMBER:
             self._reply(502, "pool %r has no member" % pool.name)
         elif self._last_error is not None:
@@ -134,6 +136,8 @@ class MemberExchange:
             self._member_done(False)
             self._last_error = error
             if self._retry(choice.retry_reason(error), error.kind not in choice.NOT_SENT, error):
+                return
+            if self._cache is not None and self._cache_failed(error):
                 return
             self._reply(error.status, "upstream %s: %s" % (self.member.name, error))
             return

@@ -10,6 +10,7 @@ from revproxy.http1.parser import NO_BODY, LENGTH
 from revproxy.routing.normalize import normalize_target
 from revproxy.server import replies
 from revproxy.server.accesslog import AccessRecord
+from revproxy.server.caching import UNSAFE_METHODS, CachingMixin
 from revproxy.server.exchange import MemberExchange
 from revproxy.balancing import choice
 from revproxy.upstream import errors
@@ -20,7 +21,7 @@ log = Logger(namespace="revproxy.proxy")
 _BODY_METHODS = frozenset([b"POST", b"PUT", b"PATCH"])
 
 
-class ProxyRequest(MemberExchange):
+class ProxyRequest(CachingMixin, MemberExchange):
     """Drives one request from its head to the access-log line.
 
     The connection calls ``begin()`` when the head is parsed, ``body_data()`` / ``body_end()``
@@ -33,7 +34,7 @@ class ProxyRequest(MemberExchange):
         "attempts", "upstream_started", "upstream_time", "_early", "_body", "_body_size",
         "_upstream", "_relay", "_upgrade", "_outgoing", "_done", "_reused", "_tried",
         "_pool", "_facts", "_member_busy", "_queued", "_last_error", "_head_at",
-        "_fresh_retried", "_path", "_debug",
+        "_fresh_retried", "_path", "_debug", "_cache", "_query",
     )
 
     def __init__(self, conn, runtime, head, writer):
@@ -67,6 +68,8 @@ class ProxyRequest(MemberExchange):
         self._fresh_retried = False
         self._path = "/"  # the normalised path
         self._debug = False  # a debug client asked for the decision header
+        self._cache = None  # CacheState when the cache tier handles this request
+        self._query = None  # the raw query (str) or None
 
     # -- the request arrives ---------------------------------------------------------------
     def begin(self):
@@ -96,6 +99,7 @@ class ProxyRequest(MemberExchange):
         except ProtocolError as e:
             return e.status, e.reason
         self._path = target.path
+        self._query = target.query
         self.route = rt.router.match(head.host, target.path, head.method, head.headers)
         if self.route is None:
             return 404, "no route matches"
@@ -126,6 +130,8 @@ class ProxyRequest(MemberExchange):
         if self._early is not None:
             status, reason = self._early
             self._reply(status, reason)
+        elif self._cache_applies():
+            self._cache_begin()
         else:
             self._dispatch()
 
@@ -146,6 +152,8 @@ class ProxyRequest(MemberExchange):
         # Bodies are buffered, so the proxy answered any Expect itself; the debug switch is ours.
         dropped = rt.request_headers_dropped
         headers = [h for h in headers if h[0] not in dropped]
+        if self._cache is not None:
+            headers = self._cache_request_headers(headers)
         body = None
         if self._body is not None:
             headers.append((b"content-length", b"%d" % self._body_size))
@@ -183,6 +191,12 @@ class ProxyRequest(MemberExchange):
             self.writer.start(101, head.reason, headers)
             self._tunnel()
             return
+        if self._cache is not None:
+            self._cache.head = head
+            if self._cache_head(head):
+                return
+        elif self.rt.cache is not None and self.head.method in UNSAFE_METHODS and head.status < 400:
+            self._cache_invalidate(head)
         if head.framing == LENGTH:
             length = head.content_length
         elif head.framing == NO_BODY:
@@ -200,6 +214,11 @@ class ProxyRequest(MemberExchange):
             cookie = choice.sticky_set_cookie(pool, self._facts, self.member)
             if cookie is not None:
                 headers.append(cookie)
+        if self.rt.cache is not None:
+            tags = self.rt.cache.tag_headers
+            headers = [h for h in headers if h[0] not in tags]
+            if self._cache is not None and self._cache.status_header is not None:
+                headers.append((b"cache-status", self._cache.status_header))
         if self._debug:
             why = self._facts.explain()
             headers.append((b"x-revproxy-decision", choice.decision_header(
@@ -210,6 +229,8 @@ class ProxyRequest(MemberExchange):
         self.writer.flush()
 
     def upstream_data(self, data):
+        if self._cache is not None and self._cache.tee is not None:
+            self._cache_data(data)
         relay = self._relay
         if relay is None:
             if not self.conn.writing_paused:
@@ -227,10 +248,18 @@ class ProxyRequest(MemberExchange):
         self._upstream = None
         self.upstream_time = self.rt.clock.seconds() - self.upstream_started
         self._member_done(self.writer.status < 500)
+        if self._cache is not None and self._cache_end(self._cache.head):
+            return
         if self._relay is not None:
             self._relay.end()
         else:
             self.writer.finish()
+
+    def _abandon_upstream(self):
+        """Drop the exchange in progress (its answer is not wanted any more)."""
+        conn, self._upstream = self._upstream, None
+        if conn is not None:
+            conn.abort()
 
     def _tunnel(self):
         conn = self._upstream
@@ -273,6 +302,8 @@ class ProxyRequest(MemberExchange):
             return
         self._done = True
         self._release()
+        if self._cache is not None:
+            self._cache_finished()
         if self.rt.access_log is not None:
             self.rt.access_log.log(self._record())
 

@@ -11,7 +11,12 @@ from twisted.internet import defer
 from revproxy.http1.parser import Limits as ParserLimits
 from revproxy.routing.router import Router
 from revproxy.server.proxy import ProxyRequest
-from revproxy.upstream.headers import ForwardingPolicy, client_response_headers, new_request_id_factory
+from revproxy.upstream.headers import (
+    ForwardingPolicy,
+    client_response_headers,
+    new_request_id_factory,
+    strip_hop_by_hop,
+)
 from revproxy.upstream.spool import Spool
 
 
@@ -59,7 +64,7 @@ class Stats:
 
 class Runtime:
     def __init__(self, config, clock, stats, budget, temp_dir, access_log, backends, randbytes,
-                 deadlines, outbox):
+                 deadlines, outbox, cache=None):
         self.config = config
         self.clock = clock
         self.stats = stats
@@ -69,6 +74,7 @@ class Runtime:
         self.backends = backends  # pool name -> Backend
         self.deadlines = deadlines  # coarse per-connection timers (revproxy.timers)
         self.outbox = outbox  # batched output (revproxy.netio)
+        self.cache = cache  # revproxy.cache.engine.HttpCache, or None when [cache] is off
         self.parser_limits = parser_limits_for(config.limits)
         server = config.server
         self.router = Router(config.routes)
@@ -103,6 +109,14 @@ class Runtime:
     def new_response_spool(self):
         buffering = self.config.buffering
         return Spool(self.budget, buffering.response_memory, buffering.response_file_max, self.temp_dir)
+
+    def cache_headers(self, headers):
+        """A backend response's headers as stored: hop-by-hop and framing removed."""
+        return strip_hop_by_hop(headers)
+
+    def served_headers(self, headers):
+        """Stored headers as sent to a client: our Via appended."""
+        return client_response_headers(headers, proxy_name=self._proxy_name, version=b"1.1")
 
     def client_headers(self, headers):
         return client_response_headers(headers, proxy_name=self._proxy_name, version=b"1.1")

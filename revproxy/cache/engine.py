@@ -1,0 +1,209 @@
+"""The shared cache as the request path sees it: look up, decide, store, invalidate, collapse.
+
+Policy lives in the pure modules (``freshness``, ``storability``, ``validation``, ``vary``);
+bytes live in an ``ICacheStore``. This module holds the few stateful pieces between them:
+variant indexes for ``Vary``, request collapsing (concurrent misses for one key wait for the
+one fetch in flight, up to ``lock_timeout``) and the metrics.
+"""
+
+from __future__ import annotations
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from revproxy.cache import freshness, validation
+from revproxy.cache.entry import CacheEntry, VariantIndex
+from revproxy.cache.storability import storable
+from revproxy.cache.vary import vary_key, vary_names
+
+log = Logger(namespace="revproxy.cache")
+
+_KEEP_STALE = 3600.0  # a stale entry with a validator is kept this long for revalidation
+_MAX_VARIANTS = 32
+
+
+class Found:
+    """The result of a lookup: the entry (or None), its full key, and why it missed."""
+
+    __slots__ = ("entry", "key", "fwd", "vary")
+
+    def __init__(self, entry, key, fwd, vary):
+        self.entry = entry
+        self.key = key
+        self.fwd = fwd  # None on a hit, else "uri-miss" / "vary-miss"
+        self.vary = vary  # the VariantIndex found at the primary key, if any
+
+
+class HttpCache:
+    def __init__(self, store, settings, clock):
+        self.store = store
+        self.settings = settings
+        self._clock = clock
+        self._fills = {}  # primary key -> [Deferred] of requests waiting for that fetch
+        self.metrics = dict.fromkeys(
+            ("hits", "misses", "stale_served", "revalidations", "collapsed", "stored",
+             "bytes_stored", "not_stored", "invalidations"), 0)
+        self.tag_headers = frozenset(name.encode("ascii") for name in settings.tag_headers)
+
+    # -- looking up ----------------------------------------------------------------------------
+    def lookup(self, primary: bytes, request_headers):
+        """A Deferred of ``Found`` (already fired for an in-memory store)."""
+        d = self.store.get(primary)
+        d.addCallback(self._found_primary, primary, request_headers)
+        return d
+
+    def _found_primary(self, value, primary, request_headers):
+        if value is None:
+            return Found(None, primary, "uri-miss", None)
+        if isinstance(value, VariantIndex):
+            key = variant_key(primary, value.vary, request_headers)
+            d = self.store.get(key)
+            d.addCallback(lambda entry: Found(entry if isinstance(entry, CacheEntry) else None,
+                                              key, None if entry is not None else "vary-miss",
+                                              value))
+            return d
+        return Found(value, primary, None, None)
+
+    def decide(self, entry, request_headers, now):
+        """The ``freshness.Decision`` for serving ``entry`` to this request."""
+        decision = freshness.evaluate(
+            entry.headers, entry.status, entry.request_time, entry.response_time,
+            request_headers, now, heuristic_fraction=self.settings.heuristic_fraction,
+            heuristic_max=self.settings.heuristic_max)
+        if entry.stale and decision.usable:  # soft-purged: must revalidate first
+            decision = decision._replace(kind="revalidate", reason="soft-purged")
+        return decision
+
+    # -- collapsing ----------------------------------------------------------------------------
+    def join_fill(self, primary: bytes):
+        """A Deferred firing when the fetch in flight for ``primary`` ends, or None when
+        there is none (the caller then starts one with ``start_fill``)."""
+        waiters = self._fills.get(primary)
+        if waiters is None:
+            return None
+        d = defer.Deferred()
+        waiters.append(d)
+        self.metrics["collapsed"] += 1
+        return d.addTimeout(self.settings.lock_timeout, self._clock)
+
+    def start_fill(self, primary: bytes) -> None:
+        self._fills.setdefault(primary, [])
+
+    def end_fill(self, primary: bytes) -> None:
+        for d in self._fills.pop(primary, ()):
+            if not d.called:
+                d.callback(None)
+
+    # -- storing -------------------------------------------------------------------------------
+    def may_store(self, method, status, request_headers, response_headers, route_ttl=None):
+        """(True, reason) when a response may be stored (see ``storability.storable``)."""
+        ok, reason = storable(method, status, request_headers, response_headers,
+                              allow_heuristic=True)
+        if not ok and route_ttl is not None and reason == "no explicit freshness and no validator":
+            return True, "route cache_ttl"  # only where a heuristic could have applied
+        return ok, reason
+
+    def put_response(self, primary, request_headers, status, reason, headers, body, request_time,
+              response_time, route_ttl=None):
+        """Store a complete response; returns a Deferred (errors are logged, not raised)."""
+        names = vary_names(headers)
+        if names is None:  # Vary: * never matches
+            return defer.succeed(False)
+        if route_ttl is not None and not _has_explicit_freshness(headers):
+            headers = list(headers) + [(b"cache-control", b"max-age=%d" % int(route_ttl))]
+        lifetime, _ = freshness.freshness_lifetime(
+            status, headers, heuristic_fraction=self.settings.heuristic_fraction,
+            heuristic_max=self.settings.heuristic_max, response_time=response_time)
+        keep = max(lifetime, 0.0) + max(
+            freshness.stale_while_revalidate(headers), freshness.stale_if_error(headers),
+            _KEEP_STALE if _has_validator(headers) else 0.0)
+        if keep <= 0:
+            return defer.succeed(False)
+        key = variant_key(primary, names, request_headers) if names else primary
+        tags = self._tags(headers)
+        kept = [h for h in headers if h[0] not in self.tag_headers]  # tags are not relayed
+        entry = CacheEntry(key, status, reason, kept, body, request_time,
+                           response_time, self._clock.seconds(), tags)
+        d = self.store.put(key, entry, keep, entry.tags)
+        if names:
+            d.addCallback(lambda ok: self._index(primary, names, key, keep) if ok else ok)
+        d.addCallback(self._count_store, entry)
+        d.addErrback(lambda f: log.failure("cache store failed for {key!r}", f, key=key))
+        return d
+
+    def _index(self, primary, names, key, keep):
+        d = self.store.get(primary)
+
+        def update(current):
+            if isinstance(current, VariantIndex) and current.vary == names:
+                index = current.with_key(key, _MAX_VARIANTS)
+            else:
+                index = VariantIndex(primary, names, (key,))
+            return self.store.put(primary, index, keep)
+
+        return d.addCallback(update)
+
+    def _count_store(self, ok, entry):
+        if ok:
+            self.metrics["stored"] += 1
+            self.metrics["bytes_stored"] += entry.size
+        else:
+            self.metrics["not_stored"] += 1
+        return ok
+
+    def _tags(self, headers):
+        tags = []
+        for name, value in headers:
+            if name in self.tag_headers:
+                tags.extend(t for t in value.replace(b",", b" ").split() if t)
+        return tags
+
+    def updated(self, entry, not_modified_headers, request_time, response_time):
+        """The stored entry refreshed by a 304 (RFC 9111 §4.3.4), stored again."""
+        headers = validation.update_stored_headers(entry.headers, not_modified_headers)
+        fresh = entry.replace(headers=headers, request_time=request_time,
+                              response_time=response_time, stale=False)
+        self.metrics["revalidations"] += 1
+        lifetime, _ = freshness.freshness_lifetime(
+            fresh.status, headers, heuristic_fraction=self.settings.heuristic_fraction,
+            heuristic_max=self.settings.heuristic_max, response_time=response_time)
+        keep = max(lifetime, 0.0) + (_KEEP_STALE if _has_validator(headers) else 0.0)
+        if keep > 0:
+            self.store.put(fresh.key, fresh, keep, fresh.tags).addErrback(
+                lambda f: log.failure("cache update failed", f))
+        return fresh
+
+    # -- invalidating --------------------------------------------------------------------------
+    def invalidate(self, uris):
+        """Drop what is stored for each URI (with its variants): RFC 9111 §4.4."""
+        for uri in uris:
+            self.metrics["invalidations"] += 1
+            d = self.store.get(uri)
+            d.addCallback(self._drop, uri)
+            d.addErrback(lambda f: log.failure("cache invalidation failed", f))
+
+    def _drop(self, value, uri):
+        if isinstance(value, VariantIndex):
+            for key in value.keys:
+                self.store.delete(key)
+        if value is not None:
+            return self.store.delete(uri)
+        return None
+
+
+def variant_key(primary: bytes, names, request_headers) -> bytes:
+    """The full key of the variant of ``primary`` a request selects (after a NUL)."""
+    return primary + b"\x00v:" + vary_key(names, request_headers)
+
+
+def _has_validator(headers) -> bool:
+    return any(name in (b"etag", b"last-modified") for name, _ in headers)
+
+
+def _has_explicit_freshness(headers) -> bool:
+    for name, value in headers:
+        if name == b"expires":
+            return True
+        if name == b"cache-control" and (b"max-age" in value.lower()):
+            return True
+    return False

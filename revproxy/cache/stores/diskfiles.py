@@ -1,0 +1,208 @@
+"""The disk store's files: names, the record format, atomic writes, the start-up scan.
+
+A value under key K lives in ``<root>/<h[:2]>/<h>``, ``h`` the sha256 hex digest of K. A
+file is one record, version 1 (big-endian)::
+
+    "RPD" | version u8 | flags u8 (1 = soft-purged) | expires_at f64 | key length u32 |
+    tags length u32 | value length u64 | key | blobs [tags...] | value
+
+where the value is ``revproxy.cache.entry.value_to_bytes`` output. The head comes first so
+the start-up scan reads a few hundred bytes per file, not the bodies; the flags byte sits at
+a fixed offset so a soft purge rewrites one byte in place (a one-byte write cannot tear).
+Files are written to a temp file in the same directory, then ``os.replace``d: a reader or
+a crash sees the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import re
+import struct
+from typing import Iterator, List, NamedTuple, Tuple
+
+from revproxy.cache.entry import pack_blobs, unpack_blobs
+
+MAGIC = b"RPD"
+VERSION = 1
+FLAG_STALE = 1
+FLAGS_OFFSET = 4
+TEMP_PREFIX = ".tmp-"
+_HEAD = struct.Struct(">3sBBdIIQ")
+_NAME_RE = re.compile(r"\A[0-9a-f]{64}\Z")
+_FANOUT_RE = re.compile(r"\A[0-9a-f]{2}\Z")
+_temp_serial = itertools.count()
+
+
+class RecordHead(NamedTuple):
+    """A record's head: its ``key``, ``tags``, ``expires_at``, soft-purge flag (``stale``),
+    where the value starts (``value_offset``) and the record's whole length (``length``)."""
+
+    key: bytes
+    tags: Tuple[bytes, ...]
+    expires_at: float
+    stale: bool
+    value_offset: int
+    length: int
+
+
+def file_name(key: bytes) -> str:
+    """The file name of ``key``'s record: its sha256 hex digest."""
+    return hashlib.sha256(key).hexdigest()
+
+
+def file_path(root: str, name: str) -> str:
+    """Where the record file ``name`` lives under ``root`` (one fan-out level of 256 dirs)."""
+    return os.path.join(root, name[:2], name)
+
+
+def encode_record(key: bytes, value: bytes, expires_at: float, tags=()) -> bytes:
+    """A record for ``value`` (serialised bytes) under ``key``."""
+    tag_blobs = pack_blobs(tuple(tags))
+    head = _HEAD.pack(MAGIC, VERSION, 0, expires_at, len(key), len(tag_blobs), len(value))
+    return b"".join([head, key, tag_blobs, value])
+
+
+def head_size(prefix: bytes) -> int:
+    """How many bytes the head of the record starting with ``prefix`` (at least
+    ``_HEAD.size`` bytes) spans; ValueError if ``prefix`` is not a record's start."""
+    try:
+        magic, version, flags, _, key_length, tags_length, _ = _HEAD.unpack_from(prefix, 0)
+    except struct.error:
+        raise ValueError("cache file: truncated head")
+    if magic != MAGIC or version != VERSION or flags & ~FLAG_STALE:
+        raise ValueError("cache file: not a version-%d record" % VERSION)
+    return _HEAD.size + key_length + tags_length
+
+
+def decode_head(data: bytes) -> RecordHead:
+    """The head of the record ``data`` starts with (``data`` holds at least the head);
+    ValueError if it is corrupt."""
+    end = head_size(data)
+    _, _, flags, expires_at, key_length, tags_length, value_length = _HEAD.unpack_from(data, 0)
+    if len(data) < end:
+        raise ValueError("cache file: truncated head")
+    key_end = _HEAD.size + key_length
+    try:
+        tags, tags_end = unpack_blobs(data[:end], key_end)
+    except struct.error:
+        raise ValueError("cache file: truncated tags")
+    if tags_end != end:
+        raise ValueError("cache file: tag lengths disagree")
+    return RecordHead(data[_HEAD.size:key_end], tuple(tags), expires_at,
+                      bool(flags & FLAG_STALE), end, end + value_length)
+
+
+def decode_record(data: bytes) -> Tuple[RecordHead, bytes]:
+    """The head and value bytes of the whole record ``data``; ValueError if it is corrupt
+    or truncated."""
+    head = decode_head(data)
+    if head.length != len(data):
+        raise ValueError("cache file: %d bytes, the head says %d" % (len(data), head.length))
+    return head, data[head.value_offset:]
+
+
+def read_head(path: str, file_size: int) -> RecordHead:
+    """The head of the record file at ``path`` (``file_size`` bytes long), reading only the
+    head; ValueError if the file is not a whole record, OSError if it cannot be read."""
+    with open(path, "rb") as f:
+        prefix = f.read(_HEAD.size)
+        end = head_size(prefix)
+        if end > file_size:
+            raise ValueError("cache file: truncated head")
+        head = decode_head(prefix + f.read(end - len(prefix)))
+    if head.length != file_size:
+        raise ValueError("cache file: %d bytes, the head says %d" % (file_size, head.length))
+    return head
+
+
+def write_atomically(path: str, data: bytes, fsync: bool) -> None:
+    """Make ``path`` hold ``data`` through a temp file in its directory and ``os.replace``
+    (creating the directory if needed); with ``fsync``, data and directory are synced
+    first. Raises OSError, leaving no temp file behind."""
+    directory, name = os.path.split(path)
+    temp = os.path.join(directory, "%s%s.%d.%d" % (
+        TEMP_PREFIX, name, os.getpid(), next(_temp_serial)))
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileNotFoundError:
+        os.makedirs(directory, 0o700, exist_ok=True)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        _unlink_quietly(temp)
+        raise
+    if fsync:
+        _sync_directory(directory)
+
+
+def mark_stale(path: str) -> None:
+    """Set the soft-purge flag of the record file at ``path`` in place. Raises OSError."""
+    with open(path, "r+b") as f:
+        f.seek(FLAGS_OFFSET)
+        f.write(bytes([FLAG_STALE]))
+
+
+def scan(root: str) -> Iterator[Tuple[str, str, os.stat_result]]:
+    """``(name, path, stat)`` of every record file under ``root``; temp files (left by a
+    crash mid-write) are deleted on the way. Other files are left alone."""
+    for fanout in _list(root):
+        directory = os.path.join(root, fanout)
+        if not _FANOUT_RE.match(fanout) or not os.path.isdir(directory):
+            continue
+        for entry in _scandir(directory):
+            if entry.name.startswith(TEMP_PREFIX):
+                _unlink_quietly(entry.path)
+            elif _NAME_RE.match(entry.name) and entry.name[:2] == fanout:
+                try:
+                    yield entry.name, entry.path, entry.stat()
+                except OSError:
+                    continue
+
+
+def unlink(path: str) -> None:
+    """Delete ``path``; a file already gone is no error."""
+    _unlink_quietly(path)
+
+
+def _list(directory: str) -> List[str]:
+    try:
+        return sorted(os.listdir(directory))
+    except OSError:
+        return []
+
+
+def _scandir(directory: str) -> List[os.DirEntry]:
+    try:
+        with os.scandir(directory) as entries:
+            return list(entries)
+    except OSError:
+        return []
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _sync_directory(directory: str) -> None:
+    # The rename is durable only once the directory entry is; not every OS allows it.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,227 @@
+"""The cache tier in the request path, on a fake reactor with the memory store."""
+
+from __future__ import annotations
+
+from twisted.internet import error
+from twisted.trial import unittest
+
+from tests.unit.world import World, config_dict
+
+
+def get(path=b"/a", extra=b""):
+    return b"GET " + path + b" HTTP/1.1\r\nHost: a.test\r\n" + extra + b"\r\n"
+
+
+def response(body=b"hello", headers=b"Cache-Control: max-age=60\r\n", status=b"200 OK"):
+    return (b"HTTP/1.1 " + status + b"\r\n" + headers
+            + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+
+def header(data, name):
+    for line in data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]:
+        key, _, value = line.partition(b":")
+        if key.lower() == name:
+            return value.strip()
+    return None
+
+
+class CacheWorld(World):
+    def __init__(self, testcase, **cache):
+        cache.setdefault("store", "memory")
+        World.__init__(self, testcase, config_dict(cache=cache))
+
+    def fetch(self, request, answer=None, client=None):
+        """Send ``request``; if it reaches a backend (new or pooled connection), answer with
+        ``answer``. Returns what the client received and what the origin was sent (or None)."""
+        proto, transport = client or self.client()
+        mark = len(self._last[1].value()) if self._last is not None else 0
+        proto.dataReceived(request)
+        asked = None
+        if self.pending_connects:
+            backend, upstream = self.accept_backend()
+            asked = upstream.value()
+        elif self._last is not None and len(self._last[1].value()) > mark:
+            backend, upstream = self._last
+            asked = upstream.value()[mark:]
+        if asked is not None and answer is not None:
+            backend.dataReceived(answer)
+        return transport.value(), asked
+
+    _last = None
+
+    def accept_backend(self):
+        self._last = World.accept_backend(self)
+        return self._last
+
+
+class HitMissTests(unittest.TestCase):
+    def test_miss_is_stored_then_hit_from_cache(self):
+        """The first GET goes to the origin and is stored; the second is a hit with Age."""
+        world = CacheWorld(self)
+        first, asked = world.fetch(get(), response())
+        self.assertIsNotNone(asked)
+        self.assertEqual(header(first, b"cache-status"), b"revproxy; fwd=uri-miss; fwd-status=200; stored")
+        world.reactor.advance(5)
+        second, asked = world.fetch(get())
+        self.assertIsNone(asked, "no origin contact on a fresh hit")
+        self.assertTrue(second.startswith(b"HTTP/1.1 200 OK"))
+        self.assertTrue(second.endswith(b"hello"))
+        self.assertEqual(header(second, b"age"), b"5")
+        self.assertEqual(header(second, b"cache-status"), b"revproxy; hit; ttl=55")
+
+    def test_private_and_unlabelled_responses_are_not_stored(self):
+        """private is never stored by a shared cache; a response that says nothing neither."""
+        world = CacheWorld(self)
+        for headers in (b"Cache-Control: private, max-age=60\r\n", b""):
+            first, _ = world.fetch(get(b"/p"), response(headers=headers))
+            self.assertEqual(header(first, b"cache-status"), b"revproxy; fwd=uri-miss; fwd-status=200")
+            again, asked = world.fetch(get(b"/p"), response(headers=headers))
+            self.assertIsNotNone(asked)
+
+    def test_head_answered_from_stored_get(self):
+        """A HEAD after a stored GET is answered from the cache, with no body."""
+        world = CacheWorld(self)
+        world.fetch(get(), response())
+        answer, asked = world.fetch(b"HEAD /a HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        self.assertIsNone(asked)
+        self.assertEqual(header(answer, b"content-length"), b"5")
+        self.assertTrue(answer.endswith(b"\r\n\r\n"))
+
+    def test_client_conditional_answered_304_from_fresh_entry(self):
+        """If-None-Match matching the stored ETag gets 304 from the cache."""
+        world = CacheWorld(self)
+        world.fetch(get(), response(headers=b'Cache-Control: max-age=60\r\nETag: "v1"\r\n'))
+        answer, asked = world.fetch(get(extra=b'If-None-Match: "v1"\r\n'))
+        self.assertIsNone(asked)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 304 "))
+        self.assertEqual(header(answer, b"etag"), b'"v1"')
+
+    def test_only_if_cached_miss_is_504(self):
+        """only-if-cached with nothing stored: 504, the origin is not contacted."""
+        world = CacheWorld(self)
+        answer, asked = world.fetch(get(extra=b"Cache-Control: only-if-cached\r\n"))
+        self.assertIsNone(asked)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 504 "))
+
+    def test_tag_headers_are_not_relayed(self):
+        """Cache-Tag / Surrogate-Key are for purging: stored as tags, not sent to clients."""
+        world = CacheWorld(self)
+        first, _ = world.fetch(get(), response(headers=b"Cache-Control: max-age=60\r\nCache-Tag: a b\r\n"))
+        self.assertIsNone(header(first, b"cache-tag"))
+        second, _ = world.fetch(get())
+        self.assertIsNone(header(second, b"cache-tag"))
+
+
+class RevalidationTests(unittest.TestCase):
+    def test_stale_entry_revalidated_with_304(self):
+        """Past its max-age the entry is revalidated with If-None-Match; a 304 refreshes it
+        and the client gets the stored body."""
+        world = CacheWorld(self)
+        world.fetch(get(), response(headers=b'Cache-Control: max-age=10\r\nETag: "v1"\r\n'))
+        world.reactor.advance(11)
+        answer, asked = world.fetch(
+            get(), b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\nCache-Control: max-age=10\r\n\r\n')
+        self.assertIn(b'if-none-match: "v1"', asked)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200 OK"))
+        self.assertTrue(answer.endswith(b"hello"))
+        self.assertEqual(header(answer, b"cache-status"), b"revproxy; fwd=stale; fwd-status=304")
+        again, asked = world.fetch(get())
+        self.assertIsNone(asked, "fresh again after the 304")
+
+    def test_request_no_cache_forces_revalidation(self):
+        """A client's no-cache sends a conditional request even for a fresh entry."""
+        world = CacheWorld(self)
+        world.fetch(get(), response(headers=b'Cache-Control: max-age=60\r\nETag: "v1"\r\n'))
+        answer, asked = world.fetch(get(extra=b"Cache-Control: no-cache\r\n"),
+                                    b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\n\r\n')
+        self.assertIn(b'if-none-match: "v1"', asked)
+        self.assertEqual(header(answer, b"cache-status"), b"revproxy; fwd=request; fwd-status=304")
+
+    def test_stale_if_error_serves_stale_on_5xx(self):
+        """A stale entry allowing stale-if-error is served when the origin answers 503."""
+        world = CacheWorld(self)
+        world.fetch(get(), response(
+            headers=b'Cache-Control: max-age=10, stale-if-error=60\r\nETag: "v1"\r\n'))
+        world.reactor.advance(20)
+        answer, asked = world.fetch(get(), response(b"down", headers=b"", status=b"503 Busy"))
+        self.assertIsNotNone(asked)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200 OK"))
+        self.assertTrue(answer.endswith(b"hello"))
+        self.assertIn(b"stale-if-error", header(answer, b"cache-status"))
+
+    def test_stale_if_error_on_connect_failure(self):
+        """The same when the origin cannot even be reached."""
+        world = CacheWorld(self)
+        world.fetch(get(), response(
+            headers=b'Cache-Control: max-age=10, stale-if-error=60\r\nETag: "v1"\r\n'
+                    b"Connection: close\r\n"))
+        world.reactor.advance(20)
+        proto, transport = world.client()
+        proto.dataReceived(get())
+        world.fail_connect(error.ConnectionRefusedError())
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 OK"))
+
+
+class VaryTests(unittest.TestCase):
+    def test_variants_by_accept_encoding(self):
+        """Vary: Accept-Encoding keeps one variant per (normalised) Accept-Encoding."""
+        world = CacheWorld(self)
+        vary = b"Cache-Control: max-age=60\r\nVary: Accept-Encoding\r\n"
+        world.fetch(get(extra=b"Accept-Encoding: gzip, br\r\n"), response(b"zipped", vary))
+        hit, asked = world.fetch(get(extra=b"Accept-Encoding: br,gzip\r\n"))
+        self.assertIsNone(asked, "equivalent Accept-Encoding selects the stored variant")
+        self.assertTrue(hit.endswith(b"zipped"))
+        miss, asked = world.fetch(get(extra=b"Accept-Encoding: identity\r\n"), response(b"plain", vary))
+        self.assertIsNotNone(asked)
+        self.assertIn(b"fwd=vary-miss", header(miss, b"cache-status"))
+        plain, asked = world.fetch(get(extra=b"Accept-Encoding: identity\r\n"))
+        self.assertIsNone(asked)
+        self.assertTrue(plain.endswith(b"plain"))
+
+
+class CollapseAndInvalidateTests(unittest.TestCase):
+    def test_concurrent_misses_collapse_into_one_fetch(self):
+        """Two simultaneous misses for one URL: one origin fetch, both answered."""
+        world = CacheWorld(self)
+        a, a_t = world.client()
+        b, b_t = world.client()
+        a.dataReceived(get())
+        b.dataReceived(get())
+        self.assertEqual(world.pending_connects, 1)
+        backend, upstream = world.accept_backend()
+        backend.dataReceived(response(b"once"))
+        self.assertTrue(a_t.value().endswith(b"once"))
+        self.assertTrue(b_t.value().endswith(b"once"))
+        self.assertIn(b"hit", header(b_t.value(), b"cache-status"))
+        self.assertEqual(world.runtime.cache.metrics["collapsed"], 1)
+
+    def test_collapsed_waiter_goes_to_origin_after_lock_timeout(self):
+        """A waiter whose fetch takes longer than lock_timeout goes to the origin itself."""
+        world = CacheWorld(self, lock_timeout=2)
+        a, a_t = world.client()
+        b, b_t = world.client()
+        a.dataReceived(get())
+        b.dataReceived(get())
+        world.reactor.advance(2.1)
+        self.assertEqual(world.pending_connects, 2)
+
+    def test_successful_post_invalidates(self):
+        """A successful POST to a URL drops its stored response."""
+        world = CacheWorld(self)
+        world.fetch(get(), response())
+        world.fetch(b"POST /a HTTP/1.1\r\nHost: a.test\r\nContent-Length: 1\r\n\r\nx",
+                    b"HTTP/1.1 204 No Content\r\n\r\n")
+        answer, asked = world.fetch(get(), response(b"new"))
+        self.assertIsNotNone(asked)
+        self.assertTrue(answer.endswith(b"new"))
+
+    def test_truncated_response_is_not_stored(self):
+        """A response cut short by the origin is never stored."""
+        world = CacheWorld(self)
+        proto, transport = world.client()
+        proto.dataReceived(get())
+        backend, upstream = world.accept_backend()
+        backend.dataReceived(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 10\r\n\r\nabc")
+        backend.connectionLost(error.ConnectionDone())
+        answer, asked = world.fetch(get(), response())
+        self.assertIsNotNone(asked, "nothing was stored")
