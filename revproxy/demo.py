@@ -34,8 +34,10 @@ class _Hello(resource.Resource):
             request.setHeader(b"content-type", b"application/octet-stream")
             return b"x" * (1024 * 1024)
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        request.setHeader(b"cache-control", b"public, max-age=10")  # see Cache-Status: hit
         return ("Hello from revproxy's DEMO backend %s (%s %s).\n"
                 "Try /echo to see what the proxy sent, /big for 1 MiB.\n"
+                "This page may be cached for 10 s: look at the Cache-Status header.\n"
                 % (self._name, request.method.decode("latin-1"), path)).encode("utf-8")
 
 

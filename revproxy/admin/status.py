@@ -18,7 +18,16 @@ def status_document(runtime, now: float) -> dict:
         "source": runtime.config.source,
         "connections": len(runtime.stats.connections),
         "pools": {name: backend.describe(now) for name, backend in sorted(runtime.backends.items())},
+        "cache": _cache_document(runtime.cache),
     }
+
+
+def _cache_document(cache):
+    if cache is None:
+        return None
+    document = {"store": cache.settings.store, "metrics": dict(cache.metrics)}
+    document["store_stats"] = cache.store.stats()
+    return document
 
 
 class StatusResource(resource.Resource):

@@ -961,3 +961,13 @@ def test_cache_route_overrides_and_bad_values():
         parse_config({"pools": {"p": {"members": ["http://127.0.0.1:1"]}},
                       "cache": {"key_query": "shuffle"}}, "c.toml")
     assert str(error.value).startswith('c.toml: [cache] key_query = "shuffle": expected one of')
+
+
+def test_embedded_default_enables_the_memory_cache():
+    """The embedded default turns the memory store on; its other [cache] keys are defaults."""
+    from dataclasses import replace as _replace
+    from revproxy.config.model import Cache
+
+    config = load_config(None)
+    assert config.cache.store == "memory"
+    assert _replace(config.cache, store="") == Cache()
