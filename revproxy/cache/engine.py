@@ -173,6 +173,32 @@ class HttpCache:
                 lambda f: log.failure("cache update failed", f))
         return fresh
 
+    # -- purging -------------------------------------------------------------------------------
+    def purge_url(self, key: bytes, soft: bool):
+        """Purge what is stored under one primary key (with its variants): delete it, or,
+        ``soft``, mark it stale so the next request revalidates. A Deferred of the count."""
+        d = self.store.get(key)
+
+        def found(value):
+            if value is None:
+                return 0
+            keys = list(value.keys) if isinstance(value, VariantIndex) else []
+            if not soft:
+                self._drop(value, key)
+                return max(1, len(keys))
+            targets = keys or [key]
+            ds = [self.store.get(k).addCallback(self._mark_stale) for k in targets]
+            return defer.gatherResults(ds).addCallback(sum)
+
+        return d.addCallback(found)
+
+    def _mark_stale(self, entry):
+        if not isinstance(entry, CacheEntry):
+            return 0
+        stale = entry.replace(stale=True)
+        return self.store.put(entry.key, stale, _KEEP_STALE, entry.tags).addCallback(
+            lambda ok: 1 if ok else 0)
+
     # -- invalidating --------------------------------------------------------------------------
     def invalidate(self, uris):
         """Drop what is stored for each URI (with its variants): RFC 9111 §4.4."""

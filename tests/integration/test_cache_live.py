@@ -49,6 +49,70 @@ def field(head, name):
     return dict(head.headers).get(name)
 
 
+@defer.inlineCallbacks
+def post(port, path):
+    client = yield connect(port)
+    client.transport.write(b"POST %s HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\n\r\n" % path)
+    [(head, body)] = yield with_timeout(client.responses(1))
+    client.transport.loseConnection()
+    return head, body
+
+
+class Tagged(Counted):
+    def render_GET(self, request):
+        body = Counted.render_GET(self, request)
+        request.setHeader(b"cache-tag", b"product-7 listing")
+        return body
+
+
+class PurgeTests(unittest.TestCase):
+    @defer.inlineCallbacks
+    def start(self):
+        self.backend = Tagged()
+        site = server.Site(self.backend)
+        site.log = lambda request: None
+        port = listen(site)
+        self.addCleanup(port.stopListening)
+        data = proxy_config([port.getHost().port], cache={"store": "memory"},
+                            admin={"listen": ["tcp:0:interface=127.0.0.1"]})
+        self.service, self.port = yield start_proxy(self, data)
+        self.admin = self.service._ports[0].getHost().port
+
+    @defer.inlineCallbacks
+    def test_purge_by_tag(self):
+        """POST /purge?tag=T drops every response that carried the tag: the next GET misses."""
+        yield self.start()
+        yield get(self.port, b"/p/1")
+        yield get(self.port, b"/p/2")
+        head, body = yield post(self.admin, b"/purge?tag=product-7")
+        self.assertEqual(json.loads(body), {"purged": 2})
+        head, _ = yield get(self.port, b"/p/1")
+        self.assertIn(b"fwd=uri-miss", field(head, b"cache-status"))
+        self.assertEqual(self.backend.served, 3)
+
+    @defer.inlineCallbacks
+    def test_purge_by_prefix_and_soft_url(self):
+        """prefix= deletes under a path; a soft url= purge makes the next GET revalidate."""
+        yield self.start()
+        yield get(self.port, b"/a/1")
+        yield get(self.port, b"/b/1")
+        head, body = yield post(self.admin, b"/purge?prefix=http://a/a/")
+        self.assertEqual(json.loads(body), {"purged": 1})
+        head, _ = yield get(self.port, b"/b/1")
+        self.assertTrue(field(head, b"cache-status").startswith(b"revproxy; hit"))
+        head, body = yield post(self.admin, b"/purge?url=http://a/b/1&soft=1")
+        self.assertEqual(json.loads(body), {"purged": 1})
+        head, _ = yield get(self.port, b"/b/1")
+        self.assertIn(b"fwd=stale", field(head, b"cache-status"))
+
+    @defer.inlineCallbacks
+    def test_purge_needs_one_selector(self):
+        """A purge without url/prefix/tag is a 400, not a purge of everything."""
+        yield self.start()
+        head, _ = yield post(self.admin, b"/purge")
+        self.assertEqual(head.status, 400)
+
+
 class CacheLiveTests(unittest.TestCase):
     @defer.inlineCallbacks
     def test_second_request_is_a_hit(self):
