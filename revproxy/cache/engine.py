@@ -40,6 +40,7 @@ class HttpCache:
         self.settings = settings
         self._clock = clock
         self._fills = {}  # primary key -> [Deferred] of requests waiting for that fetch
+        self._refreshing = set()  # keys with a background revalidation in flight
         self.metrics = dict.fromkeys(
             ("hits", "misses", "stale_served", "revalidations", "collapsed", "stored",
              "bytes_stored", "not_stored", "invalidations"), 0)
@@ -93,6 +94,16 @@ class HttpCache:
         for d in self._fills.pop(primary, ()):
             if not d.called:
                 d.callback(None)
+
+    def begin_refresh(self, key: bytes) -> bool:
+        """Claim the background revalidation of ``key``; False when one is running."""
+        if key in self._refreshing:
+            return False
+        self._refreshing.add(key)
+        return True
+
+    def end_refresh(self, key: bytes) -> None:
+        self._refreshing.discard(key)
 
     # -- storing -------------------------------------------------------------------------------
     def may_store(self, method, status, request_headers, response_headers, route_ttl=None):

@@ -42,6 +42,51 @@ class CacheState:
         self.head = None  # the origin's response head
 
 
+class _Discard:
+    """The client side of a background revalidation: everything written is dropped."""
+
+    writing_paused = False
+    client_ip = "127.0.0.1"
+    client_port = 0
+    scheme = "http"
+
+    def __init__(self, runtime):
+        self.runtime = runtime
+
+    def write(self, data):
+        pass
+
+    def send_continue(self):
+        pass
+
+    def set_producer(self, producer):
+        pass
+
+    def response_done(self, keep_alive):
+        request, self.request = self.request, None
+        if request is not None:
+            request.response_done()
+
+    def abort_response(self, reason, hard=True):
+        self.response_done(False)
+
+    request = None
+
+
+def background_revalidation(runtime, head, key):
+    """Revalidate ``key`` with a copy of ``head``'s request that no client waits for."""
+    from revproxy.server.writer import ResponseWriter
+
+    conn = _Discard(runtime)
+    writer = ResponseWriter(conn, head.method, head.version, False)
+    request = runtime.new_request(conn, head, writer)
+    request._background = True
+    conn.request = request
+    request.begin()
+    if not request._done:
+        request.body_end()
+
+
 class CachingMixin:
     __slots__ = ()
 
@@ -88,12 +133,14 @@ class CachingMixin:
             if decision.only_if_cached:
                 self._reply(504, "only-if-cached and the stored response is stale")
                 return
-            if decision.kind == "revalidate" and freshness.within_swr(decision, entry.headers):
-                # RFC 5861: serve it now; this proxy revalidates on the next request that
-                # finds it stale past the window (background fetches: a later issue).
+            if (decision.kind == "revalidate" and not self._background
+                    and freshness.within_swr(decision, entry.headers)):
+                # RFC 5861: serve it now and revalidate in the background, once per key.
                 cache.metrics["stale_served"] += 1
                 self._serve_entry(entry, decision.age, cache_status(
                     hit=True, ttl=decision.ttl, detail="stale-while-revalidate"))
+                if cache.begin_refresh(state.key):
+                    background_revalidation(self.rt, self.head, state.key)
                 return
             state.entry = entry
             state.revalidating = True
@@ -197,6 +244,8 @@ class CachingMixin:
         if state is not None and state.filling:
             state.filling = False
             self.rt.cache.end_fill(state.key)
+        if state is not None and self._background:
+            self.rt.cache.end_refresh(state.key)
 
     def _cache_failed(self, error):
         """The origin failed or no member could take the request; True when a stale

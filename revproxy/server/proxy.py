@@ -34,7 +34,7 @@ class ProxyRequest(CachingMixin, MemberExchange):
         "attempts", "upstream_started", "upstream_time", "_early", "_body", "_body_size",
         "_upstream", "_relay", "_upgrade", "_outgoing", "_done", "_reused", "_tried",
         "_pool", "_facts", "_member_busy", "_queued", "_last_error", "_head_at",
-        "_fresh_retried", "_path", "_debug", "_cache", "_query",
+        "_fresh_retried", "_path", "_debug", "_cache", "_query", "_background",
     )
 
     def __init__(self, conn, runtime, head, writer):
@@ -70,6 +70,7 @@ class ProxyRequest(CachingMixin, MemberExchange):
         self._debug = False  # a debug client asked for the decision header
         self._cache = None  # CacheState when the cache tier handles this request
         self._query = None  # the raw query (str) or None
+        self._background = False  # a background revalidation: no client waits
 
     # -- the request arrives ---------------------------------------------------------------
     def begin(self):

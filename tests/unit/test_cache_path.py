@@ -225,3 +225,30 @@ class CollapseAndInvalidateTests(unittest.TestCase):
         backend.connectionLost(error.ConnectionDone())
         answer, asked = world.fetch(get(), response())
         self.assertIsNotNone(asked, "nothing was stored")
+
+
+class StaleWhileRevalidateTests(unittest.TestCase):
+    def test_stale_served_at_once_and_revalidated_in_the_background(self):
+        """Within stale-while-revalidate the client gets the stored response immediately; one
+        background conditional request refreshes the entry for the next clients."""
+        world = CacheWorld(self)
+        world.fetch(get(), response(
+            headers=b'Cache-Control: max-age=10, stale-while-revalidate=30\r\nETag: "v1"\r\n'
+                    b"Connection: close\r\n"))
+        world.reactor.advance(15)
+        proto, transport = world.client()
+        proto.dataReceived(get())
+        answer = transport.value()
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200 OK"))
+        self.assertIn(b"stale-while-revalidate", header(answer, b"cache-status"))
+        self.assertEqual(world.pending_connects, 1, "one background revalidation")
+        other, other_t = world.client()
+        other.dataReceived(get())
+        self.assertEqual(world.pending_connects, 1, "not a second one while it runs")
+        backend, upstream = world.accept_backend()
+        self.assertIn(b'if-none-match: "v1"', upstream.value())
+        backend.dataReceived(b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\n'
+                             b"Cache-Control: max-age=10, stale-while-revalidate=30\r\n\r\n")
+        again, asked = world.fetch(get())
+        self.assertIsNone(asked)
+        self.assertEqual(header(again, b"cache-status"), b"revproxy; hit; ttl=10")
