@@ -129,6 +129,10 @@ def build(config, reactor, randbytes=None, batch_writes=True):
     resolvers = [MemberResolver(reactor, reactor.nameResolver, b) for b in backends.values()]
     holder = RuntimeHolder(runtime)
     watchers = _watchers(reactor, backends)
+    if runtime.cache is not None:
+        from revproxy.cache.engine import StoreSweeper
+
+        watchers.append(StoreSweeper(reactor, runtime.cache.store))
     sites = [(description, admin_site(holder)) for description in config.admin.listen]
     if config.demo.enabled:
         for index, port in enumerate(config.demo.ports):

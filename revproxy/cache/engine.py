@@ -228,6 +228,33 @@ class HttpCache:
         return None
 
 
+class StoreSweeper:
+    """Drops expired values from a store that keeps them until asked (``sweep()``), every
+    ``interval`` seconds on the injected clock; stores without ``sweep`` are left alone."""
+
+    def __init__(self, clock, store, interval: float = 60.0):
+        self._clock = clock
+        self._store = store
+        self._interval = interval
+        self._call = None
+
+    def start(self):
+        if hasattr(self._store, "sweep"):
+            self._call = self._clock.callLater(self._interval, self._sweep)
+
+    def _sweep(self):
+        try:
+            self._store.sweep()
+        except Exception:
+            log.failure("cache sweep failed")
+        self._call = self._clock.callLater(self._interval, self._sweep)
+
+    def stop(self):
+        call, self._call = self._call, None
+        if call is not None and call.active():
+            call.cancel()
+
+
 def variant_key(primary: bytes, names, request_headers) -> bytes:
     """The full key of the variant of ``primary`` a request selects (after a NUL)."""
     return primary + b"\x00v:" + vary_key(names, request_headers)

@@ -252,3 +252,28 @@ class StaleWhileRevalidateTests(unittest.TestCase):
         again, asked = world.fetch(get())
         self.assertIsNone(asked)
         self.assertEqual(header(again, b"cache-status"), b"revproxy; hit; ttl=10")
+
+
+class SweeperTests(unittest.TestCase):
+    def test_sweeper_calls_sweep_periodically_and_stops(self):
+        """The store's sweep() runs every interval on the clock; stop leaves no timer."""
+        from twisted.internet.task import Clock
+
+        from revproxy.cache.engine import StoreSweeper
+
+        class Store:
+            swept = 0
+
+            def sweep(self):
+                self.swept += 1
+
+        clock, store = Clock(), Store()
+        sweeper = StoreSweeper(clock, store, interval=60)
+        sweeper.start()
+        clock.advance(59)
+        self.assertEqual(store.swept, 0)
+        for _ in range(3):
+            clock.advance(60)
+        self.assertEqual(store.swept, 3)
+        sweeper.stop()
+        self.assertEqual(clock.getDelayedCalls(), [])
