@@ -25,6 +25,7 @@ _IMF = re.compile(r"(?:%s), ([0-9]{2}) (%s) ([0-9]{4}) %s GMT\Z" % (_DAYS, _MON,
 _RFC850 = re.compile(r"(?:%s), ([0-9]{2})-(%s)-([0-9]{2}) %s GMT\Z" % (_DAYS_LONG, _MON, _TIME))
 _ASCTIME = re.compile(r"(?:%s) (%s) ([0-9]{2}| [0-9]) %s ([0-9]{4})\Z" % (_DAYS, _MON, _TIME))
 
+_FIFTY_YEARS = 50 * 365.2425 * 86400.0
 _MEMO: Dict[bytes, Optional[float]] = {}  # IMF-fixdate / asctime results: they never change
 _MEMO_MAX = 2048
 
@@ -54,7 +55,13 @@ def parse_http_date(value: Union[bytes, str, None], now: Optional[float] = None)
     match = _RFC850.match(text)
     if match is not None:
         day, month, year, hour, minute, second = match.groups()
-        return _epoch(_full_year(int(year), now), month, day, hour, minute, second)
+        full = _full_year(int(year), now)
+        result = _epoch(full, month, day, hour, minute, second)
+        if now is not None and result is not None and result > now + _FIFTY_YEARS:
+            # "appears to be more than 50 years in the future": the instant decides, not
+            # the calendar year alone (RFC 9110 §5.6.7).
+            result = _epoch(full - 100, month, day, hour, minute, second)
+        return result
     return _remember(value, None)
 
 

@@ -7,9 +7,11 @@ Every response that passes through the cache tier carries a ``Cache-Status`` (RF
 
 from __future__ import annotations
 
+import copy
+
 from twisted.logger import Logger
 
-from revproxy.cache import freshness, validation
+from revproxy.cache import freshness, ranges, validation
 from revproxy.cache.keys import effective_uri, primary_key
 from revproxy.cache.status import cache_status
 
@@ -40,6 +42,17 @@ class CacheState:
         self.status_header = None
         self.decision = None
         self.head = None  # the origin's response head
+
+
+def _has_range(headers) -> bool:
+    return any(name == b"range" for name, _ in headers)
+
+
+def _without_range(head):
+    """A copy of a request head asking for the whole representation."""
+    whole = copy.copy(head)
+    whole.headers = [h for h in head.headers if h[0] not in (b"range", b"if-range")]
+    return whole
 
 
 class _Discard:
@@ -152,6 +165,13 @@ class CachingMixin:
             return
         cache.metrics["misses"] += 1
         state.fwd = found.fwd
+        if not self._background and _has_range(self.head.headers):
+            # A ranged miss goes to the origin as is (the client never waits for a whole
+            # video); the whole object is fetched for the cache in the background.
+            if cache.begin_refresh(state.key):
+                background_revalidation(self.rt, _without_range(self.head), state.key)
+            self._dispatch()
+            return
         waiter = cache.join_fill(state.key)
         if waiter is not None:
             waiter.addCallbacks(self._cache_fill_ended, self._cache_fill_timeout)
@@ -285,6 +305,15 @@ class CachingMixin:
                          else b"Precondition Failed", kept, 0 if conditional == 412 else None)
             writer.finish()
             return
-        writer.start(entry.status, entry.reason, headers, len(entry.body))
+        ranged = ranges.range_response(entry.status, headers, entry.body, self.head.headers,
+                                       self.head.method)
+        if ranged is not None:
+            status, headers, body = ranged
+            writer.start(status, b"Partial Content" if status == 206
+                         else b"Range Not Satisfiable", headers, len(body))
+            writer.write(body)
+            writer.finish()
+            return
+        writer.start(entry.status, entry.reason, ranges.accept_ranges(headers), len(entry.body))
         writer.write(entry.body)
         writer.finish()

@@ -277,3 +277,41 @@ class SweeperTests(unittest.TestCase):
         self.assertEqual(store.swept, 3)
         sweeper.stop()
         self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class RangeTests(unittest.TestCase):
+    def test_range_answered_206_from_complete_stored_response(self):
+        """A Range on a stored 200 gets 206 with the slice; a bad one the whole 200."""
+        world = CacheWorld(self)
+        world.fetch(get(), response(b"0123456789"))
+        part, asked = world.fetch(get(extra=b"Range: bytes=2-5\r\n"))
+        self.assertIsNone(asked)
+        self.assertTrue(part.startswith(b"HTTP/1.1 206 "))
+        self.assertEqual(header(part, b"content-range"), b"bytes 2-5/10")
+        self.assertTrue(part.endswith(b"\r\n\r\n2345"))
+        full, _ = world.fetch(get(extra=b"Range: lines=1-2\r\n"))
+        self.assertTrue(full.startswith(b"HTTP/1.1 200 "))
+        self.assertEqual(header(full, b"accept-ranges"), b"bytes")
+        nope, _ = world.fetch(get(extra=b"Range: bytes=50-60\r\n"))
+        self.assertTrue(nope.startswith(b"HTTP/1.1 416 "))
+
+    def test_ranged_miss_relayed_and_whole_object_fetched_in_background(self):
+        """On a miss the Range goes to the origin and its 206 is relayed at once; a
+        background request without Range fetches the whole object for the cache."""
+        world = CacheWorld(self)
+        proto, transport = world.client()
+        proto.dataReceived(get(extra=b"Range: bytes=0-3\r\n"))
+        self.assertEqual(world.pending_connects, 2)
+        first, first_t = world.accept_backend()
+        second, second_t = world.accept_backend()
+        sent = {b"range: bytes=0-3" in t.value(): (b, t) for b, t in
+                ((first, first_t), (second, second_t))}
+        ranged, _ = sent[True]
+        whole, _ = sent[False]
+        ranged.dataReceived(b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-3/10\r\n"
+                            b"Cache-Control: max-age=60\r\nContent-Length: 4\r\n\r\n0123")
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 206 "))
+        whole.dataReceived(response(b"0123456789"))
+        part, asked = world.fetch(get(extra=b"Range: bytes=6-9\r\n"))
+        self.assertIsNone(asked)
+        self.assertTrue(part.endswith(b"6789"))
