@@ -35,9 +35,24 @@ def effective_uri(scheme: bytes, host: bytes, path: str, query) -> bytes:
                              b"" if query is None else b"?" + query.encode("latin-1"))
 
 
+class KeySettings:
+    """What goes into a key: ``[cache]``'s key settings with a route's overrides."""
+
+    __slots__ = ("key_host", "key_query", "key_headers", "key_cookies")
+
+    def __init__(self, cache, route=None):
+        pick = (lambda mine, default: default if mine is None else mine)
+        self.key_host = route.cache_key_host if route is not None else True
+        self.key_query = pick(getattr(route, "cache_key_query", None), cache.key_query)
+        self.key_headers = pick(getattr(route, "cache_key_headers", None), cache.key_headers)
+        self.key_cookies = pick(getattr(route, "cache_key_cookies", None), cache.key_cookies)
+
+
 def primary_key(scheme: bytes, host: bytes, path: str, query, settings, headers) -> bytes:
-    """The key of a request under the ``[cache]`` settings (see the module docstring)."""
-    key = b"%s://%s%s%s" % (scheme, effective_host(host, scheme), path.encode("latin-1"),
+    """The key of a request under the ``[cache]`` settings (see the module docstring).
+    With ``key_host`` False (a route's ``cache_key_host = false``) the host is ``*``."""
+    host = effective_host(host, scheme) if getattr(settings, "key_host", True) else b"*"
+    key = b"%s://%s%s%s" % (scheme, host, path.encode("latin-1"),
                             _query(query, settings.key_query))
     extra = []
     for name in settings.key_headers:

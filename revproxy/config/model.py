@@ -135,6 +135,10 @@ class Route:
     buffering: bool = True  # False: stream the response with back-pressure (no spool)
     cache: bool = True  # the [cache] applies to this route (when a store is configured)
     cache_ttl: Optional[float] = None  # freshness for storable responses that state none
+    cache_key_host: bool = True  # False: one cache entry for every host this route serves
+    cache_key_query: Optional[str] = None  # None = [cache] key_query
+    cache_key_headers: Optional[Tuple[str, ...]] = None  # None = [cache] key_headers
+    cache_key_cookies: Optional[Tuple[str, ...]] = None  # None = [cache] key_cookies
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from revproxy.config.reader import (
     duration_or_off,
     empty_or,
     list_of,
+    one_of,
     text,
 )
 from revproxy.config.sections import header_name
@@ -140,6 +141,10 @@ ROUTE_FIELDS: Dict[str, Parser] = {
     "buffering": boolean,
     "cache": boolean,
     "cache_ttl": duration,
+    "cache_key_host": boolean,
+    "cache_key_query": one_of(("keep", "sorted", "ignore")),
+    "cache_key_headers": list_of(lambda v: parse_token(v).lower()),
+    "cache_key_cookies": list_of(parse_token),
 }
 
 

@@ -111,7 +111,7 @@ class CachingMixin:
     def _cache_begin(self):
         head = self.head
         key = primary_key(b"http", head.host, self._path, self._query,
-                          self.rt.cache.settings, head.headers)
+                          self.rt.cache_key_settings(self.route), head.headers)
         self._cache = CacheState(key)
         self._cache_lookup()
 

@@ -75,6 +75,7 @@ class Runtime:
         self.deadlines = deadlines  # coarse per-connection timers (revproxy.timers)
         self.outbox = outbox  # batched output (revproxy.netio)
         self.cache = cache  # revproxy.cache.engine.HttpCache, or None when [cache] is off
+        self._key_settings = {}  # route name -> KeySettings
         self.parser_limits = parser_limits_for(config.limits)
         server = config.server
         self.router = Router(config.routes)
@@ -109,6 +110,15 @@ class Runtime:
     def new_response_spool(self):
         buffering = self.config.buffering
         return Spool(self.budget, buffering.response_memory, buffering.response_file_max, self.temp_dir)
+
+    def cache_key_settings(self, route):
+        """The key settings of ``route`` (``[cache]`` with the route's overrides), memoised."""
+        settings = self._key_settings.get(route.name)
+        if settings is None:
+            from revproxy.cache.keys import KeySettings
+
+            settings = self._key_settings[route.name] = KeySettings(self.config.cache, route)
+        return settings
 
     def cache_headers(self, headers):
         """A backend response's headers as stored: hop-by-hop and framing removed."""

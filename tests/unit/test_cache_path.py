@@ -315,3 +315,21 @@ class RangeTests(unittest.TestCase):
         part, asked = world.fetch(get(extra=b"Range: bytes=6-9\r\n"))
         self.assertIsNone(asked)
         self.assertTrue(part.endswith(b"6789"))
+
+
+class PerRouteKeyTests(unittest.TestCase):
+    def test_route_key_overrides(self):
+        """A route may ignore the host and the query in its keys; another keeps the defaults."""
+        data = config_dict(cache={"store": "memory"}, routes=[
+            {"name": "shared", "path_prefix": "/static/", "pool": "main",
+             "cache_key_host": False, "cache_key_query": "ignore"},
+            {"name": "rest", "pool": "main"}])
+        world = World(self, data)
+        world_fetch = CacheWorld.fetch.__get__(world)
+        world._last = None
+        world_fetch(b"GET /static/a.css?v=1 HTTP/1.1\r\nHost: one.test\r\n\r\n", response(b"css"))
+        hit, asked = world_fetch(b"GET /static/a.css?v=2 HTTP/1.1\r\nHost: two.test\r\n\r\n")
+        self.assertIsNone(asked, "same key across hosts and queries on that route")
+        world_fetch(b"GET /x?v=1 HTTP/1.1\r\nHost: one.test\r\n\r\n", response(b"x"))
+        miss, asked = world_fetch(b"GET /x?v=2 HTTP/1.1\r\nHost: one.test\r\n\r\n", response(b"x2"))
+        self.assertIsNotNone(asked, "the default key keeps the query")
