@@ -52,8 +52,8 @@ BACKEND = """    sendfile on;
 """
 
 # X-Cache-Status only lets the benchmark check that nginx answers from its cache.
-NGINX_CACHE = """    proxy_cache_path {work}/nginx-cache levels=1:2 keys_zone=bench:10m max_size=256m
-                     inactive=1h use_temp_path=off;
+NGINX_CACHE = """    proxy_cache_path {work}/nginx-cache levels=1:2 keys_zone=bench:10m
+                     max_size=256m inactive=1h use_temp_path=off;
     upstream backend {{
         server 127.0.0.1:{upstream};
         keepalive 32;

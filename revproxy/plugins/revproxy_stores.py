@@ -42,4 +42,10 @@ disk = BuiltinStoreFactory(
     "revproxy.cache.stores.disk:DiskStore",
 )
 
-BUILTINS = (memory, disk)
+memcached = BuiltinStoreFactory(
+    "memcached", "memcached servers shared by several proxies, purges seen by all "
+    "(options: servers, connections_per_server, timeout, item_max, max_object, key_prefix)",
+    "revproxy.cache.stores.memcached:MemcachedStore",
+)
+
+BUILTINS = (memory, disk, memcached)
