@@ -43,7 +43,7 @@ class Outbox:
         """Send what ``transport`` has pending now (before closing it, say)."""
         chunks = self._pending.pop(transport, None)
         if chunks:
-            _send(transport, chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            _send(transport, chunks)
 
     def discard(self, transport) -> None:
         """Forget pending output (the connection is being aborted)."""
@@ -53,10 +53,12 @@ class Outbox:
         self._scheduled = False
         pending, self._pending = self._pending, {}
         for transport, chunks in pending.items():
-            _send(transport, chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            _send(transport, chunks)
 
 
-def _send(transport, data: bytes) -> None:
+def _send(transport, chunks) -> None:
+    """Send ``chunks`` (a list of bytes) in order: one ``send``, or one ``sendmsg`` (no copy)
+    for several; whatever the socket does not take goes to ``transport.write``."""
     sock = getattr(transport, "socket", None)
     if (
         sock is None
@@ -65,14 +67,25 @@ def _send(transport, data: bytes) -> None:
         or transport.disconnecting
         or not transport.connected
     ):
-        transport.write(data)
+        transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
         return
     try:
-        sent = sock.send(data)
+        if len(chunks) == 1:
+            sent = sock.send(chunks[0])
+        elif len(chunks) <= 64:
+            sent = sock.sendmsg(chunks)
+        else:
+            chunks = [b"".join(chunks)]
+            sent = sock.send(chunks[0])
     except (BlockingIOError, InterruptedError):
         sent = 0
     except OSError:
-        transport.write(data)  # let Twisted meet the error and close the connection its way
+        # let Twisted meet the error and close the connection its way
+        transport.write(b"".join(chunks))
         return
-    if sent < len(data):
-        transport.write(data[sent:])
+    for chunk in chunks:
+        if sent >= len(chunk):
+            sent -= len(chunk)
+            continue
+        transport.write(chunk[sent:] if sent else chunk)
+        sent = 0

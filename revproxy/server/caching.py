@@ -293,10 +293,12 @@ class CachingMixin:
         """Answer from a stored response: Age, Cache-Status, client conditionals, HEAD."""
         headers = [h for h in entry.headers if h[0] != b"age"]
         headers.append((b"age", b"%d" % max(0, int(age))))
-        headers = self.rt.served_headers(headers)
+        headers.append(self.rt.via_field)  # stored headers are clean: only our Via to add
         headers.append((b"cache-status", status_header))
-        conditional = validation.client_conditional(self.head.headers, entry.headers,
-                                                    self.head.method)
+        conditional = None
+        if any(h[0] in _CONDITIONALS for h in self.head.headers):
+            conditional = validation.client_conditional(self.head.headers, entry.headers,
+                                                        self.head.method)
         writer = self.writer
         if conditional is not None:
             kept = [h for h in headers if h[0] not in (b"content-length", b"content-type",

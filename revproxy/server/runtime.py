@@ -76,6 +76,7 @@ class Runtime:
         self.outbox = outbox  # batched output (revproxy.netio)
         self.cache = cache  # revproxy.cache.engine.HttpCache, or None when [cache] is off
         self._key_settings = {}  # route name -> KeySettings
+        self.via_field = (b"via", b"1.1 " + config.server.proxy_name.encode("ascii"))
         self.parser_limits = parser_limits_for(config.limits)
         server = config.server
         self.router = Router(config.routes)

@@ -90,7 +90,10 @@ class ResponseWriter:
         pending = self._pending
         if pending is not None:
             self._pending = None
-            data = pending + data
+            if len(data) < 16384:
+                data = pending + data
+            else:  # a large body is not copied: both go out together (Outbox, sendmsg)
+                self._conn.write(pending)
         self._conn.write(data)
 
     def finish(self) -> None:
