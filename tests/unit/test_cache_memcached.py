@@ -26,62 +26,64 @@ from revproxy.interfaces import ICacheStore
 from revproxy.testing import CacheStoreContractMixin, sample_entry
 
 SERVERS = [("10.0.0.1", 11211), ("10.0.0.2", 11211)]
+N1, N2 = b"10.0.0.1:11211", b"10.0.0.2:11211"
 
 
 class FakeMemcached:
-    """The ``MemcachedClient`` API over one dict per server, items placed by the same ring
-    and ``route`` as the real client; every Deferred has already fired. Servers in
-    ``down`` answer nothing (misses, False, None), as the real client does."""
+    """The ``MemcachedClient`` API over one dict per server (``items[node]``), with the
+    real ring; every Deferred has already fired. Servers in ``down`` answer nothing
+    (misses, False, None), as the real client does."""
 
-    def __init__(self, servers=(b"s1:1", b"s2:2", b"s3:3")):
-        self.ring = HashRing(servers)
-        self.items = {server: {} for server in servers}
+    def __init__(self, nodes=(b"s1:1", b"s2:2", b"s3:3")):
+        self.ring = HashRing(nodes)
+        self.nodes = self.ring.nodes
+        self.items = {node: {} for node in nodes}
         self.down = set()
         self.expiry = {}
         self.calls = []
 
-    def server_of(self, name):
-        return self.ring.node_for(items.route(name))
+    def node_for(self, name):
+        return self.ring.node_for(name)
 
-    def _items(self, name):
-        server = self.server_of(name)
-        return None if server in self.down else self.items[server]
+    def _items(self, node):
+        return None if node in self.down else self.items[node]
 
-    def get_multi(self, names):
-        self.calls.append(("get", list(names)))
-        found = {}
-        for name in names:
-            held = self._items(name)
-            found[name] = None if held is None else held.get(name)
-        return succeed(found)
+    def get_multi(self, node, names):
+        self.calls.append(("get", node, list(names)))
+        held = self._items(node)
+        return succeed({name: None if held is None else held.get(name) for name in names})
 
-    def set(self, name, value, expire=0):
-        self.calls.append(("set", name))
-        held = self._items(name)
+    def set(self, node, name, value, expire=0):
+        self.calls.append(("set", node, name))
+        held = self._items(node)
         if held is None:
             return succeed(False)
         held[name] = value
         self.expiry[name] = expire
         return succeed(True)
 
-    def add(self, name, value, expire=0):
-        held = self._items(name)
+    def add(self, node, name, value, expire=0):
+        held = self._items(node)
         if held is None or name in held:
             return succeed(False)
-        return self.set(name, value, expire)
+        return self.set(node, name, value, expire)
 
-    def delete(self, name):
-        held = self._items(name)
+    def delete(self, node, name):
+        held = self._items(node)
         return succeed(held is not None and held.pop(name, None) is not None)
 
-    def incr(self, name, by):
-        held = self._items(name)
+    def incr(self, node, name, by):
+        held = self._items(node)
         if held is None:
             return succeed(None)
         if name not in held:
             return succeed(False)
         held[name] = b"%d" % ((int(held[name]) + by) % 2 ** 64)
         return succeed(int(held[name]))
+
+    def held_by(self, key, prefix=b"rp:"):
+        """The items of the server holding cache key ``key``."""
+        return self.items[self.node_for(items.item_name(prefix, key))]
 
     def names(self):
         return {name for held in self.items.values() for name in held}
@@ -161,7 +163,7 @@ class FakeClientContractTests(MemcachedContractOverrides, CacheStoreContractMixi
         return fake_store(FakeMemcached(), self.clock, item_max=4096, max_object=max_object)
 
 
-# --- pure parts ---------------------------------------------------------------------------------
+# --- pure parts ----------------------------------------------------------------------------
 
 class PurgePointTests(unittest.TestCase):
     def test_points_are_root_and_slash_prefixes_of_the_path(self):
@@ -203,10 +205,6 @@ class PurgePointTests(unittest.TestCase):
             self.assertLessEqual(len(name), 250)
             self.assertFalse(any(c <= 32 or c == 127 for c in name), name)
 
-    def test_chunks_route_to_their_head(self):
-        """A chunk's name routes like its head's, so both live on one server."""
-        head = items.item_name(b"rp:", b"http://h/big")
-        self.assertEqual(items.route(items.chunk_name(head, 7, 3)), head)
 
 
 class HeadTests(unittest.TestCase):
@@ -312,7 +310,7 @@ class HashRingTests(unittest.TestCase):
         self.assertRaises(ValueError, HashRing, [b"a:1", b"a:1"])
 
 
-# --- the store's logic over the fake client -----------------------------------------------------
+# --- the store's logic over the fake client ------------------------------------------------
 
 class StoreLogicTests(unittest.TestCase):
     def setUp(self):
@@ -335,13 +333,27 @@ class StoreLogicTests(unittest.TestCase):
         call()
         return [c for c in self.fake.calls if c[0] == "get"]
 
-    def test_untagged_get_is_one_round_trip(self):
-        """A small untagged value costs one get_multi (head and its purge counters); a
-        tagged one costs a second (the tag counters)."""
+    def test_get_is_one_command_to_one_server(self):
+        """A small untagged value costs one get on its server (head and purge counters);
+        a tagged one a second get, on the same server (the tag counters)."""
         self.put(b"http://h/a", tags=())
         self.put(b"http://h/b", tags=(b"t",))
-        self.assertEqual(len(self.gets_for(lambda: self.get(b"http://h/a"))), 1)
-        self.assertEqual(len(self.gets_for(lambda: self.get(b"http://h/b"))), 2)
+        gets = self.gets_for(lambda: self.get(b"http://h/a"))
+        self.assertEqual([node for _, node, _ in gets],
+                         [self.fake.node_for(items.item_name(b"rp:", b"http://h/a"))])
+        gets = self.gets_for(lambda: self.get(b"http://h/b"))
+        self.assertEqual(len(gets), 2)
+        self.assertEqual(len({node for _, node, _ in gets}), 1)
+
+    def test_everything_of_a_value_is_on_its_server(self):
+        """Head, chunks and the counters it recorded are all on the head's server."""
+        self.put(b"http://h/a/big", body=b"c" * 20000, tags=(b"t",))
+        node = self.fake.node_for(items.item_name(b"rp:", b"http://h/a/big"))
+        expected = {items.counter_name(b"rp:", b"p", p)
+                    for p in (b"", b"http://h/", b"http://h/a/")}
+        expected.add(items.counter_name(b"rp:", b"t", b"t"))
+        self.assertTrue(expected < set(self.fake.items[node]))
+        self.assertEqual(self.fake.names(), set(self.fake.items[node]))
 
     def test_big_value_is_chunked_on_the_heads_server(self):
         """A value over item_max goes in chunk items next to a small head; it comes back
@@ -351,14 +363,14 @@ class StoreLogicTests(unittest.TestCase):
         head = items.item_name(b"rp:", b"http://h/big")
         chunks = [n for n in self.fake.names() if n.startswith(head + b"/")]
         self.assertEqual(len(chunks), 6)
-        self.assertEqual({self.fake.server_of(n) for n in chunks}, {self.fake.server_of(head)})
+        self.assertTrue(set(chunks) < set(self.fake.held_by(b"http://h/big")))
         self.assertEqual(self.get(b"http://h/big").body, body)
 
     def test_missing_or_altered_chunk_is_a_miss(self):
         """A chunk evicted or overwritten with other bytes makes the value a miss."""
         body = b"z" * 20000
         self.put(b"http://h/big", body=body)
-        held = self.fake.items[self.fake.server_of(items.item_name(b"rp:", b"http://h/big"))]
+        held = self.fake.held_by(b"http://h/big")
         chunk = sorted(n for n in held if b"/" in n)[1]
         original = held[chunk]
         held[chunk] = original[:-1] + b"!"
@@ -385,15 +397,14 @@ class StoreLogicTests(unittest.TestCase):
         """A head holding another key under this key's name is a miss, counted."""
         self.put(b"http://h/one")
         one, two = (items.item_name(b"rp:", k) for k in (b"http://h/one", b"http://h/two"))
-        data = self.fake.items[self.fake.server_of(one)][one]
-        self.fake.items[self.fake.server_of(two)][two] = data
+        self.fake.held_by(b"http://h/two")[two] = self.fake.held_by(b"http://h/one")[one]
         self.assertIsNone(self.get(b"http://h/two"))
         self.assertEqual(self.store.stats()["collisions"], 1)
 
     def test_corrupt_head_is_a_miss(self):
         """Bytes that are no head are a miss, not an error."""
         name = items.item_name(b"rp:", b"http://h/x")
-        self.fake.items[self.fake.server_of(name)][name] = b"RPM\x01garbage"
+        self.fake.held_by(b"http://h/x")[name] = b"RPM\x01garbage"
         self.assertIsNone(self.get(b"http://h/x"))
         self.assertEqual(self.store.stats()["corrupt"], 1)
 
@@ -440,12 +451,12 @@ class StoreLogicTests(unittest.TestCase):
         starts at a fresh random value, not at what old heads recorded."""
         self.put(b"http://h/a/1")
         counter = items.counter_name(b"rp:", b"p", b"http://h/a/")
-        held = self.fake.items[self.fake.server_of(counter)]
+        held = self.fake.held_by(b"http://h/a/1")
         old = held.pop(counter)
         self.assertIsNone(self.get(b"http://h/a/1"))
-        self.put(b"http://h/a/2")
+        self.put(b"http://h/a/1")
         self.assertNotEqual(held[counter], old)
-        self.assertIsNotNone(self.get(b"http://h/a/2"))
+        self.assertIsNotNone(self.get(b"http://h/a/1"))
 
     def test_counter_made_meanwhile_is_read_back(self):
         """When another writer makes a missing counter first (add refused), put reads its
@@ -453,15 +464,16 @@ class StoreLogicTests(unittest.TestCase):
         counter = items.counter_name(b"rp:", b"t", b"shared")
         real_add = self.fake.add
 
-        def racing_add(name, value, expire=0):
+        def racing_add(node, name, value, expire=0):
             if name == counter:
-                self.fake.items[self.fake.server_of(name)][name] = b"%d" % (7 << 32)
-            return real_add(name, value, expire)
+                self.fake.items[node][name] = b"%d" % (7 << 32)
+            return real_add(node, name, value, expire)
 
         self.fake.add = racing_add
         self.assertIs(self.put(b"http://h/a", tags=(b"shared",)), True)
         self.assertIsNotNone(self.get(b"http://h/a"))
-        self.successResultOf(self.fake.incr(counter, items.HARD_STEP))
+        self.assertEqual(self.fake.held_by(b"http://h/a")[counter], b"%d" % (7 << 32))
+        self.fake.held_by(b"http://h/a")[counter] = b"%d" % (8 << 32)
         self.assertIsNone(self.get(b"http://h/a"))
 
     def test_two_stores_share_values_and_purges(self):
@@ -498,16 +510,33 @@ class StoreLogicTests(unittest.TestCase):
         self.fake.down.clear()
         self.assertIsNotNone(self.get(b"http://h/a"))
 
-    def test_value_whose_counter_server_is_down_misses(self):
-        """A value is a miss while the server of one of its counters is down."""
-        self.put(b"http://h/a/b")
-        counter = items.counter_name(b"rp:", b"p", b"http://h/a/")
-        head = items.item_name(b"rp:", b"http://h/a/b")
-        server = self.fake.server_of(counter)
-        if server == self.fake.server_of(head):
-            self.skipTest("counter and head on one server with these names")
-        self.fake.down.add(server)
-        self.assertIsNone(self.get(b"http://h/a/b"))
+    def test_one_server_down_loses_only_its_values(self):
+        """With one server down, the values on the others still hit."""
+        keys = [b"http://h/k%d" % i for i in range(30)]
+        for key in keys:
+            self.put(key)
+        down = self.fake.nodes[0]
+        self.fake.down.add(down)
+        for key in keys:
+            on_down = self.fake.node_for(items.item_name(b"rp:", key)) == down
+            self.assertEqual(self.get(key) is None, on_down, key)
+
+    def test_purge_with_a_server_down_is_reported_not_done(self):
+        """A purge that cannot reach a server fires 0 (retry it); the reachable servers
+        are purged anyway, and a retry once it is back purges it too."""
+        keys = [b"http://h/k%d" % i for i in range(30)]
+        for key in keys:
+            self.put(key)
+        down = self.fake.nodes[0]
+        self.fake.down.add(down)
+        self.assertEqual(self.purge(prefix=b"http://h/"), 0)
+        self.assertEqual(self.store.stats()["failed_purges"], 1)
+        self.fake.down.clear()
+        still = [k for k in keys if self.get(k) is not None]
+        self.assertTrue(still)
+        self.assertEqual({self.fake.node_for(items.item_name(b"rp:", k)) for k in still}, {down})
+        self.assertEqual(self.purge(prefix=b"http://h/"), -1)
+        self.assertEqual([k for k in keys if self.get(k) is not None], [])
 
     def test_purge_of_a_missing_counter_is_done(self):
         """Purging what nothing recorded fires -1 and makes no counter."""
@@ -560,7 +589,7 @@ class OptionsTests(unittest.TestCase):
         self.assertEqual(len(reactor.tcpClients), 2)
 
 
-# --- the real client over a MemoryReactorClock ----------------------------------------------------
+# --- the real client over a MemoryReactorClock ---------------------------------------------
 
 class HalfRandom(random.Random):
     """random() is always 0.5: back-off delays are exactly 0.75 of their nominal value."""
@@ -576,22 +605,16 @@ class ClientTests(unittest.TestCase):
                                       timeout=2.0, rng=HalfRandom(), reconnect_max=5.0)
 
     def connect(self, index):
-        """Complete the connection attempt number ``index``; its protocol and transport."""
-        _, _, factory, _, _ = self.reactor.tcpClients[index]
+        """Complete the connection attempt number ``index``: (host, protocol, transport)."""
+        host, _, factory, _, _ = self.reactor.tcpClients[index]
         proto = factory.buildProtocol(None)
         transport = StringTransportWithDisconnection()
         transport.protocol = proto
         proto.makeConnection(transport)
-        return proto, transport
+        return host, proto, transport
 
     def connect_all(self):
         return [self.connect(i) for i in range(len(self.reactor.tcpClients))]
-
-    def names_on(self, server):
-        """Two item names the ring puts on ``server`` (b"host:port")."""
-        found = [n for n in (b"rp:%d" % i for i in range(100))
-                 if self.client.pool_for(n).name.encode() == server]
-        return found[:2]
 
     def test_connects_each_server_n_times(self):
         """connections_per_server attempts per server, at once, with the timeout."""
@@ -600,75 +623,85 @@ class ClientTests(unittest.TestCase):
 
     def test_nothing_connected_is_an_immediate_miss(self):
         """Before any connection is up: misses, False, None; nothing waits."""
-        self.assertEqual(self.successResultOf(self.client.get_multi([b"a", b"b"])),
+        self.assertEqual(self.successResultOf(self.client.get_multi(N1, [b"a", b"b"])),
                          {b"a": None, b"b": None})
-        self.assertIs(self.successResultOf(self.client.set(b"a", b"v")), False)
-        self.assertIsNone(self.successResultOf(self.client.incr(b"a", 1)))
+        self.assertIs(self.successResultOf(self.client.set(N1, b"a", b"v")), False)
+        self.assertIsNone(self.successResultOf(self.client.incr(N2, b"a", 1)))
         self.assertEqual(self.client.stats()["servers_up"], 0)
 
-    def test_get_multi_asks_each_server_for_its_names(self):
-        """One get per server, with that server's names; the answers are merged."""
+    def asked(self, conns):
+        """The one (host, protocol, transport) that was sent something."""
+        [conn] = [c for c in conns if c[2].value()]
+        return conn
+
+    def test_get_multi_is_one_command_to_the_named_server(self):
+        """get_multi sends one get with every name to that server; found values are
+        bytes, the others None."""
         conns = self.connect_all()
-        first = self.names_on(b"10.0.0.1:11211")
-        second = self.names_on(b"10.0.0.2:11211")
-        d = self.client.get_multi(first + second)
-        sent = {t.value() for _, t in conns if t.value()}
-        self.assertEqual(sent, {b"get " + b" ".join(first) + b"\r\n",
-                                b"get " + b" ".join(second) + b"\r\n"})
-        for proto, transport in conns:
-            if transport.value().startswith(b"get " + first[0]):
-                proto.dataReceived(b"VALUE %s 0 3\r\nabc\r\nEND\r\n" % first[1])
-            elif transport.value():
-                proto.dataReceived(b"END\r\n")
-        self.assertEqual(self.successResultOf(d),
-                         {first[0]: None, first[1]: b"abc", second[0]: None, second[1]: None})
+        d = self.client.get_multi(N2, [b"a", b"b", b"c"])
+        host, proto, transport = self.asked(conns)
+        self.assertEqual((host, transport.value()), ("10.0.0.2", b"get a b c\r\n"))
+        proto.dataReceived(b"VALUE b 0 3\r\nabc\r\nEND\r\n")
+        self.assertEqual(self.successResultOf(d), {b"a": None, b"b": b"abc", b"c": None})
+
+    def test_node_for_is_the_ring(self):
+        """node_for is the ring over "host:port" of the servers, in their order."""
+        self.assertEqual(self.client.nodes, (N1, N2))
+        ring = HashRing([N1, N2])
+        for name in (b"rp:%d" % i for i in range(50)):
+            self.assertEqual(self.client.node_for(name), ring.node_for(name))
 
     def test_writes_and_counters(self):
         """set sends the expiry, incr reads the number, NOT_FOUND is False."""
         conns = self.connect_all()
-        name = self.names_on(b"10.0.0.1:11211")[0]
         for call, request, reply, expected in (
-                (lambda: self.client.set(name, b"xy", expire=11),
-                 b"set %s 0 11 2\r\nxy\r\n" % name, b"STORED\r\n", True),
-                (lambda: self.client.incr(name, 5), b"incr %s 5\r\n" % name, b"12\r\n", 12),
-                (lambda: self.client.incr(name, 5), b"incr %s 5\r\n" % name,
-                 b"NOT_FOUND\r\n", False)):
-            for _, transport in conns:
+                (lambda: self.client.set(N1, b"n", b"xy", expire=11),
+                 b"set n 0 11 2\r\nxy\r\n", b"STORED\r\n", True),
+                (lambda: self.client.add(N1, b"n", b"1"), b"add n 0 0 1\r\n1\r\n",
+                 b"NOT_STORED\r\n", False),
+                (lambda: self.client.incr(N1, b"n", 5), b"incr n 5\r\n", b"12\r\n", 12),
+                (lambda: self.client.incr(N1, b"n", 5), b"incr n 5\r\n",
+                 b"NOT_FOUND\r\n", False),
+                (lambda: self.client.delete(N1, b"n"), b"delete n\r\n",
+                 b"SERVER_ERROR oops\r\n", False)):
+            for _, _, transport in conns:
                 transport.clear()
             d = call()
-            [(proto, transport)] = [c for c in conns if c[1].value()]
-            self.assertEqual(transport.value(), request)
+            host, proto, transport = self.asked(conns)
+            self.assertEqual((host, transport.value()), ("10.0.0.1", request))
             proto.dataReceived(reply)
             self.assertEqual(self.successResultOf(d), expected)
 
     def test_round_robin_over_the_pools_connections(self):
         """Successive operations on one server alternate between its connections."""
         conns = self.connect_all()
-        name = self.names_on(b"10.0.0.2:11211")[0]
         for _ in range(4):
-            self.client.delete(name)
-        counts = sorted(t.value().count(b"delete") for _, t in conns)
-        self.assertEqual(counts, [0, 0, 2, 2])
+            self.client.delete(N2, b"n")
+        counts = sorted((h, t.value().count(b"delete")) for h, _, t in conns)
+        self.assertEqual(counts, [("10.0.0.1", 0), ("10.0.0.1", 0), ("10.0.0.2", 2),
+                                  ("10.0.0.2", 2)])
 
     def test_silent_server_times_out_to_a_miss(self):
         """No answer within the timeout: the operation fires its default, the timeout is
         counted and the connection dropped (to be made again)."""
         conns = self.connect_all()
-        d = self.client.get_multi([b"rp:1"])
+        d = self.client.get_multi(N1, [b"rp:1"])
         self.assertNoResult(d)
-        self.reactor.advance(2.0)
+        _, _, transport = self.asked(conns)
+        self.reactor.advance(1.99)
+        self.assertNoResult(d)
+        self.reactor.advance(0.01)
         self.assertEqual(self.successResultOf(d), {b"rp:1": None})
         self.assertEqual(self.client.stats()["timeouts"], 1)
-        asked = [t for _, t in conns if t.value()]
-        self.assertFalse(asked[0].connected)
+        self.assertFalse(transport.connected)
+        self.assertEqual(self.client.stats()["servers_up"], 2)
 
     def test_lost_connection_fails_its_operations_to_defaults_and_reconnects(self):
         """A connection lost with operations pending: they fire defaults; a new attempt
         follows after the back-off (0.1 s x jitter), doubling after failures, capped."""
         conns = self.connect_all()
-        name = self.names_on(b"10.0.0.1:11211")[0]
-        d = self.client.add(name, b"v")
-        proto = [p for p, t in conns if t.value()][0]
+        d = self.client.add(N1, b"n", b"v")
+        _, proto, _ = self.asked(conns)
         proto.connectionLost(Failure(ConnectionDone()))
         self.assertIs(self.successResultOf(d), False)
         attempts = len(self.reactor.tcpClients)
@@ -687,15 +720,13 @@ class ClientTests(unittest.TestCase):
 
     def test_back_off_resets_once_connected(self):
         """After a connection succeeds, the next loss retries after the first delay again."""
-        self.connect_all()
-        _, _, factory, _, _ = self.reactor.tcpClients[0]
-        slot_proto = factory.protocol
-        slot_proto.connectionLost(Failure(ConnectionDone()))
+        conns = self.connect_all()
+        conns[0][1].connectionLost(Failure(ConnectionDone()))
         for _ in range(3):
             self.reactor.advance(10)
             self.reactor.tcpClients[-1][2].clientConnectionFailed(None, Failure(ConnectionDone()))
         self.reactor.advance(10)
-        proto, _ = self.connect(len(self.reactor.tcpClients) - 1)
+        _, proto, _ = self.connect(len(self.reactor.tcpClients) - 1)
         proto.connectionLost(Failure(ConnectionDone()))
         self.assertAlmostEqual(self.reactor.getDelayedCalls()[-1].getTime()
                                - self.reactor.seconds(), 0.075)
@@ -703,15 +734,15 @@ class ClientTests(unittest.TestCase):
     def test_close_drops_connections_and_stops_reconnecting(self):
         """close fires once every connection is lost; no attempt is made afterwards."""
         conns = self.connect_all()
-        conns[0][0].connectionLost(Failure(ConnectionDone()))  # a retry is now scheduled
-        slow = conns[1][1]
+        conns[0][1].connectionLost(Failure(ConnectionDone()))  # a retry is now scheduled
+        slow = conns[1][2]
         slow.loseConnection = lambda: setattr(slow, "disconnecting", True)  # not yet lost
         d = self.client.close()
         self.assertNoResult(d)
         self.assertTrue(slow.disconnecting)
-        conns[1][0].connectionLost(Failure(ConnectionDone()))
+        conns[1][1].connectionLost(Failure(ConnectionDone()))
         self.assertIsNone(self.successResultOf(d))
-        self.assertFalse(any(t.connected for _, t in conns[2:]))
+        self.assertFalse(any(t.connected for _, _, t in conns[2:]))
         attempts = len(self.reactor.tcpClients)
         self.reactor.advance(60)
         self.assertEqual(len(self.reactor.tcpClients), attempts)

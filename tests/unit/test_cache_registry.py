@@ -94,7 +94,7 @@ class BuiltinStoreTests(unittest.TestCase):
         error = self.assertRaises(UnknownStoreError, build_store, "redis", {}, Clock())
         self.assertIsInstance(error, KeyError)
         self.assertIsInstance(error, ValueError)
-        self.assertEqual(str(error), "unknown cache store 'redis'; known: disk, memory")
+        self.assertEqual(str(error), "unknown cache store 'redis'; known: disk, memcached, memory")
 
     def test_bad_options_are_value_errors(self):
         """A factory's option checks surface as ValueError."""
@@ -127,7 +127,7 @@ class DiscoveryTests(unittest.TestCase):
         """A store plugin in a revproxy/plugins dir on sys.path joins the built-ins."""
         install_plugin(self, "tiny")
         factories = store_factories()
-        self.assertEqual(sorted(factories), ["disk", "memory", "tiny"])
+        self.assertEqual(sorted(factories), ["disk", "memcached", "memory", "tiny"])
         store = build_store("tiny", {"max_object": 100}, Clock(), factories)
         self.assertIsInstance(store, MemoryStore)
         self.assertEqual(store.max_object, 100)

@@ -1,15 +1,20 @@
 """``MemcachedStore``: values in memcached, shared by every proxy that uses the same servers.
 
-Items are spread over the servers by consistent hashing (``memcached_client``); their
-layout (names, heads, chunks) is in ``memcached_items``. A ``get`` costs one round trip
-(the head and the key's purge counters, one ``get`` per server in parallel), two when the
-value has tags or is chunked (the tag counters and the chunks); a ``put`` reads the
-counters, then writes the chunks, then the head.
+Values are spread over the servers by consistent hashing of their head's name
+(``memcached_client``); their layout (names, heads, chunks) is in ``memcached_items``.
+Everything about a value lives on its server: head, chunks, and a copy of the purge
+counters it depends on. So a ``get`` is one command to one server (head and the key's
+purge counters), two when the value has tags or is chunked (tag counters and chunks); a
+``put`` reads (or makes) the counters there, writes the chunks, then the head. A server
+down loses only its own values (misses); a ``delete`` or a failed ``put`` that could not
+reach it leaves its old value there, to be found again when it is back. Proxies sharing a
+cache must spell the servers alike (the ring hashes "host:port"; their order is free).
 
 Purges cannot list keys, so they bump generation counters kept in memcached (see
-``memcached_items``); a purge made by one proxy is therefore seen by all of them. They fire
-with -1 ("done, count unknown"), or 0 when the counter's server could not be reached (the
-purge did not happen: retry it). What they match:
+``memcached_items``), on every server; a purge made by one proxy is therefore seen by all
+of them. They fire with -1 ("done, count unknown"), or 0 when a server could not be
+reached: its values were not purged, and would be served again once it is back. Retry
+such a purge (bumping twice is harmless). What they match:
 
 * ``purge()``: everything. ``purge(tag=t)``: every value put with tag ``t``.
 * ``purge(prefix=p)``: every key under the longest "/"-ending prefix of ``p``'s path (at
@@ -115,9 +120,10 @@ class MemcachedStore:
         if self._closed:
             return succeed(None)
         head_name = item_name(self.key_prefix, key)
+        node = self._client.node_for(head_name)
         counters = self._point_counters(key)
-        d = self._client.get_multi([head_name] + counters)
-        d.addCallback(self._got_head, key, head_name, counters)
+        d = self._client.get_multi(node, [head_name] + counters)
+        d.addCallback(self._got_head, key, node, head_name, counters)
         return d.addCallback(self._count)
 
     def _count(self, value):
@@ -127,7 +133,7 @@ class MemcachedStore:
             self.hits += 1
         return value
 
-    def _got_head(self, found, key, head_name, counters):
+    def _got_head(self, found, key, node, head_name, counters):
         head = self._head(found[head_name], key)
         if head is None:
             return None
@@ -142,7 +148,7 @@ class MemcachedStore:
             return self._value(head.inline, state)
         tag_counters = [self._counter(b"t", tag) for tag in head.tags]
         chunks = [chunk_name(head_name, head.write_id, i) for i in range(head.chunks)]
-        d = self._client.get_multi(tag_counters + chunks)
+        d = self._client.get_multi(node, tag_counters + chunks)
         return d.addCallback(self._got_rest, head, state, tag_counters, chunks)
 
     def _got_rest(self, found, head, state, tag_counters, chunks):
@@ -187,33 +193,35 @@ class MemcachedStore:
         if self._closed:
             return succeed(False)
         head_name = item_name(self.key_prefix, key)
+        node = self._client.node_for(head_name)
         if not ttl > 0:
-            return self._refuse(head_name)
+            return self._refuse(node, head_name)
         payload = value_to_bytes(value)
         if len(payload) > self.max_object:
-            return self._refuse(head_name)
+            return self._refuse(node, head_name)
         tags = tuple(tags)
         counters = self._point_counters(key) + [self._counter(b"t", t) for t in tags]
-        d = self._generations(counters)
-        return d.addCallback(self._write, key, head_name, payload, ttl, tags)
+        d = self._generations(node, counters)
+        return d.addCallback(self._write, key, node, head_name, payload, ttl, tags)
 
-    def _refuse(self, head_name):
+    def _refuse(self, node, head_name):
         """False, once the old value (its head) is deleted."""
-        return self._client.delete(head_name).addCallback(lambda _: False)
+        return self._client.delete(node, head_name).addCallback(lambda _: False)
 
-    def _generations(self, counters):
-        """A Deferred of the counters' current values, making the missing ones; None when
-        one can be neither read nor made."""
-        d = self._client.get_multi(counters)
-        return d.addCallback(self._make_missing, counters)
+    def _generations(self, node, counters):
+        """A Deferred of the counters' current values on ``node``, making the missing
+        ones; None when one can be neither read nor made."""
+        d = self._client.get_multi(node, counters)
+        return d.addCallback(self._make_missing, node, counters)
 
-    def _make_missing(self, found, counters):
+    def _make_missing(self, found, node, counters):
         current = {name: parse_counter(found[name]) for name in counters}
         missing = [name for name, value in current.items() if value is None]
         if not missing:
             return [current[name] for name in counters]
         fresh = [initial_generation(self._rng) for _ in missing]
-        adds = [self._client.add(name, b"%d" % value) for name, value in zip(missing, fresh)]
+        adds = [self._client.add(node, name, b"%d" % value)
+                for name, value in zip(missing, fresh)]
 
         def added(stored):
             lost = []
@@ -224,7 +232,7 @@ class MemcachedStore:
                     lost.append(name)
             if not lost:
                 return [current[name] for name in counters]
-            return self._client.get_multi(lost).addCallback(reread)
+            return self._client.get_multi(node, lost).addCallback(reread)
 
         def reread(found_again):
             for name, raw in found_again.items():
@@ -234,39 +242,42 @@ class MemcachedStore:
 
         return gatherResults(adds).addCallback(added)
 
-    def _write(self, generations, key, head_name, payload, ttl, tags):
+    def _write(self, generations, key, node, head_name, payload, ttl, tags):
         if generations is None or self._closed:
-            return self._refuse(head_name)
+            return self._refuse(node, head_name)
         expires_at = self._clock.seconds() + ttl
         expire = memcached_expiry(ttl)
         write_id = self._rng.getrandbits(32)
         overhead = head_overhead(key, tags, len(generations))
         if overhead + len(payload) <= self.item_max:
             head = encode_head(key, tags, expires_at, payload, generations, 0, write_id)
-            return self._client.set(head_name, head, expire).addCallback(
-                self._stored, head_name)
+            return self._client.set(node, head_name, head, expire).addCallback(
+                self._stored, node, head_name)
         if overhead > self.item_max:
-            return self._refuse(head_name)
+            return self._refuse(node, head_name)
         pieces = split_payload(payload, self.item_max)
         head = encode_head(key, tags, expires_at, payload, generations, len(pieces), write_id)
-        sets = [self._client.set(chunk_name(head_name, write_id, i), piece, expire)
+        sets = [self._client.set(node, chunk_name(head_name, write_id, i), piece, expire)
                 for i, piece in enumerate(pieces)]
-        return gatherResults(sets).addCallback(self._chunks_stored, head_name, head, expire)
+        return gatherResults(sets).addCallback(
+            self._chunks_stored, node, head_name, head, expire)
 
-    def _chunks_stored(self, results, head_name, head, expire):
+    def _chunks_stored(self, results, node, head_name, head, expire):
         # The head goes last: a reader never finds a head whose chunks are not all there.
         if not all(results):
-            return self._refuse(head_name)
-        return self._client.set(head_name, head, expire).addCallback(self._stored, head_name)
+            return self._refuse(node, head_name)
+        return self._client.set(node, head_name, head, expire).addCallback(
+            self._stored, node, head_name)
 
-    def _stored(self, ok, head_name):
-        return True if ok else self._refuse(head_name)
+    def _stored(self, ok, node, head_name):
+        return True if ok else self._refuse(node, head_name)
 
     # -- delete, purge -------------------------------------------------------------------------
     def delete(self, key):
         if self._closed:
             return succeed(None)
-        d = self._client.delete(item_name(self.key_prefix, key))
+        head_name = item_name(self.key_prefix, key)
+        d = self._client.delete(self._client.node_for(head_name), head_name)
         return d.addCallback(lambda _: None)
 
     def purge(self, prefix=None, tag=None, soft=False):
@@ -276,17 +287,21 @@ class MemcachedStore:
             counter = self._counter(b"t", tag)
         else:
             counter = self._counter(b"p", purge_point(prefix or b""))
-        d = self._client.incr(counter, 1 if soft else HARD_STEP)
-        return d.addCallback(self._purged, prefix, tag)
+        step = 1 if soft else HARD_STEP
+        nodes = self._client.nodes
+        d = gatherResults([self._client.incr(node, counter, step) for node in nodes])
+        return d.addCallback(self._purged, nodes, prefix, tag)
 
-    def _purged(self, result, prefix, tag):
-        if result is None:
+    def _purged(self, results, nodes, prefix, tag):
+        # An int: bumped. False: no such counter there (never made, evicted, server
+        # restarted), so every value that recorded it misses already. None: unreachable.
+        missed = [node for node, result in zip(nodes, results) if result is None]
+        if missed:
             self.failed_purges += 1
-            log.error("memcached purge (prefix={prefix!r}, tag={tag!r}) not done: its "
-                      "counter's server is unreachable", prefix=prefix, tag=tag)
+            log.error("memcached purge (prefix={prefix!r}, tag={tag!r}) not done on "
+                      "{servers}: unreachable; retry it", prefix=prefix, tag=tag,
+                      servers=b", ".join(missed).decode("ascii"))
             return 0
-        # False: the counter is gone (evicted, server restarted), so every value that
-        # recorded it misses already.
         self.purges += 1
         return -1
 

@@ -1,6 +1,6 @@
-"""The memcached client under the memcached store: servers placed on a consistent-hash ring,
+"""The memcached client under the memcached store: a consistent-hash ring over the servers,
 a few ``MemCacheProtocol`` connections per server, reconnection with back-off, and
-operations that never fail and never hang.
+operations (each on a server named by the caller) that never fail and never hang.
 
 A server that is down (no connection up), slow (no answer within ``timeout``) or broken (an
 error reply, a dropped connection) gives the operation's "nothing" result: None for a
@@ -17,8 +17,6 @@ import random
 from twisted.internet import defer, error, protocol, task
 from twisted.logger import Logger
 from twisted.protocols.memcache import MemCacheProtocol
-
-from revproxy.cache.stores.memcached_items import route
 
 log = Logger(namespace="revproxy.cache")
 
@@ -78,7 +76,7 @@ class _Slot(protocol.ClientFactory):
     def __init__(self, pool) -> None:
         self.pool = pool
         self.connector = None
-        self.protocol = None
+        self.proto = None
         self.retry = None
         self.failures = 0
 
@@ -121,16 +119,16 @@ class ServerPool:
         if self._closed:
             proto.transport.loseConnection()
             return
-        slot.protocol, slot.failures = proto, 0
+        slot.proto, slot.failures = proto, 0
         self._ready.append(proto)
         if self.state != "up":
             log.info("memcached {server} up", server=self.name)
             self.state = "up"
 
     def slot_down(self, slot, reason=None) -> None:
-        if slot.protocol is not None:
-            self._ready.remove(slot.protocol)
-            slot.protocol = None
+        if slot.proto is not None:
+            self._ready.remove(slot.proto)
+            slot.proto = None
         if self._closed:
             self._fire_lost()
             return
@@ -166,7 +164,7 @@ class ServerPool:
             if slot.retry is not None and slot.retry.active():
                 slot.retry.cancel()
             slot.retry = None
-            if slot.protocol is None and _connecting(slot.connector):
+            if slot.proto is None and _connecting(slot.connector):
                 slot.connector.stopConnecting()
                 stopped = True
         for proto in list(self._ready):
@@ -193,10 +191,10 @@ def _connecting(connector) -> bool:
 
 
 class MemcachedClient:
-    """memcached operations over the servers ``[(host, port), ...]``, each item on the
-    server the ring gives for ``route(name)``. Every method returns a Deferred that never
-    fails and fires within ``timeout`` seconds (two for ``get_multi`` spanning servers run
-    in parallel)."""
+    """memcached operations on the servers ``[(host, port), ...]``. Each operation names
+    the server (its *node*, b"host:port") it goes to; ``node_for(name)`` is the ring's
+    choice. Every method returns a Deferred that never fails and fires within
+    ``timeout`` seconds."""
 
     def __init__(self, reactor, servers, connections_per_server: int = 2,
                  timeout: float = 2.0, rng=None, reconnect_max: float = 30.0) -> None:
@@ -209,12 +207,14 @@ class MemcachedClient:
                               reconnect_max)
             self._pools[pool.name.encode("ascii")] = pool
         self._ring = HashRing(list(self._pools))
+        self.nodes = self._ring.nodes
         self.errors = self.timeouts = self.unavailable = 0
         for pool in self._pools.values():
             pool.start()
 
-    def pool_for(self, name: bytes) -> ServerPool:
-        return self._pools[self._ring.node_for(route(name))]
+    def node_for(self, name: bytes) -> bytes:
+        """The server the ring gives ``name``."""
+        return self._ring.node_for(name)
 
     def _guard(self, d, default):
         if not d.called:
@@ -228,48 +228,35 @@ class MemcachedClient:
             self.errors += 1
         return default
 
-    def _run(self, name, call, default):
-        proto = self.pool_for(name).protocol()
+    def _run(self, node, call, default):
+        proto = self._pools[node].protocol()
         if proto is None:
             self.unavailable += 1
             return defer.succeed(default)
         return self._guard(call(proto), default)
 
-    def get_multi(self, names):
-        """A dict of every name in ``names`` to its value (bytes), or None when missing
-        or unreachable; one ``get`` per server involved, in parallel."""
+    def get_multi(self, node, names):
+        """A dict of every name in ``names`` to its value on ``node`` (bytes), or None
+        when missing or unreachable; one ``get`` command."""
         found = dict.fromkeys(names)
-        groups = {}
-        for name in found:
-            groups.setdefault(self.pool_for(name), []).append(name)
-        pending = []
-        for pool, group in groups.items():
-            proto = pool.protocol()
-            if proto is None:
-                self.unavailable += 1
-                continue
-            d = self._guard(proto.getMultiple(group), None)
-            pending.append(d.addCallback(_merge, found))
-        if not pending:
-            return defer.succeed(found)
-        d = pending[0] if len(pending) == 1 else defer.gatherResults(pending)
-        return d.addCallback(lambda _: found)
+        d = self._run(node, lambda p: p.getMultiple(list(found)), None)
+        return d.addCallback(_merge, found)
 
-    def set(self, name, value, expire=0):
+    def set(self, node, name, value, expire=0):
         """True once stored, else False."""
-        return self._run(name, lambda p: p.set(name, value, expireTime=expire), False)
+        return self._run(node, lambda p: p.set(name, value, expireTime=expire), False)
 
-    def add(self, name, value, expire=0):
+    def add(self, node, name, value, expire=0):
         """True once stored, False when the name exists already (or on failure)."""
-        return self._run(name, lambda p: p.add(name, value, expireTime=expire), False)
+        return self._run(node, lambda p: p.add(name, value, expireTime=expire), False)
 
-    def delete(self, name):
+    def delete(self, node, name):
         """True when deleted, False when it was not there (or on failure)."""
-        return self._run(name, lambda p: p.delete(name), False)
+        return self._run(node, lambda p: p.delete(name), False)
 
-    def incr(self, name, by):
+    def incr(self, node, name, by):
         """The new value; False when the name does not exist; None on failure."""
-        return self._run(name, lambda p: p.increment(name, by), None)
+        return self._run(node, lambda p: p.increment(name, by), None)
 
     def stats(self):
         return {"servers": len(self._pools),
@@ -287,4 +274,4 @@ def _merge(result, found):
     if result is not None:
         for name, (_, value) in result.items():
             found[name] = value
-    return None
+    return found

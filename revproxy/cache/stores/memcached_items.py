@@ -15,10 +15,11 @@ payload goes in chunk items ``<head name>/<write id>/<i>`` (a fresh write id per
 reader never mixes two writes' chunks); a missing chunk or a wrong digest is a miss.
 
 Purges use generation counters (memcached cannot list keys): one counter item per *purge
-point* (``""`` for everything, then every URL prefix of the key ending in "/") and per tag.
-A head records the counters' values when it was written; a reader compares them with the
-current ones. Each counter holds ``hard << 32 | soft``: a hard purge adds ``HARD_STEP``
-(the value is gone), a soft purge adds 1 (the value comes back stale).
+point* (``""`` for everything, then every URL prefix of the key ending in "/") and per tag,
+on every server (a value's counters are read on its own server). A head records the
+counters' values when it was written; a reader compares them with the current ones. Each
+counter holds ``hard << 32 | soft``: a hard purge adds ``HARD_STEP`` (the value is gone), a
+soft purge adds 1 (the value comes back stale).
 """
 
 from __future__ import annotations
@@ -55,12 +56,6 @@ def counter_name(prefix: bytes, kind: bytes, name: bytes) -> bytes:
     tag (b"t"). "g" is no hex digit, so it never looks like a head's name."""
     digest = hashlib.blake2b(kind + b"\x00" + name, digest_size=_NAME_DIGEST).hexdigest()
     return prefix + b"g" + digest.encode("ascii")
-
-
-def route(name: bytes) -> bytes:
-    """What picks the server for an item: its name up to the first "/", so the chunks of a
-    value live on its head's server (one server down loses whole values, not pieces)."""
-    return name.split(b"/", 1)[0]
 
 
 def _head_end(key: bytes) -> int:
