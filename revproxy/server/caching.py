@@ -27,7 +27,7 @@ class CacheState:
     """What the cache tier knows about one request."""
 
     __slots__ = ("key", "entry", "fwd", "filling", "tee", "tee_size", "store", "revalidating",
-                 "request_time", "status_header", "decision", "head")
+                 "request_time", "status_header", "decision", "head", "collapsed")
 
     def __init__(self, key):
         self.key = key
@@ -42,6 +42,7 @@ class CacheState:
         self.status_header = None
         self.decision = None
         self.head = None  # the origin's response head
+        self.collapsed = False  # waited for another request's fetch
 
 
 def _has_range(headers) -> bool:
@@ -137,7 +138,8 @@ class CachingMixin:
             state.decision = decision
             if decision.usable:
                 cache.metrics["hits"] += 1
-                self._serve_entry(entry, decision.age, cache_status(hit=True, ttl=decision.ttl))
+                self._serve_entry(entry, decision.age, cache_status(
+                    hit=True, ttl=decision.ttl, collapsed=state.collapsed))
                 return
             if decision.kind == "bypass":
                 state.fwd = "request"
@@ -186,6 +188,7 @@ class CachingMixin:
 
     def _cache_fill_ended(self, _):
         """The fetch we waited for ended: look again (a hit now, or our turn to fetch)."""
+        self._cache.collapsed = True
         if not self._done:
             self._cache_lookup()
 

@@ -192,7 +192,8 @@ class CollapseAndInvalidateTests(unittest.TestCase):
         backend.dataReceived(response(b"once"))
         self.assertTrue(a_t.value().endswith(b"once"))
         self.assertTrue(b_t.value().endswith(b"once"))
-        self.assertIn(b"hit", header(b_t.value(), b"cache-status"))
+        self.assertTrue(header(b_t.value(), b"cache-status").startswith(b"revproxy; hit"))
+        self.assertIn(b"; collapsed", header(b_t.value(), b"cache-status"))
         self.assertEqual(world.runtime.cache.metrics["collapsed"], 1)
 
     def test_collapsed_waiter_goes_to_origin_after_lock_timeout(self):
