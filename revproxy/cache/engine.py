@@ -126,7 +126,9 @@ class HttpCache:
             status, headers, heuristic_fraction=self.settings.heuristic_fraction,
             heuristic_max=self.settings.heuristic_max, response_time=response_time)
         keep = max(lifetime, 0.0) + max(
-            freshness.stale_while_revalidate(headers), freshness.stale_if_error(headers),
+            freshness.stale_while_revalidate(
+                headers, default=self.settings.stale_while_revalidate),
+            freshness.stale_if_error(headers, default=self.settings.stale_if_error),
             _KEEP_STALE if _has_validator(headers) else 0.0)
         if keep <= 0:
             return defer.succeed(False)

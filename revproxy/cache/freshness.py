@@ -199,42 +199,49 @@ def _max_stale_allows(req_cc: CacheControl, staleness: float) -> bool:
     return limit is not None and limit >= 0 and staleness <= limit
 
 
-def stale_while_revalidate(stored_headers: Headers, *, shared: bool = True) -> int:
-    """The response's ``stale-while-revalidate`` window (RFC 5861 §3), 0 when absent, invalid
-    or overridden by a directive forbidding stale responses."""
+def stale_while_revalidate(stored_headers: Headers, *, shared: bool = True,
+                           default: float = 0) -> float:
+    """The response's ``stale-while-revalidate`` window (RFC 5861 §3), 0 when invalid or
+    overridden by a directive forbidding stale responses; ``default`` (the proxy's own
+    setting) when the response does not say."""
     cc = parse_cache_control(get_field(stored_headers, b"cache-control"))
-    return _window(cc, "stale-while-revalidate", shared)
+    return _window(cc, "stale-while-revalidate", shared, default)
 
 
 def stale_if_error(stored_headers: Headers, request_headers: Headers = (), *,
-                   shared: bool = True) -> int:
+                   shared: bool = True, default: float = 0) -> float:
     """The larger ``stale-if-error`` window of the response and of the request (RFC 5861 §4
-    allows it in both), 0 when the response forbids stale serving."""
+    allows it in both), 0 when the response forbids stale serving; the response's window is
+    ``default`` when it does not say."""
     cc = parse_cache_control(get_field(stored_headers, b"cache-control"))
     if forbids_stale(cc, shared):
         return 0
     req_cc = parse_cache_control(get_field(request_headers, b"cache-control"))
-    return max(_window(cc, "stale-if-error", shared), _window(req_cc, "stale-if-error", shared))
+    return max(_window(cc, "stale-if-error", shared, default),
+               _window(req_cc, "stale-if-error", shared))
 
 
-def _window(cc: CacheControl, name: str, shared: bool) -> int:
+def _window(cc: CacheControl, name: str, shared: bool, default: float = 0) -> float:
     if forbids_stale(cc, shared):
         return 0
     value = cc.seconds(name)
-    return value if value is not None and value > 0 else 0
+    if value is None:
+        return default if name not in cc else 0
+    return value if value > 0 else 0
 
 
-def within_swr(decision: Decision, stored_headers: Headers, *, shared: bool = True) -> bool:
+def within_swr(decision: Decision, stored_headers: Headers, *, shared: bool = True,
+               default: float = 0) -> bool:
     """Serve the stale response now and revalidate in the background (RFC 5861 §3)? Only for
     a plain ``revalidate`` of a stale response that the request itself did not force."""
     if decision.kind != "revalidate" or decision.by_request or decision.ttl > 0:
         return False
-    window = stale_while_revalidate(stored_headers, shared=shared)
+    window = stale_while_revalidate(stored_headers, shared=shared, default=default)
     return window > 0 and -decision.ttl <= window
 
 
 def within_sie(decision: Decision, stored_headers: Headers, request_headers: Headers = (), *,
-               shared: bool = True) -> bool:
+               shared: bool = True, default: float = 0) -> bool:
     """May the stored response replace an origin error (5xx, connect failure, RFC 5861 §4)?
     Always for ``fresh``/``stale-ok``; never for ``bypass``/``must-revalidate``; for
     ``revalidate`` when still fresh or stale by no more than the stale-if-error window."""
@@ -244,5 +251,5 @@ def within_sie(decision: Decision, stored_headers: Headers, request_headers: Hea
         return False
     if decision.ttl > 0:
         return True
-    window = stale_if_error(stored_headers, request_headers, shared=shared)
+    window = stale_if_error(stored_headers, request_headers, shared=shared, default=default)
     return window > 0 and -decision.ttl <= window

@@ -159,6 +159,8 @@ class Cache:
     heuristic_fraction: float = 0.1  # of (Date - Last-Modified), when nothing explicit is said
     heuristic_max: float = 86400.0  # cap of that heuristic freshness
     lock_timeout: float = 5.0  # concurrent misses wait this long for the one fetch in flight
+    stale_while_revalidate: float = 0.0  # window when a response states none; 0 = off
+    stale_if_error: float = 0.0  # window when a response states none; 0 = off
     key_query: str = "keep"  # "keep" as sent, "sorted" (parameters sorted), "ignore"
     key_headers: Tuple[str, ...] = ()  # request headers added to every key (lower-case)
     key_cookies: Tuple[str, ...] = ()  # cookies added to every key

@@ -149,7 +149,8 @@ class CachingMixin:
                 self._reply(504, "only-if-cached and the stored response is stale")
                 return
             if (decision.kind == "revalidate" and not self._background
-                    and freshness.within_swr(decision, entry.headers)):
+                    and freshness.within_swr(decision, entry.headers,
+                                             default=cache.settings.stale_while_revalidate)):
                 # RFC 5861: serve it now and revalidate in the background, once per key.
                 cache.metrics["stale_served"] += 1
                 self._serve_entry(entry, decision.age, cache_status(
@@ -218,8 +219,9 @@ class CachingMixin:
                 state.entry = fresh
                 state.status_header = cache_status(fwd=state.fwd, fwd_status=304)
                 return True  # served at upstream_end, when the exchange is over
-            if head.status >= 500 and freshness.within_sie(state.decision, state.entry.headers,
-                                                           self.head.headers):
+            if head.status >= 500 and freshness.within_sie(
+                    state.decision, state.entry.headers, self.head.headers,
+                    default=self.rt.cache.settings.stale_if_error):
                 self.rt.cache.metrics["stale_served"] += 1
                 entry = state.entry
                 state.revalidating = False
@@ -276,7 +278,8 @@ class CachingMixin:
         state = self._cache
         if state is None or not state.revalidating or self._done:
             return False
-        if not freshness.within_sie(state.decision, state.entry.headers, self.head.headers):
+        if not freshness.within_sie(state.decision, state.entry.headers, self.head.headers,
+                                    default=self.rt.cache.settings.stale_if_error):
             return False
         self.rt.cache.metrics["stale_served"] += 1
         state.revalidating = False

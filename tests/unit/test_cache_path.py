@@ -334,3 +334,29 @@ class PerRouteKeyTests(unittest.TestCase):
         world_fetch(b"GET /x?v=1 HTTP/1.1\r\nHost: one.test\r\n\r\n", response(b"x"))
         miss, asked = world_fetch(b"GET /x?v=2 HTTP/1.1\r\nHost: one.test\r\n\r\n", response(b"x2"))
         self.assertIsNotNone(asked, "the default key keeps the query")
+
+
+class ConfiguredStaleTests(unittest.TestCase):
+    def test_configured_stale_if_error_applies_when_the_response_says_nothing(self):
+        """[cache] stale_if_error serves stale on a 5xx for a response without the directive,
+        but not for one that says must-revalidate."""
+        world = CacheWorld(self, stale_if_error=60)
+        world.fetch(get(b"/a"), response(headers=b'Cache-Control: max-age=10\r\nETag: "a"\r\n'))
+        world.fetch(get(b"/m"), response(
+            headers=b'Cache-Control: max-age=10, must-revalidate\r\nETag: "m"\r\n'))
+        world.reactor.advance(20)
+        served, _ = world.fetch(get(b"/a"), response(b"x", headers=b"", status=b"503 Busy"))
+        self.assertTrue(served.startswith(b"HTTP/1.1 200 OK"))
+        refused, _ = world.fetch(get(b"/m"), response(b"x", headers=b"", status=b"503 Busy"))
+        self.assertTrue(refused.startswith(b"HTTP/1.1 503 "))
+
+    def test_configured_stale_while_revalidate(self):
+        """[cache] stale_while_revalidate serves stale at once and revalidates in the background."""
+        world = CacheWorld(self, stale_while_revalidate=30)
+        world.fetch(get(), response(headers=b'Cache-Control: max-age=10\r\nETag: "v"\r\n'
+                                            b"Connection: close\r\n"))
+        world.reactor.advance(15)
+        proto, transport = world.client()
+        proto.dataReceived(get())
+        self.assertIn(b"stale-while-revalidate", header(transport.value(), b"cache-status"))
+        self.assertEqual(world.pending_connects, 1)
