@@ -139,6 +139,7 @@ class ForwardingPolicy:
             request_id_header = request_id_header.encode("ascii")
         self.request_id_header = request_id_header.lower()
         self._trust_cache: Dict[str, bool] = {}
+        self._forwarding_cache: Dict[tuple, tuple] = {}
         self._managed = frozenset(
             (_HOST, _XFF, _XFP, _XFH, _FORWARDED, _VIA, self.request_id_header)
         )
@@ -212,6 +213,15 @@ class ForwardingPolicy:
                 incoming.setdefault(name, []).append(field[1])
             else:
                 out.append(field)
+        if len(incoming) <= 1 and (not incoming or _HOST in incoming):
+            # The common case: nothing to merge, so the forwarding fields depend only on
+            # who asked, for which host: computed once per (client, host, version).
+            out.extend(self._plain_forwarding(client_ip, scheme, host, version))
+            out.append((self.request_id_header, request_id))
+            if upgrade is not None:
+                out.append((b"connection", b"upgrade"))
+                out.append((b"upgrade", upgrade))
+            return out
         get = incoming.get
         ip = client_ip.encode("ascii")
         out.append((_XFF, _extend(get(_XFF, ()), ip, trusted)))
@@ -227,6 +237,22 @@ class ForwardingPolicy:
             out.append((b"connection", b"upgrade"))
             out.append((b"upgrade", upgrade))
         return out
+
+
+    def _plain_forwarding(self, client_ip: str, scheme: str, host: bytes, version: bytes):
+        key = (client_ip, scheme, host, version)
+        fields = self._forwarding_cache.get(key)
+        if fields is None:
+            fields = [(_XFF, client_ip.encode("ascii")), (_XFP, scheme.encode("ascii"))]
+            if host:
+                fields.append((_XFH, host))
+            fields.append((_FORWARDED, forwarded_element(client_ip, scheme, host)))
+            fields.append((_VIA, via_entry(version, self.proxy_name)))
+            fields = tuple(fields)
+            if len(self._forwarding_cache) >= _TRUST_CACHE_SIZE:
+                self._forwarding_cache.clear()
+            self._forwarding_cache[key] = fields
+        return fields
 
 
 def _extend(previous: Sequence[bytes], entry: bytes, keep: bool) -> bytes:
