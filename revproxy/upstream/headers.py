@@ -50,14 +50,17 @@ def strip_hop_by_hop(headers: Sequence[Tuple[bytes, bytes]], drop_framing: bool 
     """Return ``headers`` without hop-by-hop fields, fields named in ``Connection`` and,
     when ``drop_framing``, ``Content-Length``; everything else keeps its order."""
     drop = _HOP_AND_FRAMING if drop_framing else HOP_BY_HOP
+    kept = [field for field in headers if field[0] not in drop]
+    if len(kept) == len(headers):
+        return kept  # no Connection field at all: nothing it could name
     named = None
     for name, value in headers:
         if name == b"connection":
             tokens = [t.strip().lower() for t in value.split(b",")]
             named = (named or set()).union(t for t in tokens if t)
     if named:
-        drop = drop | named
-    return [(name, value) for name, value in headers if name not in drop]
+        kept = [field for field in kept if field[0] not in named]
+    return kept
 
 
 _VIA_ENTRIES: Dict[Tuple[bytes, str], bytes] = {}
@@ -91,7 +94,14 @@ def client_response_headers(headers: Sequence[Tuple[bytes, bytes]], *, proxy_nam
     our Via entry appended (``version`` is the backend response's). Repeated fields such
     as ``set-cookie`` keep every value, in order. For a 101 pass ``upgrade`` (the protocol
     switched to): ``Connection: upgrade`` and ``Upgrade`` are stripped, then added back."""
-    out = _append_via(strip_hop_by_hop(headers), via_entry(version, proxy_name))
+    out = strip_hop_by_hop(headers)
+    entry = via_entry(version, proxy_name)
+    for name, _ in out:
+        if name == _VIA:
+            out = _append_via(out, entry)
+            break
+    else:
+        out.append((_VIA, entry))
     if upgrade is not None:
         out.append((b"connection", b"upgrade"))
         out.append((b"upgrade", upgrade))
