@@ -402,6 +402,8 @@ def _num(value, fmt: str) -> str:
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds of load per run (10)")
+    parser.add_argument("--connections", type=int, default=CONNECTIONS,
+                        help="wrk connections (%d)" % CONNECTIONS)
     parser.add_argument("--json", metavar="FILE", help="also write the raw results as JSON here")
     parser.add_argument("--only", default="", help="one of: " + ", ".join(SCENARIO_NAMES))
     parser.add_argument("--pypy", action="store_true", help="run revproxy from .venv-pypy/")
@@ -411,6 +413,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--health", action="store_true",
                         help="kill scenario: add active health checks (1 s) to outlier detection")
     args = parser.parse_args(argv)
+    globals()["CONNECTIONS"] = args.connections  # start_wrk reads the module setting
     if args.duration < 3:
         parser.error("--duration must be at least 3 seconds")
     args.kill_policies = [p.strip() for p in args.kill_policy.split(",") if p.strip()]
