@@ -10,7 +10,7 @@ from twisted.trial import unittest
 from twisted.web import resource, server
 
 from tests.integration.support import connect, listen, proxy_config, start_proxy, with_timeout
-from tests.integration.test_twistd import TwistdProcess, spawn
+from tests.integration.test_twistd import spawn
 
 
 class Counted(resource.Resource):
@@ -181,5 +181,3 @@ class QuickStartCacheTests(unittest.TestCase):
         transport.signalProcess("TERM")
         yield with_timeout(proc.ended, 30)
 
-
-__all__ = ["TwistdProcess"]

@@ -274,3 +274,24 @@ class TrialWithLatencyPolicyTests(unittest.TestCase):
         world.accept_backend()[0].dataReceived(OK)
         self.assertEqual(failing.state.status(world.reactor.seconds()), "healthy")
         self.assertEqual(failing.ewma, 0.0, "the failure's one-second penalty is forgotten")
+
+
+class AgentWiringTests(unittest.TestCase):
+    def test_agent_reply_scales_the_member_weight(self):
+        """With agent_port set, the composition root polls each member's agent; a "25%"
+        reply makes that member's effective weight a quarter."""
+        from twisted.internet.address import IPv4Address
+
+        world = World(self, config_dict(pool={"agent_port": 5555, "agent_interval": 5}))
+        [poller] = [w for w in world.service._watchers if type(w).__name__ == "AgentPoller"]
+        poller.start()
+        self.addCleanup(poller.stop)
+        host, port, factory, timeout, bind = world.reactor.tcpClients[-1]
+        self.assertEqual((host, port), ("10.0.0.1", 5555))
+        agent = factory.buildProtocol(IPv4Address("TCP", host, port))
+        from tests.unit.world import Transport
+
+        agent.makeConnection(Transport((host, port)))
+        agent.dataReceived(b"25%\n")
+        member = world.runtime.backends["main"].members[0]
+        self.assertEqual(member.weight, 0.25)
