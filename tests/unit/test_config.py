@@ -971,3 +971,19 @@ def test_embedded_default_enables_the_memory_cache():
     config = load_config(None)
     assert config.cache.store == "memory"
     assert _replace(config.cache, store="") == Cache()
+
+
+def test_every_package_is_listed_in_pyproject():
+    """pyproject's explicit package list names every revproxy package, so a wheel (and
+    `pip install .`) ships them all."""
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        import tomli as tomllib
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        listed = set(tomllib.load(f)["tool"]["setuptools"]["packages"])
+    found = set()
+    for directory, _, files in os.walk(os.path.join(ROOT, "revproxy")):
+        if "__init__.py" in files and "__pycache__" not in directory:
+            found.add(os.path.relpath(directory, ROOT).replace(os.sep, "."))
+    assert found <= listed, sorted(found - listed)

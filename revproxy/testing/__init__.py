@@ -1,0 +1,30 @@
+"""Test support for revproxy and its plugin authors: fakes of the interfaces policies see,
+and contract tests every ``IBalancer`` and ``ICacheStore`` must pass
+(``revproxy.testing.balancers``, ``revproxy.testing.stores``).
+
+A plugin's tests reuse the contract like this::
+
+    from random import Random
+    from twisted.trial import unittest
+    from revproxy.testing import BalancerContractMixin
+
+    class MyPolicyContractTests(BalancerContractMixin, unittest.TestCase):
+        def make_balancer(self):
+            return MyPolicy({}, Random(1))
+"""
+
+from __future__ import annotations
+
+from revproxy.testing.balancers import (
+    BalancerContractMixin,
+    FakeMember,
+    FakeRequest,
+    fake_members,
+    varied_request,
+)
+from revproxy.testing.stores import CacheStoreContractMixin, sample_entry
+
+__all__ = [
+    "BalancerContractMixin", "CacheStoreContractMixin", "FakeMember", "FakeRequest",
+    "fake_members", "sample_entry", "varied_request",
+]
