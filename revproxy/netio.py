@@ -16,6 +16,21 @@ another writer (a producer, a tunnel).
 
 from __future__ import annotations
 
+from twisted.internet.protocol import Factory
+
+
+class QuietFactory(Factory):
+    """Hands an endpoint one prepared protocol and logs nothing per connection (Twisted's
+    factories log "Starting factory" for each: noise for pooled and probe connections)."""
+
+    noisy = False
+
+    def __init__(self, proto):
+        self._proto = proto
+
+    def buildProtocol(self, addr):
+        return self._proto
+
 
 class Outbox:
     """Per-reactor holder of pending output, flushed once per reactor turn."""

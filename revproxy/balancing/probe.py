@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Protocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -21,6 +21,7 @@ from twisted.python.failure import Failure
 from revproxy.http1.parser import (
     END, NEED_DATA, Limits, ProtocolError, ResponseHead, ResponseParser,
 )
+from revproxy.netio import QuietFactory
 
 log = Logger()
 
@@ -73,18 +74,6 @@ def run_exchange(reactor: Any, clock: Any, host: str, port: int, timeout: float,
         client_endpoint(reactor, host, port, timeout))
 
 
-class _QuietFactory(Factory):
-    """Hands the endpoint the prepared protocol; logs nothing (probes run every few seconds)."""
-
-    noisy = False
-
-    def __init__(self, proto):
-        self._proto = proto
-
-    def buildProtocol(self, addr):
-        return self._proto
-
-
 class _Exchange:
     """The deadline and cancellation around one ``OneShotProtocol``."""
 
@@ -99,7 +88,7 @@ class _Exchange:
 
     def start(self, endpoint: Any) -> Deferred:
         self._proto.done.addCallback(self._settle)
-        self._connecting = endpoint.connect(_QuietFactory(self._proto))
+        self._connecting = endpoint.connect(QuietFactory(self._proto))
         self._connecting.addErrback(self._connect_failed)
         return self.result
 

@@ -7,11 +7,11 @@ import socket
 
 from twisted.internet import error as neterror
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
-from twisted.internet.protocol import Factory
 
 from zope.interface import implementer
 
 from revproxy.interfaces import IMember
+from revproxy.netio import QuietFactory
 from revproxy.upstream import errors
 from revproxy.upstream.protocol import UpstreamConnection
 
@@ -24,18 +24,6 @@ def _is_ipv6(host: str) -> bool:
     except (OSError, ValueError):
         return False
     return True
-
-
-class _QuietFactory(Factory):
-    """Hands the endpoint one prepared connection; logs nothing per connection."""
-
-    noisy = False
-
-    def __init__(self, conn):
-        self._conn = conn
-
-    def buildProtocol(self, addr):
-        return self._conn
 
 
 @implementer(IMember)
@@ -102,7 +90,7 @@ class MemberPool:
         )
         conn = UpstreamConnection(self._reactor, self._parser_limits, self)
         self.open += 1
-        d = endpoint.connect(_QuietFactory(conn))
+        d = endpoint.connect(QuietFactory(conn))
         timer = self._reactor.callLater(config.connect_timeout, d.cancel)
 
         def connected(result):
