@@ -41,6 +41,7 @@ class HttpCache:
         self._clock = clock
         self._fills = {}  # primary key -> [Deferred] of requests waiting for that fetch
         self._refreshing = set()  # keys with a background revalidation in flight
+        self._facts = {}  # id(entry) -> (entry, (lifetime, heuristic, initial age) or None)
         self.metrics = dict.fromkeys(
             ("hits", "misses", "stale_served", "revalidations", "collapsed", "stored",
              "bytes_stored", "not_stored", "invalidations"), 0)
@@ -66,7 +67,20 @@ class HttpCache:
         return Found(value, primary, None, None)
 
     def decide(self, entry, request_headers, now):
-        """The ``freshness.Decision`` for serving ``entry`` to this request."""
+        """The ``freshness.Decision`` for serving ``entry`` to this request.
+
+        Fast path for the common hit: a request with no cache directives of its own, an
+        entry whose lifetime and initial age (§4.2.3: constant per stored response) are
+        remembered, still fresh and not ``no-cache``: ``fresh`` without re-reading its
+        headers. Anything else goes through ``freshness.evaluate``."""
+        if not entry.stale and not _has_request_directives(request_headers):
+            facts = self._entry_facts(entry)
+            if facts is not None:
+                lifetime, heuristic, initial_age = facts
+                age = initial_age + max(0.0, now - entry.response_time)
+                if age < lifetime:
+                    return freshness.Decision("fresh", age, lifetime - age, lifetime,
+                                              heuristic, False, False, "fresh")
         decision = freshness.evaluate(
             entry.headers, entry.status, entry.request_time, entry.response_time,
             request_headers, now, heuristic_fraction=self.settings.heuristic_fraction,
@@ -74,6 +88,30 @@ class HttpCache:
         if entry.stale and decision.usable:  # soft-purged: must revalidate first
             decision = decision._replace(kind="revalidate", reason="soft-purged")
         return decision
+
+    def _entry_facts(self, entry):
+        """(lifetime, heuristic, corrected initial age) of an entry, or None when it needs
+        validation anyway (response no-cache); memoised by entry identity."""
+        key = id(entry)
+        known = self._facts.get(key)
+        if known is not None and known[0] is entry:
+            return known[1]
+        headers = entry.headers
+        cc = freshness.parse_cache_control(freshness.get_field(headers, b"cache-control"))
+        if "no-cache" in cc:
+            facts = None
+        else:
+            lifetime, heuristic = freshness.freshness_lifetime(
+                entry.status, headers, heuristic_fraction=self.settings.heuristic_fraction,
+                heuristic_max=self.settings.heuristic_max, response_time=entry.response_time,
+                cc=cc)
+            initial_age = freshness.current_age(headers, entry.request_time,
+                                                entry.response_time, entry.response_time)
+            facts = (lifetime, heuristic, initial_age)
+        if len(self._facts) >= 4096:
+            self._facts.clear()
+        self._facts[key] = (entry, facts)
+        return facts
 
     # -- collapsing ----------------------------------------------------------------------------
     def join_fill(self, primary: bytes):
@@ -255,6 +293,16 @@ class StoreSweeper:
         call, self._call = self._call, None
         if call is not None and call.active():
             call.cancel()
+
+
+_REQUEST_DIRECTIVE_FIELDS = frozenset([b"cache-control", b"pragma"])
+
+
+def _has_request_directives(headers) -> bool:
+    for name, _ in headers:
+        if name in _REQUEST_DIRECTIVE_FIELDS:
+            return True
+    return False
 
 
 def variant_key(primary: bytes, names, request_headers) -> bytes:

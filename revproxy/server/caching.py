@@ -45,6 +45,19 @@ class CacheState:
         self.collapsed = False  # waited for another request's fetch
 
 
+_HIT_STATUS = {}  # (ttl in whole seconds, collapsed) -> Cache-Status value
+
+
+def _hit_status(ttl, collapsed):
+    key = (int(ttl // 1), collapsed)
+    value = _HIT_STATUS.get(key)
+    if value is None:
+        if len(_HIT_STATUS) >= 4096:
+            _HIT_STATUS.clear()
+        value = _HIT_STATUS[key] = cache_status(hit=True, ttl=ttl, collapsed=collapsed)
+    return value
+
+
 def _has_range(headers) -> bool:
     return any(name == b"range" for name, _ in headers)
 
@@ -138,8 +151,7 @@ class CachingMixin:
             state.decision = decision
             if decision.usable:
                 cache.metrics["hits"] += 1
-                self._serve_entry(entry, decision.age, cache_status(
-                    hit=True, ttl=decision.ttl, collapsed=state.collapsed))
+                self._serve_entry(entry, decision.age, _hit_status(decision.ttl, state.collapsed))
                 return
             if decision.kind == "bypass":
                 state.fwd = "request"
