@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from revproxy.cache import freshness, validation
 from revproxy.cache.entry import CacheEntry, VariantIndex
@@ -49,10 +50,20 @@ class HttpCache:
 
     # -- looking up ----------------------------------------------------------------------------
     def lookup(self, primary: bytes, request_headers):
-        """A Deferred of ``Found`` (already fired for an in-memory store)."""
+        """A ``Found`` at once when the store answered synchronously (the memory store
+        does: no Deferred machinery per hit), else a Deferred of one."""
         d = self.store.get(primary)
-        d.addCallback(self._found_primary, primary, request_headers)
-        return d
+        value = _now(d)
+        if value is _PENDING:
+            return d.addCallback(self._found_primary, primary, request_headers)
+        if isinstance(value, VariantIndex):
+            key = variant_key(primary, value.vary, request_headers)
+            d = self.store.get(key)
+            entry = _now(d)
+            if entry is _PENDING:
+                return d.addCallback(_variant_found, key, value)
+            return _variant_found(entry, key, value)
+        return self._found_primary(value, primary, request_headers)
 
     def _found_primary(self, value, primary, request_headers):
         if value is None:
@@ -60,9 +71,7 @@ class HttpCache:
         if isinstance(value, VariantIndex):
             key = variant_key(primary, value.vary, request_headers)
             d = self.store.get(key)
-            d.addCallback(lambda entry: Found(entry if isinstance(entry, CacheEntry) else None,
-                                              key, None if entry is not None else "vary-miss",
-                                              value))
+            d.addCallback(_variant_found, key, value)
             return d
         return Found(value, primary, None, None)
 
@@ -293,6 +302,23 @@ class StoreSweeper:
         call, self._call = self._call, None
         if call is not None and call.active():
             call.cancel()
+
+
+_PENDING = object()
+
+
+def _now(d):
+    """The result of an already-fired, successful Deferred, else ``_PENDING`` (a Failure is
+    left in the Deferred, so the asynchronous path reports it)."""
+    if d.called and not d.paused and not isinstance(d.result, Failure):
+        return d.result
+    return _PENDING
+
+
+def _variant_found(entry, key, index):
+    if not isinstance(entry, CacheEntry):
+        entry = None
+    return Found(entry, key, None if entry is not None else "vary-miss", index)
 
 
 _REQUEST_DIRECTIVE_FIELDS = frozenset([b"cache-control", b"pragma"])

@@ -12,6 +12,7 @@ import copy
 from twisted.logger import Logger
 
 from revproxy.cache import freshness, ranges, validation
+from revproxy.cache.engine import Found
 from revproxy.cache.keys import effective_uri, primary_key
 from revproxy.cache.status import cache_status
 
@@ -130,9 +131,12 @@ class CachingMixin:
         self._cache_lookup()
 
     def _cache_lookup(self):
-        d = self.rt.cache.lookup(self._cache.key, self.head.headers)
-        d.addCallback(self._cache_found)
-        d.addErrback(self._cache_broken)
+        found = self.rt.cache.lookup(self._cache.key, self.head.headers)
+        if isinstance(found, Found):
+            self._cache_found(found)
+            return
+        found.addCallback(self._cache_found)
+        found.addErrback(self._cache_broken)
 
     def _cache_broken(self, failure):
         log.failure("rid={rid} cache lookup failed; going to the origin", failure, rid=self._rid)
@@ -325,8 +329,10 @@ class CachingMixin:
                          else b"Precondition Failed", kept, 0 if conditional == 412 else None)
             writer.finish()
             return
-        ranged = ranges.range_response(entry.status, headers, entry.body, self.head.headers,
-                                       self.head.method)
+        ranged = None
+        if _has_range(self.head.headers):
+            ranged = ranges.range_response(entry.status, headers, entry.body, self.head.headers,
+                                           self.head.method)
         if ranged is not None:
             status, headers, body = ranged
             writer.start(status, b"Partial Content" if status == 206
