@@ -14,6 +14,7 @@ from twisted.python.failure import Failure
 
 from revproxy.cache import freshness, validation
 from revproxy.cache.entry import CacheEntry, VariantIndex
+from revproxy.cache.ranges import accept_ranges
 from revproxy.cache.storability import storable
 from revproxy.cache.vary import vary_key, vary_names
 
@@ -43,6 +44,7 @@ class HttpCache:
         self._fills = {}  # primary key -> [Deferred] of requests waiting for that fetch
         self._refreshing = set()  # keys with a background revalidation in flight
         self._facts = {}  # id(entry) -> (entry, (lifetime, heuristic, initial age) or None)
+        self._served = {}  # id(entry) -> (entry, the headers every hit sends)
         self.metrics = dict.fromkeys(
             ("hits", "misses", "stale_served", "revalidations", "collapsed", "stored",
              "bytes_stored", "not_stored", "invalidations"), 0)
@@ -97,6 +99,22 @@ class HttpCache:
         if entry.stale and decision.usable:  # soft-purged: must revalidate first
             decision = decision._replace(kind="revalidate", reason="soft-purged")
         return decision
+
+    def served_headers(self, entry, via_field):
+        """The stored headers as every hit sends them, without Age and Cache-Status (which
+        change per request): ``Age`` dropped, our ``Via`` and ``Accept-Ranges`` added.
+        Memoised by entry identity, like the freshness facts."""
+        key = id(entry)
+        known = self._served.get(key)
+        if known is not None and known[0] is entry:
+            return known[1]
+        headers = [h for h in entry.headers if h[0] != b"age"]
+        headers.append(via_field)
+        headers = accept_ranges(headers)
+        if len(self._served) >= 4096:
+            self._served.clear()
+        self._served[key] = (entry, headers)
+        return headers
 
     def _entry_facts(self, entry):
         """(lifetime, heuristic, corrected initial age) of an entry, or None when it needs

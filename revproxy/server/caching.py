@@ -313,10 +313,8 @@ class CachingMixin:
     # -- answering from the cache ------------------------------------------------------------
     def _serve_entry(self, entry, age, status_header):
         """Answer from a stored response: Age, Cache-Status, client conditionals, HEAD."""
-        headers = [h for h in entry.headers if h[0] != b"age"]
-        headers.append((b"age", b"%d" % max(0, int(age))))
-        headers.append(self.rt.via_field)  # stored headers are clean: only our Via to add
-        headers.append((b"cache-status", status_header))
+        headers = self.rt.cache.served_headers(entry, self.rt.via_field) + [
+            (b"age", b"%d" % max(0, int(age))), (b"cache-status", status_header)]
         conditional = None
         if any(h[0] in _CONDITIONALS for h in self.head.headers):
             conditional = validation.client_conditional(self.head.headers, entry.headers,
@@ -340,6 +338,6 @@ class CachingMixin:
             writer.write(body)
             writer.finish()
             return
-        writer.start(entry.status, entry.reason, ranges.accept_ranges(headers), len(entry.body))
+        writer.start(entry.status, entry.reason, headers, len(entry.body))
         writer.write(entry.body)
         writer.finish()
