@@ -41,6 +41,26 @@ _REQUEST_FIELDS = frozenset(
 _RESPONSE_FIELDS = frozenset((b"content-length", b"transfer-encoding", b"connection"))
 
 
+_HEADS: Dict[tuple, Any] = {}  # (kind, method, limits, head block) -> the parsed head
+_HEADS_MAX = 1024
+
+
+def _memo_head(parser: Any, block: bytes, method: bytes) -> Any:
+    """``parser._build_head(block)``, remembered: clients and backends send the same heads
+    over and over (a backend's differ by their Date, once a second), and a head is fully
+    determined by its bytes, the request method (for responses) and the limits. Heads are
+    shared between requests, so nothing may modify one after parsing (nothing in revproxy
+    does). Parse errors are not remembered: they raise before anything is stored."""
+    key = (parser.__class__, method, parser._max_line, parser._max_count, block)
+    head = _HEADS.get(key)
+    if head is None:
+        head = parser._build_head(block)
+        if len(_HEADS) >= _HEADS_MAX:
+            _HEADS.clear()
+        _HEADS[key] = head
+    return head
+
+
 def _collect(fields: List[Any], names: frozenset) -> Dict[bytes, List[bytes]]:
     """The values of the fields in ``names``, grouped by name, in order."""
     found: Dict[bytes, List[bytes]] = {}
@@ -112,7 +132,7 @@ class RequestParser(MessageReader):
         if size < 0:
             self._check_partial_head()
             return self._starved()
-        head = self._build_head(buf[pos:pos + size - 2])
+        head = _memo_head(self, buf[pos:pos + size - 2], b"")
         self._take(size)
         self._start_body(head.framing, head.content_length)
         return head
@@ -221,7 +241,7 @@ class ResponseParser(MessageReader):
         if size < 0:
             self._check_partial_head()
             return self._starved()
-        head = self._build_head(buf[pos:pos + size - 2])
+        head = _memo_head(self, buf[pos:pos + size - 2], self._method)
         self._take(size)
         if head.status < 200 and head.status != 101:
             self._interim = True

@@ -301,3 +301,16 @@ def test_byte_at_a_time_gives_the_same_events() -> None:
     assert [e.status for e in expected if isinstance(e, ResponseHead)] == [100, 200, 200, 304, 200]
     assert expected[-2:] == [b"until the end", END]
     assert run(METHODS, [RESPONSES[i:i + 1] for i in range(len(RESPONSES))]) == expected
+
+
+def test_remembered_heads_keep_the_request_method_apart():
+    """The same response bytes parse to different framings after HEAD and after GET, however
+    many times they were seen (parsed heads are remembered by bytes *and* method)."""
+    from revproxy.http1.parser import LENGTH, NO_BODY, ResponseParser
+
+    raw = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n"
+    for method, framing in ((b"GET", LENGTH), (b"HEAD", NO_BODY), (b"GET", LENGTH)):
+        parser = ResponseParser()
+        parser.expect(method)
+        parser.feed(raw + (b"abc" if method == b"GET" else b""))
+        assert parser.next_event().framing == framing
