@@ -47,6 +47,7 @@ class CacheState:
 
 
 _HIT_STATUS = {}  # (ttl in whole seconds, collapsed) -> Cache-Status value
+_HEADS = {}  # (id(entry), age, Cache-Status, method, version, keep-alive) -> (entry, head bytes)
 
 
 def _hit_status(ttl, collapsed):
@@ -338,6 +339,24 @@ class CachingMixin:
             writer.write(body)
             writer.finish()
             return
-        writer.start(entry.status, entry.reason, headers, len(entry.body))
+        self._start_full(entry, headers, int(age), status_header)
         writer.write(entry.body)
         writer.finish()
+
+    def _start_full(self, entry, headers, age, status_header):
+        """Start a full 200-style answer from ``entry``; the serialised head is remembered for
+        the hits that follow within the same second (same Age, same Cache-Status)."""
+        writer, head = self.writer, self.head
+        if self.rt.stats.shutting_down or entry.status in (204, 304) or entry.status < 200:
+            writer.start(entry.status, entry.reason, headers, len(entry.body))
+            return
+        key = (id(entry), age, status_header, head.method, head.version, writer.keep_alive)
+        known = _HEADS.get(key)
+        if known is not None and known[0] is entry:
+            writer.start_prepared(entry.status, known[1], len(entry.body))
+            return
+        writer.start(entry.status, entry.reason, headers, len(entry.body))
+        if writer.pending_head is not None:
+            if len(_HEADS) >= 4096:
+                _HEADS.clear()
+            _HEADS[key] = (entry, writer.pending_head)

@@ -70,6 +70,23 @@ class ResponseWriter:
         if no_body or status == 101:
             self.flush()
 
+    def start_prepared(self, status: int, head: bytes, content_length: int) -> None:
+        """Send a head serialised earlier by ``start`` for the same status, headers, length,
+        request method, version and keep-alive (the cache's hits repeat them)."""
+        self.started = True
+        self.status = status
+        self._no_body = self._method == b"HEAD"
+        if not self._no_body:
+            self._remaining = content_length
+        self._pending = head
+        if self._no_body:
+            self.flush()
+
+    @property
+    def pending_head(self):
+        """The serialised head ``start`` is holding back (None once sent)."""
+        return self._pending
+
     def flush(self):
         """Send the held-back head now (the backend has nothing more for the moment)."""
         pending, self._pending = self._pending, None

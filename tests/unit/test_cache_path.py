@@ -360,3 +360,24 @@ class ConfiguredStaleTests(unittest.TestCase):
         proto.dataReceived(get())
         self.assertIn(b"stale-while-revalidate", header(transport.value(), b"cache-status"))
         self.assertEqual(world.pending_connects, 1)
+
+
+class RememberedHeadTests(unittest.TestCase):
+    def test_hits_in_one_second_share_a_head_but_not_across_methods_or_versions(self):
+        """Repeated hits reuse the serialised head; a HEAD, an HTTP/1.0 client or a later
+        second (new Age) still get their own correct head."""
+        world = CacheWorld(self)
+        world.fetch(get(), response(b"abc"))
+        world.reactor.advance(1)
+        one, _ = world.fetch(get())
+        two, _ = world.fetch(get())
+        self.assertEqual(one, two)
+        head_only, _ = world.fetch(b"HEAD /a HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        self.assertTrue(head_only.endswith(b"\r\n\r\n"))
+        old, _ = world.fetch(b"GET /a HTTP/1.0\r\nHost: a.test\r\n\r\n")
+        self.assertEqual(header(old, b"connection"), b"close")
+        self.assertTrue(old.endswith(b"abc"))
+        world.reactor.advance(2)
+        later, _ = world.fetch(get())
+        self.assertEqual(header(later, b"age"), b"3")
+        self.assertTrue(later.endswith(b"abc"))
