@@ -20,7 +20,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from typing import Dict, List, Optional, Tuple
 
@@ -449,25 +448,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         "on" if common.PINNING else "OFF (needs taskset and 2 CPUs)"))
     report = {"duration": args.duration, "pinning": common.PINNING, "pypy": args.pypy,
               "failed": {}}
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, common.interrupt)
     started = time.monotonic()
-    work = tempfile.mkdtemp(prefix="revproxy-balancing-")
-    procs = common.Processes(work)
-    status = 0
-    try:
-        run_scenarios(args, procs, report)
-    except KeyboardInterrupt:
-        print("interrupted; stopping everything")
-        status = 130
-    except Exception as e:  # report what ran so far, then fail
-        print("error: %s: %s" % (type(e).__name__, e), file=sys.stderr)
-        status = 1
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
-        procs.stop_all()
-        shutil.rmtree(work, ignore_errors=True)
+    status = common.guarded("revproxy-balancing-",
+                            lambda procs: run_scenarios(args, procs, report))
     finish(report, args, time.monotonic() - started)
     return status or (1 if report["failed"] else 0)
 
@@ -483,10 +466,7 @@ def finish(report: dict, args, elapsed: float) -> None:
     for name, why in report["failed"].items():
         print("failed %s: %s" % (name, why.splitlines()[0]))
     print("total run time: %.1f s" % elapsed)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2, sort_keys=True)
-        print("results written to %s" % args.json)
+    common.write_json(report, args.json)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import os
 import shutil
-import signal
 import sys
-import tempfile
 import time
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -309,24 +306,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         ", ".join(args.names), per_proxy, "on" if run.PINNING else "OFF"))
     report = {"duration": args.duration, "pinning": run.PINNING, "results": [],
               "skipped": {}, "targets": []}
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, run.interrupt)
-    work = tempfile.mkdtemp(prefix="revproxy-bench-cache-")
-    procs = run.Processes(work)
-    status = 0
-    try:
-        run_all(args, procs, report)
-    except KeyboardInterrupt:
-        print("interrupted; stopping everything")
-        status = 130
-    except Exception as e:  # report what ran so far, then fail
-        print("error: %s" % e, file=sys.stderr)
-        status = 1
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
-        procs.stop_all()
-        shutil.rmtree(work, ignore_errors=True)
+    status = run.guarded("revproxy-bench-cache-", lambda procs: run_all(args, procs, report))
     finish(report, args, time.monotonic() - started)
     return status
 
@@ -346,10 +326,7 @@ def finish(report: dict, args, elapsed: float) -> None:
         print("target %-62s %6.2fx  %s" % (check["target"], check["ratio"],
                                           "ok" if check["ok"] else "MISSED"))
     print("total run time: %.1f s" % elapsed)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2, sort_keys=True)
-        print("results written to %s" % args.json)
+    run.write_json(report, args.json)
 
 
 if __name__ == "__main__":

@@ -334,6 +334,39 @@ def interrupt(signum, frame):
     raise KeyboardInterrupt("signal %d" % signum)
 
 
+def guarded(prefix: str, body) -> int:
+    """Run ``body(procs)`` with a fresh work directory and process set; Ctrl-C / SIGTERM /
+    SIGHUP interrupt it; every process is stopped and the directory removed whatever happens.
+    Returns 0, 130 (interrupted) or 1 (an error, printed)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupt)
+    work = tempfile.mkdtemp(prefix=prefix)
+    procs = Processes(work)
+    status = 0
+    try:
+        body(procs)
+    except KeyboardInterrupt:
+        print("interrupted; stopping everything")
+        status = 130
+    except Exception as e:  # report what ran so far, then fail
+        print("error: %s: %s" % (type(e).__name__, e), file=sys.stderr)
+        status = 1
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        procs.stop_all()
+        shutil.rmtree(work, ignore_errors=True)
+    return status
+
+
+def write_json(report: dict, path: Optional[str]) -> None:
+    """Save ``report`` to ``path`` (when given) and say so."""
+    if path:
+        with open(path, "w") as f:
+            json.dump(report, f, indent=2, sort_keys=True)
+        print("results written to %s" % path)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # progress shows up at once through a pipe
@@ -346,24 +379,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         ", ".join(args.names), per_proxy, "on" if PINNING else "OFF (needs taskset and 2 CPUs)"))
     report = {"duration": args.duration, "pinning": PINNING, "backend": None,
               "results": [], "skipped": {}, "targets": []}
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, interrupt)
-    work = tempfile.mkdtemp(prefix="revproxy-bench-")
-    procs = Processes(work)
-    status = 0
-    try:
-        run_all(args, procs, report)
-    except KeyboardInterrupt:
-        print("interrupted; stopping everything")
-        status = 130
-    except Exception as e:  # report what ran so far, then fail
-        print("error: %s" % e, file=sys.stderr)
-        status = 1
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
-        procs.stop_all()
-        shutil.rmtree(work, ignore_errors=True)
+    status = guarded("revproxy-bench-", lambda procs: run_all(args, procs, report))
     finish(report, args, time.monotonic() - started)
     return status
 
@@ -385,10 +401,7 @@ def finish(report: dict, args, elapsed: float) -> None:
         print("target %-55s %6.2fx  %s" % (check["target"], check["ratio"],
                                           "ok" if check["ok"] else "MISSED"))
     print("total run time: %.1f s" % elapsed)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2, sort_keys=True)
-        print("results written to %s" % args.json)
+    write_json(report, args.json)
 
 
 if __name__ == "__main__":
