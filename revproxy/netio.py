@@ -9,6 +9,12 @@ are held per connection and sent together right after the current batch of event
 on the socket when the transport has nothing queued, else through ``transport.write`` (so
 ordering, buffering and producer flow control stay Twisted's).
 
+The direct send is only for a plain TCP transport, recognised by its exact type
+(``twisted.internet.tcp.Connection``), never by looking for a ``socket`` attribute: Twisted's
+TLS wrapper forwards unknown attributes to the TCP transport below it
+(``ProtocolWrapper.__getattr__``), so ``transport.socket`` there is the raw socket and a send
+on it would bypass TLS. Every other transport (TLS, fakes) only ever gets ``transport.write``.
+
 Contract for a connection using an outbox: every write goes through ``Outbox.write``, and
 ``Outbox.flush(transport)`` comes before anything that closes the transport or hands it to
 another writer (a producer, a tunnel).
@@ -17,6 +23,7 @@ another writer (a producer, a tunnel).
 from __future__ import annotations
 
 from twisted.internet.protocol import Factory
+from twisted.internet.tcp import Connection as _TCPConnection
 
 
 class QuietFactory(Factory):
@@ -73,10 +80,12 @@ class Outbox:
 
 def _send(transport, chunks) -> None:
     """Send ``chunks`` (a list of bytes) in order: one ``send``, or one ``sendmsg`` (no copy)
-    for several; whatever the socket does not take goes to ``transport.write``."""
-    sock = getattr(transport, "socket", None)
+    for several; whatever the socket does not take goes to ``transport.write``.
+
+    Only a plain TCP transport (exact type check: see the module docstring) is sent to
+    directly, and only while it has nothing queued itself."""
     if (
-        sock is None
+        not isinstance(transport, _TCPConnection)
         or transport.dataBuffer
         or transport._tempDataLen
         or transport.disconnecting
@@ -84,6 +93,7 @@ def _send(transport, chunks) -> None:
     ):
         transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
         return
+    sock = transport.socket
     try:
         if len(chunks) == 1:
             sent = sock.send(chunks[0])

@@ -87,6 +87,7 @@ class ClientConnection(DeadlineMixin, Protocol):
             self.runtime.stats.connection_closed(self)
         if self._tunnel is not None:
             tunnel, self._tunnel = self._tunnel, None
+            tunnel.unregisterProducer()  # the other side is its producer: see _close
             tunnel.loseConnection()
         request, self._request = self._request, None
         if request is not None:
@@ -159,10 +160,16 @@ class ClientConnection(DeadlineMixin, Protocol):
         self._outbox.write(self.transport, data)
 
     def _close(self):
-        """Close once everything written so far has been sent."""
+        """Close once everything written so far has been sent.
+
+        We stay registered as the transport's producer for the connection's whole life; it
+        must be unregistered first: Twisted's TLS wrapper does not close while a producer is
+        registered (plain TCP does, which hid this)."""
         self._closing = True
-        self._outbox.flush(self.transport)
-        self.transport.loseConnection()
+        transport = self.transport
+        self._outbox.flush(transport)
+        transport.unregisterProducer()
+        transport.loseConnection()
 
     def _abort(self):
         self._closing = True
@@ -214,7 +221,6 @@ class ClientConnection(DeadlineMixin, Protocol):
         if hard:
             self._abort()
         else:
-            self.transport.unregisterProducer()
             self._close()
 
     def start_tunnel(self, upstream):

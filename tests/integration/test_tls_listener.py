@@ -1,0 +1,169 @@
+"""``ssl:`` listeners on loopback: the proxy's bytes go through TLS (keep-alive, close, a large
+response, a request body), in-process and through the twistd plugin."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+
+from twisted.internet import defer, reactor, ssl
+from twisted.internet.endpoints import SSL4ClientEndpoint, connectProtocol
+from twisted.trial import unittest
+
+from tests.integration.support import (
+    LOOPBACK, RawClient, backend_site, header, listen, pattern, proxy_config, start_proxy,
+    with_timeout,
+)
+from tests.integration.test_twistd import spawn
+
+
+def write_self_signed(directory):
+    """A fresh self-signed certificate for ``localhost`` and its key, as PEM files in
+    ``directory``; returns (key path, cert path, cert PEM)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_path = os.path.join(directory, "key.pem")
+    cert_path = os.path.join(directory, "cert.pem")
+    with open(key_path, "wb") as f:
+        f.write(key_pem)
+    with open(cert_path, "wb") as f:
+        f.write(cert_pem)
+    return key_path, cert_path, cert_pem
+
+
+def ssl_listen(key_path, cert_path):
+    # ':' and '=' are the endpoint syntax's separators: escape them in paths
+    def esc(path):
+        return path.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
+
+    return "ssl:0:interface=%s:privateKey=%s:certKey=%s" % (LOOPBACK, esc(key_path), esc(cert_path))
+
+
+@defer.inlineCallbacks
+def tls_connect(port, cert_pem):
+    """A raw client over TLS that verifies the proxy's certificate (so plaintext or a wrong
+    certificate fails the handshake)."""
+    options = ssl.optionsForClientTLS(
+        "localhost", trustRoot=ssl.Certificate.loadPEM(cert_pem))
+    client = RawClient()
+    yield connectProtocol(SSL4ClientEndpoint(reactor, LOOPBACK, port, options), client)
+    return client
+
+
+class TLSListenerTests(unittest.TestCase):
+    @defer.inlineCallbacks
+    def setUp(self):
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        key_path, cert_path, self.cert_pem = write_self_signed(directory)
+        backend = listen(backend_site())
+        self.addCleanup(backend.stopListening)
+        data = proxy_config([backend.getHost().port])
+        data["server"]["listen"] = [ssl_listen(key_path, cert_path)]
+        self.service, self.port = yield start_proxy(self, data)
+
+    @defer.inlineCallbacks
+    def client(self):
+        client = yield with_timeout(tls_connect(self.port, self.cert_pem))
+        self.addCleanup(lambda: client.transport.abortConnection() if client.transport.connected else None)
+        return client
+
+    @defer.inlineCallbacks
+    def test_keep_alive_requests_share_one_tls_connection(self):
+        """Three requests in turn on one TLS connection all get their responses."""
+        client = yield self.client()
+        for n in (1, 2, 3):
+            client.transport.write(b"GET /size/%d HTTP/1.1\r\nHost: a\r\n\r\n" % (n * 100))
+            responses = yield with_timeout(client.responses(n))
+            head, body = responses[-1]
+            self.assertEqual(head.status, 200)
+            self.assertEqual(body, pattern(n * 100))
+        self.assertTrue(client.transport.connected)
+
+    @defer.inlineCallbacks
+    def test_connection_close_closes_the_tls_connection(self):
+        """A request with Connection: close gets its response and then the connection is
+        closed by the proxy (bounded wait)."""
+        client = yield self.client()
+        client.transport.write(b"GET /size/10 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        [(head, body)] = yield with_timeout(client.responses(1))
+        self.assertEqual(head.status, 200)
+        self.assertEqual(header(head, b"connection"), b"close")
+        yield with_timeout(client.closed, 5)
+
+    @defer.inlineCallbacks
+    def test_large_response_over_tls(self):
+        """A 1 MiB response arrives whole and intact over TLS."""
+        client = yield self.client()
+        size = 1 << 20
+        client.transport.write(b"GET /size/%d HTTP/1.1\r\nHost: a\r\n\r\n" % size)
+        [(head, body)] = yield with_timeout(client.responses(1), 30)
+        self.assertEqual(head.status, 200)
+        self.assertEqual(len(body), size)
+        self.assertEqual(body, pattern(size))
+
+    @defer.inlineCallbacks
+    def test_request_body_over_tls(self):
+        """A 200 KB request body reaches the backend whole; the echo comes back over TLS."""
+        client = yield self.client()
+        body = pattern(200000)
+        client.transport.write(
+            b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        [(head, reply)] = yield with_timeout(client.responses(1), 30)
+        self.assertEqual(head.status, 200)
+        echoed = json.loads(reply)
+        self.assertEqual(echoed["method"], "POST")
+        self.assertEqual(echoed["body"].encode("latin-1"), body)
+
+
+class TwistdTLSListenerTests(unittest.TestCase):
+    def setUp(self):
+        self.mktemp_dir = os.path.abspath(self.mktemp())
+        os.makedirs(self.mktemp_dir)
+
+    @defer.inlineCallbacks
+    def test_twistd_ssl_listener_serves_and_closes(self):
+        """twistd revproxy --listen ssl:... answers over TLS: two keep-alive requests, then
+        Connection: close closes the connection."""
+        key_path, cert_path, cert_pem = write_self_signed(self.mktemp_dir)
+        backend = listen(backend_site())
+        self.addCleanup(backend.stopListening)
+        proc, transport = spawn(
+            self, "-n", "--pidfile=", "revproxy", "--listen", ssl_listen(key_path, cert_path),
+            "--upstream", "http://127.0.0.1:%d" % backend.getHost().port,
+        )
+        match = yield proc.wait_for(
+            rb"listening on IPv4Address\(type='TCP', host='127\.0\.0\.1', port=(\d+)\) \(ssl:")
+        client = yield with_timeout(tls_connect(int(match.group(1)), cert_pem))
+        client.transport.write(b"GET /size/5 HTTP/1.1\r\nHost: a\r\n\r\n")
+        yield with_timeout(client.responses(1))
+        client.transport.write(b"GET /size/7 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        [(h1, b1), (h2, b2)] = yield with_timeout(client.responses(2))
+        self.assertEqual((h1.status, b1), (200, pattern(5)))
+        self.assertEqual((h2.status, b2), (200, pattern(7)))
+        yield with_timeout(client.closed, 5)
+        transport.signalProcess("TERM")
+        code = yield with_timeout(proc.ended, 30)
+        self.assertEqual(code, "SIGTERM", proc.output)
