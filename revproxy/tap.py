@@ -90,7 +90,7 @@ def build(config, reactor, randbytes=None, batch_writes=True):
     from revproxy.balancing.pool import BalancedPool
     from revproxy.balancing.registry import build_balancer
     from revproxy.upstream.resolve import MemberResolver
-    from revproxy.upstream.spool import SpoolBudget, clean_temp_dir, make_temp_dir
+    from revproxy.upstream.spool import SpoolBudget, TempDirError, clean_temp_dir, make_temp_dir
 
     rng = random.Random(os.urandom(32) if randbytes is None else randbytes(32))
     if randbytes is None:
@@ -98,8 +98,9 @@ def build(config, reactor, randbytes=None, batch_writes=True):
     buffering = config.buffering
     try:
         temp_dir = make_temp_dir(buffering.temp_dir, os.getuid())
-    except OSError as e:
-        raise SystemExit("revproxy: %s: [buffering] temp_dir: cannot use it: %s" % (config.source, e))
+    except (OSError, TempDirError) as e:
+        raise SystemExit("revproxy: bad configuration: %s: [buffering] temp_dir = %r: %s"
+                         % (config.source, buffering.temp_dir, e))
     removed = clean_temp_dir(temp_dir)
     if removed:
         log.info("removed {n} leftover spool files from {d}", n=removed, d=temp_dir)

@@ -221,31 +221,52 @@ def clean_temp_dir(path: str) -> int:
     return removed
 
 
-def make_temp_dir(path_or_empty: str, uid: int) -> str:
-    """Create (if needed) and return the spool directory.
+class TempDirError(Exception):
+    """The spool directory cannot be used; the message says what was found and what is
+    expected (it names the path, not the config key: the caller adds that)."""
 
-    A configured path is created with its parents. ``""`` means ``<system temp>/revproxy-<uid>``:
-    the same directory across restarts, so the start-up clean-up finds what a crashed run left.
-    As that name is guessable in a shared directory, an existing one must be a real directory
-    owned by us and not writable by others, else ``PermissionError``.
+
+def make_temp_dir(path_or_empty: str, uid: int) -> str:
+    """Create (if needed), check and return the spool directory.
+
+    ``""`` means ``<system temp>/revproxy-<uid>``: the same directory across restarts, so the
+    start-up clean-up finds what a crashed run left, and private to the user, so a new user's
+    first start creates it. A configured path is created (with its parents) when missing.
+    Either way the directory is created mode 0700, and an existing one must be a directory
+    owned by ``uid`` with no access at all for group or others (``mode & 0o077 == 0``):
+    spooled bodies are other people's requests and responses. Otherwise ``TempDirError``
+    (``OSError`` if it cannot even be created or examined).
+
+    The default's name is guessable in a shared directory, so there a symlink is refused too;
+    a configured path may be a symlink (the operator chose it): its target is checked.
     """
     if path_or_empty:
-        os.makedirs(path_or_empty, mode=0o700, exist_ok=True)
-        return path_or_empty
-    path = os.path.join(tempfile.gettempdir(), "revproxy-%d" % uid)
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        _check_private_dir(path)
+        path = path_or_empty
+        if not os.path.exists(path):
+            os.makedirs(path, mode=0o700, exist_ok=True)
+        st = os.stat(path)
+    else:
+        path = os.path.join(tempfile.gettempdir(), "revproxy-%d" % uid)
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+        st = os.lstat(path)
+    _check_private_dir(path, st, uid)
     return path
 
 
-def _check_private_dir(path: str) -> None:
-    st = os.lstat(path)
+def _check_private_dir(path: str, st: os.stat_result, uid: int) -> None:
+    if stat.S_ISLNK(st.st_mode):
+        raise TempDirError("%s is a symlink; expected a real directory" % path)
     if not stat.S_ISDIR(st.st_mode):
-        raise PermissionError("spool temp dir %r exists and is not a directory" % path)
-    if st.st_uid != os.getuid() or st.st_mode & 0o022:
-        raise PermissionError(
-            "spool temp dir %r is not private (owner uid %d, mode %o)"
-            % (path, st.st_uid, stat.S_IMODE(st.st_mode))
-        )
+        raise TempDirError("%s exists and is not a directory; expected a directory" % path)
+    mode = stat.S_IMODE(st.st_mode)
+    if st.st_uid != uid:
+        raise TempDirError(
+            "%s is owned by uid %d; expected a directory owned by the proxy's uid %d "
+            "(chown %d %s)" % (path, st.st_uid, uid, uid, path))
+    if mode & 0o077:
+        raise TempDirError(
+            "%s has mode %04o; expected no access for group and others "
+            "(chmod 700 %s)" % (path, mode, path))

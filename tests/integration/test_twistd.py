@@ -110,6 +110,27 @@ class TwistdTests(unittest.TestCase):
         self.assertNotIn(b"Traceback", proc.output)
 
     @defer.inlineCallbacks
+    def test_shared_temp_dir_refused_at_start(self):
+        """A [buffering] temp_dir that others can read (0755) stops start-up with the file,
+        the key, the path and the fix, and no traceback."""
+        spool = os.path.join(self.mktemp_dir, "spool")
+        os.mkdir(spool)
+        os.chmod(spool, 0o755)
+        path = os.path.join(self.mktemp_dir, "rp.toml")
+        with open(path, "w") as f:
+            f.write('[server]\nlisten = ["tcp:0:interface=127.0.0.1"]\n'
+                    '[buffering]\ntemp_dir = "%s"\n'
+                    '[pools.main]\nmembers = ["http://127.0.0.1:1"]\n' % spool)
+        proc, _ = spawn(self, "-n", "--pidfile=", "revproxy", "--config", path)
+        code = yield with_timeout(proc.ended, 30)
+        self.assertNotEqual(code, 0)
+        self.assertIn(path.encode(), proc.output)
+        self.assertIn(b"[buffering] temp_dir", proc.output)
+        self.assertIn(b"chmod 700 " + spool.encode(), proc.output)
+        self.assertNotIn(b"listening on", proc.output)
+        self.assertNotIn(b"Traceback", proc.output)
+
+    @defer.inlineCallbacks
     def test_quick_start_proxies_and_sigterm_drains(self):
         """--listen/--upstream proxy a real backend; SIGTERM lets the process exit cleanly."""
         backend = listen(backend_site())

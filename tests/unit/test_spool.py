@@ -14,6 +14,7 @@ from revproxy.upstream.spool import (
     SPOOL_PREFIX,
     Spool,
     SpoolBudget,
+    TempDirError,
     clean_temp_dir,
     make_temp_dir,
 )
@@ -258,29 +259,126 @@ def test_clean_temp_dir_missing_directory_is_clean(tmp_path):
 def test_make_temp_dir_default_is_private_per_uid(tmp_path, monkeypatch):
     """"" gives <system temp>/revproxy-<uid>, created mode 0700."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    path = make_temp_dir("", 4242)
-    assert path == os.path.join(str(tmp_path), "revproxy-4242")
+    uid = os.getuid()
+    path = make_temp_dir("", uid)
+    assert path == os.path.join(str(tmp_path), "revproxy-%d" % uid)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o700
-    assert make_temp_dir("", 4242) == path  # existing private dir is reused
+    assert make_temp_dir("", uid) == path  # existing private dir is reused
 
 
 def test_make_temp_dir_refuses_shared_or_symlinked_default(tmp_path, monkeypatch):
     """An existing default dir that others can write to, or a symlink, is refused."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    open_dir = tmp_path / "revproxy-1"
+    uid = os.getuid()
+    open_dir = tmp_path / ("revproxy-%d" % uid)
     open_dir.mkdir()
     os.chmod(str(open_dir), 0o777)
-    with pytest.raises(PermissionError):
-        make_temp_dir("", 1)
+    with pytest.raises(TempDirError):
+        make_temp_dir("", uid)
+    open_dir.rmdir()
     target = tmp_path / "elsewhere"
     target.mkdir(mode=0o700)
-    os.symlink(str(target), str(tmp_path / "revproxy-2"))
-    with pytest.raises(PermissionError):
-        make_temp_dir("", 2)
+    os.symlink(str(target), str(open_dir))
+    with pytest.raises(TempDirError, match="symlink"):
+        make_temp_dir("", uid)
 
 
 def test_make_temp_dir_creates_configured_path(tmp_path):
-    """A configured path is created with its parents and returned as is."""
+    """A missing configured path is created (with its parents), mode 0700, returned as is."""
     wanted = str(tmp_path / "a" / "b")
-    assert make_temp_dir(wanted, 1) == wanted
+    assert make_temp_dir(wanted, os.getuid()) == wanted
     assert os.path.isdir(wanted)
+    assert stat.S_IMODE(os.stat(wanted).st_mode) == 0o700
+    assert make_temp_dir(wanted, os.getuid()) == wanted  # and accepted the next time
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o755, 0o750, 0o701, 0o710, 0o1777])
+def test_make_temp_dir_refuses_configured_dir_open_to_others(tmp_path, mode):
+    """An existing configured directory that group or others can access in any way is
+    refused, with the path, its mode and the chmod that fixes it."""
+    path = tmp_path / "spool"
+    path.mkdir()
+    os.chmod(str(path), mode)
+    with pytest.raises(TempDirError) as caught:
+        make_temp_dir(str(path), os.getuid())
+    message = str(caught.value)
+    assert str(path) in message
+    assert "%04o" % mode in message
+    assert "chmod 700 %s" % path in message
+
+
+@pytest.mark.parametrize("mode", [0o700, 0o300, 0o500])
+def test_make_temp_dir_accepts_owner_only_modes(tmp_path, mode):
+    """Any mode without group/other bits is private enough (0700 is what we create)."""
+    path = tmp_path / "spool"
+    path.mkdir()
+    os.chmod(str(path), mode)
+    try:
+        assert make_temp_dir(str(path), os.getuid()) == str(path)
+    finally:
+        os.chmod(str(path), 0o700)
+
+
+def test_make_temp_dir_refuses_configured_dir_of_another_owner(tmp_path):
+    """A private directory owned by another uid than the proxy's is refused (chown named)."""
+    path = tmp_path / "spool"
+    path.mkdir(mode=0o700)
+    other = os.getuid() + 1
+    with pytest.raises(TempDirError) as caught:
+        make_temp_dir(str(path), other)
+    assert "owned by uid %d" % os.getuid() in str(caught.value)
+    assert "chown %d" % other in str(caught.value)
+
+
+def test_make_temp_dir_refuses_configured_file(tmp_path):
+    """A configured path that is a file is refused."""
+    path = tmp_path / "spool"
+    path.write_bytes(b"")
+    with pytest.raises(TempDirError, match="not a directory"):
+        make_temp_dir(str(path), os.getuid())
+
+
+def test_make_temp_dir_follows_configured_symlink_and_checks_target(tmp_path):
+    """A configured symlink is the operator's choice: its target must be private."""
+    target = tmp_path / "real"
+    target.mkdir(mode=0o700)
+    link = tmp_path / "link"
+    os.symlink(str(target), str(link))
+    assert make_temp_dir(str(link), os.getuid()) == str(link)
+    os.chmod(str(target), 0o755)
+    with pytest.raises(TempDirError):
+        make_temp_dir(str(link), os.getuid())
+
+
+def test_make_temp_dir_default_refuses_group_readable(tmp_path, monkeypatch):
+    """The default directory, if it exists, must be private too (0750 is refused)."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    path = tmp_path / ("revproxy-%d" % os.getuid())
+    path.mkdir()
+    os.chmod(str(path), 0o750)
+    with pytest.raises(TempDirError):
+        make_temp_dir("", os.getuid())
+
+
+def test_build_refuses_open_temp_dir_naming_source_key_and_fix(tmp_path):
+    """build() turns a bad temp_dir into a clean exit naming the config file, the key, the
+    path and the expected mode (no traceback)."""
+    from twisted.internet.testing import MemoryReactorClock
+
+    from revproxy.config.load import parse_config
+    from revproxy.tap import build
+
+    path = tmp_path / "spool"
+    path.mkdir()
+    os.chmod(str(path), 0o755)
+    config = parse_config({
+        "pools": {"main": {"members": ["http://127.0.0.1:1"]}},
+        "buffering": {"temp_dir": str(path)},
+    }, "conf/x.toml")
+    with pytest.raises(SystemExit) as caught:
+        build(config, MemoryReactorClock())
+    message = str(caught.value)
+    assert "conf/x.toml" in message
+    assert "[buffering] temp_dir" in message
+    assert str(path) in message
+    assert "chmod 700" in message
