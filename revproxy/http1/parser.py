@@ -111,6 +111,26 @@ class RequestParser(MessageReader):
     def _truncated(self) -> ProtocolError:
         return ProtocolError(400, "connection closed mid-request")
 
+    def partial_request_line(self) -> Tuple[Optional[bytes], Optional[bytes], Optional[bytes]]:
+        """``(method, target, version)`` as far as the current head's request line has
+        arrived, for logging a request refused before it was parsed; each None when not
+        (yet) there. Unvalidated bytes: the log escapes them. The version (without
+        ``HTTP/``) only once the line is complete; at most ``max_line`` bytes are read."""
+        buf = self._buf
+        pos = self._pos
+        end = min(len(buf), pos + self._max_line + 2)
+        eol = buf.find(b"\r\n", pos, end)
+        parts = buf[pos:eol if eol >= 0 else end].split(b" ", 2)
+        method = parts[0] or None
+        target = parts[1] or None if len(parts) > 1 else None
+        version = None
+        if len(parts) > 2 and eol >= 0:
+            version = parts[2]
+            if version.startswith(b"HTTP/"):
+                version = version[5:]
+            version = version or None
+        return method, target, version
+
     def _step_head(self) -> Event:
         buf = self._buf
         pos = self._pos

@@ -14,6 +14,7 @@ from twisted.logger import Logger
 from revproxy.http1.errors import ProtocolError
 from revproxy.http1.parser import CLOSED, END, NEED_DATA, PAUSED, RequestParser
 from revproxy.server import replies
+from revproxy.server.accesslog import AccessRecord
 from revproxy.server.writer import ResponseWriter
 from revproxy.timers import DeadlineMixin
 
@@ -136,15 +137,38 @@ class ClientConnection(DeadlineMixin, Protocol):
             self._request.begin()
 
     def _protocol_error(self, error):
+        request = self._request
+        if request is None:
+            self._refuse(error.status, error.reason, self._head_started())
+            return
         log.info(
             "{ip} rid={rid} {status} bad request: {reason}",
             ip=self.client_ip, rid=self._rid(), status=error.status, reason=error.reason,
         )
-        request = self._request
-        if request is not None:
-            request.fail_request(error.status, error.reason)
-        else:
-            self.reply_and_close(error.status, error.reason)
+        request.fail_request(error.status, error.reason)
+
+    def _head_started(self):
+        """When the head being read began to arrive: the header deadline was armed then (at
+        accept, or at the first byte after an idle spell), so no clock read per request."""
+        if self._timer_kind == _HEADER:
+            return self.deadline - self._limits.header_timeout
+        return self._clock.seconds()
+
+    def _refuse(self, status, reason, started):
+        """Answer a request refused before it had a ``ProxyRequest`` (the parser's errors,
+        a head too slow), close, and give it an access-log line as nginx does: the request
+        line as far as it arrived, a new request id (also in the error log line)."""
+        rid = self.runtime.new_request_id()
+        log.info("{ip} rid={rid} {status} bad request: {reason}", ip=self.client_ip,
+                 rid=rid.decode("ascii"), status=status, reason=reason)
+        method, target, version = self._parser.partial_request_line()
+        self._closing = True
+        writer = self.reply_and_close(status, reason)
+        access_log = self.runtime.access_log
+        if access_log is not None:
+            access_log.log(AccessRecord(
+                self.client_ip, started, method, target, version, status, writer.bytes_sent,
+                total_time=self._clock.seconds() - started, request_id=rid))
 
     def _rid(self):
         """The current request's id for log lines (``-`` before a request has one)."""
@@ -185,6 +209,7 @@ class ClientConnection(DeadlineMixin, Protocol):
         writer = ResponseWriter(self, b"GET", b"1.1", False)
         self._writer = writer
         replies.send(writer, status, self.runtime.clock.seconds())
+        return writer
 
     def response_done(self, keep_alive):
         """The current response is complete: close, or move on to the next request."""
@@ -285,9 +310,15 @@ class ClientConnection(DeadlineMixin, Protocol):
             log.info("{ip} rid={rid} 408: request body too slow", ip=self.client_ip, rid=self._rid())
             self._request.fail_request(408, "request body not received in time")
         elif self._request is None:
-            log.info("{ip} 408: request head too slow", ip=self.client_ip)
-            self._closing = True
-            self.reply_and_close(408, "request head not received in time")
+            reason = "request head not received in time"
+            if self._parser.buffered_bytes():
+                started = self._clock.seconds() - self._limits.header_timeout
+                self._refuse(408, reason, started)
+            else:
+                # no byte of a request: nothing to log as a request (nginx neither)
+                log.info("{ip} 408: {reason}", ip=self.client_ip, reason=reason)
+                self._closing = True
+                self.reply_and_close(408, reason)
 
     def close_if_idle(self):
         """Shutdown: close a keep-alive connection that has no request in progress."""
