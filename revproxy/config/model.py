@@ -24,6 +24,8 @@ class Limits:
     idle_timeout: float = 60.0  # keep-alive connection with no request in progress
     send_timeout: float = 60.0  # longest the client may leave a response unread
     max_pipeline_bytes: int = 65536  # unparsed input buffered while a request is in flight
+    tunnel_idle_timeout: float = 3600.0  # a tunnel (after 101) with no byte either way is closed
+    tunnel_max_lifetime: float = 0.0  # a tunnel is closed after this however busy (0 = off)
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,8 @@ LIMITS_FIELDS: Dict[str, Parser] = {
     "idle_timeout": duration,
     "send_timeout": duration,
     "max_pipeline_bytes": size(1),
+    "tunnel_idle_timeout": duration,
+    "tunnel_max_lifetime": duration_or_off,
 }
 
 BUFFERING_FIELDS: Dict[str, Parser] = {

@@ -15,6 +15,7 @@ from revproxy.http1.errors import ProtocolError
 from revproxy.http1.parser import CLOSED, END, NEED_DATA, PAUSED, RequestParser
 from revproxy.server import replies
 from revproxy.server.accesslog import AccessRecord
+from revproxy.server.tunnel import Tunnel
 from revproxy.server.writer import ResponseWriter
 from revproxy.timers import DeadlineMixin
 
@@ -88,8 +89,7 @@ class ClientConnection(DeadlineMixin, Protocol):
             self.runtime.stats.connection_closed(self)
         if self._tunnel is not None:
             tunnel, self._tunnel = self._tunnel, None
-            tunnel.unregisterProducer()  # the other side is its producer: see _close
-            tunnel.loseConnection()
+            tunnel.loseConnection()  # unregisters the producer first: see _close
         request, self._request = self._request, None
         if request is not None:
             request.connection_lost()
@@ -249,15 +249,20 @@ class ClientConnection(DeadlineMixin, Protocol):
             self._close()
 
     def start_tunnel(self, upstream):
-        """After a 101: bytes flow both ways untouched until either side closes."""
+        """After a 101: bytes flow both ways untouched until either side closes, the tunnel
+        stays idle for ``tunnel_idle_timeout`` or reaches ``tunnel_max_lifetime``."""
         self._cancel_timer()
         self._outbox.flush(self.transport)
-        self._tunnel = upstream.transport
+        limits = self._limits
+        tunnel = Tunnel(self._clock, self.runtime.deadlines, self.transport, upstream.transport,
+                        limits.tunnel_idle_timeout, limits.tunnel_max_lifetime,
+                        "%s rid=%s" % (self.client_ip, self._rid()))
+        self._tunnel = tunnel.to_backend
         self.transport.unregisterProducer()
-        upstream.start_tunnel(self.transport)
+        upstream.start_tunnel(tunnel.to_client)
         remaining = self._parser.take_remaining()
         if remaining:
-            upstream.transport.write(remaining)
+            tunnel.to_backend.write(remaining)
         # Back-pressure both ways: each transport pauses the other's reading.
         self.transport.registerProducer(upstream.transport, True)
         upstream.transport.registerProducer(self.transport, True)

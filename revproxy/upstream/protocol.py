@@ -92,8 +92,6 @@ class UpstreamConnection(DeadlineMixin, Protocol):
         self._owner.lost(self)
         if self._tunnel is not None:
             tunnel, self._tunnel = self._tunnel, None
-            # the client's transport has ours registered as producer; TLS would not close
-            tunnel.unregisterProducer()
             tunnel.loseConnection()
             return
         if self._handler is None:

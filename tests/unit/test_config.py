@@ -233,6 +233,12 @@ BAD = [
      "[server] allow_encoded_slash", '"yes"', "expected true or false"),
     ("request_id_header not a token", "[server]\nrequest_id_header = \"x id\"",
      "[server] request_id_header", '"x id"', "HTTP token"),
+    ("tunnel_idle_timeout zero", "[limits]\ntunnel_idle_timeout = 0",
+     "[limits] tunnel_idle_timeout", "0", "greater than 0"),
+    ("tunnel_idle_timeout not a duration", "[limits]\ntunnel_idle_timeout = \"forever\"",
+     "[limits] tunnel_idle_timeout", '"forever"', "expected"),
+    ("tunnel_max_lifetime negative", "[limits]\ntunnel_max_lifetime = -1",
+     "[limits] tunnel_max_lifetime", "-1", "0 seconds or more (0 = off)"),
     ("duration word", "[pools.api]\nmembers = [\"http://a\"]\nconnect_timeout = \"abc\"",
      "[pools.api] connect_timeout", '"abc"',
      'expected a duration in seconds (number) or a string like "500ms", "5s", "2m"'),
@@ -987,3 +993,11 @@ def test_every_package_is_listed_in_pyproject():
         if "__init__.py" in files and "__pycache__" not in directory:
             found.add(os.path.relpath(directory, ROOT).replace(os.sep, "."))
     assert found <= listed, sorted(found - listed)
+
+
+def test_tunnel_limits_parse_durations_and_off():
+    """tunnel_idle_timeout takes a duration; tunnel_max_lifetime a duration or 0 (off)."""
+    limits = parse('[limits]\ntunnel_idle_timeout = "90s"\ntunnel_max_lifetime = "2h"').limits
+    assert (limits.tunnel_idle_timeout, limits.tunnel_max_lifetime) == (90.0, 7200.0)
+    limits = parse("[limits]\ntunnel_max_lifetime = 0").limits
+    assert (limits.tunnel_idle_timeout, limits.tunnel_max_lifetime) == (3600.0, 0.0)
