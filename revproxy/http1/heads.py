@@ -2,14 +2,22 @@
 
 Heads are plain ``__slots__`` classes rather than dataclasses: they are built once per
 message on the hot path and must be cheap on both CPython and PyPy.
+
+Heads are immutable: the parser shares one head object between every message that sent the
+same bytes (``parser._memo_head``), so a change made for one request would leak into others.
+Attribute assignment raises ``AttributeError``, ``headers`` is a tuple, and ``replace()``
+gives a changed copy.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 Headers = List[Tuple[bytes, bytes]]
+HeadFields = Tuple[Tuple[bytes, bytes], ...]  # a head's header fields (immutable)
+
+_set = object.__setattr__
 
 # How the body of a message is delimited (RFC 9112 section 6.3).
 NO_BODY = 0
@@ -51,9 +59,36 @@ class Limits:
 
 
 class _Head:
-    """Shared repr/equality for the head classes (compares every slot)."""
+    """Shared repr/equality, immutability and ``replace`` for the head classes."""
 
     __slots__ = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(
+            "%s is immutable (one head may be shared by several messages): use replace()"
+            % type(self).__name__)
+
+    def __delattr__(self, name: str) -> None:
+        self.__setattr__(name, None)
+
+    def replace(self, **changes: Any) -> Any:
+        """A copy with the given attributes changed (``headers`` made a tuple)."""
+        new = object.__new__(type(self))
+        for name in self.__slots__:
+            value = changes.pop(name) if name in changes else getattr(self, name)
+            _set(new, name, tuple(value) if name == "headers" else value)
+        if changes:
+            raise TypeError("%s has no attribute %s" % (type(self).__name__, ", ".join(changes)))
+        return new
+
+    def __copy__(self) -> Any:
+        return self  # immutable: a copy would be equal in every way
+
+    def __deepcopy__(self, memo: Any) -> Any:
+        return self
+
+    def __reduce__(self) -> Any:
+        return (_rebuild, (type(self), tuple(getattr(self, n) for n in self.__slots__)))
 
     def __repr__(self) -> str:
         fields = ", ".join("%s=%r" % (n, getattr(self, n)) for n in self.__slots__)
@@ -64,7 +99,15 @@ class _Head:
             return NotImplemented
         return all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
 
-    __hash__ = None  # type: ignore[assignment]  # mutable, like a dataclass
+    __hash__ = None  # type: ignore[assignment]  # headers may hold equal but distinct values
+
+
+def _rebuild(cls: Any, values: Tuple[Any, ...]) -> Any:
+    """Unpickling: a head from its slot values, in ``__slots__`` order."""
+    head = object.__new__(cls)
+    for name, value in zip(cls.__slots__, values):
+        _set(head, name, value)
+    return head
 
 
 class RequestHead(_Head):
@@ -85,7 +128,7 @@ class RequestHead(_Head):
         method: bytes,
         target: bytes,
         version: bytes,
-        headers: Headers,
+        headers: Sequence[Tuple[bytes, bytes]],
         framing: int = NO_BODY,
         content_length: Optional[int] = None,
         keep_alive: bool = True,
@@ -93,16 +136,16 @@ class RequestHead(_Head):
         upgrade: Optional[bytes] = None,
         host: bytes = b"",
     ) -> None:
-        self.method = method
-        self.target = target
-        self.version = version
-        self.headers = headers
-        self.framing = framing
-        self.content_length = content_length
-        self.keep_alive = keep_alive
-        self.expect_continue = expect_continue
-        self.upgrade = upgrade
-        self.host = host
+        _set(self, "method", method)
+        _set(self, "target", target)
+        _set(self, "version", version)
+        _set(self, "headers", tuple(headers))  # no copy when already a tuple
+        _set(self, "framing", framing)
+        _set(self, "content_length", content_length)
+        _set(self, "keep_alive", keep_alive)
+        _set(self, "expect_continue", expect_continue)
+        _set(self, "upgrade", upgrade)
+        _set(self, "host", host)
 
 
 class ResponseHead(_Head):
@@ -121,15 +164,15 @@ class ResponseHead(_Head):
         status: int,
         reason: bytes,
         version: bytes,
-        headers: Headers,
+        headers: Sequence[Tuple[bytes, bytes]],
         framing: int = NO_BODY,
         content_length: Optional[int] = None,
         keep_alive: bool = True,
     ) -> None:
-        self.status = status
-        self.reason = reason
-        self.version = version
-        self.headers = headers
-        self.framing = framing
-        self.content_length = content_length
-        self.keep_alive = keep_alive
+        _set(self, "status", status)
+        _set(self, "reason", reason)
+        _set(self, "version", version)
+        _set(self, "headers", tuple(headers))  # no copy when already a tuple
+        _set(self, "framing", framing)
+        _set(self, "content_length", content_length)
+        _set(self, "keep_alive", keep_alive)

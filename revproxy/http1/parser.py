@@ -42,23 +42,52 @@ _RESPONSE_FIELDS = frozenset((b"content-length", b"transfer-encoding", b"connect
 
 
 _HEADS: Dict[tuple, Any] = {}  # (kind, method, limits, head block) -> the parsed head
-_HEADS_MAX = 1024
+_HEADS_MAX = 1024  # entries
+MEMO_HEAD_MAX = 2048  # bytes: a longer head is parsed every time, never remembered
+MEMO_BYTES_MAX = 1 << 20  # estimated bytes held by all remembered heads
+_HEAD_COST = 600  # estimated bytes of a head object, its key and the dict slot
+_FIELD_COST = 150  # estimated bytes of one field's tuple and two bytes objects (besides data)
+_memo_bytes = 0  # estimate of what _HEADS holds now
 
 
 def _memo_head(parser: Any, block: bytes, method: bytes) -> Any:
     """``parser._build_head(block)``, remembered: clients and backends send the same heads
     over and over (a backend's differ by their Date, once a second), and a head is fully
-    determined by its bytes, the request method (for responses) and the limits. Heads are
-    shared between requests, so nothing may modify one after parsing (nothing in revproxy
-    does). Parse errors are not remembered: they raise before anything is stored."""
+    determined by its bytes, the request method (for responses) and the limits.
+
+    The keys are attacker-chosen bytes, so the memo is bounded: only heads of at most
+    ``MEMO_HEAD_MAX`` bytes are remembered (browsers' and backends' usual heads are well
+    under it), and when the estimated total would pass ``MEMO_BYTES_MAX`` (or the count
+    ``_HEADS_MAX``) the memo starts afresh. Heads are immutable (see ``heads``), so sharing
+    one between requests is safe. Parse errors are not remembered: they raise before
+    anything is stored."""
+    global _memo_bytes
+    if len(block) > MEMO_HEAD_MAX:
+        return parser._build_head(block)
     key = (parser.__class__, method, parser._max_line, parser._max_count, block)
     head = _HEADS.get(key)
     if head is None:
         head = parser._build_head(block)
-        if len(_HEADS) >= _HEADS_MAX:
+        # the block twice: in the key and (sliced) in the fields
+        cost = _HEAD_COST + 2 * len(block) + _FIELD_COST * len(head.headers)
+        if len(_HEADS) >= _HEADS_MAX or _memo_bytes + cost > MEMO_BYTES_MAX:
             _HEADS.clear()
+            _memo_bytes = 0
         _HEADS[key] = head
+        _memo_bytes += cost
     return head
+
+
+def memo_stats() -> Tuple[int, int]:
+    """``(heads remembered, estimated bytes they hold)``, for tests and the curious."""
+    return len(_HEADS), _memo_bytes
+
+
+def clear_memo() -> None:
+    """Forget every remembered head."""
+    global _memo_bytes
+    _HEADS.clear()
+    _memo_bytes = 0
 
 
 def _collect(fields: List[Any], names: frozenset) -> Dict[bytes, List[bytes]]:
@@ -175,20 +204,21 @@ class RequestParser(MessageReader):
         method, target, version = parse_request_line(line, self._max_line)
         fields = parse_fields(block, start, self._max_count)
         found = _collect(fields, _REQUEST_FIELDS)
-        head = RequestHead(method, target, version, fields)
-        head.host = _request_host(method, target, version, found.get(b"host"))
-        _set_framing(head, found, NO_BODY, "request")
+        host = _request_host(method, target, version, found.get(b"host"))
+        framing, length = _framing(version, found, NO_BODY, "request")
         tokens = split_list(found[b"connection"]) if b"connection" in found else ()
-        head.keep_alive = _keep_alive(version, tokens)
+        expect_continue = False
+        upgrade = None
         if version == b"1.1":
             expect = found.get(b"expect")
-            head.expect_continue = expect is not None and any(
+            expect_continue = expect is not None and any(
                 v.lower() == b"100-continue" for v in expect
             )
-            upgrade = found.get(b"upgrade")
-            if upgrade is not None and b"upgrade" in tokens:
-                head.upgrade = b", ".join(upgrade).lower()
-        return head
+            upgrades = found.get(b"upgrade")
+            if upgrades is not None and b"upgrade" in tokens:
+                upgrade = b", ".join(upgrades).lower()
+        return RequestHead(method, target, version, tuple(fields), framing, length,
+                           _keep_alive(version, tokens), expect_continue, upgrade, host)
 
 
 def _request_host(
@@ -288,20 +318,23 @@ class ResponseParser(MessageReader):
         version, status, reason = parse_status_line(line)
         fields = parse_fields(block, start, self._max_count)
         found = _collect(fields, _RESPONSE_FIELDS)
-        head = ResponseHead(status, reason, version, fields)
         tunnel = status == 101 or (self._method == b"CONNECT" and 200 <= status < 300)
+        framing, length = NO_BODY, None
         if not (status < 200 or status in (204, 304) or tunnel or self._method == b"HEAD"):
-            _set_framing(head, found, UNTIL_CLOSE, "response")
-        if tunnel or head.framing == UNTIL_CLOSE:
-            head.keep_alive = False
+            framing, length = _framing(version, found, UNTIL_CLOSE, "response")
+        if tunnel or framing == UNTIL_CLOSE:
+            keep_alive = False
         else:
             tokens = split_list(found[b"connection"]) if b"connection" in found else ()
-            head.keep_alive = _keep_alive(version, tokens)
-        return head
+            keep_alive = _keep_alive(version, tokens)
+        return ResponseHead(status, reason, version, tuple(fields), framing, length, keep_alive)
 
 
-def _set_framing(head: Any, found: Dict[bytes, List[bytes]], default: int, what: str) -> None:
-    """Framing from Transfer-Encoding / Content-Length (RFC 9112 6.3, strict on TE).
+def _framing(
+    version: bytes, found: Dict[bytes, List[bytes]], default: int, what: str
+) -> Tuple[int, Optional[int]]:
+    """``(framing, content_length)`` from Transfer-Encoding / Content-Length (RFC 9112 6.3,
+    strict on TE); the length is None unless Content-Length was given.
 
     ``default`` applies when neither is present (NO_BODY for a request, UNTIL_CLOSE for a
     response). Request statuses are used; the response parser maps them to 502.
@@ -311,16 +344,14 @@ def _set_framing(head: Any, found: Dict[bytes, List[bytes]], default: int, what:
     if codings is not None:
         if lengths is not None:
             raise ProtocolError(400, "both Content-Length and Transfer-Encoding")
-        if head.version == b"1.0":
+        if version == b"1.0":
             raise ProtocolError(400, "Transfer-Encoding in HTTP/1.0 " + what)
         check_transfer_coding(codings)
-        head.framing = CHUNKED
-    elif lengths is not None:
+        return CHUNKED, None
+    if lengths is not None:
         length = parse_content_length(lengths)
-        head.content_length = length
-        head.framing = LENGTH if length else NO_BODY
-    else:
-        head.framing = default
+        return (LENGTH if length else NO_BODY), length
+    return default, None
 
 
 def _keep_alive(version: bytes, tokens: Any) -> bool:

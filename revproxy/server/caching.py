@@ -7,8 +7,6 @@ Every response that passes through the cache tier carries a ``Cache-Status`` (RF
 
 from __future__ import annotations
 
-import copy
-
 from twisted.logger import Logger
 
 from revproxy.cache import freshness, ranges, validation
@@ -66,9 +64,7 @@ def _has_range(headers) -> bool:
 
 def _without_range(head):
     """A copy of a request head asking for the whole representation."""
-    whole = copy.copy(head)
-    whole.headers = [h for h in head.headers if h[0] not in (b"range", b"if-range")]
-    return whole
+    return head.replace(headers=[h for h in head.headers if h[0] not in (b"range", b"if-range")])
 
 
 class _Discard:

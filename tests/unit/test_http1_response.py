@@ -98,7 +98,7 @@ class TestStatusLine:
         events = run([b"GET"], [data])
         head = events[0]
         assert (head.status, head.reason, head.version) == (404, b"Not  Found", b"1.1")
-        assert head.headers == [(b"x-a", b"b"), (b"content-length", b"0")]
+        assert head.headers == ((b"x-a", b"b"), (b"content-length", b"0"))
         assert events[1:] == [END]
 
     @pytest.mark.parametrize("line", [b"HTTP/1.1 200", b"HTTP/1.1 200 "])
