@@ -178,10 +178,13 @@ class ProxyRequest(CachingMixin, MemberExchange):
         if head.status >= 500:
             self._member_done(False)
             reason = choice.retry_reason(status=head.status)
+            # Detach this exchange first: a retry may send at once on a pooled connection,
+            # which then becomes self._upstream and must not be the one aborted.
+            conn, self._upstream = self._upstream, None
             if self._retry(reason, True, "answered %d" % head.status):
-                conn, self._upstream = self._upstream, None
                 conn.abort()  # the rest of that answer is not wanted
                 return
+            self._upstream = conn
         if head.status == 101:
             if self._upgrade is None:
                 self._upstream.abort()
