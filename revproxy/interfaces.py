@@ -168,3 +168,125 @@ class ICacheStoreFactory(Interface):
         reads the time with ``reactor.seconds()`` (tests pass a ``task.Clock``) and may use
         the reactor's other interfaces it provides (TCP, threads). Raises ValueError with a
         readable message for bad options; start-up then fails naming the option."""
+
+
+class IResponseSink(Interface):
+    """Where one request's answer goes: the client connection's HTTP/1.1 writer, or a
+    background revalidation that drops it (``DiscardSink``). Stages write only here; nothing
+    fakes a connection. Called from the reactor thread.
+
+    The order is ``informational()``* then ``start()`` (or ``start_prepared()``), ``write()``*,
+    then ``finish()`` or ``abort()``; after either the sink tells the request
+    (``response_done()``) once.
+    """
+
+    started = Attribute("bool: ``start`` was called (the status line is committed).")
+    status = Attribute("int: the status started (0 before); the access log reads it.")
+    bytes_sent = Attribute("int: body bytes accepted by ``write``.")
+    keep_alive = Attribute("bool: the connection stays open after this response (settable "
+                           "before ``start``; False closes it after the response).")
+    writing_paused = Attribute("bool: the receiver is not keeping up: spool what follows.")
+    pending_head = Attribute("bytes or None: the serialised head ``start`` holds back until "
+                             "the first body bytes (a cache reuses it with ``start_prepared``).")
+
+    def informational(status, reason, headers):
+        """Relay a 1xx (not 100, not 101) before the final response. Returns None."""
+
+    def start(status, reason, headers, content_length=None):
+        """Start the final response. ``headers``: (bytes, bytes) pairs without framing
+        fields; ``content_length`` the body length when known (None: chunked, or close-
+        delimited for HTTP/1.0). Returns None."""
+
+    def start_prepared(status, head, content_length):
+        """Start with a head serialised earlier by ``start`` for the same request shape."""
+
+    def write(data):
+        """One piece of the body (bytes). Returns None."""
+
+    def flush():
+        """Send what is held back now (the backend has nothing more for the moment)."""
+
+    def finish():
+        """The body is complete."""
+
+    def abort(reason):
+        """The answer cannot be completed: the receiver must see a broken message."""
+
+    def send_continue():
+        """``100 Continue`` for a request that asked for it, once it is accepted."""
+
+    def start_tunnel(upstream):
+        """After a started 101: relay bytes both ways with ``upstream`` (an
+        ``UpstreamConnection``) until either side closes."""
+
+    def registerProducer(producer, streaming):
+        """The relay feeding this sink: it is paused and resumed with the receiver."""
+
+    def unregisterProducer():
+        """The relay is done."""
+
+
+class IRequestHook(Interface):
+    """A pipeline hook: code that sees each connection and request at fixed points and may
+    answer instead of the backend. Built by an ``IRequestHookFactory`` named in ``[[hooks]]``.
+
+    Every phase method returns None to let the request continue, a
+    ``revproxy.pipeline.hooks.Answer`` to answer it (the first answer ends the phase: later
+    hooks and stages are skipped), or a Deferred firing with one of those when it must wait
+    (the request waits; the synchronous case creates no Deferred). A phase method that raises,
+    or whose Deferred fails, answers 500 (the failure is logged). Hooks run in the reactor
+    thread, in configuration order, and must not block. A hook may implement only some
+    phases: subclass ``revproxy.pipeline.hooks.RequestHook`` and the phases it does not
+    override cost nothing.
+
+    ``ctx`` is the request's ``revproxy.pipeline.context.RequestContext``: read it, never
+    change its head; ``ctx.note(key, value)`` passes facts to later phases.
+    """
+
+    name = Attribute("str: the hook's name, for logs.")
+
+    def connection_made(peer):
+        """A client connected (``peer``: ``PeerFacts``: address, scheme, listener, TLS facts);
+        nothing has been read yet. An Answer is sent as the only response and the connection
+        closed (use 403 or 429, say)."""
+
+    def request_head(ctx):
+        """The head is parsed and checked, the route chosen (``ctx.route``); the body (if any)
+        has not been accepted yet (no 100-continue sent). Rate limits, firewall phase 1."""
+
+    def request_body(ctx):
+        """The whole body is buffered: ``ctx.body`` is a ``BodyView`` (``size``,
+        ``read(limit)``), None-sized for bodiless requests. Firewall phase 2."""
+
+    def upstream_request(ctx, headers):
+        """Just before the request goes to a member: ``headers`` is the list of (name, value)
+        pairs that will be sent (forwarding headers included; framing fields are added
+        after). The hook may change it in place. Not called for cache hits."""
+
+    def response_head(ctx, response):
+        """The backend's final answer head: ``response`` is a ``ResponseView`` (``status``,
+        ``reason``, ``headers`` as about to be sent, changeable in place). An Answer replaces
+        the backend's response (its body is dropped, nothing is stored in the cache). Not
+        called for cache hits or 101 tunnels."""
+
+    def response_body(ctx, data):
+        """One piece of the backend's body, as it passes (the head is already out). Returns
+        None to go on; anything else cuts the response (the client sees a broken message)
+        and is logged as the reason. Synchronous only."""
+
+    def request_end(ctx, status):
+        """The request is over (answered, failed or the client left; ``status`` as logged).
+        The return value is ignored. Synchronous only."""
+
+
+class IRequestHookFactory(Interface):
+    """A plugin offering a pipeline hook under a name."""
+
+    name = Attribute("str: the name the config uses (``[[hooks]] plugin = \"name\"``).")
+    description = Attribute("str: one line for ``--help`` and error messages.")
+
+    def build(options, reactor):
+        """A new ``IRequestHook``. ``options`` is a dict of the entry's ``options`` table
+        (plain TOML values); ``reactor`` provides ``IReactorTime`` at least (tests pass a
+        ``task.Clock``). Raises ValueError with a readable message for bad options; start-up
+        (and a reload) then fails naming the hook and the option."""

@@ -15,7 +15,9 @@ from twisted.python import usage
 
 from revproxy.config.errors import ConfigError
 from revproxy.balancing.registry import balancer_factories
-from revproxy.config.load import apply_overrides, check_balancers, load_config, quick_config
+from revproxy.config.load import (
+    apply_overrides, check_balancers, check_hooks, load_config, quick_config,
+)
 
 log = Logger(namespace="revproxy")
 
@@ -62,6 +64,11 @@ class Options(usage.Options):
                                          self["upstream"], self["cache"])
             check_balancers(config, {name: factory.description
                                      for name, factory in balancer_factories().items()})
+            if config.hooks:
+                from revproxy.pipeline.registry import hook_factories
+
+                check_hooks(config, {name: factory.description
+                                     for name, factory in hook_factories().items()})
         except ConfigError as e:
             # A config error is not a usage error: say what is wrong, not the whole --help.
             raise SystemExit("revproxy: bad configuration: %s" % e)
@@ -125,7 +132,7 @@ def build(config, reactor, randbytes=None, batch_writes=True):
         backends[pool.name] = BalancedPool(reactor, pool, limits, deadlines, outbox, balancer)
     runtime = Runtime(
         config, reactor, stats, budget, temp_dir, access_log, backends, randbytes, deadlines, outbox,
-        _cache(config, reactor),
+        _cache(config, reactor), _hooks(config, reactor),
     )
     resolvers = [MemberResolver(reactor, reactor.nameResolver, b) for b in backends.values()]
     holder = RuntimeHolder(runtime)
@@ -139,6 +146,16 @@ def build(config, reactor, randbytes=None, batch_writes=True):
         for index, port in enumerate(config.demo.ports):
             sites.append(("tcp:%d:interface=127.0.0.1" % port, demo_site("demo-%d" % (index + 1))))
     return ProxyService(reactor, holder, resolvers, sites, watchers)
+
+
+def _hooks(config, reactor):
+    """The configured pipeline hooks (``[[hooks]]``), or exit naming the bad entry."""
+    from revproxy.pipeline.registry import build_hooks
+
+    try:
+        return build_hooks(config, reactor)
+    except (ValueError, TypeError) as e:
+        raise SystemExit("revproxy: bad configuration: %s" % e)
 
 
 def _cache(config, reactor):

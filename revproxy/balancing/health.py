@@ -99,12 +99,6 @@ class OutlierState:
         """The member is serving an ejection period at ``now``."""
         return self.state == EJECTED and now < self.ejection_ends  # type: ignore[operator]
 
-    def may_return(self, now: float) -> bool:
-        """The ejection period is over (the member is, or may now become, ``probing``)."""
-        return self.state == PROBING or (
-            self.state == EJECTED and now >= self.ejection_ends  # type: ignore[operator]
-        )
-
     def available(self, now: float) -> bool:
         """May a real request be sent: healthy, or probing with the trial not yet taken.
         Moves an expired ejection to ``probing``. A pool with active probes treats

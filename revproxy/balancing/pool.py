@@ -118,12 +118,6 @@ class BalancedPool:
             self._trial_pending = False
         return self.balancer.pick(candidates, facts), None
 
-    def member_named(self, name):
-        for member in self.members:
-            if member.name == name:
-                return member
-        return None
-
     # -- bookkeeping ---------------------------------------------------------------------------
     def started(self, member):
         member.state.started(self._clock.seconds())

@@ -72,6 +72,3 @@ class RoundRobinBalancer:
     def finished(self, member, ok, duration):
         pass
 
-
-# The core builds ``RoundRobin()`` and calls ``pick(members)``; keep that name working.
-RoundRobin = RoundRobinBalancer

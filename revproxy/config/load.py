@@ -18,6 +18,7 @@ except ImportError:  # Python < 3.11 (PyPy 3.9): the same parser, packaged separ
     import tomli as tomllib  # type: ignore[no-redef]
 
 from revproxy.config.errors import NO_VALUE, ConfigError
+from revproxy.config.hooks import parse_hooks
 from revproxy.config.model import Cache, Config, Pool, Route
 from revproxy.config.reader import Table
 from revproxy.config.routes import parse_pools, parse_routes, table_key
@@ -38,6 +39,7 @@ __all__ = [
     "ConfigError",
     "apply_overrides",
     "check_balancers",
+    "check_hooks",
     "embedded_config_text",
     "load_config",
     "parse_config",
@@ -49,6 +51,7 @@ COMMAND_LINE_SOURCE = "<command line>"
 CLI_NAME = "cli"
 TOP_LEVEL_KEYS = (
     "server", "limits", "buffering", "logging", "pools", "routes", "demo", "admin", "cache",
+    "hooks",
 )
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
 
@@ -108,7 +111,9 @@ def parse_config(data: Dict[str, Any], source: str) -> Config:
     demo = parse_demo(root)
     admin = parse_admin(root)
     cache = parse_cache(root)
+    hooks = parse_hooks(root)
     return Config(
+        hooks=hooks,
         cache=cache,
         source=source,
         server=server,
@@ -120,6 +125,15 @@ def parse_config(data: Dict[str, Any], source: str) -> Config:
         demo=demo,
         admin=admin,
     )
+
+
+def check_hooks(config: Config, known: Mapping[str, str]) -> None:
+    """Refuse a ``[[hooks]]`` entry whose ``plugin`` names no hook plugin in ``known``."""
+    names = ", ".join(sorted(known)) or "(no hook plugin is installed)"
+    for index, entry in enumerate(config.hooks):
+        if entry.plugin not in known:
+            raise ConfigError(config.source, "[[hooks]] #%d plugin" % (index + 1), entry.plugin,
+                              "expected one of: " + names)
 
 
 def check_balancers(config: Config, known: Mapping[str, str]) -> None:

@@ -179,6 +179,14 @@ class Admin:
 
 
 @dataclass(frozen=True)
+class HookEntry:
+    """One ``[[hooks]]`` entry: the plugin's name and its options (sorted (key, value) pairs)."""
+
+    plugin: str
+    options: Tuple[Tuple[str, object], ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     source: str  # file the config came from ("<embedded>", "<command line>", or a path)
     server: Server = field(default_factory=Server)
@@ -190,6 +198,7 @@ class Config:
     demo: Demo = field(default_factory=Demo)
     admin: Admin = field(default_factory=Admin)
     cache: Cache = field(default_factory=Cache)
+    hooks: Tuple[HookEntry, ...] = ()  # pipeline hooks, in the order they run
 
     def pool(self, name: str) -> Pool:
         for pool in self.pools:

@@ -1,8 +1,11 @@
-"""The cache tier of a request: hits, revalidation, collapsing, filling, invalidation.
+"""The cache stage of a request: hits, revalidation, collapsing, filling, invalidation.
 
-A mixin of ``ProxyRequest`` (``revproxy.server.proxy``), like ``exchange``: it relies on the
-request's attributes and calls back into its path (``_dispatch``, ``writer``, ``_reply``).
-Every response that passes through the cache tier carries a ``Cache-Status`` (RFC 9211).
+``CacheStage`` is built by the ``ProxyRequest`` for a cacheable request and answers from the
+store through the request's response sink, or sends the request on (``owner.forward()``) and
+watches the origin's answer (``on_head`` / ``on_data`` / ``on_end`` / ``on_failed``) to store
+it, refresh an entry or serve a stale one. Every response that passes through the cache stage
+carries a ``Cache-Status`` (RFC 9211). A background revalidation is a ``ProxyRequest`` whose
+sink is a ``DiscardSink``: no client connection is faked.
 """
 
 from __future__ import annotations
@@ -67,84 +70,124 @@ def _without_range(head):
     return head.replace(headers=[h for h in head.headers if h[0] not in (b"range", b"if-range")])
 
 
-class _Discard:
-    """The client side of a background revalidation: everything written is dropped."""
+class DiscardSink:
+    """The response sink of a background revalidation: what is written is dropped; the
+    request is told when the response is complete (``IResponseSink``)."""
 
     writing_paused = False
-    client_ip = "127.0.0.1"
-    client_port = 0
-    scheme = "http"
+    keep_alive = False
+    pending_head = None
 
-    def __init__(self, runtime):
-        self.runtime = runtime
+    def __init__(self):
+        self.request = None
+        self.started = False
+        self.finished = False
+        self.status = 0
+        self.bytes_sent = 0
+
+    def informational(self, status, reason, headers):
+        pass
+
+    def start(self, status, reason, headers, content_length=None):
+        self.started = True
+        self.status = status
+
+    def start_prepared(self, status, head, content_length):
+        self.start(status, b"", (), content_length)
 
     def write(self, data):
+        self.bytes_sent += len(data)
+
+    def flush(self):
         pass
+
+    def finish(self):
+        self._end()
+
+    def abort(self, reason):
+        self._end()
+
+    def _end(self):
+        if not self.finished:
+            self.finished = True
+            request, self.request = self.request, None
+            if request is not None:
+                request.response_done()
 
     def send_continue(self):
         pass
 
-    def set_producer(self, producer):
+    def start_tunnel(self, upstream):
+        upstream.abort()
+        self._end()
+
+    def registerProducer(self, producer, streaming):
         pass
 
-    def response_done(self, keep_alive):
-        request, self.request = self.request, None
-        if request is not None:
-            request.response_done()
-
-    def abort_response(self, reason, hard=True):
-        self.response_done(False)
-
-    request = None
+    def unregisterProducer(self):
+        pass
 
 
-def background_revalidation(runtime, head, key):
-    """Revalidate ``key`` with a copy of ``head``'s request that no client waits for."""
-    from revproxy.server.writer import ResponseWriter
-
-    conn = _Discard(runtime)
-    writer = ResponseWriter(conn, head.method, head.version, False)
-    request = runtime.new_request(conn, head, writer)
-    request._background = True
-    conn.request = request
+def background_revalidation(runtime, ctx, head, key):
+    """Revalidate ``key`` with ``head`` (a request head no client waits for)."""
+    sink = DiscardSink()
+    request = runtime.new_request(ctx.peer, head, sink)
+    request.background = True
+    sink.request = request
     request.begin()
-    if not request._done:
+    if not request.done:
         request.body_end()
 
 
-class CachingMixin:
-    __slots__ = ()
+class CacheStage:
+    """The cache tier's part of one GET/HEAD request on a caching route."""
+
+    __slots__ = ("owner", "rt", "cache", "ctx", "head", "sink", "state")
+
+    def __init__(self, owner):
+        self.owner = owner
+        self.rt = owner.rt
+        self.cache = owner.rt.cache
+        self.ctx = owner.ctx
+        self.head = owner.ctx.head
+        self.sink = owner.sink
+        self.state = None
+
+    @staticmethod
+    def applies(rt, route, method):
+        return rt.cache is not None and route.cache and method in _CACHED_METHODS
+
+    @property
+    def _rid(self):
+        return self.ctx.request_id.decode("ascii", "replace")
 
     # -- before the origin -------------------------------------------------------------------
-    def _cache_applies(self):
-        return (self.rt.cache is not None and self.route.cache
-                and self.head.method in _CACHED_METHODS)
+    def begin(self):
+        ctx = self.ctx
+        key = primary_key(ctx.peer.scheme.encode("ascii"), self.head.host, ctx.path, ctx.query,
+                          self.rt.cache_key_settings(ctx.route), self.head.headers)
+        self.state = CacheState(key)
+        self._lookup()
 
-    def _cache_begin(self):
-        head = self.head
-        key = primary_key(b"http", head.host, self._path, self._query,
-                          self.rt.cache_key_settings(self.route), head.headers)
-        self._cache = CacheState(key)
-        self._cache_lookup()
-
-    def _cache_lookup(self):
-        found = self.rt.cache.lookup(self._cache.key, self.head.headers)
+    def _lookup(self):
+        found = self.cache.lookup(self.state.key, self.head.headers)
         if isinstance(found, Found):
-            self._cache_found(found)
+            self._found(found)
             return
-        found.addCallback(self._cache_found)
-        found.addErrback(self._cache_broken)
+        found.addCallback(self._found)
+        found.addErrback(self._broken)
 
-    def _cache_broken(self, failure):
+    def _broken(self, failure):
         log.failure("rid={rid} cache lookup failed; going to the origin", failure, rid=self._rid)
-        if not self._done:
-            self._cache.fwd = "miss"
-            self._dispatch()
+        if not self.owner.done:
+            self.state.fwd = "miss"
+            self.owner.forward()
 
-    def _cache_found(self, found):
-        if self._done:
+    def _found(self, found):
+        owner = self.owner
+        if owner.done:
             return
-        cache, state = self.rt.cache, self._cache
+        cache, state = self.cache, self.state
         now = self.rt.clock.seconds()
         entry = found.entry
         if entry is not None:
@@ -152,207 +195,220 @@ class CachingMixin:
             state.decision = decision
             if decision.usable:
                 cache.metrics["hits"] += 1
-                self._serve_entry(entry, decision.age, _hit_status(decision.ttl, state.collapsed))
+                self.serve_entry(entry, decision.age, _hit_status(decision.ttl, state.collapsed))
                 return
             if decision.kind == "bypass":
                 state.fwd = "request"
-                self._dispatch()
+                owner.forward()
                 return
             if decision.only_if_cached:
-                self._reply(504, "only-if-cached and the stored response is stale")
+                owner.reply(504, "only-if-cached and the stored response is stale")
                 return
-            if (decision.kind == "revalidate" and not self._background
+            if (decision.kind == "revalidate" and not owner.background
                     and freshness.within_swr(decision, entry.headers,
                                              default=cache.settings.stale_while_revalidate)):
                 # RFC 5861: serve it now and revalidate in the background, once per key.
                 cache.metrics["stale_served"] += 1
-                self._serve_entry(entry, decision.age, cache_status(
+                self.serve_entry(entry, decision.age, cache_status(
                     hit=True, ttl=decision.ttl, detail="stale-while-revalidate"))
                 if cache.begin_refresh(state.key):
-                    background_revalidation(self.rt, self.head, state.key)
+                    background_revalidation(self.rt, self.ctx, self.head, state.key)
                 return
             state.entry = entry
             state.revalidating = True
             state.fwd = "request" if decision.by_request else "stale"
-            self._dispatch()
+            owner.forward()
             return
-        if self._cache_only_if_cached():
-            self._reply(504, "only-if-cached and nothing stored")
+        if self._only_if_cached():
+            owner.reply(504, "only-if-cached and nothing stored")
             return
         cache.metrics["misses"] += 1
         state.fwd = found.fwd
-        if not self._background and _has_range(self.head.headers):
+        if not owner.background and _has_range(self.head.headers):
             # A ranged miss goes to the origin as is (the client never waits for a whole
             # video); the whole object is fetched for the cache in the background.
             if cache.begin_refresh(state.key):
-                background_revalidation(self.rt, _without_range(self.head), state.key)
-            self._dispatch()
+                background_revalidation(self.rt, self.ctx, _without_range(self.head), state.key)
+            owner.forward()
             return
         waiter = cache.join_fill(state.key)
         if waiter is not None:
-            waiter.addCallbacks(self._cache_fill_ended, self._cache_fill_timeout)
+            waiter.addCallbacks(self._fill_ended, self._fill_timeout)
             return
         cache.start_fill(state.key)
         state.filling = True
-        self._dispatch()
+        owner.forward()
 
-    def _cache_only_if_cached(self):
+    def _only_if_cached(self):
         return any(name == b"cache-control" and b"only-if-cached" in value.lower()
                    for name, value in self.head.headers)
 
-    def _cache_fill_ended(self, _):
+    def _fill_ended(self, _):
         """The fetch we waited for ended: look again (a hit now, or our turn to fetch)."""
-        self._cache.collapsed = True
-        if not self._done:
-            self._cache_lookup()
+        self.state.collapsed = True
+        if not self.owner.done:
+            self._lookup()
 
-    def _cache_fill_timeout(self, failure):
-        if not self._done:
+    def _fill_timeout(self, failure):
+        if not self.owner.done:
             log.info("rid={rid} waited lock_timeout for another fetch; going to the origin",
                      rid=self._rid)
-            self._dispatch()
+            self.owner.forward()
 
-    def _cache_request_headers(self, headers):
+    def request_headers(self, headers):
         """While revalidating, the conditional headers are ours (RFC 9111 §4.3.1)."""
-        state = self._cache
+        state = self.state
         if state is None or not state.revalidating:
             return headers
         headers = [h for h in headers if h[0] not in _CONDITIONALS]
         return headers + validation.revalidation_headers(state.entry.headers)
 
+    @property
+    def status_header(self):
+        return self.state.status_header if self.state is not None else None
+
     # -- the origin answers --------------------------------------------------------------------
-    def _cache_head(self, head):
-        """Called with the response head; True when the cache tier answered instead."""
-        state = self._cache
-        state.request_time = self.upstream_started or self.rt.clock.seconds()
+    def on_head(self, head, upstream_started):
+        """The origin's final response head; True when the cache stage answered instead."""
+        state = self.state
+        state.head = head
+        state.request_time = upstream_started or self.rt.clock.seconds()
+        cache = self.cache
         if state.revalidating:
             if head.status == 304:
-                fresh = self.rt.cache.updated(state.entry, head.headers, state.request_time,
-                                              self.rt.clock.seconds())
-                state.entry = fresh
+                state.entry = cache.updated(state.entry, head.headers, state.request_time,
+                                            self.rt.clock.seconds())
                 state.status_header = cache_status(fwd=state.fwd, fwd_status=304)
-                return True  # served at upstream_end, when the exchange is over
+                return True  # served at on_end, when the exchange is over
             if head.status >= 500 and freshness.within_sie(
                     state.decision, state.entry.headers, self.head.headers,
-                    default=self.rt.cache.settings.stale_if_error):
-                self.rt.cache.metrics["stale_served"] += 1
+                    default=cache.settings.stale_if_error):
+                cache.metrics["stale_served"] += 1
                 entry = state.entry
                 state.revalidating = False
-                self._abandon_upstream()
-                self._serve_entry(entry, state.decision.age, cache_status(
+                self.owner.abandon_upstream()
+                self.serve_entry(entry, state.decision.age, cache_status(
                     fwd=state.fwd, fwd_status=head.status, detail="stale-if-error"))
                 return True
-        ok, why = self.rt.cache.may_store(self.head.method, head.status, self.head.headers,
-                                          head.headers, self.route.cache_ttl)
+        ok, why = cache.may_store(self.head.method, head.status, self.head.headers,
+                                  head.headers, self.ctx.route.cache_ttl)
         length = head.content_length
-        state.store = ok and (length is None or length <= self.rt.cache.settings.max_object)
+        state.store = ok and (length is None or length <= cache.settings.max_object)
         if state.store:
             state.tee = []
         state.status_header = cache_status(fwd=state.fwd or "miss", fwd_status=head.status,
                                            stored=state.store)
         return False
 
-    def _cache_data(self, data):
-        state = self._cache
+    def on_data(self, data):
+        state = self.state
+        if state.tee is None:
+            return
         state.tee_size += len(data)
-        if state.tee_size > self.rt.cache.settings.max_object:
+        if state.tee_size > self.cache.settings.max_object:
             state.tee = None
             state.store = False
         else:
             state.tee.append(data)
 
-    def _cache_end(self, head):
-        """The exchange completed; True when the cache tier answers (a 304 revalidation)."""
-        state = self._cache
+    def on_end(self):
+        """The exchange completed; True when the cache stage answers (a 304 revalidation)."""
+        state = self.state
+        head = state.head
         if state.revalidating and state.entry is not None and state.status_header is not None \
-                and not self.writer.started:
-            self._serve_entry(state.entry, 0.0, state.status_header)
+                and not self.sink.started:
+            self.serve_entry(state.entry, 0.0, state.status_header)
             return True
         if state.store and state.tee is not None:
-            self.rt.cache.put_response(
+            self.cache.put_response(
                 state.key, self.head.headers, head.status, head.reason,
                 self.rt.cache_headers(head.headers), b"".join(state.tee), state.request_time,
-                self.rt.clock.seconds(), self.route.cache_ttl)
+                self.rt.clock.seconds(), self.ctx.route.cache_ttl)
             state.tee = None
         return False
 
-    def _cache_finished(self):
+    def finished(self):
         """The request is over: release requests waiting for this fetch."""
-        state = self._cache
-        if state is not None and state.filling:
+        state = self.state
+        if state is None:
+            return
+        if state.filling:
             state.filling = False
-            self.rt.cache.end_fill(state.key)
-        if state is not None and self._background:
-            self.rt.cache.end_refresh(state.key)
+            self.cache.end_fill(state.key)
+        if self.owner.background:
+            self.cache.end_refresh(state.key)
 
-    def _cache_failed(self, error):
+    def on_failed(self):
         """The origin failed or no member could take the request; True when a stale
         response was served instead (RFC 5861 stale-if-error)."""
-        state = self._cache
-        if state is None or not state.revalidating or self._done:
+        state = self.state
+        if state is None or not state.revalidating or self.owner.done:
             return False
         if not freshness.within_sie(state.decision, state.entry.headers, self.head.headers,
-                                    default=self.rt.cache.settings.stale_if_error):
+                                    default=self.cache.settings.stale_if_error):
             return False
-        self.rt.cache.metrics["stale_served"] += 1
+        self.cache.metrics["stale_served"] += 1
         state.revalidating = False
-        self._serve_entry(state.entry, state.decision.age, cache_status(
+        self.serve_entry(state.entry, state.decision.age, cache_status(
             fwd=state.fwd, detail="stale-if-error"))
         return True
 
-    def _cache_invalidate(self, head):
-        """An unsafe method succeeded: drop the URI and same-origin Location/Content-Location."""
-        uri = effective_uri(b"http", self.head.host, self._path, self._query)
-        targets = validation.invalidation_targets(self.head.method, head.status, uri, head.headers)
-        if targets:
-            self.rt.cache.invalidate(targets)
-
     # -- answering from the cache ------------------------------------------------------------
-    def _serve_entry(self, entry, age, status_header):
+    def serve_entry(self, entry, age, status_header):
         """Answer from a stored response: Age, Cache-Status, client conditionals, HEAD."""
-        headers = self.rt.cache.served_headers(entry, self.rt.via_field) + [
+        head = self.head
+        headers = self.cache.served_headers(entry, self.rt.via_field) + [
             (b"age", b"%d" % max(0, int(age))), (b"cache-status", status_header)]
         conditional = None
-        if any(h[0] in _CONDITIONALS for h in self.head.headers):
-            conditional = validation.client_conditional(self.head.headers, entry.headers,
-                                                        self.head.method)
-        writer = self.writer
+        if any(h[0] in _CONDITIONALS for h in head.headers):
+            conditional = validation.client_conditional(head.headers, entry.headers, head.method)
+        sink = self.sink
         if conditional is not None:
             kept = [h for h in headers if h[0] not in (b"content-length", b"content-type",
                                                         b"content-encoding", b"content-range")]
-            writer.start(conditional, b"Not Modified" if conditional == 304
-                         else b"Precondition Failed", kept, 0 if conditional == 412 else None)
-            writer.finish()
+            sink.start(conditional, b"Not Modified" if conditional == 304
+                       else b"Precondition Failed", kept, 0 if conditional == 412 else None)
+            sink.finish()
             return
         ranged = None
-        if _has_range(self.head.headers):
-            ranged = ranges.range_response(entry.status, headers, entry.body, self.head.headers,
-                                           self.head.method)
+        if _has_range(head.headers):
+            ranged = ranges.range_response(entry.status, headers, entry.body, head.headers,
+                                           head.method)
         if ranged is not None:
             status, headers, body = ranged
-            writer.start(status, b"Partial Content" if status == 206
-                         else b"Range Not Satisfiable", headers, len(body))
-            writer.write(body)
-            writer.finish()
+            sink.start(status, b"Partial Content" if status == 206
+                       else b"Range Not Satisfiable", headers, len(body))
+            sink.write(body)
+            sink.finish()
             return
         self._start_full(entry, headers, int(age), status_header)
-        writer.write(entry.body)
-        writer.finish()
+        sink.write(entry.body)
+        sink.finish()
 
     def _start_full(self, entry, headers, age, status_header):
         """Start a full 200-style answer from ``entry``; the serialised head is remembered for
         the hits that follow within the same second (same Age, same Cache-Status)."""
-        writer, head = self.writer, self.head
+        sink, head = self.sink, self.head
         if self.rt.stats.shutting_down or entry.status in (204, 304) or entry.status < 200:
-            writer.start(entry.status, entry.reason, headers, len(entry.body))
+            sink.start(entry.status, entry.reason, headers, len(entry.body))
             return
-        key = (id(entry), age, status_header, head.method, head.version, writer.keep_alive)
+        key = (id(entry), age, status_header, head.method, head.version, sink.keep_alive)
         known = _HEADS.get(key)
         if known is not None and known[0] is entry:
-            writer.start_prepared(entry.status, known[1], len(entry.body))
+            sink.start_prepared(entry.status, known[1], len(entry.body))
             return
-        writer.start(entry.status, entry.reason, headers, len(entry.body))
-        if writer.pending_head is not None:
+        sink.start(entry.status, entry.reason, headers, len(entry.body))
+        if sink.pending_head is not None:
             if len(_HEADS) >= 4096:
                 _HEADS.clear()
-            _HEADS[key] = (entry, writer.pending_head)
+            _HEADS[key] = (entry, sink.pending_head)
+
+
+def invalidate_after(rt, ctx, response_head):
+    """An unsafe method succeeded: drop the URI and same-origin Location/Content-Location
+    (RFC 9111 §4.4)."""
+    uri = effective_uri(ctx.peer.scheme.encode("ascii"), ctx.head.host, ctx.path, ctx.query)
+    targets = validation.invalidation_targets(ctx.head.method, response_head.status, uri,
+                                              response_head.headers)
+    if targets:
+        rt.cache.invalidate(targets)

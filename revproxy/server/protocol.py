@@ -12,6 +12,8 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 
 from revproxy.http1.errors import ProtocolError
+from revproxy.pipeline.context import PeerFacts
+from revproxy.pipeline.hooks import run_phase
 from revproxy.http1.parser import CLOSED, END, NEED_DATA, PAUSED, RequestParser
 from revproxy.server import replies
 from revproxy.server.accesslog import AccessRecord
@@ -27,9 +29,11 @@ _HEADER, _BODY, _IDLE, _SEND = "header", "body", "idle", "send"
 class ClientConnection(DeadlineMixin, Protocol):
     """One client connection. ``runtime`` is the config snapshot it was accepted under."""
 
-    def __init__(self, runtime, scheme="http"):
+    def __init__(self, runtime, scheme="http", listener=""):
         self.runtime = runtime
         self.scheme = scheme
+        self.listener = listener
+        self.peer = None
         self.client_ip = ""
         self.client_port = 0
         self._clock = runtime.clock
@@ -54,6 +58,7 @@ class ClientConnection(DeadlineMixin, Protocol):
         peer = transport.getPeer()
         self.client_ip = getattr(peer, "host", "") or ""
         self.client_port = getattr(peer, "port", 0) or 0
+        self.peer = PeerFacts(self.client_ip, self.client_port, self.scheme, self.listener)
         if not self.runtime.stats.connection_opened(self):
             log.warn("{ip} refused: connection ceiling reached", ip=self.client_ip)
             self._abort()
@@ -66,6 +71,28 @@ class ClientConnection(DeadlineMixin, Protocol):
             pass
         transport.registerProducer(self, True)
         self._arm(self._limits.header_timeout, _HEADER)
+        hooks = self.runtime.hooks.connection_made
+        if hooks:
+            self._pause_reading()  # nothing is parsed before the hooks let the connection in
+            run_phase(hooks, (self.peer,), self._admitted, self._refused, self._hook_failed)
+
+    def _admitted(self):
+        if not self._closing and self._reading_paused:
+            self._reading_paused = False
+            self.transport.resumeProducing()
+
+    def _refused(self, answer):
+        """A connection_made hook refused this client: answer it and close."""
+        if self._closing:
+            return
+        log.info("{ip} {status}: {reason}", ip=self.client_ip, status=answer.status,
+                 reason=answer.reason or "refused by a hook")
+        self._closing = True
+        self.reply_and_close(answer.status, answer.reason)
+
+    def _hook_failed(self, failure):
+        log.failure("{ip}: a connection_made hook failed; closing", failure, ip=self.client_ip)
+        self._abort()
 
     def dataReceived(self, data):
         if self._tunnel is not None:
@@ -130,7 +157,7 @@ class ClientConnection(DeadlineMixin, Protocol):
         self._cancel_timer()
         writer = ResponseWriter(self, head.method, head.version, head.keep_alive)
         self._writer = writer
-        self._request = self.runtime.new_request(self, head, writer)
+        self._request = self.runtime.new_request(self.peer, head, writer)
         if self._request is not None and not writer.started and head.framing:
             self._arm(self._limits.body_timeout, _BODY)
         if self._request is not None:
@@ -336,9 +363,10 @@ class ProxyFactory(Factory):
 
     noisy = False
 
-    def __init__(self, runtime_holder, scheme="http"):
+    def __init__(self, runtime_holder, scheme="http", listener=""):
         self._holder = runtime_holder
         self._scheme = scheme
+        self._listener = listener
 
     def buildProtocol(self, addr):
-        return ClientConnection(self._holder.current, self._scheme)
+        return ClientConnection(self._holder.current, self._scheme, self._listener)

@@ -1,4 +1,22 @@
-"""One request's journey: check, route, buffer the body, pick a member, send, relay, log."""
+"""One request's life cycle: the stages and hook phases from its head to the access-log line.
+
+```
+begin       checks (405 CONNECT, 508 loop, target, route 404, 413 on Content-Length, Upgrade)
+            -> request_head hooks -> 100-continue
+body        spooled (revproxy.upstream.spool) -> request_body hooks
+cache       CacheStage (revproxy.server.caching) when the route caches GET/HEAD: a hit answers
+            through the sink; a miss or a revalidation calls forward()
+forward     upstream_request hooks rewrite the header list -> MemberExchange
+            (revproxy.server.exchange) finds a member and a final answer
+response    response_head hooks -> the sink (client writer or DiscardSink); body pieces
+            through response_body hooks, straight or through a Relay (spool) to the sink
+end         request_end hooks, access log
+```
+
+A hook may answer (``revproxy.pipeline.hooks.Answer``) at any phase before the response
+started; the request then goes no further. ``ProxyRequest`` owns the request's resources
+(the body spool, the relay) and frees them once, in ``response_done``.
+"""
 
 from __future__ import annotations
 
@@ -6,91 +24,89 @@ from twisted.logger import Logger
 
 from revproxy.http1 import serialize
 from revproxy.http1.errors import ProtocolError
-from revproxy.http1.parser import NO_BODY, LENGTH
+from revproxy.http1.parser import LENGTH, NO_BODY
+from revproxy.pipeline.context import BodyView, RequestContext
+from revproxy.pipeline.hooks import Answer, ResponseView, run_phase
 from revproxy.routing.normalize import normalize_target
 from revproxy.server import replies
 from revproxy.server.accesslog import AccessRecord
-from revproxy.server.caching import UNSAFE_METHODS, CachingMixin
+from revproxy.server.caching import UNSAFE_METHODS, CacheStage, invalidate_after
 from revproxy.server.exchange import MemberExchange
-from revproxy.balancing import choice
 from revproxy.upstream import errors
 from revproxy.upstream.relay import Relay
 
 log = Logger(namespace="revproxy.proxy")
 
 _BODY_METHODS = frozenset([b"POST", b"PUT", b"PATCH"])
+_END = object()  # marks the end of a response held while response_head hooks decide
 
 
-class ProxyRequest(CachingMixin, MemberExchange):
+class ProxyRequest:
     """Drives one request from its head to the access-log line.
 
     The connection calls ``begin()`` when the head is parsed, ``body_data()`` / ``body_end()``
     as the body arrives (``body_end()`` comes for every request, body or not), then
-    ``response_done()`` once the response is complete, or ``connection_lost()``.
+    ``response_done()`` once the response is complete, or ``connection_lost()``. ``sink`` is
+    the ``IResponseSink`` the answer goes to.
     """
 
     __slots__ = (
-        "conn", "rt", "head", "writer", "started_at", "route", "request_id", "member",
-        "attempts", "upstream_started", "upstream_time", "_early", "_body", "_body_size",
-        "_upstream", "_relay", "_upgrade", "_outgoing", "_done", "_reused", "_tried",
-        "_pool", "_facts", "_member_busy", "_queued", "_last_error", "_head_at",
-        "_fresh_retried", "_path", "_debug", "_cache", "_query", "_background",
+        "rt", "ctx", "head", "sink", "done", "background", "exchange", "cache",
+        "_early", "_body", "_body_size", "_body_ended", "_waiting", "_relay", "_upgrade",
+        "_debug", "_held",
     )
 
-    def __init__(self, conn, runtime, head, writer):
-        self.conn = conn
+    def __init__(self, runtime, peer, head, sink):
         self.rt = runtime
+        self.ctx = RequestContext(head, peer, runtime.clock.seconds())
         self.head = head
-        self.writer = writer
-        self.started_at = runtime.clock.seconds()
-        self.route = None
-        self.request_id = b"-"
-        self.member = None
-        self.attempts = 0
-        self.upstream_started = None
-        self.upstream_time = None
-        self._early = None  # (status, reason) to answer once a bodiless request is fully read
+        self.sink = sink
+        self.done = False
+        self.background = False  # a background revalidation: no client waits
+        self.exchange = None  # the MemberExchange, once forwarded
+        self.cache = None  # the CacheStage, when the cache tier handles this request
+        self._early = None  # an Answer for a bodiless request, sent at body_end
         self._body = None  # spool of the request body
         self._body_size = 0
-        self._upstream = None  # the UpstreamConnection in use
+        self._body_ended = False
+        self._waiting = False  # a hook phase has not decided yet
         self._relay = None
         self._upgrade = None
-        self._outgoing = None  # (head bytes, body) as sent, kept for a retry
-        self._done = False
-        self._reused = False
-        self._tried = None  # members already tried for this request
-        self._pool = None  # the BalancedPool of the route
-        self._facts = None  # RequestFacts for the policy
-        self._member_busy = False  # pool.started() called, pool.finished() not yet
-        self._queued = False  # waiting in the pool's queue for a member slot
-        self._last_error = None
-        self._head_at = None  # when the current member's response head arrived
-        self._fresh_retried = False
-        self._path = "/"  # the normalised path
         self._debug = False  # a debug client asked for the decision header
-        self._cache = None  # CacheState when the cache tier handles this request
-        self._query = None  # the raw query (str) or None
-        self._background = False  # a background revalidation: no client waits
+        self._held = None  # response events held while response_head hooks decide
+
+    @property
+    def request_id(self):
+        return self.ctx.request_id
+
+    @property
+    def body_consumed(self):
+        """A request body streamed from disk cannot be sent a second time."""
+        return self._body is not None and self._body.in_file
 
     # -- the request arrives ---------------------------------------------------------------
     def begin(self):
-        head, rt = self.head, self.rt
-        self.request_id = rt.forwarding.request_id(head.headers, self.conn.client_ip, rt.new_request_id)
+        head, rt, ctx = self.head, self.rt, self.ctx
+        ctx.request_id = rt.forwarding.request_id(head.headers, ctx.peer.client_ip, rt.new_request_id)
         problem = self._check()
         if problem is not None:
             if head.framing == NO_BODY:
-                self._early = problem
+                self._early = Answer(problem[0], reason=problem[1])
             else:
                 self.fail_request(*problem)
             return
         if head.framing != NO_BODY:
             self._body = rt.new_request_spool()
-            if head.expect_continue:
-                self.conn.send_continue()
+        hooks = rt.hooks.request_head
+        if hooks:
+            self._waiting = True
+            run_phase(hooks, (ctx,), self._head_accepted, self._answer, self._hook_failed)
+        else:
+            self._head_accepted()
 
     def _check(self):
         """None when the request may go on, else the (status, reason) to answer."""
-        head, rt = self.head, self.rt
+        head, rt, ctx = self.head, self.rt, self.ctx
         if head.method == b"CONNECT":
             return 405, "CONNECT is not proxied"
         if rt.forwarding.via_names_us(head.headers):
@@ -99,13 +115,13 @@ class ProxyRequest(CachingMixin, MemberExchange):
             target = normalize_target(head.target, rt.config.server.allow_encoded_slash)
         except ProtocolError as e:
             return e.status, e.reason
-        self._path = target.path
-        self._query = target.query
-        self.route = rt.router.match(head.host, target.path, head.method, head.headers)
-        if self.route is None:
+        ctx.path = target.path
+        ctx.query = target.query
+        ctx.route = rt.router.match(head.host, target.path, head.method, head.headers)
+        if ctx.route is None:
             return 404, "no route matches"
         if rt.debug_clients is not None:
-            self._debug = rt.wants_decision(self.conn.client_ip, head.headers)
+            self._debug = rt.wants_decision(ctx.peer.client_ip, head.headers)
         length = head.content_length
         if length is not None and length > rt.config.limits.max_body_size:
             return 413, "Content-Length %d over max_body_size" % length
@@ -116,8 +132,17 @@ class ProxyRequest(CachingMixin, MemberExchange):
                 log.info("rid={rid} upgrade to {proto!r} ignored", rid=self._rid, proto=head.upgrade)
         return None
 
+    def _head_accepted(self):
+        self._waiting = False
+        if self.done:
+            return
+        if self._body is not None and self.head.expect_continue:
+            self.sink.send_continue()
+        if self._body_ended:
+            self._after_body()
+
     def body_data(self, data):
-        if self._done or self._body is None:
+        if self.done or self._body is None:
             return
         self._body_size += len(data)
         if self._body_size > self.rt.config.limits.max_body_size:
@@ -126,35 +151,79 @@ class ProxyRequest(CachingMixin, MemberExchange):
             self.fail_request(503, "request spool full (buffering.total_* reached)")
 
     def body_end(self):
-        if self._done:
+        if self.done:
             return
+        self._body_ended = True
         if self._early is not None:
-            status, reason = self._early
-            self._reply(status, reason)
-        elif self._cache_applies():
-            self._cache_begin()
-        else:
-            self._dispatch()
+            self._send_answer(self._early)
+        elif not self._waiting:
+            self._after_body()
 
-    # -- to the backend (choosing members: revproxy.server.exchange) ----------------------
-    def _build_outgoing(self):
-        head, rt, route = self.head, self.rt, self.route
+    def _after_body(self):
+        hooks = self.rt.hooks.request_body
+        if hooks:
+            self.ctx.body = BodyView(self._body, self._body_size)
+            self._waiting = True
+            run_phase(hooks, (self.ctx,), self._body_accepted, self._answer, self._hook_failed)
+        else:
+            self._body_accepted()
+
+    def _body_accepted(self):
+        self._waiting = False
+        if self.done:
+            return
+        ctx = self.ctx
+        if CacheStage.applies(self.rt, ctx.route, self.head.method):
+            self.cache = CacheStage(self)
+            self.cache.begin()
+        else:
+            self.forward()
+
+    # -- to the backend --------------------------------------------------------------------
+    def forward(self):
+        """Send the request on to the route's pool (the cache stage calls this on a miss)."""
+        headers = self._upstream_headers()
+        hooks = self.rt.hooks.upstream_request
+        if hooks:
+            self._waiting = True
+            run_phase(hooks, (self.ctx, headers), lambda: self._exchange(headers), self._answer,
+                      self._hook_failed)
+        else:
+            self._exchange(headers)
+
+    def _exchange(self, headers):
+        self._waiting = False
+        if self.done:
+            return
+        pool = self.rt.backends[self.ctx.route.pool]
+        self.exchange = MemberExchange(self, pool, self._outgoing(headers))
+        self.exchange.start()
+
+    def _upstream_headers(self):
+        head, rt, ctx = self.head, self.rt, self.ctx
+        route, peer = ctx.route, ctx.peer
         headers = rt.forwarding.backend_request_headers(
             head.headers,
-            client_ip=self.conn.client_ip,
-            client_port=self.conn.client_port,
-            scheme=self.conn.scheme,
+            client_ip=peer.client_ip,
+            client_port=peer.client_port,
+            scheme=peer.scheme,
             host=head.host,
             version=head.version,
-            request_id=self.request_id,
+            request_id=ctx.request_id,
             host_override=route.host_header.encode("ascii") if route.host_header else None,
             upgrade=self._upgrade,
         )
         # Bodies are buffered, so the proxy answered any Expect itself; the debug switch is ours.
         dropped = rt.request_headers_dropped
         headers = [h for h in headers if h[0] not in dropped]
-        if self._cache is not None:
-            headers = self._cache_request_headers(headers)
+        if self.cache is not None:
+            headers = self.cache.request_headers(headers)
+        return headers
+
+    def _outgoing(self, headers):
+        """(head bytes, body) as sent to every member tried: the body is bytes, a spool
+        (streamed from its file), or None."""
+        head = self.head
         body = None
         if self._body is not None:
             headers.append((b"content-length", b"%d" % self._body_size))
@@ -163,193 +232,265 @@ class ProxyRequest(CachingMixin, MemberExchange):
             headers.append((b"content-length", b"0"))
         return serialize.request_head(head.method, _origin_form(head.target), headers), body
 
-    # -- what the backend says (UpstreamConnection calls these) ----------------------------
-    def upstream_informational(self, head):
+    # -- what the exchange hands back ------------------------------------------------------
+    def exchange_informational(self, head):
         if head.status != 100:  # the proxy answered Expect itself
-            self.writer.informational(head.status, head.reason, self.rt.client_headers(head.headers))
+            self.sink.informational(head.status, head.reason, self.rt.client_headers(head.headers))
 
-    def upstream_head(self, head):
-        self._head_at = self.rt.clock.seconds()
-        pool = self._pool
-        if pool.config.load_header:
-            report = _header(head.headers, pool.load_header_name)
-            if report is not None:
-                pool.report(self.member, report.decode("latin-1"))
-        if head.status >= 500:
-            self._member_done(False)
-            reason = choice.retry_reason(status=head.status)
-            if self._retry(reason, True, "answered %d" % head.status):
-                conn, self._upstream = self._upstream, None
-                conn.abort()  # the rest of that answer is not wanted
-                return
+    def exchange_head(self, head):
         if head.status == 101:
-            if self._upgrade is None:
-                self._upstream.abort()
-                self.upstream_failed(errors.UpstreamError(errors.BAD_RESPONSE, "unrequested 101", True))
-                return
-            headers = self.rt.client_headers(head.headers)
-            headers += [(b"connection", b"upgrade"), (b"upgrade", self._upgrade)]
-            self.writer.start(101, head.reason, headers)
-            self._tunnel()
+            self._tunnel(head)
             return
-        if self._cache is not None:
-            self._cache.head = head
-            if self._cache_head(head):
+        rt = self.rt
+        if self.cache is not None:
+            if self.cache.on_head(head, self.exchange.upstream_started):
                 return
-        elif self.rt.cache is not None and self.head.method in UNSAFE_METHODS and head.status < 400:
-            self._cache_invalidate(head)
-        if head.framing == LENGTH:
-            length = head.content_length
-        elif head.framing == NO_BODY:
-            length = _declared_length(head.headers)  # HEAD / 304 keep the backend's figure
-        else:
-            length = None
-        self.writer.start(head.status, head.reason, self._response_headers(head), length)
+        elif rt.cache is not None and self.head.method in UNSAFE_METHODS and head.status < 400:
+            invalidate_after(rt, self.ctx, head)
+        headers = self._response_headers(head)
+        hooks = rt.hooks.response_head
+        if not hooks:
+            self.sink.start(head.status, head.reason, headers, _length(head))
+            return
+        view = ResponseView(head.status, head.reason, headers)
+        self._held = []
+        run_phase(hooks, (self.ctx, view), lambda: self._start_response(head, view),
+                  self._answer, self._hook_failed)
+        if self._held is not None and self.exchange.upstream is not None:
+            self.exchange.upstream.pauseProducing()  # a hook is waiting on something
+
+    def _start_response(self, head, view):
+        held, self._held = self._held, None
+        if self.done:
+            return
+        self.sink.start(view.status, view.reason, view.headers, _length(head))
+        upstream = self.exchange.upstream
+        for event in held or ():
+            if event is _END:
+                self.exchange_end()
+            else:
+                self.exchange_data(event)
+        if held and upstream is not None and self._relay is None:
+            upstream.resumeProducing()
 
     def _response_headers(self, head):
-        headers = self.rt.client_headers(head.headers)
-        pool = self._pool
-        if pool.config.load_header:
-            headers = [h for h in headers if h[0] != pool.load_header_name]
-        if pool.config.sticky_cookie and head.status < 500:
-            cookie = choice.sticky_set_cookie(pool, self._facts, self.member)
-            if cookie is not None:
-                headers.append(cookie)
-        if self.rt.cache is not None:
-            tags = self.rt.cache.tag_headers
+        rt = self.rt
+        headers = self.exchange.response_headers(head.status, rt.client_headers(head.headers),
+                                                 self.ctx.route)
+        if rt.cache is not None:
+            tags = rt.cache.tag_headers
             headers = [h for h in headers if h[0] not in tags]
-            if self._cache is not None and self._cache.status_header is not None:
-                headers.append((b"cache-status", self._cache.status_header))
+            if self.cache is not None and self.cache.status_header is not None:
+                headers.append((b"cache-status", self.cache.status_header))
         if self._debug:
-            why = self._facts.explain()
-            headers.append((b"x-revproxy-decision", choice.decision_header(
-                self.route, pool, self.member, self.attempts, why)))
+            headers.append(self.exchange.decision_header(self.ctx.route))
         return headers
 
-    def upstream_waiting(self):
-        self.writer.flush()
+    def exchange_waiting(self):
+        self.sink.flush()
 
-    def upstream_data(self, data):
-        if self._cache is not None and self._cache.tee is not None:
-            self._cache_data(data)
+    def exchange_data(self, data):
+        if self._held is not None:
+            self._held.append(data)
+            return
+        if self.cache is not None:
+            self.cache.on_data(data)
+        hooks = self.rt.hooks.response_body
+        if hooks and self._body_refused(hooks, data):
+            return
         relay = self._relay
         if relay is None:
-            if not self.conn.writing_paused:
+            if not self.sink.writing_paused:
                 # The client keeps up: no relay needed yet (most small responses end here).
-                self.writer.write(data)
+                self.sink.write(data)
                 return
-            relay = self._relay = self._new_relay()
+            spool_factory = self.rt.new_response_spool if self.ctx.route.buffering else None
+            relay = self._relay = Relay(self.sink, self.exchange.upstream, spool_factory,
+                                        self.sink.finish)
         relay.data(data)
 
-    def _new_relay(self):
-        spool_factory = self.rt.new_response_spool if self.route.buffering else None
-        return Relay(self.writer, self._upstream, spool_factory, self._relay_complete)
+    def _body_refused(self, hooks, data):
+        """response_body hooks observe each piece; a non-None result cuts the response."""
+        for call in hooks:
+            try:
+                verdict = call(self.ctx, data)
+            except Exception:
+                log.failure("rid={rid} response_body hook {h!r} failed", rid=self._rid, h=call)
+                verdict = "hook failed"
+            if verdict is not None:
+                self.exchange.abandon()
+                self.exchange_broken("response body refused by a hook: %s" % (verdict,))
+                return True
+        return False
 
-    def upstream_end(self):
-        self._upstream = None
-        self.upstream_time = self.rt.clock.seconds() - self.upstream_started
-        self._member_done(self.writer.status < 500)
-        if self._cache is not None and self._cache_end(self._cache.head):
+    def exchange_end(self):
+        if self._held is not None:
+            self._held.append(_END)
+            return
+        self.exchange.member_done(self.sink.status < 500)
+        if self.cache is not None and self.cache.on_end():
             return
         if self._relay is not None:
             self._relay.end()
         else:
-            self.writer.finish()
+            self.sink.finish()
 
-    def _abandon_upstream(self):
-        """Drop the exchange in progress (its answer is not wanted any more)."""
-        conn, self._upstream = self._upstream, None
-        if conn is not None:
-            conn.abort()
+    def exchange_failed(self, status, reason, headers, stale_ok):
+        """No member gave an answer: ``status`` for the client unless the cache has one."""
+        if stale_ok and self.cache is not None and self.cache.on_failed():
+            return
+        self.reply(status, reason, headers)
 
-    def _tunnel(self):
-        conn = self._upstream
-        self._upstream = None
-        self.upstream_time = self.rt.clock.seconds() - self.upstream_started
-        self._member_done(True)
-        self.conn.start_tunnel(conn)
+    def exchange_broken(self, reason):
+        """The answer failed after its head went to the client: the client must see a broken
+        message, never a clean end."""
+        log.warn("rid={rid} {reason}", rid=self._rid, reason=reason)
+        if self._relay is not None:
+            self._relay.abort()
+        self.sink.abort(reason)
 
-    def _relay_complete(self):
-        self.writer.finish()
+    def abandon_upstream(self):
+        """Drop the exchange in progress (the cache stage serves something else)."""
+        if self.exchange is not None:
+            self.exchange.abandon()
+
+    def _tunnel(self, head):
+        exchange = self.exchange
+        if self._upgrade is None:
+            exchange.abandon()
+            exchange.upstream_failed(errors.UpstreamError(errors.BAD_RESPONSE, "unrequested 101", True))
+            return
+        headers = self.rt.client_headers(head.headers)
+        headers += [(b"connection", b"upgrade"), (b"upgrade", self._upgrade)]
+        self.sink.start(101, head.reason, headers)
+        self.sink.start_tunnel(exchange.take_tunnel())
 
     # -- answers and the end ---------------------------------------------------------------
     @property
     def _rid(self):
-        return self.request_id.decode("ascii", "replace")
+        return self.ctx.request_id.decode("ascii", "replace")
 
-    def _reply(self, status, reason, extra_headers=()):
+    def reply(self, status, reason, extra_headers=()):
+        """Answer with one of the proxy's own short responses."""
         if status >= 500 or status in (408, 413, 508):
             log.warn("rid={rid} {status}: {reason}", rid=self._rid, status=status, reason=reason)
         else:
             log.info("rid={rid} {status}: {reason}", rid=self._rid, status=status, reason=reason)
-        replies.send(self.writer, status, self.rt.clock.seconds(), extra_headers)
+        replies.send(self.sink, status, self.rt.clock.seconds(), extra_headers)
+
+    def _answer(self, answer):
+        """A hook answered instead of the backend."""
+        self._waiting = False
+        if self.done:
+            return
+        held, self._held = self._held, None
+        if self.exchange is not None:
+            self.exchange.abandon()
+            if held is not None:
+                self.exchange.member_done(True)
+        if self.cache is not None and self.cache.state is not None:
+            self.cache.state.store = False
+            self.cache.state.tee = None
+        if self.sink.started:
+            self.exchange_broken("hook answered %d after the response started" % answer.status)
+            return
+        if not self._body_ended and self.head.framing == NO_BODY:
+            self._early = answer  # sent at body_end, which follows at once
+            return
+        self._send_answer(answer, close=not self._body_ended)
+
+    def _send_answer(self, answer, close=False):
+        log.info("rid={rid} {status}: {reason}", rid=self._rid, status=answer.status,
+                 reason=answer.reason or "answered by a hook")
+        if answer.body or answer.headers:
+            self._write_answer(answer, close)
+        else:
+            replies.send(self.sink, answer.status, self.rt.clock.seconds(), close=close or answer.close)
+
+    def _write_answer(self, answer, close):
+        sink = self.sink
+        if close or answer.close:
+            sink.keep_alive = False
+        sink.start(answer.status, replies.phrase(answer.status), list(answer.headers), len(answer.body))
+        sink.write(answer.body)
+        sink.finish()
+
+    def _hook_failed(self, failure):
+        log.failure("rid={rid} a hook failed; answering 500", failure, rid=self._rid)
+        self._answer(Answer(500, reason="a hook failed: %s" % failure.getErrorMessage()))
 
     def fail_request(self, status, reason):
         """Answer ``status`` and close: the request stream cannot be trusted any more."""
-        if self._done:
+        if self.done:
             return
-        if self._upstream is not None:
-            self._upstream.abort()
-            self._upstream = None
-        if self.writer.started:
-            self.writer.abort(reason)
+        if self.exchange is not None:
+            self.exchange.abandon()
+        if self.sink.started:
+            self.sink.abort(reason)
             return
         log.info("rid={rid} {status}: {reason}", rid=self._rid, status=status, reason=reason)
-        replies.send(self.writer, status, self.rt.clock.seconds(), close=True)
+        replies.send(self.sink, status, self.rt.clock.seconds(), close=True)
 
     def response_done(self):
-        """The connection finished (or aborted) this response: log it and free everything."""
-        if self._done:
+        """The sink finished (or aborted) this response: log it and free everything."""
+        if self.done:
             return
-        self._done = True
-        self._release()
-        if self._cache is not None:
-            self._cache_finished()
-        if self.rt.access_log is not None:
-            self.rt.access_log.log(self._record())
-
-    def connection_lost(self):
-        """The client went away mid-request."""
-        if self._done:
-            return
-        if self._upstream is not None:
-            self._upstream.abort()
-            self._upstream = None
-        if self._queued:
-            self._pool.queue.remove(self)
-            self._queued = False
-        self._member_done(True)  # the client left; the member did nothing wrong
-        if self._relay is not None:
-            self._relay.abort()
-        if not self.writer.started:
-            self.writer.status = 499  # nginx's "client closed request", for the log only
-        self.response_done()
-
-    def _release(self):
+        self.done = True
         if self._body is not None:
             self._body.close()
             self._body = None
+        if self.cache is not None:
+            self.cache.finished()
+        rt = self.rt
+        for call in rt.hooks.request_end:
+            try:
+                call(self.ctx, self.sink.status)
+            except Exception:
+                log.failure("rid={rid} request_end hook {h!r} failed", rid=self._rid, h=call)
+        if rt.access_log is not None:
+            rt.access_log.log(self._record())
+
+    def connection_lost(self):
+        """The client went away mid-request."""
+        if self.done:
+            return
+        if self.exchange is not None:
+            self.exchange.cancel()  # the member did nothing wrong
+        if self._relay is not None:
+            self._relay.abort()
+        if not self.sink.started:
+            self.sink.status = 499  # nginx's "client closed request", for the log only
+        self.response_done()
 
     def _record(self):
-        head = self.head
+        head, ctx, exchange = self.head, self.ctx, self.exchange
         now = self.rt.clock.seconds()
         return AccessRecord(
-            client_ip=self.conn.client_ip,
-            time=self.started_at,
+            client_ip=ctx.peer.client_ip,
+            time=ctx.started_at,
             method=head.method,
             target=head.target,
             version=head.version,
-            status=self.writer.status,
-            bytes_sent=self.writer.bytes_sent,
+            status=self.sink.status,
+            bytes_sent=self.sink.bytes_sent,
             referer=_header(head.headers, b"referer"),
             user_agent=_header(head.headers, b"user-agent"),
-            upstream=self.member.name if self.member is not None else "-",
-            upstream_time=self.upstream_time,
-            total_time=now - self.started_at,
-            request_id=self.request_id,
-            route=self.route.name if self.route is not None else "-",
-            attempts=self.attempts,
+            upstream=ctx.member or "-",
+            upstream_time=exchange.upstream_time if exchange is not None else None,
+            total_time=now - ctx.started_at,
+            request_id=ctx.request_id,
+            route=ctx.route.name if ctx.route is not None else "-",
+            attempts=exchange.attempts if exchange is not None else 0,
         )
+
+
+def _length(head):
+    """The body length to announce to the client for a backend response head, or None."""
+    if head.framing == LENGTH:
+        return head.content_length
+    if head.framing == NO_BODY:
+        return _declared_length(head.headers)  # HEAD / 304 keep the backend's figure
+    return None
 
 
 def _origin_form(target: bytes) -> bytes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from twisted.internet import defer
 
 from revproxy.http1.parser import Limits as ParserLimits
+from revproxy.pipeline.hooks import NO_HOOKS
 from revproxy.routing.router import Router
 from revproxy.server.proxy import ProxyRequest
 from revproxy.upstream.headers import (
@@ -64,7 +65,7 @@ class Stats:
 
 class Runtime:
     def __init__(self, config, clock, stats, budget, temp_dir, access_log, backends, randbytes,
-                 deadlines, outbox, cache=None):
+                 deadlines, outbox, cache=None, hooks=NO_HOOKS):
         self.config = config
         self.clock = clock
         self.stats = stats
@@ -75,6 +76,7 @@ class Runtime:
         self.deadlines = deadlines  # coarse per-connection timers (revproxy.timers)
         self.outbox = outbox  # batched output (revproxy.netio)
         self.cache = cache  # revproxy.cache.engine.HttpCache, or None when [cache] is off
+        self.hooks = hooks  # revproxy.pipeline.hooks.HookSet: the configured hooks by phase
         self._key_settings = {}  # route name -> KeySettings
         self.via_field = (b"via", b"1.1 " + config.server.proxy_name.encode("ascii"))
         self.parser_limits = parser_limits_for(config.limits)
@@ -101,8 +103,10 @@ class Runtime:
         name = self._debug_header
         return any(key == name and value == b"1" for key, value in headers)
 
-    def new_request(self, conn, head, writer):
-        return ProxyRequest(conn, self, head, writer)
+    def new_request(self, peer, head, sink):
+        """The ``ProxyRequest`` for ``head`` from ``peer`` (``PeerFacts``), answering
+        through ``sink`` (an ``IResponseSink``)."""
+        return ProxyRequest(self, peer, head, sink)
 
     def new_request_spool(self):
         return Spool(self.budget, self.config.buffering.request_memory,

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from zope.interface import implementer
+
 from revproxy.http1 import serialize
+from revproxy.interfaces import IResponseSink
 
 _NO_BODY_STATUSES = (204, 304)
 
 
+@implementer(IResponseSink)
 class ResponseWriter:
-    """Writes one response for one request on a ``ClientConnection``.
+    """Writes one response for one request on a ``ClientConnection``: the client's
+    ``IResponseSink`` (revproxy.interfaces).
 
     The framing follows the request and the status: no body for HEAD, 1xx, 204 and 304;
     ``Content-Length`` when the length is known; chunked for HTTP/1.1 clients otherwise;
@@ -137,6 +142,19 @@ class ResponseWriter:
             self.flush()
             framed = self._chunked or self._remaining is not None
             self._conn.abort_response(reason, hard=not framed or not self.started)
+
+    @property
+    def writing_paused(self) -> bool:
+        """The client is not reading fast enough: body pieces should be spooled."""
+        return self._conn.writing_paused
+
+    def send_continue(self) -> None:
+        """``100 Continue`` for a request that sent ``Expect: 100-continue``."""
+        self._conn.send_continue()
+
+    def start_tunnel(self, upstream) -> None:
+        """After a 101 (already started): relay bytes both ways with ``upstream``."""
+        self._conn.start_tunnel(upstream)
 
     # The relay registers here; the connection forwards the transport's flow control to it.
     def registerProducer(self, producer, streaming) -> None:

@@ -1,6 +1,6 @@
 """Test support for revproxy and its plugin authors: fakes of the interfaces policies see,
-and contract tests every ``IBalancer`` and ``ICacheStore`` must pass
-(``revproxy.testing.balancers``, ``revproxy.testing.stores``).
+and contract tests every ``IBalancer``, ``ICacheStore`` and ``IRequestHook`` must pass
+(``revproxy.testing.balancers``, ``revproxy.testing.stores``, ``revproxy.testing.hooks``).
 
 A plugin's tests reuse the contract like this::
 
@@ -22,9 +22,10 @@ from revproxy.testing.balancers import (
     fake_members,
     varied_request,
 )
+from revproxy.testing.hooks import RequestHookContractMixin, fake_context
 from revproxy.testing.stores import CacheStoreContractMixin, sample_entry
 
 __all__ = [
     "BalancerContractMixin", "CacheStoreContractMixin", "FakeMember", "FakeRequest",
-    "fake_members", "sample_entry", "varied_request",
+    "RequestHookContractMixin", "fake_context", "fake_members", "sample_entry", "varied_request",
 ]

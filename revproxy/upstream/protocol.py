@@ -21,24 +21,34 @@ IDLE = "idle"
 
 
 class _SpoolSender:
-    """A pull producer writing a buffered request body from its spool to the backend."""
+    """A pull producer writing a buffered request body from its spool to the backend.
+
+    ``done`` turns True once the whole body has been handed to the transport; until then the
+    connection carries a half-sent request and must never serve another one."""
 
     def __init__(self, transport, spool):
         self._transport = transport
         self._spool = spool
+        self.done = False
         transport.registerProducer(self, False)
 
     def resumeProducing(self):
+        if self.done:
+            return
         data = self._spool.read(_CHUNK)
         if data:
             self._transport.write(data)
         else:
+            self.done = True
             self._transport.unregisterProducer()
 
     def stopProducing(self):
-        pass
+        """The transport is going away: stop reading the spool (it may be closed next)."""
+        self._spool = None
+        self.done = True
 
-    pauseProducing = stopProducing
+    def pauseProducing(self):
+        pass
 
 
 class UpstreamConnection(DeadlineMixin, Protocol):
@@ -56,6 +66,7 @@ class UpstreamConnection(DeadlineMixin, Protocol):
         self._received = False
         self._paused = False
         self._tunnel = None
+        self._sender = None  # the _SpoolSender of a body streamed from a file, while it sends
         self.exchanges = 0  # how many exchanges started on it (> 1: a reused connection)
         self.connected = False
 
@@ -122,7 +133,7 @@ class UpstreamConnection(DeadlineMixin, Protocol):
         else:
             outbox.write(transport, head)
             outbox.flush(transport)
-            _SpoolSender(transport, body)
+            self._sender = _SpoolSender(transport, body)
         self._arm(first_byte_timeout, errors.FIRST_BYTE_TIMEOUT)
 
     def _drain(self):
@@ -153,15 +164,30 @@ class UpstreamConnection(DeadlineMixin, Protocol):
             self._paused = False
             self.transport.resumeProducing()
         head = self._head
-        if head.keep_alive and head.status != 101 and not self._parser.buffered_bytes():
+        sender, self._sender = self._sender, None
+        if sender is not None and not sender.done:
+            # The backend answered before the request body was written whole: the rest of
+            # the body would be read as the next request (desync). Never reuse it.
+            sender.stopProducing()
+            self.transport.unregisterProducer()
+            self.transport.abortConnection()
+        elif head.keep_alive and head.status != 101 and not self._parser.buffered_bytes():
             self._owner.release(self)
         else:
             self.transport.loseConnection()
         handler.upstream_end()
 
+    def _stop_sender(self):
+        sender, self._sender = self._sender, None
+        if sender is not None and not sender.done:
+            sender.stopProducing()
+            if self.connected:
+                self.transport.unregisterProducer()
+
     def _fail(self, kind, reason):
         handler, self._handler = self._handler, None
         self._cancel_timer()
+        self._stop_sender()
         if self.connected:
             self._owner.outbox.discard(self.transport)
             self.transport.abortConnection()
@@ -172,6 +198,7 @@ class UpstreamConnection(DeadlineMixin, Protocol):
         """The client went away: drop the exchange and the connection."""
         self._handler = None
         self._cancel_timer()
+        self._stop_sender()
         if self.connected:
             self._owner.outbox.discard(self.transport)
             self.transport.abortConnection()

@@ -61,12 +61,6 @@ class Relay:
         self._done = False  # completed or aborted
         consumer.registerProducer(self, True)
 
-    @property
-    def buffered(self) -> int:
-        """Bytes held now (spool plus pieces waiting for spool room), not yet given the consumer."""
-        spooled = self._spool.pending if self._spool is not None else 0
-        return spooled + self._overflow_bytes
-
     def data(self, data: bytes) -> None:
         """Take a body piece from the backend: to the consumer now if it can, else hold it."""
         if self._done or not data:

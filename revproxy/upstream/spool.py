@@ -112,6 +112,23 @@ class Spool:
         self.pending -= len(data)
         return data
 
+    def peek(self, max_bytes: int) -> bytes:
+        """Up to ``max_bytes`` from the front, without removing them (for body inspection)."""
+        pieces = []
+        want = max_bytes
+        start = self._head_offset
+        for chunk in self._chunks:
+            if want <= 0:
+                break
+            piece = chunk[start : start + want]
+            start = 0
+            pieces.append(piece)
+            want -= len(piece)
+        if want > 0 and self._fd >= 0 and self._write_offset > self._read_offset:
+            n = min(want, self._write_offset - self._read_offset)
+            pieces.append(os.pread(self._fd, n, self._read_offset))
+        return b"".join(pieces)
+
     def close(self) -> None:
         """Drop what is held, give back every reservation and close the file; idempotent."""
         if self._closed:

@@ -11,7 +11,7 @@ from twisted.trial import unittest
 
 from revproxy.balancing.ewma import PeakEwmaBalancer
 from revproxy.balancing.leastconn import LeastConnectionsBalancer
-from revproxy.balancing.roundrobin import RoundRobin, RoundRobinBalancer
+from revproxy.balancing.roundrobin import RoundRobinBalancer
 from revproxy.balancing.weighted import WeightedRoundRobinBalancer
 from revproxy.testing import FakeMember, FakeRequest
 
@@ -69,8 +69,8 @@ class RoundRobinTests(unittest.TestCase):
         self.assertEqual(picks(balancer, members, 3), ["c", "d", "a"])
 
     def test_legacy_pick_of_members_without_set_members(self):
-        """RoundRobin().pick(members) rotates over the list given; an empty one gives None."""
-        balancer = RoundRobin()
+        """RoundRobinBalancer().pick(members) rotates over the list given; an empty one gives None."""
+        balancer = RoundRobinBalancer()
         members = named("a", "b")
         self.assertIsNone(balancer.pick([]))
         self.assertEqual([balancer.pick(members).name for _ in range(3)], ["a", "b", "a"])

@@ -125,3 +125,36 @@ class RandomPolicyContractTests(BalancerContractMixin, unittest.TestCase):
 
     def make_balancer(self):
         return build_balancer("random", {}, Random(1))
+
+
+class HookPluginDiscoveryTests(unittest.TestCase):
+    def test_example_hook_found_built_and_honours_contract(self):
+        """With examples/plugins on sys.path, "header-gate" is a hook plugin; the hook it
+        builds refuses requests without the header and passes the contract checks."""
+        from twisted.internet import task
+
+        from revproxy.pipeline.registry import hook_factories
+        from revproxy.testing.hooks import fake_context
+
+        copy_examples(self)
+        factories = hook_factories()
+        self.assertIn("header-gate", factories)
+        hook = factories["header-gate"].build({"header": "x-key", "status": 401}, task.Clock())
+        self.assertEqual(hook.request_head(fake_context()).status, 401)
+        ctx = fake_context(b"GET / HTTP/1.1\r\nHost: a\r\nX-Key: k\r\n\r\n")
+        self.assertIsNone(hook.request_head(ctx))
+        self.assertRaises(ValueError, factories["header-gate"].build, {"bogus": 1}, task.Clock())
+
+        from revproxy.testing.hooks import RequestHookContractMixin
+
+        class Contract(RequestHookContractMixin, unittest.SynchronousTestCase):
+            def make_hook(self):
+                return hook
+
+            def runTest(self):
+                pass
+
+        case = Contract()
+        for name in ("test_provides_interface", "test_phases_return_none_answer_or_deferred",
+                     "test_synchronous_phases_do_not_return_deferreds", "test_head_is_not_changed"):
+            getattr(case, name)()
