@@ -35,14 +35,15 @@ class ListenerSet:
         self.ports = {}
 
     def open(self, wanted):
-        """Listen on every entry of ``wanted`` (``key -> (description, factory, label)``)
-        whose key is not open yet. Returns ``{key: port}`` of the new ports, not yet part of
+        """Listen on every entry of ``wanted`` (``key -> (description, endpoint string,
+        factory, label)``; the description, as configured, names it in messages) whose key is
+        not open yet. Returns ``{key: port}`` of the new ports, not yet part of
         the set (``adopt`` them); raises ``ListenError`` after closing them on any failure."""
         opened = {}
         try:
-            for key, (description, factory, label) in wanted.items():
+            for key, (description, endpoint, factory, label) in wanted.items():
                 if key not in self.ports:
-                    opened[key] = self._listen(description, factory, label)
+                    opened[key] = self._listen(description, endpoint, factory, label)
         except ListenError:
             self.close(opened.values())
             raise
@@ -70,10 +71,9 @@ class ListenerSet:
     def close(ports):
         return [port.stopListening() for port in ports]
 
-    def _listen(self, description, factory, label):
+    def _listen(self, description, endpoint, factory, label):
         try:
-            endpoint = serverFromString(self._reactor, description)
-            d = endpoint.listen(factory)
+            d = serverFromString(self._reactor, endpoint).listen(factory)
         except Exception as e:  # a bad ssl: key file, an unknown option...: say which, no traceback
             raise ListenError(description, _reason(e)) from None
         outcome = []
@@ -85,7 +85,7 @@ class ListenerSet:
         result = outcome[0]
         if hasattr(result, "getErrorMessage"):  # a Failure
             raise ListenError(description, _reason(result.value))
-        log.info("listening on {addr} ({desc}){label}", addr=result.getHost(), desc=description,
+        log.info("listening on {addr} ({desc}{label})", addr=result.getHost(), desc=description,
                  label=label)
         return result
 

@@ -6,6 +6,8 @@ from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from revproxy.server.backlog import system_backlog as read_backlog
+from revproxy.server.backlog import with_backlog
 from revproxy.server.listeners import ListenError, ListenerSet
 from revproxy.server.protocol import ProxyFactory
 from revproxy.server.watchers import cache_watchers, pool_watchers, resolver_task
@@ -31,8 +33,10 @@ class ProxyService(service.Service):
     signals = None  # revproxy.server.signals.SignalHandlers, installed before listening
     reloader = None  # revproxy.server.reload.Reloader
 
-    def __init__(self, reactor, holder, extra_sites=lambda holder, config: ()):
+    def __init__(self, reactor, holder, extra_sites=lambda holder, config: (), system_backlog=None):
         self._reactor = reactor
+        # the backlog a listener gets unless configured (revproxy.server.backlog)
+        self._system_backlog = system_backlog if system_backlog is not None else read_backlog()
         self._holder = holder
         self._extra_sites = extra_sites  # (holder, config) -> [(role, description, factory)]
         self._factory = ProxyFactory(holder)
@@ -77,11 +81,14 @@ class ProxyService(service.Service):
 
     def _wanted(self, config):
         """``key -> (description, factory, label)`` for every listener ``config`` names."""
+        sites = list(self._extra_sites(self._holder, config))
+        sites += [("proxy", description, self._factory) for description in config.server.listen]
         wanted = {}
-        for role, description, factory in self._extra_sites(self._holder, config):
-            wanted[(role, description)] = (description, factory, " (%s)" % role)
-        for description in config.server.listen:
-            wanted[("proxy", description)] = (description, self._factory, "")
+        for role, description, factory in sites:
+            endpoint, backlog = with_backlog(description, config.server.backlog,
+                                             self._system_backlog)
+            label = ", backlog %d" % backlog + ("" if role == "proxy" else ", " + role)
+            wanted[(role, description)] = (description, endpoint, factory, label)
         return wanted
 
     # -- reloading -------------------------------------------------------------------------------
