@@ -123,9 +123,10 @@ class ProxyService(service.Service):
                 backend.update_config(wanted)
                 _, resolver, watchers = self._pool_tasks[id(backend)]
                 resolver.stop()
-                resolver = resolver_task(self._reactor, backend)
-                self._pool_tasks[id(backend)] = (backend, resolver, watchers)
-                resolver.start()
+                fresh = resolver_task(self._reactor, backend)
+                fresh.inherit(resolver)
+                self._pool_tasks[id(backend)] = (backend, fresh, watchers)
+                fresh.start()
 
     def _start_pool(self, backend):
         resolver = resolver_task(self._reactor, backend)

@@ -21,6 +21,10 @@ class ResolverTask:
     def stop(self):
         self.resolver.stop()
 
+    def inherit(self, previous):
+        """Take over the last known addresses of ``previous`` (a ResolverTask)."""
+        self.resolver.inherit(previous.resolver)
+
 
 def resolver_task(reactor, backend):
     """The task keeping ``backend``'s addresses current from its config's members."""

@@ -183,6 +183,26 @@ class ReloadPoolTests(unittest.TestCase):
         self.assertEqual([m.name for m in new_pool.members], ["10.0.0.1:8000"])
 
 
+class ReloadWatcherTests(unittest.TestCase):
+    def test_health_checks_follow_the_pools(self):
+        """A reload adding [pools.main.health] starts probing (a probe connects at once);
+        one removing it stops the checker: no probe on the next interval."""
+        world = World(self, two_pools("main"))
+        world.start()
+        before = len(world.reactor.tcpClients)
+        checked = two_pools("main")
+        checked["pools"]["main"]["health"] = {"path": "/healthz", "interval": 5, "timeout": 1}
+        self.assertTrue(world.reload(checked))
+        probes = world.reactor.tcpClients[before:]
+        self.assertEqual([c[:2] for c in probes], [("10.0.0.1", 8000)])
+        world.reactor.advance(5)
+        self.assertEqual(len(world.reactor.tcpClients), before + 2, "probing every 5 s")
+        self.assertTrue(world.reload(two_pools("main")))
+        after = len(world.reactor.tcpClients)
+        world.reactor.advance(10)
+        self.assertEqual(len(world.reactor.tcpClients), after, "the old checker is stopped")
+
+
 class _Value:
     size = 1
 
