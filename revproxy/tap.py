@@ -10,7 +10,7 @@ import random
 import sys
 
 from twisted.application import service
-from twisted.logger import FileLogObserver, Logger, formatEventAsClassicLogText, globalLogPublisher
+from twisted.logger import Logger
 from twisted.python import usage
 
 from revproxy.config.errors import ConfigError
@@ -56,19 +56,12 @@ class Options(usage.Options):
         self["upstream"].append(url)
 
     def postOptions(self):
+        self.load = config_loader(self["config"], self["listen"], self["upstream"], self["cache"])
         try:
-            if self["config"] is None and self["upstream"]:
-                config = quick_config(self["listen"], self["upstream"], self["cache"])
-            else:
-                config = apply_overrides(load_config(self["config"]), self["listen"],
-                                         self["upstream"], self["cache"])
+            config = self.load()
             check_balancers(config, {name: factory.description
                                      for name, factory in balancer_factories().items()})
-            if config.hooks:
-                from revproxy.pipeline.registry import hook_factories
-
-                check_hooks(config, {name: factory.description
-                                     for name, factory in hook_factories().items()})
+            _check_hooks(config)
         except ConfigError as e:
             # A config error is not a usage error: say what is wrong, not the whole --help.
             raise SystemExit("revproxy: bad configuration: %s" % e)
@@ -79,86 +72,176 @@ class Options(usage.Options):
             raise SystemExit(0)
 
 
-def _open_log(path, mode="a"):
-    if path == "-":
-        return sys.stdout
-    return open(path, mode, buffering=1, encoding="utf-8")
+def config_loader(path, listen, upstreams, cache):
+    """A function that reads the config as the command line asks: the file (or the embedded
+    default) with ``--listen``/``--upstream``/``--cache`` applied. Start-up and every reload
+    call it; it raises ``ConfigError``."""
+    listen, upstreams = list(listen), list(upstreams)
+
+    def load():
+        if path is None and upstreams:
+            return quick_config(listen, upstreams, cache)
+        return apply_overrides(load_config(path), listen, upstreams, cache)
+
+    return load
 
 
-def build(config, reactor, randbytes=None, batch_writes=True):
-    """Wire every object for ``config`` on ``reactor``; returns the ``ProxyService``."""
-    from revproxy.admin.status import admin_site
-    from revproxy.demo import demo_site
-    from revproxy.server.accesslog import AccessLog
-    from revproxy.server.runtime import Runtime, RuntimeHolder, Stats, parser_limits_for
-    from revproxy.server.service import ProxyService
+def build(config, reactor, randbytes=None, batch_writes=True, load=None, signals=False):
+    """Wire every object for ``config`` on ``reactor``; returns the ``ProxyService``.
+
+    ``load`` re-reads the config on reload (default: ``config`` again); ``signals`` installs
+    the SIGHUP (reload) and SIGUSR1 (reopen log files) handlers when the service starts.
+    """
     from revproxy.netio import Outbox
+    from revproxy.server.logfiles import LogFiles
+    from revproxy.server.reload import Reloader
+    from revproxy.server.runtime import RuntimeHolder, Shared, Stats
+    from revproxy.server.service import ProxyService
     from revproxy.timers import Deadlines
-    from revproxy.balancing.pool import BalancedPool
-    from revproxy.balancing.registry import build_balancer
-    from revproxy.upstream.resolve import MemberResolver
-    from revproxy.upstream.spool import SpoolBudget, TempDirError, clean_temp_dir, make_temp_dir
+    from revproxy.upstream.spool import SpoolBudget
 
     rng = random.Random(os.urandom(32) if randbytes is None else randbytes(32))
     if randbytes is None:
         randbytes = rng.randbytes
     buffering = config.buffering
+    shared = Shared(reactor, rng, randbytes, Stats(config.limits.max_connections),
+                    SpoolBudget(buffering.total_memory, buffering.total_disk), Deadlines(reactor),
+                    Outbox(reactor, batch_writes), LogFiles())
     try:
-        temp_dir = make_temp_dir(buffering.temp_dir, os.getuid())
-    except (OSError, TempDirError) as e:
-        raise SystemExit("revproxy: bad configuration: %s: [buffering] temp_dir = %r: %s"
-                         % (config.source, buffering.temp_dir, e))
+        runtime = build_runtime(config, shared)
+    except ConfigError as e:
+        raise SystemExit("revproxy: bad configuration: %s" % e)
+    shared.apply(config)
+    holder = RuntimeHolder(runtime)
+    service = ProxyService(reactor, holder, extra_sites)
+    service.reloader = Reloader(service, shared, load or (lambda: config), build_runtime)
+    if signals:
+        import signal
+
+        from revproxy.server.signals import SignalHandlers
+
+        service.signals = SignalHandlers(reactor, {signal.SIGHUP: service.reloader.reload,
+                                                   signal.SIGUSR1: shared.logs.reopen})
+    return service
+
+
+def build_runtime(config, shared, previous=None):
+    """The ``Runtime`` of ``config``: the one place a runtime is made, at start-up and on reload.
+
+    With ``previous`` (the running runtime) it reuses what did not change: a pool whose
+    settings are the same keeps its ``BalancedPool`` (balancer state, idle connections; only
+    its membership is updated later when members changed), an unchanged ``[cache]`` keeps its
+    ``HttpCache``, an unchanged store its store object, an unchanged temp dir and access log
+    theirs. Nothing running is modified here, so a refused reload leaves no trace. Raises
+    ``ConfigError`` naming the file and key for everything start-up checks.
+    """
+    from revproxy.server.runtime import Runtime
+
+    factories = balancer_factories()
+    check_balancers(config, {name: factory.description for name, factory in factories.items()})
+    hooks = _hooks(config, shared.reactor, previous)
+    runtime = Runtime(
+        config, shared.reactor, shared.stats, shared.budget, _temp_dir(config, previous),
+        _access_log(config, shared, previous), _backends(config, shared, previous, factories),
+        shared.randbytes, shared.deadlines, shared.outbox, _cache(config, shared.reactor, previous),
+        hooks,
+    )
+    return runtime
+
+
+def _temp_dir(config, previous):
+    from revproxy.upstream.spool import TempDirError, clean_temp_dir, make_temp_dir
+
+    wanted = config.buffering.temp_dir
+    if previous is not None and previous.config.buffering.temp_dir == wanted:
+        return previous.temp_dir
+    try:
+        temp_dir = make_temp_dir(wanted, os.getuid())
+    except TempDirError as e:
+        raise ConfigError(config.source, "[buffering] temp_dir", wanted, str(e))
+    except OSError as e:
+        raise ConfigError(config.source, "[buffering] temp_dir", wanted,
+                          "cannot use it: %s" % (e.strerror or e))
+    # Spool files are unlinked at creation: whatever is there was left by a crashed process.
     removed = clean_temp_dir(temp_dir)
     if removed:
         log.info("removed {n} leftover spool files from {d}", n=removed, d=temp_dir)
-    budget = SpoolBudget(buffering.total_memory, buffering.total_disk)
-    logging = config.logging
-    if logging.access_log:
-        stream = _open_log(logging.access_log)
-        access_log = AccessLog(stream.write, logging.access_format)
-    else:
-        access_log = None  # off: records are not even built
-    if logging.error_log not in ("", "-"):
-        globalLogPublisher.addObserver(
-            FileLogObserver(_open_log(logging.error_log), formatEventAsClassicLogText)
-        )
-    stats = Stats(config.limits.max_connections)
-    limits = parser_limits_for(config.limits)
-    deadlines = Deadlines(reactor)
-    outbox = Outbox(reactor, batch_writes)
-    backends = {}
-    for pool in config.pools:
-        balancer = build_balancer(pool.balance, dict(pool.balance_options), rng)
-        backends[pool.name] = BalancedPool(reactor, pool, limits, deadlines, outbox, balancer)
-    runtime = Runtime(
-        config, reactor, stats, budget, temp_dir, access_log, backends, randbytes, deadlines, outbox,
-        _cache(config, reactor), _hooks(config, reactor),
-    )
-    resolvers = [MemberResolver(reactor, reactor.nameResolver, b) for b in backends.values()]
-    holder = RuntimeHolder(runtime)
-    watchers = _watchers(reactor, backends)
-    if runtime.cache is not None:
-        from revproxy.cache.engine import StoreSweeper
-
-        watchers.append(StoreSweeper(reactor, runtime.cache.store))
-    sites = [(description, admin_site(holder)) for description in config.admin.listen]
-    if config.demo.enabled:
-        for index, port in enumerate(config.demo.ports):
-            sites.append(("tcp:%d:interface=127.0.0.1" % port, demo_site("demo-%d" % (index + 1))))
-    return ProxyService(reactor, holder, resolvers, sites, watchers)
+    return temp_dir
 
 
-def _hooks(config, reactor):
-    """The configured pipeline hooks (``[[hooks]]``), or exit naming the bad entry."""
-    from revproxy.pipeline.registry import build_hooks
+def _check_hooks(config):
+    """Refuse ``[[hooks]]`` entries naming no installed hook plugin (ConfigError)."""
+    if config.hooks:
+        from revproxy.pipeline.registry import hook_factories
 
+        check_hooks(config, {name: factory.description
+                             for name, factory in hook_factories().items()})
+
+
+def _hooks(config, reactor, previous):
+    """The ``HookSet`` of ``[[hooks]]``: kept when the entries did not change, else built
+    anew (a reload rebuilds every hook: hooks hold no state the proxy must carry over)."""
+    from revproxy.config.errors import NO_VALUE
+    from revproxy.pipeline.registry import HookBuildError, build_hooks
+
+    if previous is not None and previous.config.hooks == config.hooks:
+        return previous.hooks
+    _check_hooks(config)
     try:
         return build_hooks(config, reactor)
-    except (ValueError, TypeError) as e:
-        raise SystemExit("revproxy: bad configuration: %s" % e)
+    except HookBuildError as e:
+        raise ConfigError(config.source, "[[hooks]] #%d options" % (e.index + 1), NO_VALUE,
+                          "plugin %r: %s" % (e.plugin, e.message))
+    except TypeError as e:
+        raise ConfigError(config.source, "[[hooks]]", NO_VALUE, str(e))
 
 
-def _cache(config, reactor):
+def _access_log(config, shared, previous):
+    from revproxy.server.accesslog import AccessLog
+
+    logging = config.logging
+    if previous is not None and previous.config.logging == logging:
+        return previous.access_log
+    streams = {}
+    for key in ("access_log", "error_log"):  # both opened now: a reload must not fail later
+        path = getattr(logging, key)
+        if path:
+            try:
+                streams[key] = shared.logs.open(path)
+            except OSError as e:
+                raise ConfigError(config.source, "[logging] %s" % key, path,
+                                  "cannot open it: %s" % (e.strerror or e))
+    if not logging.access_log:
+        return None  # off: records are not even built
+    return AccessLog(streams["access_log"].write, logging.access_format)
+
+
+def _backends(config, shared, previous, factories):
+    from revproxy.balancing.pool import BalancedPool
+    from revproxy.balancing.registry import build_balancer
+    from revproxy.config.diff import REBUILD, pool_change
+    from revproxy.config.routes import table_key
+    from revproxy.server.runtime import parser_limits_for
+
+    running = previous.backends if previous is not None else {}
+    backends = {}
+    for pool in config.pools:
+        kept = running.get(pool.name)
+        if kept is not None and pool_change(kept.config, pool) != REBUILD:
+            backends[pool.name] = kept
+            continue
+        try:
+            balancer = build_balancer(pool.balance, dict(pool.balance_options), shared.rng,
+                                      factories)
+        except (KeyError, ValueError, TypeError) as e:
+            raise ConfigError(config.source, "[pools.%s] balance" % table_key(pool.name),
+                              pool.balance, str(e).strip("'\""))
+        backends[pool.name] = BalancedPool(shared.reactor, pool, parser_limits_for(config.limits),
+                                           shared.deadlines, shared.outbox, balancer)
+    return backends
+
+
+def _cache(config, reactor, previous):
     """The HTTP cache of ``[cache]``, or None when no store is configured."""
     from revproxy.cache.engine import HttpCache
     from revproxy.cache.registry import build_store
@@ -166,36 +249,38 @@ def _cache(config, reactor):
     settings = config.cache
     if not settings.store:
         return None
+    running = previous.cache if previous is not None else None
+    if running is not None and running.settings == settings:
+        return running
+    if running is not None and (running.settings.store, running.settings.store_options) == (
+            settings.store, settings.store_options):
+        cache = HttpCache(running.store, settings, reactor)
+        cache.metrics = running.metrics  # the same store: its counts go on
+        return cache
     try:
         store = build_store(settings.store, dict(settings.store_options), reactor)
-    except (KeyError, ValueError) as e:
-        raise SystemExit("revproxy: bad configuration: %s: [cache] store = %r: %s"
-                         % (config.source, settings.store, e))
+    except (KeyError, ValueError, TypeError) as e:
+        raise ConfigError(config.source, "[cache] store", settings.store, str(e).strip("'\""))
     return HttpCache(store, settings, reactor)
 
 
-def _watchers(reactor, backends):
-    """Active health checkers and agent pollers for the pools that configure them."""
-    from revproxy.balancing.agent import AgentPoller
-    from revproxy.balancing.probe import ActiveChecker
+def extra_sites(holder, config):
+    """The listeners besides the proxy's: ``(role, description, factory)`` for the admin
+    listener(s) and the demo backends."""
+    from revproxy.admin.status import admin_site
+    from revproxy.demo import demo_site
 
-    watchers = []
-    for pool in backends.values():
-        config = pool.config
-        members = (lambda p: lambda: p.members)(pool)
-        if config.health is not None:
-            watchers.append(ActiveChecker(
-                reactor, reactor, members, config.health,
-                (lambda p: lambda member, ok, why: p.probe_result(member, ok, why))(pool)))
-        if config.agent_port:
-            watchers.append(AgentPoller(reactor, reactor, members, config.agent_port,
-                                        config.agent_interval, pool.report))
-    return watchers
+    sites = [("admin", description, admin_site(holder)) for description in config.admin.listen]
+    if config.demo.enabled:
+        for index, port in enumerate(config.demo.ports):
+            sites.append(("demo", "tcp:%d:interface=127.0.0.1" % port,
+                          demo_site("demo-%d" % (index + 1))))
+    return sites
 
 
 def makeService(options):
     from twisted.internet import reactor
 
     top = service.MultiService()
-    build(options.config, reactor).setServiceParent(top)
+    build(options.config, reactor, load=options.load, signals=True).setServiceParent(top)
     return top

@@ -186,6 +186,19 @@ class BalancedPool:
             member.close_idle()
         self.queue.stop()
 
+    # -- reload --------------------------------------------------------------------------------
+    def update_config(self, pool_config):
+        """A reload changed only the members or weights (``config.diff.MEMBERS``): take the
+        new config; the resolver then brings the members through ``set_addresses``."""
+        self.config = pool_config
+
+    def drain(self):
+        """A reload removed or rebuilt this pool: idle connections close now, busy ones when
+        their exchange ends (never pooled again). Requests still queued or in flight on the
+        old runtime are served as before (the queue keeps its timer)."""
+        for member in self.members:
+            member.close_idle()
+
 
 def _describe_member(member, now):
     state = member.state

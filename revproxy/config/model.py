@@ -56,6 +56,7 @@ class Server:
     allow_encoded_slash: bool = False  # %2F / %5C in the path; refused (400) by default
     shutdown_timeout: float = 30.0  # SIGTERM: in-flight requests get this long to finish
     request_id_header: str = "x-request-id"
+    backlog: int = 0  # listen queue per listener; 0 = the system maximum (somaxconn)
 
 
 @dataclass(frozen=True)

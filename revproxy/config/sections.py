@@ -57,6 +57,7 @@ SERVER_FIELDS: Dict[str, Parser] = {
     "allow_encoded_slash": boolean,
     "shutdown_timeout": duration,
     "request_id_header": header_name,
+    "backlog": count(0, 65535),
 }
 
 LIMITS_FIELDS: Dict[str, Parser] = {

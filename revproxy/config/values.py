@@ -211,6 +211,9 @@ def _split_description(description: str) -> List[str]:
     return parts
 
 
+split_description = _split_description  # public: revproxy.server.backlog reads endpoint strings
+
+
 def check_endpoint(value: Any) -> str:
     """Cheap syntax check of a server endpoint description; full parsing is at start-up."""
     if not isinstance(value, str) or not value.strip():
@@ -221,6 +224,9 @@ def check_endpoint(value: Any) -> str:
         raise ValueError(ENDPOINT_EXPECTED)
     positional = [part for part in rest if "=" not in part]
     named: Dict[str, str] = dict(part.split("=", 1) for part in rest if "=" in part)
+    backlog = named.get("backlog")
+    if backlog is not None and not (backlog.isdigit() and int(backlog) > 0):
+        raise ValueError("expected backlog=N with N a positive integer (the listen queue length)")
     if kind == "unix":
         address = positional[0] if positional else named.get("address", "")
         if not address:

@@ -7,6 +7,16 @@ from revproxy.pipeline.hooks import HookSet
 from revproxy.plugin_registry import build_named, find_factories
 
 
+class HookBuildError(ValueError):
+    """Entry ``index`` (0-based) of ``[[hooks]]`` could not be built; ``message`` says why."""
+
+    def __init__(self, index, plugin, message):
+        super().__init__("[[hooks]] #%d (plugin %r): %s" % (index + 1, plugin, message))
+        self.index = index
+        self.plugin = plugin
+        self.message = message
+
+
 def hook_factories() -> dict:
     """Every hook factory by name: the built-ins, then the plugins ``twisted.plugin`` finds in
     ``revproxy.plugins`` (ValueError on a name clash)."""
@@ -16,8 +26,8 @@ def hook_factories() -> dict:
 
 
 def build_hooks(config, reactor, factories=None) -> HookSet:
-    """The ``HookSet`` of ``config.hooks``, built in order. Raises ValueError naming the
-    entry for an unknown plugin or bad options (the factory's message), TypeError when a
+    """The ``HookSet`` of ``config.hooks``, built in order. Raises ``HookBuildError`` naming
+    the entry for an unknown plugin or bad options (the factory's message), TypeError when a
     plugin builds something that does not provide ``IRequestHook``."""
     if not config.hooks:
         return HookSet()
@@ -29,6 +39,5 @@ def build_hooks(config, reactor, factories=None) -> HookSet:
             hooks.append(build_named(factories, entry.plugin, entry.options, reactor,
                                      IRequestHook, "hook"))
         except (KeyError, ValueError) as e:
-            raise ValueError("%s: [[hooks]] #%d (plugin %r): %s"
-                             % (config.source, index + 1, entry.plugin, e)) from None
+            raise HookBuildError(index, entry.plugin, str(e).strip("'\"")) from None
     return HookSet(hooks)

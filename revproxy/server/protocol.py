@@ -157,7 +157,9 @@ class ClientConnection(DeadlineMixin, Protocol):
         self._cancel_timer()
         writer = ResponseWriter(self, head.method, head.version, head.keep_alive)
         self._writer = writer
-        self._request = self.runtime.new_request(self.peer, head, writer)
+        self.runtime = runtime = self.runtime.holder.current  # each request: the newest config
+        self._limits = runtime.config.limits
+        self._request = runtime.new_request(self.peer, head, writer)
         if self._request is not None and not writer.started and head.framing:
             self._arm(self._limits.body_timeout, _BODY)
         if self._request is not None:

@@ -1,7 +1,9 @@
 """Everything a request needs, built from one immutable ``Config`` snapshot.
 
-A connection keeps the runtime it was accepted under; a reload (SIGHUP) builds a new one and
-swaps ``RuntimeHolder.current``, so requests in flight finish on the snapshot they began with.
+A request runs on the runtime current when its head arrived; a reload (SIGHUP) builds a new
+one (``revproxy.tap.build_runtime``) and swaps ``RuntimeHolder.current``, so requests in flight
+finish on the snapshot they began with and a keep-alive connection's next request takes the
+new one. ``Shared`` holds what outlives reloads.
 """
 
 from __future__ import annotations
@@ -63,7 +65,32 @@ class Stats:
         return d
 
 
+class Shared:
+    """The process-wide parts every runtime uses and a reload keeps: the reactor, randomness,
+    connection accounting, the spool budget, deadlines, the output batcher, the log files."""
+
+    def __init__(self, reactor, rng, randbytes, stats, budget, deadlines, outbox, logs):
+        self.reactor = reactor
+        self.rng = rng  # random.Random for balancers
+        self.randbytes = randbytes
+        self.stats = stats
+        self.budget = budget
+        self.deadlines = deadlines
+        self.outbox = outbox
+        self.logs = logs  # revproxy.server.logfiles.LogFiles
+
+    def apply(self, config):
+        """Take the process-wide settings of ``config`` (start-up, and a reload once
+        committed): connection ceiling, spool totals, error log."""
+        self.stats.max_connections = config.limits.max_connections
+        self.budget.total_memory = config.buffering.total_memory
+        self.budget.total_disk = config.buffering.total_disk
+        self.logs.set_error_log(config.logging.error_log)
+
+
 class Runtime:
+    holder = None  # the RuntimeHolder that made it current: connections find the newest there
+
     def __init__(self, config, clock, stats, budget, temp_dir, access_log, backends, randbytes,
                  deadlines, outbox, cache=None, hooks=NO_HOOKS):
         self.config = config
@@ -138,7 +165,13 @@ class Runtime:
 
 
 class RuntimeHolder:
-    """The runtime new connections are accepted under."""
+    """The runtime new connections and new requests run under."""
 
     def __init__(self, runtime):
+        self.current = None
+        self.swap(runtime)
+
+    def swap(self, runtime):
+        """Make ``runtime`` current (atomically: one assignment in the reactor thread)."""
+        runtime.holder = self
         self.current = runtime

@@ -1,83 +1,170 @@
-"""The running proxy as a Twisted service: listeners, resolvers, graceful shutdown."""
+"""The running proxy as a Twisted service: listeners, background tasks, reload, shutdown."""
 
 from __future__ import annotations
 
 from twisted.application import service
 from twisted.internet import defer
-from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
+from revproxy.server.backlog import system_backlog as read_backlog
+from revproxy.server.backlog import with_backlog
+from revproxy.server.listeners import ListenError, ListenerSet
 from revproxy.server.protocol import ProxyFactory
+from revproxy.server.watchers import cache_watchers, pool_watchers, resolver_task
 
 log = Logger(namespace="revproxy.service")
 
 
 class ProxyService(service.Service):
-    """Listens on every configured endpoint; on stop, drains in-flight requests.
+    """Listens on every configured endpoint; follows reloads; on stop, drains in-flight requests.
+
+    Starting: ``privilegedStartService`` (before twistd drops privileges) installs the signal
+    handlers, then listens on every endpoint; one that cannot listen ends start-up with
+    ``SystemExit(1)`` after a critical log line naming it and why (no listener is left open).
+    ``startService`` starts resolvers, health checkers, agent pollers and the cache sweeper.
+
+    Reloading: ``switch(runtime)`` (called by ``revproxy.server.reload.Reloader``).
 
     Stopping (SIGTERM): stop accepting, close idle keep-alive connections, let requests in
     flight finish (their connections close after the response) for up to
     ``server.shutdown_timeout`` seconds, then abort whatever is left.
     """
 
-    def __init__(self, reactor, holder, resolvers, extra_sites=(), watchers=()):
+    signals = None  # revproxy.server.signals.SignalHandlers, installed before listening
+    reloader = None  # revproxy.server.reload.Reloader
+
+    def __init__(self, reactor, holder, extra_sites=lambda holder, config: (), system_backlog=None):
         self._reactor = reactor
+        # the backlog a listener gets unless configured (revproxy.server.backlog)
+        self._system_backlog = system_backlog if system_backlog is not None else read_backlog()
         self._holder = holder
-        self._resolvers = resolvers
-        self._extra_sites = extra_sites  # (endpoint description, factory): admin, demo backends
-        self._watchers = watchers  # health checkers, agent pollers: start() / stop()
-        self._ports = []
-        self.listening = None  # Deferred: fires once every listener is up
+        self._extra_sites = extra_sites  # (holder, config) -> [(role, description, factory)]
+        self._factory = ProxyFactory(holder)
+        self._listeners = ListenerSet(reactor)
+        self._pool_tasks = {}  # id(BalancedPool) -> (pool, resolver task, [watchers])
+        self._cache_tasks = (None, [])  # (store, [sweeper])
+        self.listening = None  # Deferred of the ports (admin and demo first, proxy last)
 
     @property
     def runtime(self):
         return self._holder.current
 
+    @property
+    def ports(self):
+        """The listening ports, in the order they were opened (admin and demo first)."""
+        return list(self._listeners.ports.values())
+
+    # -- starting --------------------------------------------------------------------------------
+    def privilegedStartService(self):
+        service.Service.privilegedStartService(self)
+        if self.signals is not None:
+            self.signals.install()  # SIGHUP's default action would kill us: before listening
+        try:
+            self._listen_all()
+        except ListenError as e:
+            log.critical("{e}", e=str(e))
+            raise SystemExit(1)
+
     def startService(self):
+        if not self._listeners.ports:  # started without privilegedStartService (tests)
+            self._listen_all()
         service.Service.startService(self)
-        for resolver in self._resolvers:
-            resolver.start().addErrback(lambda f: log.failure("resolver", f))
-        for watcher in self._watchers:
+        runtime = self.runtime
+        for backend in runtime.backends.values():
+            self._start_pool(backend)
+        self._start_cache(runtime.cache)
+
+    def _listen_all(self):
+        wanted = self._wanted(self.runtime.config)
+        self._listeners.adopt(self._listeners.open(wanted))
+        self.listening = defer.succeed([self._listeners.ports[key] for key in wanted])
+
+    def _wanted(self, config):
+        """``key -> (description, factory, label)`` for every listener ``config`` names."""
+        sites = list(self._extra_sites(self._holder, config))
+        sites += [("proxy", description, self._factory) for description in config.server.listen]
+        wanted = {}
+        for role, description, factory in sites:
+            endpoint, backlog = with_backlog(description, config.server.backlog,
+                                             self._system_backlog)
+            label = ", backlog %d" % backlog + ("" if role == "proxy" else ", " + role)
+            wanted[(role, description)] = (description, endpoint, factory, label)
+        return wanted
+
+    # -- reloading -------------------------------------------------------------------------------
+    def switch(self, runtime):
+        """Make ``runtime`` current: open its new listeners first (``ListenError``: nothing
+        changed), then swap, close the listeners it no longer names, and move the background
+        tasks to its pools and store. Connections and requests in flight are not touched."""
+        old = self.runtime
+        wanted = self._wanted(runtime.config)
+        opened = self._listeners.open(wanted)
+        self._holder.swap(runtime)
+        self._listeners.adopt(opened)
+        self._listeners.close_except(wanted)
+        if self.running:
+            self._follow_pools(old, runtime)
+            self._follow_cache(runtime.cache)
+
+    def _follow_pools(self, old, new):
+        current = {id(backend) for backend in new.backends.values()}
+        for key, (backend, resolver, watchers) in list(self._pool_tasks.items()):
+            if key not in current:  # removed or rebuilt: stop watching, let it drain
+                del self._pool_tasks[key]
+                resolver.stop()
+                for watcher in watchers:
+                    watcher.stop()
+                backend.drain()
+        for name, backend in new.backends.items():
+            wanted = new.config.pool(name)
+            if id(backend) not in self._pool_tasks:
+                self._start_pool(backend)
+            elif backend.config != wanted:  # same settings, other members or weights
+                backend.update_config(wanted)
+                _, resolver, watchers = self._pool_tasks[id(backend)]
+                resolver.stop()
+                fresh = resolver_task(self._reactor, backend)
+                fresh.inherit(resolver)
+                self._pool_tasks[id(backend)] = (backend, fresh, watchers)
+                fresh.start()
+
+    def _start_pool(self, backend):
+        resolver = resolver_task(self._reactor, backend)
+        watchers = pool_watchers(self._reactor, backend)
+        self._pool_tasks[id(backend)] = (backend, resolver, watchers)
+        resolver.start()
+        for watcher in watchers:
             watcher.start()
-        listens = []
-        for description, factory in self._extra_sites:
-            listens.append(self._listen(description, factory))
-        factory = ProxyFactory(self._holder)
-        for description in self.runtime.config.server.listen:
-            listens.append(self._listen(description, factory))
-        self.listening = defer.gatherResults(listens, consumeErrors=True)
-        self.listening.addErrback(self._cannot_listen)
 
-    def _listen(self, description, factory):
-        endpoint = serverFromString(self._reactor, description)
-        d = endpoint.listen(factory)
+    def _start_cache(self, cache):
+        store = cache.store if cache is not None else None
+        self._cache_tasks = (store, cache_watchers(self._reactor, cache))
+        for watcher in self._cache_tasks[1]:
+            watcher.start()
 
-        def listening(port):
-            self._ports.append(port)
-            log.info("listening on {addr} ({desc})", addr=port.getHost(), desc=description)
-            return port
+    def _follow_cache(self, cache):
+        old_store, watchers = self._cache_tasks
+        store = cache.store if cache is not None else None
+        if store is old_store:
+            return
+        for watcher in watchers:
+            watcher.stop()
+        if old_store is not None:
+            old_store.close()  # a request still using it sees a closed store: a miss, no error
+        self._start_cache(cache)
 
-        def failed(failure):
-            log.critical("cannot listen on {desc}: {e}", desc=description, e=failure.getErrorMessage())
-            return failure
-
-        return d.addCallbacks(listening, failed)
-
-    def _cannot_listen(self, failure):
-        if self._reactor.running:
-            self._reactor.stop()
-        return failure
-
+    # -- stopping --------------------------------------------------------------------------------
     def stopService(self):
         service.Service.stopService(self)
-        for resolver in self._resolvers:
+        for backend, resolver, watchers in self._pool_tasks.values():
             resolver.stop()
-        for watcher in self._watchers:
+            for watcher in watchers:
+                watcher.stop()
+        for watcher in self._cache_tasks[1]:
             watcher.stop()
         stats = self.runtime.stats
         stats.shutting_down = True
-        stopping = [defer.maybeDeferred(port.stopListening) for port in self._ports]
-        self._ports = []
+        stopping = [defer.maybeDeferred(lambda d=d: d) for d in self._listeners.close_all()]
         for conn in list(stats.connections):
             conn.close_if_idle()
         d = defer.gatherResults(stopping, consumeErrors=True)

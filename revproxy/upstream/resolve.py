@@ -84,6 +84,11 @@ class MemberResolver:
         if self._loop is not None and self._loop.running:
             self._loop.stop()
 
+    def inherit(self, previous):
+        """Start from what ``previous`` (the resolver this one replaces on reload) last
+        found, so a name that fails to resolve just after the reload keeps its members."""
+        self._last.update(previous._last)
+
     @defer.inlineCallbacks
     def refresh(self):
         addresses = []

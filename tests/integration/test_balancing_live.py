@@ -211,7 +211,7 @@ class AdminListenerTests(unittest.TestCase):
         service, port = yield start_proxy(self, data)
         status, _ = yield get(port)
         self.assertEqual(status, 200)
-        admin_port = service._ports[0].getHost().port
+        admin_port = service.ports[0].getHost().port
         self.assertNotEqual(admin_port, port)
         status, body = yield get(admin_port, b"/status")
         self.assertEqual(status, 200)

@@ -76,7 +76,7 @@ class PurgeTests(unittest.TestCase):
         data = proxy_config([port.getHost().port], cache={"store": "memory"},
                             admin={"listen": ["tcp:0:interface=127.0.0.1"]})
         self.service, self.port = yield start_proxy(self, data)
-        self.admin = self.service._ports[0].getHost().port
+        self.admin = self.service.ports[0].getHost().port
 
     @defer.inlineCallbacks
     def test_purge_by_tag(self):
@@ -127,7 +127,7 @@ class CacheLiveTests(unittest.TestCase):
         self.assertEqual(first, second)
         self.assertIn(b"fwd=uri-miss", field(first_head, b"cache-status"))
         self.assertTrue(field(second_head, b"cache-status").startswith(b"revproxy; hit"))
-        admin_port = service._ports[0].getHost().port
+        admin_port = service.ports[0].getHost().port
         head, body = yield get(admin_port, b"/status")
         metrics = json.loads(body)["cache"]["metrics"]
         self.assertEqual((metrics["hits"], metrics["misses"], metrics["stored"]), (1, 1, 1))

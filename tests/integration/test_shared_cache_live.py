@@ -48,7 +48,7 @@ class SharedCacheTests(unittest.TestCase):
         self.assertTrue(field(head, b"cache-status").startswith(b"revproxy; hit"),
                         field(head, b"cache-status"))
         self.assertEqual((first, backend.served), (second, 1))
-        purge_port = b._ports[0].getHost().port
+        purge_port = b.ports[0].getHost().port
         head, body = yield post(purge_port, b"/purge?prefix=http://a/")
         self.assertEqual(head.status, 200)
         self.assertIn("purged", json.loads(body))

@@ -154,6 +154,44 @@ class TwistdTests(unittest.TestCase):
         yield with_timeout(client.closed)
 
 
+class ListenFailureTests(unittest.TestCase):
+    """A listener that cannot bind ends start-up: non-zero exit, one line naming it and why."""
+
+    def setUp(self):
+        self.mktemp_dir = os.path.abspath(self.mktemp())
+        os.makedirs(self.mktemp_dir)
+        self.busy = listen(protocol.Factory())
+        self.addCleanup(self.busy.stopListening)
+        self.endpoint = "tcp:%d:interface=127.0.0.1" % self.busy.getHost().port
+
+    @defer.inlineCallbacks
+    def assert_refused(self, proc):
+        code = yield with_timeout(proc.ended, 30)
+        self.assertNotEqual(code, 0, proc.output)
+        self.assertNotEqual(code, "SIGTERM", proc.output)
+        self.assertRegex(proc.output.decode(), r"cannot listen on %s: Address already in use"
+                         % re.escape(self.endpoint))
+        self.assertNotIn(b"Traceback", proc.output)
+
+    @defer.inlineCallbacks
+    def test_proxy_port_in_use_fails_start_up(self):
+        """--listen on a port already bound: the process exits non-zero at once."""
+        proc, _ = spawn(self, "-n", "--pidfile=", "revproxy", "--listen", self.endpoint,
+                        "--upstream", "http://127.0.0.1:1")
+        yield self.assert_refused(proc)
+
+    @defer.inlineCallbacks
+    def test_admin_port_in_use_fails_start_up(self):
+        """[admin] listen on a port already bound: the same, and the proxy port is not kept."""
+        config = os.path.join(self.mktemp_dir, "rp.toml")
+        with open(config, "w") as f:
+            f.write('[server]\nlisten = ["tcp:0:interface=127.0.0.1"]\n'
+                    '[admin]\nlisten = ["%s"]\n'
+                    '[pools.main]\nmembers = ["http://127.0.0.1:1"]\n' % self.endpoint)
+        proc, _ = spawn(self, "-n", "--pidfile=", "revproxy", "--config", config)
+        yield self.assert_refused(proc)
+
+
 class InstalledLayoutTests(unittest.TestCase):
     def test_plugin_found_after_plain_install(self):
         """After a plain (non-editable) install, away from the source tree, twisted.plugin

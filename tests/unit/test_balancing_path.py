@@ -282,8 +282,11 @@ class AgentWiringTests(unittest.TestCase):
         reply makes that member's effective weight a quarter."""
         from twisted.internet.address import IPv4Address
 
+        from revproxy.server.watchers import pool_watchers
+
         world = World(self, config_dict(pool={"agent_port": 5555, "agent_interval": 5}))
-        [poller] = [w for w in world.service._watchers if type(w).__name__ == "AgentPoller"]
+        watchers = pool_watchers(world.reactor, world.runtime.backends["main"])
+        [poller] = [w for w in watchers if type(w).__name__ == "AgentPoller"]
         poller.start()
         self.addCleanup(poller.stop)
         host, port, factory, timeout, bind = world.reactor.tcpClients[-1]

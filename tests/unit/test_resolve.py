@@ -96,3 +96,16 @@ class ResolverTests(unittest.TestCase):
         self.assertEqual(addresses(backend), [("10.0.0.1", 80)])
         resolver.stop()
         self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_resolver_replacing_another_inherits_its_last_addresses(self):
+        """On reload a pool gets a new resolver: a name failing right then keeps the
+        addresses the old resolver last found."""
+        clock, backend, names, old = make(["http://svc.test:80"], {"svc.test": ["10.0.0.1"]})
+        old.start()
+        old.stop()
+        names.answers.clear()
+        fresh = MemberResolver(clock, names, backend)
+        fresh.inherit(old)
+        fresh.start()
+        self.assertEqual(addresses(backend), [("10.0.0.1", 80)])
+        fresh.stop()

@@ -63,6 +63,7 @@ class World:
     def __init__(self, testcase, data=None, access=None):
         data = data or config_dict()
         data.setdefault("buffering", {}).setdefault("temp_dir", testcase.mktemp())
+        self._temp_dir = data["buffering"]["temp_dir"]
         self.reactor = MemoryReactorClock()
         self.config = parse_config(data, "<test>")
         self.service = build(self.config, self.reactor, randbytes=lambda n: b"\x02" * n,
@@ -74,6 +75,15 @@ class World:
             backend.set_addresses([_split(url) + (backend.config.weight_of(url),)
                                    for url in backend.config.members])
         self._connects = 0
+
+    def start(self):
+        """Start the service (listeners on the fake reactor, resolvers, watchers)."""
+        self.service.startService()
+
+    def reload(self, data):
+        """Reload with the config ``data`` (same temp dir as at start); True when applied."""
+        data.setdefault("buffering", {}).setdefault("temp_dir", self._temp_dir)
+        return self.service.reloader.reload(lambda: parse_config(data, "<test>"))
 
     def client(self, peer=("127.0.0.1", 40000)):
         proto = ProxyFactory(self.service._holder).buildProtocol(None)
