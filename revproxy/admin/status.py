@@ -59,7 +59,7 @@ class StatusResource(resource.Resource):
         if chosen[0] == b"url":
             key = _url_key(value, runtime.cache.settings)
             if key is None:
-                return _plain(request, 400, b"url must be http://host/path\n")
+                return _plain(request, 400, b"url must be http(s)://host/path\n")
             d = runtime.cache.purge_url(key, soft)
         elif chosen[0] == b"prefix":
             d = runtime.cache.store.purge(prefix=value, soft=soft)
@@ -99,7 +99,8 @@ def _plain(request, status, body):
 
 
 def _url_key(url: bytes, settings):
-    """The primary cache key of an absolute http URL, or None when it is not one."""
+    """The primary cache key of an absolute http or https URL (the scheme is part of the
+    key: a page served over an ssl: listener is purged with its https URL), or None."""
     from urllib.parse import urlsplit
 
     from revproxy.cache.keys import primary_key
@@ -110,10 +111,11 @@ def _url_key(url: bytes, settings):
         target = normalize_target((parts.path or "/").encode("ascii"))
     except Exception:
         return None
-    if parts.scheme != "http" or not parts.netloc:
+    if parts.scheme not in ("http", "https") or not parts.netloc:
         return None
     query = parts.query if "?" in url.decode("ascii") else None
-    return primary_key(b"http", parts.netloc.encode("ascii"), target.path, query, settings, [])
+    return primary_key(parts.scheme.encode("ascii"), parts.netloc.encode("ascii"), target.path,
+                       query, settings, [])
 
 
 def admin_site(holder) -> server.Site:

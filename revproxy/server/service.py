@@ -39,7 +39,7 @@ class ProxyService(service.Service):
         self._system_backlog = system_backlog if system_backlog is not None else read_backlog()
         self._holder = holder
         self._extra_sites = extra_sites  # (holder, config) -> [(role, description, factory)]
-        self._factory = ProxyFactory(holder)
+        self._factories = {}  # proxy listener description -> its ProxyFactory
         self._listeners = ListenerSet(reactor)
         self._pool_tasks = {}  # id(BalancedPool) -> (pool, resolver task, [watchers])
         self._cache_tasks = (None, [])  # (store, [sweeper])
@@ -82,7 +82,8 @@ class ProxyService(service.Service):
     def _wanted(self, config):
         """``key -> (description, factory, label)`` for every listener ``config`` names."""
         sites = list(self._extra_sites(self._holder, config))
-        sites += [("proxy", description, self._factory) for description in config.server.listen]
+        sites += [("proxy", description, self._proxy_factory(description))
+                  for description in config.server.listen]
         wanted = {}
         for role, description, factory in sites:
             endpoint, backlog = with_backlog(description, config.server.backlog,
@@ -90,6 +91,15 @@ class ProxyService(service.Service):
             label = ", backlog %d" % backlog + ("" if role == "proxy" else ", " + role)
             wanted[(role, description)] = (description, endpoint, factory, label)
         return wanted
+
+    def _proxy_factory(self, description):
+        """The factory of one proxy listener: its connections carry the listener's
+        description and scheme (``https`` for ``ssl:``), end to end."""
+        factory = self._factories.get(description)
+        if factory is None:
+            factory = self._factories[description] = ProxyFactory(
+                self._holder, listener_scheme(description), description)
+        return factory
 
     # -- reloading -------------------------------------------------------------------------------
     def switch(self, runtime):
@@ -191,3 +201,8 @@ class ProxyService(service.Service):
             self.runtime.deadlines.stop()
 
         return stats.wait_empty().addCallback(drained)
+
+
+def listener_scheme(description: str) -> str:
+    """``https`` for a TLS endpoint description, else ``http``."""
+    return "https" if description.split(":", 1)[0].lower() == "ssl" else "http"

@@ -103,6 +103,18 @@ class TLSListenerTests(unittest.TestCase):
         self.assertTrue(client.transport.connected)
 
     @defer.inlineCallbacks
+    def test_backend_told_the_scheme_is_https(self):
+        """A request over an ssl: listener reaches the backend with X-Forwarded-Proto https
+        (the scheme is carried from the listener, not hard-coded)."""
+        import json
+
+        client = yield self.client()
+        client.transport.write(b"GET /echo HTTP/1.1\r\nHost: a\r\n\r\n")
+        (head, body), = yield with_timeout(client.responses(1))
+        headers = dict(json.loads(body)["headers"])
+        self.assertEqual(headers.get("x-forwarded-proto"), "https")
+
+    @defer.inlineCallbacks
     def test_connection_close_closes_the_tls_connection(self):
         """A request with Connection: close gets its response and then the connection is
         closed by the proxy (bounded wait)."""
@@ -167,3 +179,14 @@ class TwistdTLSListenerTests(unittest.TestCase):
         transport.signalProcess("TERM")
         code = yield with_timeout(proc.ended, 30)
         self.assertEqual(code, "SIGTERM", proc.output)
+
+
+class ListenerSchemeTests(unittest.TestCase):
+    def test_scheme_of_listener_descriptions(self):
+        """ssl: listeners carry https end to end; tcp:, tcp6:, unix: carry http."""
+        from revproxy.server.service import listener_scheme
+
+        self.assertEqual(listener_scheme("ssl:0:privateKey=k.pem:certKey=c.pem"), "https")
+        self.assertEqual(listener_scheme("SSL:443"), "https")
+        for description in ("tcp:80", "tcp6:80", "unix:/run/x.sock"):
+            self.assertEqual(listener_scheme(description), "http")
