@@ -89,6 +89,24 @@ class ReloadRoutingTests(unittest.TestCase):
         self.assertIn("[pools.other] balance", line)
         self.assertIn("round-robin", line)
 
+    def test_unknown_hook_plugin_is_refused(self):
+        """A [[hooks]] entry naming no installed plugin refuses the reload, like start-up."""
+        bad = two_pools()
+        bad["hooks"] = [{"plugin": "no-such-hook"}]
+        with capturedLogs() as logs:
+            self.assertFalse(self.world.reload(bad))
+        [line] = [m for m in messages(logs) if "reload refused" in m]
+        self.assertIn("[[hooks]] #1 plugin", line)
+
+    def test_hooks_change_with_a_reload_and_stay_otherwise(self):
+        """The runtime's hooks follow [[hooks]]: kept when unchanged, rebuilt when changed."""
+        from revproxy.pipeline.hooks import HookSet
+
+        before = self.world.runtime.hooks
+        self.assertTrue(self.world.reload(two_pools("other")))
+        self.assertIs(self.world.service.runtime.hooks, before)
+        self.assertIsInstance(before, HookSet)
+
     def test_log_says_what_changed(self):
         """The log lists routes, pools and members added, removed and changed."""
         data = two_pools("other", limits={"idle_timeout": 5})
