@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Tuple
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import proxies  # noqa: E402  (bench/ is not a package)
 
-SCENARIOS = (("1k-c50", "/1k.bin", 50), ("100k-c50", "/100k.bin", 50), ("1k-c1", "/1k.bin", 1))
+SCENARIOS = proxies.SCENARIOS  # (name, path, wrk connections)
 WARMUP_SECONDS = 2
 READY_TIMEOUT = 30.0  # PyPy plus Twisted's imports take a few seconds
 TIME_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
@@ -77,11 +77,13 @@ class Processes:
         self.work = work
         self.running: List[subprocess.Popen] = []
 
-    def start(self, label: str, argv: List[str], cpu: int) -> subprocess.Popen:
-        """Start ``argv`` on ``cpu``, output to ``work``/``label``.log."""
+    def start(self, label: str, argv: List[str], cpu: int,
+              env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
+        """Start ``argv`` on ``cpu`` with ``env`` added to ours, output to ``work``/``label``.log."""
         with open(self.log_path(label), "wb") as log:
             proc = subprocess.Popen(pinned(cpu, argv), cwd=self.work, stdin=subprocess.DEVNULL,
-                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                    env=dict(os.environ, **env) if env else None)
         self.running.append(proc)
         return proc
 
@@ -177,6 +179,34 @@ def run_wrk(port: int, path: str, connections: int, seconds: int) -> Dict[str, f
     return parse_wrk(text)
 
 
+def backend_accepts(upstream: int) -> Optional[int]:
+    """Connections the nginx backend on ``upstream`` has accepted so far, this request's
+    included (its stub_status page); None when the backend has no such page."""
+    conn = http.client.HTTPConnection("127.0.0.1", upstream, timeout=2)
+    try:
+        conn.request("GET", proxies.BACKEND_STATUS)
+        response = conn.getresponse()
+        text = response.read().decode("ascii", "replace")
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+    match = re.search(r"accepts handled requests\s+(\d+)", text)
+    return int(match.group(1)) if response.status == 200 and match else None
+
+
+def measure(port: int, path: str, connections: int, seconds: int, upstream: int) -> dict:
+    """``run_wrk`` plus ``backend_conns``: the connections the proxy opened to the backend
+    during the run (None when the backend cannot tell). Near ``connections`` means pooled
+    upstream connections; near the request count means the proxy reconnects (churn)."""
+    before = backend_accepts(upstream)
+    row = run_wrk(port, path, connections, seconds)
+    after = backend_accepts(upstream)
+    # the second status request is one accepted connection of its own
+    row["backend_conns"] = None if before is None or after is None else after - before - 1
+    return row
+
+
 def peak_rss_kib(leader: int) -> int:
     """Sum of VmHWM (peak resident set, KiB) over every process in ``leader``'s session."""
     total = 0
@@ -221,18 +251,18 @@ def bench_proxy(name: str, procs: Processes, upstream: int, args) -> List[dict]:
     launch = proxies.proxy_launch(name, procs.work, port, upstream, args.revproxy_args)
     if launch.skip:
         raise LookupError(launch.skip)
-    proc = procs.start(name, launch.argv, cpu=1)
+    proc = procs.start(name, launch.argv, cpu=1, env=launch.env)
     try:
         problem = wait_ready(proc, port)
         if problem:
             raise LookupError("did not start: %s\n%s" % (problem, procs.log_tail(name)))
-        run_wrk(port, "/1k.bin", 50, WARMUP_SECONDS)
+        run_wrk(port, "/1k.bin", proxies.WARMUP_CONNECTIONS, WARMUP_SECONDS)
         rows = []
         for scenario, path, connections in SCENARIOS:
-            row = run_wrk(port, path, connections, args.duration)
+            row = measure(port, path, connections, args.duration, upstream)
             row.update(proxy=name, scenario=scenario)
             rows.append(row)
-            print("  %-9s %9.0f req/s  p99 %8.2f ms" % (scenario, row["rps"], row["p99_ms"]))
+            print_progress(row)
             if proc.poll() is not None:
                 print("  note: %s exited (%s) during %s" % (name, proc.returncode, scenario))
                 break
@@ -242,6 +272,15 @@ def bench_proxy(name: str, procs: Processes, upstream: int, args) -> List[dict]:
         return rows
     finally:
         procs.stop(proc)
+
+
+def print_progress(row: dict) -> None:
+    print("  %-9s %9.0f req/s  p99 %8.2f ms  backend connections %s"
+          % (row["scenario"], row["rps"], row["p99_ms"], _count(row.get("backend_conns"))))
+
+
+def _count(value: Optional[int]) -> str:
+    return "-" if value is None else "%d" % value
 
 
 def add_ratios(rows: List[dict]) -> None:
@@ -254,13 +293,14 @@ def add_ratios(rows: List[dict]) -> None:
 
 
 def print_table(rows: List[dict]) -> None:
-    header = ("proxy", "scenario", "req/s", "p50 ms", "p99 ms", "errors", "peak RSS",
-              "req/s÷nginx", "p99÷nginx")
-    fmt = "%-17s %-9s %9s %8s %8s %7s %9s %11s %10s"
+    header = ("proxy", "scenario", "req/s", "p50 ms", "p99 ms", "errors", "bk conns",
+              "peak RSS", "req/s÷nginx", "p99÷nginx")
+    fmt = "%-17s %-9s %9s %8s %8s %7s %8s %9s %11s %10s"
     print(fmt % header)
     for row in rows:
         print(fmt % (row["proxy"], row["scenario"], "%.0f" % row["rps"], "%.2f" % row["p50_ms"],
                      "%.2f" % row["p99_ms"], "%d" % row["errors"],
+                     _count(row.get("backend_conns")),
                      "%.1f MiB" % (row["peak_rss_kib"] / 1024.0),
                      _ratio(row["rps_ratio"]), _ratio(row["p99_ratio"])))
 
