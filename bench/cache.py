@@ -195,7 +195,7 @@ def bench_proxy(name: str, procs: run.Processes, upstream: int, duration: int) -
         rows = []
         for scenario, path, connections in run.SCENARIOS:
             check_answer(name, port, path)  # still a hit (or, without a cache, still a miss)
-            row = run.measure(port, path, connections, duration, upstream)
+            row = run.measure(port, path, connections, duration, upstream, proc.pid)
             row.update(proxy=name, scenario=scenario)
             rows.append(row)
             run.print_progress(row)
@@ -227,13 +227,13 @@ def _div(num: float, den: Optional[float]) -> Optional[float]:
 
 def print_table(rows: List[dict]) -> None:
     header = ("proxy", "scenario", "req/s", "p50 ms", "p99 ms", "errors", "bk conns",
-              "peak RSS", "req/s÷nginx", "p99÷nginx", "hit÷miss")
-    fmt = "%-24s %-9s %9s %8s %8s %7s %8s %9s %11s %10s %9s"
+              "µs/req", "peak RSS", "req/s÷nginx", "p99÷nginx", "hit÷miss")
+    fmt = "%-24s %-9s %9s %8s %8s %7s %8s %7s %9s %11s %10s %9s"
     print(fmt % header)
     for row in rows:
         print(fmt % (row["proxy"], row["scenario"], "%.0f" % row["rps"], "%.2f" % row["p50_ms"],
                      "%.2f" % row["p99_ms"], "%d" % row["errors"],
-                     run._count(row.get("backend_conns")),
+                     run._count(row.get("backend_conns")), run._us(row.get("cpu_us_per_req")),
                      "%.1f MiB" % (row["peak_rss_kib"] / 1024.0), run._ratio(row["rps_ratio"]),
                      run._ratio(row["p99_ratio"]), run._ratio(row["hit_miss_ratio"])))
 
