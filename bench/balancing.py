@@ -167,7 +167,8 @@ def start_proxy(procs: common.Processes, args, members: Members, label: str, pol
     twistd = proxies.venv_bin(venv, "twistd")
     if twistd is None:
         raise RuntimeError("%s/ is missing (run scripts/setup-env)" % venv)
-    proc = procs.start(label, [twistd, "-n", "--pidfile=", "revproxy", "--config", path], cpu=1)
+    proc = procs.start(label, [twistd, "-n", "--pidfile=", "revproxy", "--config", path], cpu=1,
+                       env=proxies.revproxy_env())
     try:
         wait_until(proc, port, "/", 1024, "revproxy (%s)" % label)
     except RuntimeError as e:

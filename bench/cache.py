@@ -45,6 +45,7 @@ BACKEND = """    sendfile on;
         listen 127.0.0.1:{port};
         root {docroot};
         add_header Cache-Control "public, max-age=3600";
+        location = {status} {{ stub_status; }}
     }}
 """
 
@@ -53,7 +54,7 @@ NGINX_CACHE = """    proxy_cache_path {work}/nginx-cache levels=1:2 keys_zone=be
                      max_size=256m inactive=1h use_temp_path=off;
     upstream backend {{
         server 127.0.0.1:{upstream};
-        keepalive 32;
+        keepalive {idle};  # proxies.MAX_CONNECTIONS, as bench/run.py's nginx: no churn on misses
         keepalive_requests 1000000;
     }}
     server {{
@@ -99,9 +100,11 @@ def launch(name: str, work: str, port: int, upstream: int) -> proxies.Launch:
         store = "" if name.endswith("-nocache") else "memory"
         with open(conf, "w") as f:
             f.write(REVPROXY_CONF.format(port=port, upstream=upstream, store=store))
-        return proxies.Launch([twistd, "-n", "--pidfile=", "revproxy", "--config", conf])
+        return proxies.Launch([twistd, "-n", "--pidfile=", "revproxy", "--config", conf],
+                              env=proxies.revproxy_env())
     if name == "nginx-cache":
-        body = NGINX_CACHE.format(work=work, port=port, upstream=upstream)
+        body = NGINX_CACHE.format(work=work, port=port, upstream=upstream,
+                                  idle=proxies.MAX_CONNECTIONS)
         return proxies.nginx_launch(work, name, body)
     if name == "varnish":
         return _varnish_launch(work, port, upstream)
@@ -181,20 +184,21 @@ def bench_proxy(name: str, procs: run.Processes, upstream: int, duration: int) -
     spec = launch(name, procs.work, port, upstream)
     if spec.skip:
         raise LookupError(spec.skip)
-    proc = procs.start(name, spec.argv, cpu=1)
+    proc = procs.start(name, spec.argv, cpu=1, env=spec.env)
     try:
         problem = run.wait_ready(proc, port)
         if problem:
             raise LookupError("did not start: %s\n%s" % (problem, procs.log_tail(name)))
         warm(name, port)
-        run.run_wrk(port, "/1k.bin", 50, run.WARMUP_SECONDS)  # PyPy's JIT, on the hit path
+        # PyPy's JIT, on the hit path
+        run.run_wrk(port, "/1k.bin", proxies.WARMUP_CONNECTIONS, run.WARMUP_SECONDS)
         rows = []
         for scenario, path, connections in run.SCENARIOS:
             check_answer(name, port, path)  # still a hit (or, without a cache, still a miss)
-            row = run.run_wrk(port, path, connections, duration)
+            row = run.measure(port, path, connections, duration, upstream, proc.pid)
             row.update(proxy=name, scenario=scenario)
             rows.append(row)
-            print("  %-9s %9.0f req/s  p99 %8.2f ms" % (scenario, row["rps"], row["p99_ms"]))
+            run.print_progress(row)
             if proc.poll() is not None:
                 print("  note: %s exited (%s) during %s" % (name, proc.returncode, scenario))
                 break
@@ -222,13 +226,14 @@ def _div(num: float, den: Optional[float]) -> Optional[float]:
 
 
 def print_table(rows: List[dict]) -> None:
-    header = ("proxy", "scenario", "req/s", "p50 ms", "p99 ms", "errors", "peak RSS",
-              "req/s÷nginx", "p99÷nginx", "hit÷miss")
-    fmt = "%-24s %-9s %9s %8s %8s %7s %9s %11s %10s %9s"
+    header = ("proxy", "scenario", "req/s", "p50 ms", "p99 ms", "errors", "bk conns",
+              "µs/req", "peak RSS", "req/s÷nginx", "p99÷nginx", "hit÷miss")
+    fmt = "%-24s %-9s %9s %8s %8s %7s %8s %7s %9s %11s %10s %9s"
     print(fmt % header)
     for row in rows:
         print(fmt % (row["proxy"], row["scenario"], "%.0f" % row["rps"], "%.2f" % row["p50_ms"],
                      "%.2f" % row["p99_ms"], "%d" % row["errors"],
+                     run._count(row.get("backend_conns")), run._us(row.get("cpu_us_per_req")),
                      "%.1f MiB" % (row["peak_rss_kib"] / 1024.0), run._ratio(row["rps_ratio"]),
                      run._ratio(row["p99_ratio"]), run._ratio(row["hit_miss_ratio"])))
 
@@ -271,7 +276,8 @@ def start_backend(procs: run.Processes) -> int:
     docroot = proxies.write_docroot(procs.work)
     port = run.free_port()
     spec = proxies.nginx_launch(procs.work, "backend",
-                                BACKEND.format(port=port, docroot=docroot))
+                                BACKEND.format(port=port, docroot=docroot,
+                                               status=proxies.BACKEND_STATUS))
     if spec.skip:
         raise RuntimeError("backend: " + spec.skip)
     proc = procs.start("backend", spec.argv, cpu=0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from typing import List, NamedTuple, Optional
+from typing import Dict, List, NamedTuple, Optional
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
@@ -20,12 +20,27 @@ PROXY_NAMES = ("nginx", "haproxy", "revproxy-cpython", "revproxy-pypy", "twisted
 
 FILES = {"1k.bin": 1024, "100k.bin": 102400}
 
+# The load: (name, path, wrk connections), and the warm-up's connections. Every reference
+# proxy keeps at least MAX_CONNECTIONS idle upstream connections: with fewer (nginx had
+# `keepalive 32` for 50 clients) it closes the surplus after each answer and reconnects on the
+# next request, and the benchmark measured that churn (nginx 1k-c50: ~65k req/s at 32, ~90k at
+# 64 on the 2-core VM), which inflated every ratio to nginx by about 1.4x.
+SCENARIOS = (("1k-c50", "/1k.bin", 50), ("100k-c50", "/100k.bin", 50), ("1k-c1", "/1k.bin", 1))
+WARMUP_CONNECTIONS = 50
+MAX_CONNECTIONS = max([WARMUP_CONNECTIONS] + [conns for _, _, conns in SCENARIOS])
+
+# The fixed nginx backend answers this path with its stub_status page, whose "accepts" count
+# tells how many connections each proxy opened to it during a scenario (churn shows there).
+BACKEND_STATUS = "/backend-status"
+
 
 class Launch(NamedTuple):
-    """How to start one server; ``skip`` says why it cannot run here ("" when it can)."""
+    """How to start one server; ``skip`` says why it cannot run here ("" when it can);
+    ``env``: variables added to the environment it inherits."""
 
     argv: List[str]
     skip: str = ""
+    env: Dict[str, str] = {}
 
 
 NGINX_CONF = """worker_processes 1;
@@ -48,12 +63,13 @@ NGINX_BACKEND = """    sendfile on;
     server {{
         listen 127.0.0.1:{port};
         root {docroot};
+        location = {status} {{ stub_status; }}
     }}
 """
 
 NGINX_PROXY = """    upstream backend {{
         server 127.0.0.1:{upstream};
-        keepalive 32;
+        keepalive {idle};  # idle connections kept: MAX_CONNECTIONS, so none is closed
         keepalive_requests 1000000;
     }}
     server {{
@@ -79,7 +95,11 @@ frontend bench
     bind 127.0.0.1:{port}
     default_backend upstream
 backend upstream
-    server backend1 127.0.0.1:{upstream}
+    # http-reuse always: any idle server connection serves any client's next request.
+    # pool-max-conn: idle server connections kept (-1 is the default, no limit; said here
+    # because a limit below MAX_CONNECTIONS would churn as nginx's `keepalive 32` did);
+    # maxconn 0: no limit on the connections to the backend either.
+    server backend1 127.0.0.1:{upstream} pool-max-conn -1 maxconn 0
 """
 
 # revproxy's defaults except the access log, which is off as it is for nginx and HAProxy.
@@ -93,6 +113,16 @@ members = ["http://127.0.0.1:{upstream}"]
 name = "default"
 pool = "bench"
 """
+
+
+def revproxy_env() -> Dict[str, str]:
+    """The environment that makes a venv's twistd import revproxy from this checkout.
+
+    The venvs hold an editable install of whichever checkout ran scripts/setup-env; without
+    this a benchmark run from another worktree would measure that checkout's code instead.
+    """
+    path = os.environ.get("PYTHONPATH")
+    return {"PYTHONPATH": REPO + (os.pathsep + path if path else "")}
 
 
 def venv_bin(venv: str, program: str) -> Optional[str]:
@@ -138,7 +168,8 @@ def backend_launch(work: str, port: int, docroot: str, kind: str = "auto") -> La
     ``kind`` "nginx" or "twisted" forces one (a missing nginx then gives a Launch with skip).
     """
     if kind != "twisted":
-        launch = nginx_launch(work, "backend", NGINX_BACKEND.format(port=port, docroot=docroot))
+        launch = nginx_launch(work, "backend", NGINX_BACKEND.format(port=port, docroot=docroot,
+                                                                   status=BACKEND_STATUS))
         if not launch.skip or kind == "nginx":
             return launch
     script = os.path.join(BENCH, "twisted_server.py")
@@ -156,12 +187,14 @@ def proxy_launch(name: str, work: str, port: int, upstream: int, extra: List[str
             extra = ["--config", _revproxy_config(work, upstream)] + extra
         return Launch([twistd, "-n", "--pidfile=", "revproxy",
                        "--listen", "tcp:%d:interface=127.0.0.1" % port,
-                       "--upstream", "http://127.0.0.1:%d" % upstream] + extra)
+                       "--upstream", "http://127.0.0.1:%d" % upstream] + extra,
+                      env=revproxy_env())
     if name == "twisted-rpr":
         script = os.path.join(BENCH, "twisted_server.py")
         return Launch([twisted_python(), script, "rpr", str(port), str(upstream)])
     if name == "nginx":
-        return nginx_launch(work, "proxy", NGINX_PROXY.format(port=port, upstream=upstream))
+        return nginx_launch(work, "proxy", NGINX_PROXY.format(port=port, upstream=upstream,
+                                                              idle=MAX_CONNECTIONS))
     if name == "haproxy":
         return _haproxy_launch(work, port, upstream)
     raise ValueError("unknown proxy %r" % (name,))

@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Tuple
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import proxies  # noqa: E402  (bench/ is not a package)
 
-SCENARIOS = (("1k-c50", "/1k.bin", 50), ("100k-c50", "/100k.bin", 50), ("1k-c1", "/1k.bin", 1))
+SCENARIOS = proxies.SCENARIOS  # (name, path, wrk connections)
 WARMUP_SECONDS = 2
 READY_TIMEOUT = 30.0  # PyPy plus Twisted's imports take a few seconds
 TIME_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
@@ -77,11 +77,13 @@ class Processes:
         self.work = work
         self.running: List[subprocess.Popen] = []
 
-    def start(self, label: str, argv: List[str], cpu: int) -> subprocess.Popen:
-        """Start ``argv`` on ``cpu``, output to ``work``/``label``.log."""
+    def start(self, label: str, argv: List[str], cpu: int,
+              env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
+        """Start ``argv`` on ``cpu``, ``env`` added to ours; output to ``work``/``label``.log."""
         with open(self.log_path(label), "wb") as log:
             proc = subprocess.Popen(pinned(cpu, argv), cwd=self.work, stdin=subprocess.DEVNULL,
-                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                    env=dict(os.environ, **env) if env else None)
         self.running.append(proc)
         return proc
 
@@ -177,17 +179,73 @@ def run_wrk(port: int, path: str, connections: int, seconds: int) -> Dict[str, f
     return parse_wrk(text)
 
 
-def peak_rss_kib(leader: int) -> int:
-    """Sum of VmHWM (peak resident set, KiB) over every process in ``leader``'s session."""
-    total = 0
+def backend_accepts(upstream: int) -> Optional[int]:
+    """Connections the nginx backend on ``upstream`` has accepted so far, this request's
+    included (its stub_status page); None when the backend has no such page."""
+    conn = http.client.HTTPConnection("127.0.0.1", upstream, timeout=2)
+    try:
+        conn.request("GET", proxies.BACKEND_STATUS)
+        response = conn.getresponse()
+        text = response.read().decode("ascii", "replace")
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+    match = re.search(r"accepts handled requests\s+(\d+)", text)
+    return int(match.group(1)) if response.status == 200 and match else None
+
+
+def measure(port: int, path: str, connections: int, seconds: int, upstream: int,
+            leader: int) -> dict:
+    """``run_wrk`` plus what the proxy (session ``leader``) did meanwhile:
+
+    - ``backend_conns``: the connections it opened to the backend (None when the backend
+      cannot tell). Near ``connections`` means pooled upstream connections; near the request
+      count means the proxy reconnects (churn);
+    - ``cpu_us_per_req``: its CPU time (user + system, all its processes) per request, and
+      ``cpu_busy``: that CPU time over the run's duration (1.0: its core was saturated).
+      Other load on the machine slows everything down but moves these much less than req/s.
+    """
+    before, cpu_before = backend_accepts(upstream), cpu_seconds(leader)
+    started = time.monotonic()
+    row = run_wrk(port, path, connections, seconds)
+    cpu = cpu_seconds(leader) - cpu_before
+    elapsed = time.monotonic() - started
+    after = backend_accepts(upstream)
+    # the second status request is one accepted connection of its own
+    row["backend_conns"] = None if before is None or after is None else after - before - 1
+    row["cpu_us_per_req"] = cpu * 1e6 / row["requests"] if row["requests"] else None
+    row["cpu_busy"] = cpu / elapsed
+    return row
+
+
+def session_processes(leader: int):
+    """(pid, the fields of /proc/PID/stat after "comm)") of each process in ``leader``'s
+    session; processes that vanish meanwhile are left out."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open("/proc/%s/stat" % entry) as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            if int(fields[3]) != leader:  # fields after "comm)": state ppid pgrp session
-                continue
+        except (OSError, IndexError):
+            continue  # the process went away meanwhile
+        if len(fields) > 12 and fields[3] == str(leader):  # state ppid pgrp session ...
+            yield entry, fields
+
+
+def cpu_seconds(leader: int) -> float:
+    """User + system CPU seconds used so far by every process in ``leader``'s session."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    return sum(int(fields[11]) + int(fields[12])  # utime, stime
+               for _, fields in session_processes(leader)) / float(ticks)
+
+
+def peak_rss_kib(leader: int) -> int:
+    """Sum of VmHWM (peak resident set, KiB) over every process in ``leader``'s session."""
+    total = 0
+    for entry, _ in session_processes(leader):
+        try:
             with open("/proc/%s/status" % entry) as f:
                 for line in f:
                     if line.startswith("VmHWM:"):
@@ -221,18 +279,18 @@ def bench_proxy(name: str, procs: Processes, upstream: int, args) -> List[dict]:
     launch = proxies.proxy_launch(name, procs.work, port, upstream, args.revproxy_args)
     if launch.skip:
         raise LookupError(launch.skip)
-    proc = procs.start(name, launch.argv, cpu=1)
+    proc = procs.start(name, launch.argv, cpu=1, env=launch.env)
     try:
         problem = wait_ready(proc, port)
         if problem:
             raise LookupError("did not start: %s\n%s" % (problem, procs.log_tail(name)))
-        run_wrk(port, "/1k.bin", 50, WARMUP_SECONDS)
+        run_wrk(port, "/1k.bin", proxies.WARMUP_CONNECTIONS, WARMUP_SECONDS)
         rows = []
         for scenario, path, connections in SCENARIOS:
-            row = run_wrk(port, path, connections, args.duration)
+            row = measure(port, path, connections, args.duration, upstream, proc.pid)
             row.update(proxy=name, scenario=scenario)
             rows.append(row)
-            print("  %-9s %9.0f req/s  p99 %8.2f ms" % (scenario, row["rps"], row["p99_ms"]))
+            print_progress(row)
             if proc.poll() is not None:
                 print("  note: %s exited (%s) during %s" % (name, proc.returncode, scenario))
                 break
@@ -244,6 +302,24 @@ def bench_proxy(name: str, procs: Processes, upstream: int, args) -> List[dict]:
         procs.stop(proc)
 
 
+def print_progress(row: dict) -> None:
+    print("  %-9s %9.0f req/s  p99 %8.2f ms  %s CPU µs/req (%s busy)  backend connections %s"
+          % (row["scenario"], row["rps"], row["p99_ms"], _us(row.get("cpu_us_per_req")),
+             _busy(row.get("cpu_busy")), _count(row.get("backend_conns"))))
+
+
+def _count(value: Optional[int]) -> str:
+    return "-" if value is None else "%d" % value
+
+
+def _us(value: Optional[float]) -> str:
+    return "-" if value is None else "%.1f" % value
+
+
+def _busy(value: Optional[float]) -> str:
+    return "-" if value is None else "%.0f%%" % (100 * value)
+
+
 def add_ratios(rows: List[dict]) -> None:
     """Set rps_ratio and p99_ratio of each row against nginx's row for the same scenario."""
     nginx = {row["scenario"]: row for row in rows if row["proxy"] == "nginx"}
@@ -251,18 +327,22 @@ def add_ratios(rows: List[dict]) -> None:
         base = nginx.get(row["scenario"])
         row["rps_ratio"] = row["rps"] / base["rps"] if base and base["rps"] else None
         row["p99_ratio"] = row["p99_ms"] / base["p99_ms"] if base and base["p99_ms"] else None
+        mine, theirs = row.get("cpu_us_per_req"), base and base.get("cpu_us_per_req")
+        row["cpu_ratio"] = mine / theirs if mine and theirs else None
 
 
 def print_table(rows: List[dict]) -> None:
-    header = ("proxy", "scenario", "req/s", "p50 ms", "p99 ms", "errors", "peak RSS",
-              "req/s÷nginx", "p99÷nginx")
-    fmt = "%-17s %-9s %9s %8s %8s %7s %9s %11s %10s"
+    header = ("proxy", "scenario", "req/s", "p50 ms", "p99 ms", "errors", "bk conns",
+              "µs/req", "busy", "peak RSS", "req/s÷nginx", "p99÷nginx", "cpu÷nginx")
+    fmt = "%-17s %-9s %9s %8s %8s %7s %8s %7s %5s %9s %11s %10s %10s"
     print(fmt % header)
     for row in rows:
         print(fmt % (row["proxy"], row["scenario"], "%.0f" % row["rps"], "%.2f" % row["p50_ms"],
                      "%.2f" % row["p99_ms"], "%d" % row["errors"],
-                     "%.1f MiB" % (row["peak_rss_kib"] / 1024.0),
-                     _ratio(row["rps_ratio"]), _ratio(row["p99_ratio"])))
+                     _count(row.get("backend_conns")), _us(row.get("cpu_us_per_req")),
+                     _busy(row.get("cpu_busy")), "%.1f MiB" % (row["peak_rss_kib"] / 1024.0),
+                     _ratio(row["rps_ratio"]), _ratio(row["p99_ratio"]),
+                     _ratio(row.get("cpu_ratio"))))
 
 
 def _ratio(value: Optional[float]) -> str:
