@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from twisted.logger import Logger
 
-from revproxy.http1 import serialize
 from revproxy.http1.errors import ProtocolError
 from revproxy.http1.parser import LENGTH, NO_BODY
 from revproxy.pipeline.context import BodyView, RequestContext
@@ -32,12 +31,12 @@ from revproxy.server import replies
 from revproxy.server.accesslog import AccessRecord
 from revproxy.server.caching import UNSAFE_METHODS, CacheStage, invalidate_after
 from revproxy.server.exchange import MemberExchange
+from revproxy.server.outgoing import outgoing
 from revproxy.upstream import errors
 from revproxy.upstream.relay import Relay
 
 log = Logger(namespace="revproxy.proxy")
 
-_BODY_METHODS = frozenset([b"POST", b"PUT", b"PATCH"])
 _END = object()  # marks the end of a response held while response_head hooks decide
 
 
@@ -196,7 +195,8 @@ class ProxyRequest:
         if self.done:
             return
         pool = self.rt.backends[self.ctx.route.pool]
-        self.exchange = MemberExchange(self, pool, self._outgoing(headers))
+        self.exchange = MemberExchange(self, pool, outgoing(self.head, headers, self._body,
+                                                            self._body_size))
         self.exchange.start()
 
     def _upstream_headers(self):
@@ -219,18 +219,6 @@ class ProxyRequest:
         if self.cache is not None:
             headers = self.cache.request_headers(headers)
         return headers
-
-    def _outgoing(self, headers):
-        """(head bytes, body) as sent to every member tried: the body is bytes, a spool
-        (streamed from its file), or None."""
-        head = self.head
-        body = None
-        if self._body is not None:
-            headers.append((b"content-length", b"%d" % self._body_size))
-            body = self._body if self._body.in_file else _read_all(self._body)
-        elif head.method in _BODY_METHODS:
-            headers.append((b"content-length", b"0"))
-        return serialize.request_head(head.method, _origin_form(head.target), headers), body
 
     # -- what the exchange hands back ------------------------------------------------------
     def exchange_informational(self, head):
@@ -402,18 +390,7 @@ class ProxyRequest:
     def _send_answer(self, answer, close=False):
         log.info("rid={rid} {status}: {reason}", rid=self._rid, status=answer.status,
                  reason=answer.reason or "answered by a hook")
-        if answer.body or answer.headers:
-            self._write_answer(answer, close)
-        else:
-            replies.send(self.sink, answer.status, self.rt.clock.seconds(), close=close or answer.close)
-
-    def _write_answer(self, answer, close):
-        sink = self.sink
-        if close or answer.close:
-            sink.keep_alive = False
-        sink.start(answer.status, replies.phrase(answer.status), list(answer.headers), len(answer.body))
-        sink.write(answer.body)
-        sink.finish()
+        replies.send_answer(self.sink, answer, self.rt.clock.seconds(), close or answer.close)
 
     def _hook_failed(self, failure):
         log.failure("rid={rid} a hook failed; answering 500", failure, rid=self._rid)
@@ -491,28 +468,6 @@ def _length(head):
     if head.framing == NO_BODY:
         return _declared_length(head.headers)  # HEAD / 304 keep the backend's figure
     return None
-
-
-def _origin_form(target: bytes) -> bytes:
-    """The target as sent to an origin server (RFC 9112 §3.2.1): an absolute-form target
-    loses its scheme and authority (the Host header carries the authority); others as is."""
-    if target[:1] == b"/" or target == b"*":
-        return target
-    rest = target.partition(b"://")[2]
-    slash = rest.find(b"/")
-    query = rest.find(b"?")
-    if slash < 0 or (0 <= query < slash):
-        return b"/" + rest[query:] if query >= 0 else b"/"
-    return rest[slash:]
-
-
-def _read_all(spool) -> bytes:
-    parts = []
-    while True:
-        data = spool.read(1 << 20)
-        if not data:
-            return b"".join(parts)
-        parts.append(data)
 
 
 def _declared_length(headers):

@@ -28,3 +28,16 @@ def send(writer, status: int, now: float, extra_headers=(), close=False) -> None
     writer.start(status, text, headers, len(body))
     writer.write(body)
     writer.finish()
+
+
+def send_answer(writer, answer, now: float, close=False) -> None:
+    """Write a hook's ``Answer``: its own headers and body when it has any, else the
+    proxy's short text for its status."""
+    if not answer.body and not answer.headers:
+        send(writer, answer.status, now, close=close)
+        return
+    if close:
+        writer.keep_alive = False
+    writer.start(answer.status, phrase(answer.status), list(answer.headers), len(answer.body))
+    writer.write(answer.body)
+    writer.finish()
