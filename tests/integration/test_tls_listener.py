@@ -13,7 +13,7 @@ from twisted.trial import unittest
 
 from tests.integration.support import (
     LOOPBACK, RawClient, backend_site, header, listen, pattern, proxy_config, start_proxy,
-    with_timeout,
+    scripted_factory, with_timeout,
 )
 from tests.integration.test_twistd import spawn
 
@@ -81,7 +81,8 @@ class TLSListenerTests(unittest.TestCase):
         backend = listen(backend_site())
         self.addCleanup(backend.stopListening)
         data = proxy_config([backend.getHost().port])
-        data["server"]["listen"] = [ssl_listen(key_path, cert_path)]
+        self.listen_description = ssl_listen(key_path, cert_path)
+        data["server"]["listen"] = [self.listen_description]
         self.service, self.port = yield start_proxy(self, data)
 
     @defer.inlineCallbacks
@@ -113,6 +114,46 @@ class TLSListenerTests(unittest.TestCase):
         (head, body), = yield with_timeout(client.responses(1))
         headers = dict(json.loads(body)["headers"])
         self.assertEqual(headers.get("x-forwarded-proto"), "https")
+
+    @defer.inlineCallbacks
+    def test_websocket_tunnel_over_tls_relays_and_closes(self):
+        """A WebSocket upgrade over an ssl: listener: 101, bytes echo both ways through the
+        TLS transport, and when the backend ends the tunnel the TLS client connection closes
+        (the producer is unregistered before the close)."""
+        log = []
+        ends = []
+
+        def script(proto, head):
+            proto.transport.write(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                                  b"Upgrade: websocket\r\n\r\n")
+
+            def echo(data):
+                proto.transport.write(b"echo:" + data)
+                if b"bye" in data:
+                    ends.append(True)
+                    proto.transport.loseConnection()
+            proto.dataReceived = echo
+
+        backend = listen(scripted_factory(script, log))
+        self.addCleanup(backend.stopListening)
+        data = proxy_config([backend.getHost().port])
+        data["server"]["listen"] = [self.listen_description]
+        _, port = yield start_proxy(self, data)
+        client = yield with_timeout(tls_connect(port, self.cert_pem))
+        self.addCleanup(lambda: client.transport.abortConnection()
+                        if client.transport.connected else None)
+        client.transport.write(b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
+                               b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        [(head, _)] = yield with_timeout(client.responses(1))
+        self.assertEqual(head.status, 101)
+        start = len(client.received)
+        client.transport.write(b"\x81\x05hello")
+        yield with_timeout(client.until(lambda data: data[start:].endswith(b"hello")))
+        self.assertTrue(client.received[start:].endswith(b"echo:\x81\x05hello"))
+        client.transport.write(b"bye")
+        received = yield with_timeout(client.closed, 5)
+        self.assertTrue(received.endswith(b"echo:bye"))
+        self.assertEqual(ends, [True])
 
     @defer.inlineCallbacks
     def test_connection_close_closes_the_tls_connection(self):
