@@ -16,6 +16,7 @@ from revproxy.cache import freshness, ranges, validation
 from revproxy.cache.engine import Found
 from revproxy.cache.keys import effective_uri, primary_key
 from revproxy.cache.status import cache_status
+from revproxy.server.sinks import DiscardSink
 
 log = Logger(namespace="revproxy.cache")
 
@@ -68,64 +69,6 @@ def _has_range(headers) -> bool:
 def _without_range(head):
     """A copy of a request head asking for the whole representation."""
     return head.replace(headers=[h for h in head.headers if h[0] not in (b"range", b"if-range")])
-
-
-class DiscardSink:
-    """The response sink of a background revalidation: what is written is dropped; the
-    request is told when the response is complete (``IResponseSink``)."""
-
-    writing_paused = False
-    keep_alive = False
-    pending_head = None
-
-    def __init__(self):
-        self.request = None
-        self.started = False
-        self.finished = False
-        self.status = 0
-        self.bytes_sent = 0
-
-    def informational(self, status, reason, headers):
-        pass
-
-    def start(self, status, reason, headers, content_length=None):
-        self.started = True
-        self.status = status
-
-    def start_prepared(self, status, head, content_length):
-        self.start(status, b"", (), content_length)
-
-    def write(self, data):
-        self.bytes_sent += len(data)
-
-    def flush(self):
-        pass
-
-    def finish(self):
-        self._end()
-
-    def abort(self, reason):
-        self._end()
-
-    def _end(self):
-        if not self.finished:
-            self.finished = True
-            request, self.request = self.request, None
-            if request is not None:
-                request.response_done()
-
-    def send_continue(self):
-        pass
-
-    def start_tunnel(self, upstream):
-        upstream.abort()
-        self._end()
-
-    def registerProducer(self, producer, streaming):
-        pass
-
-    def unregisterProducer(self):
-        pass
 
 
 def background_revalidation(runtime, ctx, head, key):

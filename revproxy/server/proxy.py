@@ -23,7 +23,7 @@ from __future__ import annotations
 from twisted.logger import Logger
 
 from revproxy.http1.errors import ProtocolError
-from revproxy.http1.parser import LENGTH, NO_BODY
+from revproxy.http1.parser import NO_BODY
 from revproxy.pipeline.context import BodyView, RequestContext
 from revproxy.pipeline.hooks import Answer, ResponseView, run_phase
 from revproxy.routing.normalize import normalize_target
@@ -32,6 +32,7 @@ from revproxy.server.accesslog import AccessRecord
 from revproxy.server.caching import UNSAFE_METHODS, CacheStage, invalidate_after
 from revproxy.server.exchange import MemberExchange
 from revproxy.server.outgoing import outgoing
+from revproxy.server.writer import announced_length
 from revproxy.upstream import errors
 from revproxy.upstream.relay import Relay
 
@@ -246,7 +247,7 @@ class ProxyRequest:
         headers = self._response_headers(head)
         hooks = rt.hooks.response_head
         if not hooks:
-            self.sink.start(head.status, head.reason, headers, _length(head))
+            self.sink.start(head.status, head.reason, headers, announced_length(head))
             return
         view = ResponseView(head.status, head.reason, headers)
         self._held = []
@@ -259,7 +260,7 @@ class ProxyRequest:
         held, self._held = self._held, None
         if self.done:
             return
-        self.sink.start(view.status, view.reason, view.headers, _length(head))
+        self.sink.start(view.status, view.reason, view.headers, announced_length(head))
         upstream = self.exchange.upstream
         for event in held or ():
             if event is _END:
@@ -472,22 +473,6 @@ class ProxyRequest:
             route=ctx.route.name if ctx.route is not None else "-",
             attempts=exchange.attempts if exchange is not None else 0,
         )
-
-
-def _length(head):
-    """The body length to announce to the client for a backend response head, or None."""
-    if head.framing == LENGTH:
-        return head.content_length
-    if head.framing == NO_BODY:
-        return _declared_length(head.headers)  # HEAD / 304 keep the backend's figure
-    return None
-
-
-def _declared_length(headers):
-    value = _header(headers, b"content-length")
-    if value is not None and value.isdigit() and len(value) <= 18:
-        return int(value)
-    return None
 
 
 def _header(headers, name):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from zope.interface import implementer
 
 from revproxy.http1 import serialize
+from revproxy.http1.parser import LENGTH as _LENGTH
+from revproxy.http1.parser import NO_BODY as _NO_BODY_FRAMING
 from revproxy.interfaces import IResponseSink
 
 _NO_BODY_STATUSES = (204, 304)
@@ -162,3 +164,26 @@ class ResponseWriter:
 
     def unregisterProducer(self) -> None:
         self._conn.set_producer(None)
+
+
+def announced_length(head):
+    """The body length to announce to the client for a backend response head, or None."""
+    if head.framing == _LENGTH:
+        return head.content_length
+    if head.framing == _NO_BODY_FRAMING:
+        return _declared_length(head.headers)  # HEAD / 304 keep the backend's figure
+    return None
+
+
+def _declared_length(headers):
+    value = _header(headers, b"content-length")
+    if value is not None and value.isdigit() and len(value) <= 18:
+        return int(value)
+    return None
+
+
+def _header(headers, name):
+    for key, value in headers:
+        if key == name:
+            return value
+    return None

@@ -387,3 +387,37 @@ class ContextTests(unittest.TestCase):
                          (b"GET", b"t", b"hel"))
         ctx.note("k", 1)
         self.assertEqual(ctx.notes, {"k": 1})
+
+
+class SinkTests(unittest.TestCase):
+    def test_sinks_provide_the_interface(self):
+        """The client writer and the background sink both provide IResponseSink."""
+        from zope.interface.verify import verifyObject
+
+        from revproxy.interfaces import IResponseSink
+        from revproxy.server.sinks import DiscardSink
+        from revproxy.server.writer import ResponseWriter
+
+        class Conn:
+            writing_paused = False
+
+        self.assertTrue(verifyObject(IResponseSink, DiscardSink()))
+        self.assertTrue(verifyObject(IResponseSink, ResponseWriter(Conn(), b"GET", b"1.1", True)))
+
+    def test_discard_sink_tells_its_request_once(self):
+        """A DiscardSink reports the end once, whether finished or aborted."""
+        from revproxy.server.sinks import DiscardSink
+
+        done = []
+
+        class Request:
+            def response_done(self):
+                done.append(1)
+
+        sink = DiscardSink()
+        sink.request = Request()
+        sink.start(200, b"OK", [], 2)
+        sink.write(b"ok")
+        sink.finish()
+        sink.abort("late")
+        self.assertEqual((done, sink.bytes_sent, sink.status), ([1], 2, 200))
