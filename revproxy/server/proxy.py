@@ -193,11 +193,7 @@ class ProxyRequest:
             run_phase(hooks, (self.ctx, headers), lambda: self._exchange(headers), self._answer,
                       self._hook_failed)
             return
-        # Inlined _exchange: the proxied hot path is measured call by call.
-        exchange = self.exchange = MemberExchange(
-            self, rt.backends[self.ctx.route.pool],
-            outgoing(self.head, headers, self._body, self._body_size))
-        exchange.start()
+        self._exchange(headers)
 
     def _exchange(self, headers):
         self._waiting = False
