@@ -34,7 +34,11 @@ _NOT_UPDATED = frozenset([
     b"transfer-encoding", b"upgrade",
     b"proxy-authenticate", b"proxy-authentication-info", b"proxy-authorization",
 ])
-_SAFE_METHODS = frozenset([b"GET", b"HEAD", b"OPTIONS", b"TRACE"])
+# Methods known to be safe (RFC 9110 §9.2.1, and the IANA method registry's "safe" column:
+# WebDAV's PROPFIND and REPORT, SEARCH). Every other method, extension methods such as
+# M-SEARCH included, is unsafe and invalidates on success (RFC 9111 §4.4).
+SAFE_METHODS = frozenset([b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PROPFIND", b"REPORT",
+                          b"SEARCH"])
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -187,7 +191,7 @@ def invalidation_targets(method: bytes, status: int, effective_uri: bytes,
     """URIs whose stored responses an unsafe request invalidates (§4.4): the target URI, plus
     ``Location`` and ``Content-Location`` resolved against it when of the same origin; ``[]``
     for safe methods and error statuses."""
-    if method in _SAFE_METHODS or not 200 <= status < 400:
+    if method in SAFE_METHODS or not 200 <= status < 400:
         return []
     targets = [effective_uri]
     origin = _origin(effective_uri.decode("latin-1"))

@@ -12,11 +12,15 @@ semantics"). So two requests get the same key only when a server must treat them
   ``compress`` (§8.4.1), q-values parsed (``q=1`` is the default), sorted; a ``q=0`` member is
   dropped when that equals its absence (not ``identity``, no positive ``*``). So
   ``gzip, br`` == ``br,gzip`` and an empty value == ``gzip;q=0``;
-* ``accept-language``, ``accept-charset``: tokens are case-insensitive, so lower-cased, OWS
-  around ``,`` ``;`` ``=`` removed; the **order is kept** (servers commonly break q ties by
-  order, so reordering could merge requests they tell apart);
-* ``accept``: as above, but only the media range and parameter names are lower-cased
-  (parameter values may be case-sensitive, §8.3.1).
+* ``accept-language``, ``accept-charset`` (RFC 9110 §12.5.4, §12.5.2): tags are
+  case-insensitive and preference is carried by q-values alone (equal q-values are equal
+  preferences, §12.4.2), so members are lower-cased, OWS removed, q-values parsed, ``q=0``
+  members dropped when that equals their absence (no positive ``*``), and the list is sorted by
+  descending q, then by text: ``en, fr`` == ``FR,en`` and ``de;q=0.5, en`` == ``en,de;q=0.50``;
+* ``accept`` (§12.5.1): the same order rule; only the media range and parameter names are
+  lower-cased (parameter values may be case-sensitive, §8.3.1), the media-type parameters
+  before ``q`` keep their order (they are part of the range), accept extensions after ``q``
+  are kept as written.
 
 A value holding a quote or a parameter we do not understand falls back to the generic rule.
 """
@@ -108,12 +112,40 @@ def _coding_text(coding: bytes, q: int) -> bytes:
 
 
 def _ordered_list(lower_all: bool) -> Callable[[List[bytes]], bytes]:
+    """A normaliser for ``Accept``-style lists (``range *( ";" param )`` with an optional q):
+    members canonicalised, sorted by descending q, then by their text."""
     def normalise(values: List[bytes]) -> bytes:
         if any(b'"' in value for value in values):
             return _generic(values)
-        out = [_member_text(member, lower_all) for member in _members(values)]
-        return b",".join(out)
+        parsed = []
+        for member in _members(values):
+            text, q = _weighted(member, lower_all)
+            if q is None:
+                return _generic(values)
+            parsed.append((text, q))
+        star = any(q > 0 and (text == b"*" or text.startswith(b"*/*"))
+                   for text, q in parsed)
+        kept = set()
+        for text, q in parsed:
+            if q == 0 and not star and text != b"*" and not text.startswith(b"*/*"):
+                continue  # "not acceptable", as it is when unlisted
+            kept.add((-q, text))
+        return b",".join(_coding_text(text, -negq) for negq, text in sorted(kept))
     return normalise
+
+
+def _weighted(member: bytes, lower_all: bool):
+    """(canonical member without its q, q in thousandths), or (b"", None) for a bad q."""
+    text = _member_text(member, lower_all)
+    pieces = text.split(b";")
+    for index, piece in enumerate(pieces[1:], 1):
+        if piece[:2] == b"q=":
+            qvalue = piece[2:]
+            if not _QVALUE.match(qvalue):
+                return b"", None
+            rest = pieces[:index] + pieces[index + 1:]
+            return b";".join(rest), _milli(qvalue)
+    return text, 1000
 
 
 def _member_text(member: bytes, lower_all: bool) -> bytes:

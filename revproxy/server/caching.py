@@ -21,7 +21,6 @@ from revproxy.server.sinks import DiscardSink
 log = Logger(namespace="revproxy.cache")
 
 _CACHED_METHODS = frozenset([b"GET", b"HEAD"])
-UNSAFE_METHODS = frozenset([b"POST", b"PUT", b"DELETE", b"PATCH"])
 _CONDITIONALS = frozenset([b"if-none-match", b"if-modified-since", b"if-match",
                            b"if-unmodified-since", b"if-range"])
 

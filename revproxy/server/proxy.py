@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from twisted.logger import Logger
 
+from revproxy.cache.validation import SAFE_METHODS
 from revproxy.http1.errors import ProtocolError
 from revproxy.http1.parser import NO_BODY
 from revproxy.pipeline.context import BodyView, RequestContext
@@ -29,7 +30,7 @@ from revproxy.pipeline.hooks import Answer, ResponseView, run_phase
 from revproxy.routing.normalize import normalize_target
 from revproxy.server import replies
 from revproxy.server.accesslog import AccessRecord
-from revproxy.server.caching import UNSAFE_METHODS, CacheStage, invalidate_after
+from revproxy.server.caching import CacheStage, invalidate_after
 from revproxy.server.exchange import MemberExchange
 from revproxy.server.outgoing import outgoing
 from revproxy.server.writer import announced_length
@@ -238,7 +239,7 @@ class ProxyRequest:
         if self.cache is not None:
             if self.cache.on_head(head, self.exchange.upstream_started):
                 return
-        elif rt.cache is not None and self.head.method in UNSAFE_METHODS and head.status < 400:
+        elif rt.cache is not None and self.head.method not in SAFE_METHODS and head.status < 400:
             invalidate_after(rt, self.ctx, head)
         headers = self._response_headers(head)
         hooks = rt.hooks.response_head

@@ -216,6 +216,21 @@ class CollapseAndInvalidateTests(unittest.TestCase):
         self.assertIsNotNone(asked)
         self.assertTrue(answer.endswith(b"new"))
 
+    def test_successful_extension_method_invalidates(self):
+        """RFC 9111 §4.4: every method not known to be safe is unsafe, M-SEARCH included; a
+        known-safe extension (PROPFIND) invalidates nothing."""
+        world = CacheWorld(self)
+        world.fetch(get(), response())
+        world.fetch(b"PROPFIND /a HTTP/1.1\r\nHost: a.test\r\n\r\n",
+                    b"HTTP/1.1 207 Multi-Status\r\nContent-Length: 0\r\n\r\n")
+        _, asked = world.fetch(get())
+        self.assertIsNone(asked, "PROPFIND is safe: still a hit")
+        world.fetch(b"M-SEARCH /a HTTP/1.1\r\nHost: a.test\r\n\r\n",
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        answer, asked = world.fetch(get(), response(b"new"))
+        self.assertIsNotNone(asked, "M-SEARCH invalidated the stored response")
+        self.assertTrue(answer.endswith(b"new"))
+
     def test_truncated_response_is_not_stored(self):
         """A response cut short by the origin is never stored."""
         world = CacheWorld(self)

@@ -201,6 +201,8 @@ def test_safe_methods_and_errors_invalidate_nothing():
     assert invalidation_targets(b"POST", 500, URI, []) == []
     assert invalidation_targets(b"FOO", 302, URI, []) == [URI]
     assert invalidation_targets(b"DELETE", 204, URI, []) == [URI]
+    assert invalidation_targets(b"M-SEARCH", 200, URI, []) == [URI]
+    assert invalidation_targets(b"PROPFIND", 207, URI, []) == []
 
 
 @settings(max_examples=200)

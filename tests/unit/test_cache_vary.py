@@ -66,15 +66,34 @@ def test_accept_encoding_differences_are_kept():
     assert key(b"gzip") != key(b"br")
 
 
-def test_accept_language_is_case_insensitive_but_ordered():
-    """RFC 9110 §12.5.4 / RFC 5646: tags are case-insensitive; order is kept (documented)."""
+def test_accept_language_is_case_insensitive_and_ordered_by_q_only():
+    """RFC 9110 §12.5.4 / §12.4.2 / RFC 5646: tags are case-insensitive; equal q-values are
+    equal preferences, so the written order of a tie carries no meaning."""
     names = (b"accept-language",)
 
     def key(value):
         return vary_key(names, [(b"accept-language", value)])
 
     assert key(b"en-US ; q=0.5, FR") == key(b"en-us;q=0.5,fr")
-    assert key(b"en, fr") != key(b"fr, en")
+    assert key(b"en, fr") == key(b"fr, en")
+    assert key(b"de;q=0.5, en") == key(b"en, de;q=0.50")
+    assert key(b"en;q=0, fr") == key(b"fr")  # q=0: not acceptable, as when absent
+    assert key(b"*;q=0.1, en;q=0") != key(b"*;q=0.1")  # ...unless * would accept it
+    assert key(b"en;q=0.5, fr") != key(b"en, fr;q=0.5")
+    assert key(b"en") != key(b"fr")
+
+
+def test_accept_ties_share_a_key_but_parameters_stay_with_their_range():
+    names = (b"accept",)
+
+    def key(value):
+        return vary_key(names, [(b"accept", value)])
+
+    assert key(b"text/html, application/json") == key(b"Application/JSON,text/html")
+    assert key(b"text/html;level=1;q=0.5, */*;q=0.1") == key(b"*/*;q=0.1,text/html;LEVEL=1;q=0.5")
+    assert key(b"text/html;level=1, text/plain") != key(b"text/html, text/plain;level=1")
+    assert key(b"text/html;q=0.5") != key(b"text/html")
+    assert key(b"text/html;q=2") == key(b"text/html;q=2")  # a bad q: the generic rule
 
 
 def test_accept_lowers_media_range_but_not_parameter_values():
@@ -117,6 +136,29 @@ def test_equivalent_accept_encoding_lists_share_a_key(members, data):
 
     shuffled = data.draw(st.permutations(members))
     names = (b"accept-encoding",)
+    assert vary_key(names, render(members)) == vary_key(names, render(shuffled))
+
+
+_languages = st.sampled_from(["en", "en-US", "fr", "de-CH", "*", "pt-BR"])
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(_languages, _q), unique_by=lambda t: t[0].lower(), max_size=6),
+       st.data())
+def test_equivalent_accept_language_lists_share_a_key(members, data):
+    """Any reordering, re-casing, re-spacing or line split gives the same key."""
+    def render(items):
+        out = []
+        for tag, q in items:
+            tag = data.draw(st.sampled_from([tag, tag.upper(), tag.lower()]))
+            out.append(tag if q is None else tag + data.draw(
+                st.sampled_from([";q=", " ; q=", ";Q="])) + q)
+        cut = data.draw(st.integers(0, len(out)))
+        return [(b"accept-language", line.encode())
+                for line in (", ".join(out[:cut]), " ,".join(out[cut:]))]
+
+    shuffled = data.draw(st.permutations(members))
+    names = (b"accept-language",)
     assert vary_key(names, render(members)) == vary_key(names, render(shuffled))
 
 
