@@ -60,6 +60,25 @@ class CacheControl(Dict[str, Optional[str]]):
         return INVALID if value is None else value
 
 
+def qualified_fields(cc: "CacheControl", name: str) -> Optional[FrozenSet[bytes]]:
+    """The field names a *qualified* ``no-cache="a, b"`` / ``private="a"`` lists (lower-case
+    bytes), or None when ``name`` is absent or unqualified. A malformed member, or an argument
+    that names no field, reads as unqualified: the restrictive reading (the whole response)."""
+    if name not in cc or name in cc.malformed:
+        return None
+    value = cc[name]
+    if value is None:
+        return None
+    fields = frozenset(part.strip(" \t").lower().encode("latin-1")
+                       for part in value.split(",") if part.strip(" \t"))
+    return fields or None
+
+
+def unqualified(cc: "CacheControl", name: str) -> bool:
+    """``name`` is present and applies to the whole response (no field list)."""
+    return name in cc and qualified_fields(cc, name) is None
+
+
 def delta_seconds(value: Union[str, bytes, None]) -> Optional[int]:
     """``1*DIGIT`` as an int capped at 2**31 (RFC 9111 §1.2.2); ``None`` for anything else
     (signs, decimals, spaces, empty, missing)."""

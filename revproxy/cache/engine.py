@@ -15,7 +15,9 @@ from twisted.python.failure import Failure
 from revproxy.cache import freshness, validation
 from revproxy.cache.entry import CacheEntry, VariantIndex
 from revproxy.cache.ranges import accept_ranges
-from revproxy.cache.storability import storable
+from revproxy.cache.directives import unqualified
+from revproxy.cache.storability import no_cache_fields, private_fields, storable
+from revproxy.cache.targeted import TargetedPolicy
 from revproxy.cache.vary import vary_key, vary_names
 
 log = Logger(namespace="revproxy.cache")
@@ -49,6 +51,10 @@ class HttpCache:
             ("hits", "misses", "stale_served", "revalidations", "collapsed", "stored",
              "bytes_stored", "not_stored", "invalidations"), 0)
         self.tag_headers = frozenset(name.encode("ascii") for name in settings.tag_headers)
+        self.targets = TargetedPolicy(settings.targeted_fields, settings.strip_targeted_fields)
+        # never relayed to a client: purge tags, and the targeted fields meant for us alone
+        self.hidden_headers = self.tag_headers | self.targets.strip
+        self.policy = self.targets.policy_headers  # headers -> the view the policy reads
 
     # -- looking up ----------------------------------------------------------------------------
     def lookup(self, primary: bytes, request_headers):
@@ -93,24 +99,31 @@ class HttpCache:
                     return freshness.Decision("fresh", age, lifetime - age, lifetime,
                                               heuristic, False, False, "fresh")
         decision = freshness.evaluate(
-            entry.headers, entry.status, entry.request_time, entry.response_time,
+            self.policy(entry.headers), entry.status, entry.request_time, entry.response_time,
             request_headers, now, heuristic_fraction=self.settings.heuristic_fraction,
             heuristic_max=self.settings.heuristic_max)
         if entry.stale and decision.usable:  # soft-purged: must revalidate first
             decision = decision._replace(kind="revalidate", reason="soft-purged")
         return decision
 
-    def served_headers(self, entry, via_field):
+    def served_headers(self, entry, via_field, validated=False):
         """The stored headers as every hit sends them, without Age and Cache-Status (which
-        change per request): ``Age`` dropped, our ``Via`` and ``Accept-Ranges`` added.
-        Memoised by entry identity, like the freshness facts."""
+        change per request): ``Age`` dropped, our ``Via`` and ``Accept-Ranges`` added, the
+        fields of a qualified ``no-cache="..."`` left out unless the entry was ``validated``
+        by this very request (§5.2.2.4). Memoised by entry identity, like the freshness
+        facts."""
         key = id(entry)
         known = self._served.get(key)
-        if known is not None and known[0] is entry:
+        if known is not None and known[0] is entry and not validated:
             return known[1]
-        headers = [h for h in entry.headers if h[0] != b"age"]
+        hidden = self.targets.strip
+        if not validated:
+            hidden = hidden | no_cache_fields(self.policy(entry.headers))
+        headers = [h for h in entry.headers if h[0] != b"age" and h[0] not in hidden]
         headers.append(via_field)
         headers = accept_ranges(headers)
+        if validated:
+            return headers
         if len(self._served) >= 4096:
             self._served.clear()
         self._served[key] = (entry, headers)
@@ -123,9 +136,9 @@ class HttpCache:
         known = self._facts.get(key)
         if known is not None and known[0] is entry:
             return known[1]
-        headers = entry.headers
+        headers = self.policy(entry.headers)
         cc = freshness.parse_cache_control(freshness.get_field(headers, b"cache-control"))
-        if "no-cache" in cc:
+        if unqualified(cc, "no-cache"):
             facts = None
         else:
             lifetime, heuristic = freshness.freshness_lifetime(
@@ -171,35 +184,45 @@ class HttpCache:
         self._refreshing.discard(key)
 
     # -- storing -------------------------------------------------------------------------------
-    def may_store(self, method, status, request_headers, response_headers, route_ttl=None):
-        """(True, reason) when a response may be stored (see ``storability.storable``)."""
-        ok, reason = storable(method, status, request_headers, response_headers,
-                              allow_heuristic=True)
-        if not ok and route_ttl is not None and reason == "no explicit freshness and no validator":
+    def may_store(self, method, status, request_headers, response_headers, route_ttl=None,
+                  set_cookie="refuse"):
+        """(True, reason) when a response may be stored (see ``storability.storable``);
+        ``set_cookie`` is the route's ``cache_set_cookie``."""
+        policy = self.policy(response_headers)
+        ok, reason = storable(method, status, request_headers, policy, allow_heuristic=True,
+                              allow_set_cookie=set_cookie != "refuse")
+        if (not ok and route_ttl is not None and policy is response_headers
+                and reason == "no explicit freshness and no validator"):
             return True, "route cache_ttl"  # only where a heuristic could have applied
         return ok, reason
 
     def put_response(self, primary, request_headers, status, reason, headers, body, request_time,
-              response_time, route_ttl=None):
-        """Store a complete response; returns a Deferred (errors are logged, not raised)."""
+              response_time, route_ttl=None, set_cookie="refuse"):
+        """Store a complete response; returns a Deferred (errors are logged, not raised).
+        ``set_cookie="strip"`` stores it without its Set-Cookie fields."""
         names = vary_names(headers)
         if names is None:  # Vary: * never matches
             return defer.succeed(False)
-        if route_ttl is not None and not _has_explicit_freshness(headers):
-            headers = list(headers) + [(b"cache-control", b"max-age=%d" % int(route_ttl))]
+        policy = self.policy(headers)
+        if route_ttl is not None and policy is headers and not _has_explicit_freshness(headers):
+            # (a response governed by a targeted field keeps exactly what that field says)
+            headers = policy = list(headers) + [(b"cache-control", b"max-age=%d" % int(route_ttl))]
         lifetime, _ = freshness.freshness_lifetime(
-            status, headers, heuristic_fraction=self.settings.heuristic_fraction,
+            status, policy, heuristic_fraction=self.settings.heuristic_fraction,
             heuristic_max=self.settings.heuristic_max, response_time=response_time)
         keep = max(lifetime, 0.0) + max(
             freshness.stale_while_revalidate(
-                headers, default=self.settings.stale_while_revalidate),
-            freshness.stale_if_error(headers, default=self.settings.stale_if_error),
+                policy, default=self.settings.stale_while_revalidate),
+            freshness.stale_if_error(policy, default=self.settings.stale_if_error),
             _KEEP_STALE if _has_validator(headers) else 0.0)
         if keep <= 0:
             return defer.succeed(False)
         key = variant_key(primary, names, request_headers) if names else primary
         tags = self._tags(headers)
-        kept = [h for h in headers if h[0] not in self.tag_headers]  # tags are not relayed
+        dropped = self.tag_headers | private_fields(policy)  # tags are not relayed
+        if set_cookie == "strip":
+            dropped = dropped | _SET_COOKIE
+        kept = [h for h in headers if h[0] not in dropped]
         entry = CacheEntry(key, status, reason, kept, body, request_time,
                            response_time, self._clock.seconds(), tags)
         d = self.store.put(key, entry, keep, entry.tags)
@@ -239,11 +262,14 @@ class HttpCache:
     def updated(self, entry, not_modified_headers, request_time, response_time):
         """The stored entry refreshed by a 304 (RFC 9111 §4.3.4), stored again."""
         headers = validation.update_stored_headers(entry.headers, not_modified_headers)
+        private = private_fields(self.policy(headers))
+        if private:
+            headers = [h for h in headers if h[0] not in private]
         fresh = entry.replace(headers=headers, request_time=request_time,
                               response_time=response_time, stale=False)
         self.metrics["revalidations"] += 1
         lifetime, _ = freshness.freshness_lifetime(
-            fresh.status, headers, heuristic_fraction=self.settings.heuristic_fraction,
+            fresh.status, self.policy(headers), heuristic_fraction=self.settings.heuristic_fraction,
             heuristic_max=self.settings.heuristic_max, response_time=response_time)
         keep = max(lifetime, 0.0) + (_KEEP_STALE if _has_validator(headers) else 0.0)
         if keep > 0:
@@ -323,6 +349,7 @@ class StoreSweeper:
 
 
 _PENDING = object()
+_SET_COOKIE = frozenset([b"set-cookie"])
 
 
 def _now(d):

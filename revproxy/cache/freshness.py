@@ -12,8 +12,9 @@ Choices where the RFCs leave latitude:
 * Heuristic freshness (§4.2.2) is ``heuristic_fraction`` of ``Date - Last-Modified`` capped at
   ``heuristic_max``, for ``HEURISTIC_STATUSES`` or a ``public`` response (§5.2.2.9), and only
   when there is no explicit freshness at all (an invalid one means stale, not heuristic).
-* Qualified ``no-cache="field"`` is handled as unqualified ``no-cache`` (§5.2.2.4 notes this is
-  what caches commonly do): the response is always revalidated.
+* Qualified ``no-cache="field"`` (§5.2.2.4) does not make the response revalidate: the
+  listed fields are left out of every answer from the cache that was not just revalidated
+  (``server/caching.py``); a malformed qualified member reads as unqualified.
 * Request ``no-store`` gives ``"bypass"``: RFC 9111 §5.2.1.5 would allow answering from a stored
   response, but a client saying no-store wants nothing kept or replayed.
 * Invalid request delta-seconds: ``max-age`` reads as 0 (revalidate), ``max-stale`` and
@@ -26,7 +27,7 @@ from typing import NamedTuple, Optional, Sequence, Tuple
 
 from revproxy.cache.dates import parse_http_date
 from revproxy.cache.directives import (
-    CacheControl, delta_seconds, first_field, get_field, parse_cache_control,
+    CacheControl, delta_seconds, first_field, get_field, parse_cache_control, unqualified,
 )
 from revproxy.cache.storability import HEURISTIC_STATUSES, UNDERSTOOD_STATUSES, storable
 
@@ -130,7 +131,7 @@ def forbids_stale(cc: CacheControl, shared: bool = True) -> bool:
     """The response may never be served stale without validation (§4.2.4): ``no-cache``,
     ``must-revalidate``; for a shared cache also ``proxy-revalidate`` and ``s-maxage``
     (§5.2.2.10: it implies proxy-revalidate)."""
-    if "must-revalidate" in cc or "no-cache" in cc:
+    if "must-revalidate" in cc or unqualified(cc, "no-cache"):
         return True
     return shared and ("proxy-revalidate" in cc or "s-maxage" in cc)
 
@@ -169,7 +170,7 @@ def evaluate(stored_headers: Headers, stored_status: int, request_time: float,
 
     if "no-store" in req_cc:
         return decide("bypass", "request no-store")
-    if "no-cache" in cc:
+    if unqualified(cc, "no-cache"):
         return decide("must-revalidate", "response no-cache")
     stale_forbidden = forbids_stale(cc, shared)
     revalidate = "must-revalidate" if ttl <= 0 and stale_forbidden else "revalidate"

@@ -9,8 +9,9 @@ Policy where the RFC leaves latitude (each refusal returns a reason naming it):
   stored response, §4.3.4).
 * ``must-understand`` (§5.2.2.3): stored only when the status is in ``UNDERSTOOD_STATUSES``, and
   then a ``no-store`` next to it is ignored, as the RFC says.
-* ``private`` - even qualified, ``private="field"`` - makes a response unstorable in a shared
-  cache (the RFC allows storing it minus the fields; we do not edit responses).
+* ``private`` makes a response unstorable in a shared cache; a qualified ``private="field"``
+  does not: the response is stored without the listed fields (§5.2.2.7; the engine removes
+  them, ``private_fields``). A malformed qualified member reads as unqualified.
 * ``Authorization`` in the request: stored only with ``public``, ``s-maxage`` or
   ``must-revalidate`` (§3.5).
 * A response that says nothing is **not** stored: without explicit freshness (``public``,
@@ -28,7 +29,9 @@ from __future__ import annotations
 
 from typing import Sequence, Tuple
 
-from revproxy.cache.directives import CacheControl, get_field, parse_cache_control
+from revproxy.cache.directives import (
+    CacheControl, get_field, parse_cache_control, qualified_fields, unqualified,
+)
 from revproxy.cache.vary import vary_names
 
 Headers = Sequence[Tuple[bytes, bytes]]
@@ -69,7 +72,7 @@ def _directive_refusal(status: int, cc: CacheControl, request_headers: Headers,
         return "must-understand with status %d, which we do not implement" % status
     if "no-store" in cc and not must_understand:
         return "response no-store"
-    if shared and "private" in cc:
+    if shared and unqualified(cc, "private"):
         return "response private (shared cache)"
     if shared and get_field(request_headers, b"authorization"):
         if not ("public" in cc or "s-maxage" in cc or "must-revalidate" in cc):
@@ -80,7 +83,10 @@ def _directive_refusal(status: int, cc: CacheControl, request_headers: Headers,
 def _enough_to_store(status: int, cc: CacheControl, response_headers: Headers, shared: bool,
                      allow_heuristic: bool, allow_set_cookie: bool) -> Tuple[bool, str]:
     if shared and not allow_set_cookie and get_field(response_headers, b"set-cookie"):
-        if "public" not in cc and "s-maxage" not in cc:
+        # a qualified private/no-cache naming Set-Cookie keeps it out of every hit already
+        withheld = (qualified_fields(cc, "private") or frozenset()) | (
+            qualified_fields(cc, "no-cache") or frozenset())
+        if "public" not in cc and "s-maxage" not in cc and b"set-cookie" not in withheld:
             return False, "Set-Cookie without public or s-maxage"
     if "public" in cc:
         return True, "public"
@@ -90,6 +96,7 @@ def _enough_to_store(status: int, cc: CacheControl, response_headers: Headers, s
         return True, "explicit freshness (Expires)"
     if not shared and "private" in cc:
         return True, "private (private cache)"
+    # (a qualified private="f" alone grants no freshness: the rules below decide)
     if not allow_heuristic or status not in HEURISTIC_STATUSES:
         return False, "no explicit freshness and status %d is not heuristically cached" % status
     if get_field(response_headers, b"last-modified"):
@@ -97,3 +104,15 @@ def _enough_to_store(status: int, cc: CacheControl, response_headers: Headers, s
     if get_field(response_headers, b"etag"):
         return True, "heuristically cacheable status with ETag (stored for revalidation)"
     return False, "no explicit freshness and no validator"
+
+
+def private_fields(response_headers: Headers) -> frozenset:
+    """The fields a qualified ``private="..."`` keeps out of a shared cache (§5.2.2.7)."""
+    cc = parse_cache_control(get_field(response_headers, b"cache-control"))
+    return qualified_fields(cc, "private") or frozenset()
+
+
+def no_cache_fields(response_headers: Headers) -> frozenset:
+    """The fields a qualified ``no-cache="..."`` keeps out of unvalidated hits (§5.2.2.4)."""
+    cc = parse_cache_control(get_field(response_headers, b"cache-control"))
+    return qualified_fields(cc, "no-cache") or frozenset()

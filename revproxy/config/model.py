@@ -142,6 +142,9 @@ class Route:
     cache_key_query: Optional[str] = None  # None = [cache] key_query
     cache_key_headers: Optional[Tuple[str, ...]] = None  # None = [cache] key_headers
     cache_key_cookies: Optional[Tuple[str, ...]] = None  # None = [cache] key_cookies
+    # responses with Set-Cookie: "refuse" (not stored unless public/s-maxage), "strip" (stored,
+    # the Set-Cookie never served from the cache), "keep" (stored and served with it: risky)
+    cache_set_cookie: str = "refuse"
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,10 @@ class Cache:
     key_headers: Tuple[str, ...] = ()  # request headers added to every key (lower-case)
     key_cookies: Tuple[str, ...] = ()  # cookies added to every key
     tag_headers: Tuple[str, ...] = ("cache-tag", "surrogate-key")  # purge tags, not relayed
+    # RFC 9213 targeted fields, in precedence order; the first valid one replaces
+    # Cache-Control and Expires for this cache's decisions
+    targeted_fields: Tuple[str, ...] = ("revproxy-cache-control", "cdn-cache-control")
+    strip_targeted_fields: Tuple[str, ...] = ("revproxy-cache-control",)  # never relayed
 
 
 @dataclass(frozen=True)

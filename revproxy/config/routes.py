@@ -145,6 +145,7 @@ ROUTE_FIELDS: Dict[str, Parser] = {
     "cache_key_query": one_of(("keep", "sorted", "ignore")),
     "cache_key_headers": list_of(lambda v: parse_token(v).lower()),
     "cache_key_cookies": list_of(parse_token),
+    "cache_set_cookie": one_of(("refuse", "strip", "keep")),
 }
 
 

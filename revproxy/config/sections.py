@@ -121,6 +121,8 @@ CACHE_FIELDS: Dict[str, Parser] = {
     "key_headers": list_of(header_name),
     "key_cookies": list_of(parse_token),
     "tag_headers": list_of(header_name),
+    "targeted_fields": list_of(header_name),
+    "strip_targeted_fields": list_of(header_name),
 }
 
 

@@ -147,7 +147,7 @@ class CacheStage:
                 owner.reply(504, "only-if-cached and the stored response is stale")
                 return
             if (decision.kind == "revalidate" and not owner.background
-                    and freshness.within_swr(decision, entry.headers,
+                    and freshness.within_swr(decision, cache.policy(entry.headers),
                                              default=cache.settings.stale_while_revalidate)):
                 # RFC 5861: serve it now and revalidate in the background, once per key.
                 cache.metrics["stale_served"] += 1
@@ -223,7 +223,7 @@ class CacheStage:
                 state.status_header = cache_status(fwd=state.fwd, fwd_status=304)
                 return True  # served at on_end, when the exchange is over
             if head.status >= 500 and freshness.within_sie(
-                    state.decision, state.entry.headers, self.head.headers,
+                    state.decision, cache.policy(state.entry.headers), self.head.headers,
                     default=cache.settings.stale_if_error):
                 cache.metrics["stale_served"] += 1
                 entry = state.entry
@@ -232,8 +232,9 @@ class CacheStage:
                 self.serve_entry(entry, state.decision.age, cache_status(
                     fwd=state.fwd, fwd_status=head.status, detail="stale-if-error"))
                 return True
+        route = self.ctx.route
         ok, why = cache.may_store(self.head.method, head.status, self.head.headers,
-                                  head.headers, self.ctx.route.cache_ttl)
+                                  head.headers, route.cache_ttl, route.cache_set_cookie)
         length = head.content_length
         state.store = ok and (length is None or length <= cache.settings.max_object)
         if state.store:
@@ -259,13 +260,14 @@ class CacheStage:
         head = state.head
         if state.revalidating and state.entry is not None and state.status_header is not None \
                 and not self.sink.started:
-            self.serve_entry(state.entry, 0.0, state.status_header)
+            self.serve_entry(state.entry, 0.0, state.status_header, validated=True)
             return True
         if state.store and state.tee is not None:
             self.cache.put_response(
                 state.key, self.head.headers, head.status, head.reason,
                 self.rt.cache_headers(head.headers), b"".join(state.tee), state.request_time,
-                self.rt.clock.seconds(), self.ctx.route.cache_ttl)
+                self.rt.clock.seconds(), self.ctx.route.cache_ttl,
+                self.ctx.route.cache_set_cookie)
             state.tee = None
         return False
 
@@ -286,7 +288,8 @@ class CacheStage:
         state = self.state
         if state is None or not state.revalidating or self.owner.done:
             return False
-        if not freshness.within_sie(state.decision, state.entry.headers, self.head.headers,
+        if not freshness.within_sie(state.decision, self.cache.policy(state.entry.headers),
+                                    self.head.headers,
                                     default=self.cache.settings.stale_if_error):
             return False
         self.cache.metrics["stale_served"] += 1
@@ -296,10 +299,11 @@ class CacheStage:
         return True
 
     # -- answering from the cache ------------------------------------------------------------
-    def serve_entry(self, entry, age, status_header):
-        """Answer from a stored response: Age, Cache-Status, client conditionals, HEAD."""
+    def serve_entry(self, entry, age, status_header, validated=False):
+        """Answer from a stored response: Age, Cache-Status, client conditionals, HEAD;
+        ``validated`` when this request just revalidated it (a 304 from the origin)."""
         head = self.head
-        headers = self.cache.served_headers(entry, self.rt.via_field) + [
+        headers = self.cache.served_headers(entry, self.rt.via_field, validated) + [
             (b"age", b"%d" % max(0, int(age))), (b"cache-status", status_header)]
         conditional = None
         if any(h[0] in _CONDITIONALS for h in head.headers):

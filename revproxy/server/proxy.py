@@ -272,8 +272,8 @@ class ProxyRequest:
         headers = self.exchange.response_headers(head.status, rt.client_headers(head.headers),
                                                  self.ctx.route)
         if rt.cache is not None:
-            tags = rt.cache.tag_headers
-            headers = [h for h in headers if h[0] not in tags]
+            hidden = rt.cache.hidden_headers
+            headers = [h for h in headers if h[0] not in hidden]
             if self.cache is not None and self.cache.status_header is not None:
                 headers.append((b"cache-status", self.cache.status_header))
         if self._debug:

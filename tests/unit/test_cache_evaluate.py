@@ -98,10 +98,19 @@ def test_proxy_revalidate_and_s_maxage_bind_shared_caches_only():
 
 
 def test_response_no_cache_always_validates():
-    """§5.2.2.4: a no-cache response (qualified too, documented) is never reused unvalidated."""
-    for cc in ("no-cache, max-age=100", 'no-cache="set-cookie", max-age=100'):
+    """§5.2.2.4: a no-cache response is never reused unvalidated (a malformed qualified
+    member reads as unqualified: the restrictive reading)."""
+    for cc in ("no-cache, max-age=100", 'no-cache="a"x, max-age=100'):
         d = ev(cc, T0 + 1)
         assert d.kind == "must-revalidate" and d.ttl > 0
+
+
+def test_qualified_no_cache_leaves_the_response_reusable():
+    """§5.2.2.4: no-cache="field" restricts only the listed fields (left out of hits)."""
+    d = ev('no-cache="set-cookie", max-age=100', T0 + 1)
+    assert d.kind == "fresh"
+    assert ev('no-cache="set-cookie", max-age=100', T0 + 150, "cache-control: max-stale").kind \
+        == "stale-ok"
 
 
 def test_request_no_store_bypasses_the_cache():

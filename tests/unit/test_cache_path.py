@@ -26,9 +26,12 @@ def header(data, name):
 
 
 class CacheWorld(World):
-    def __init__(self, testcase, **cache):
+    def __init__(self, testcase, route=None, **cache):
         cache.setdefault("store", "memory")
-        World.__init__(self, testcase, config_dict(cache=cache))
+        sections = {"cache": cache}
+        if route is not None:
+            sections["routes"] = [dict(name="r", pool="main", **route)]
+        World.__init__(self, testcase, config_dict(**sections))
 
     def fetch(self, request, answer=None, client=None):
         """Send ``request``; if it reaches a backend (new or pooled connection), answer with
@@ -396,3 +399,131 @@ class RememberedHeadTests(unittest.TestCase):
         later, _ = world.fetch(get())
         self.assertEqual(header(later, b"age"), b"3")
         self.assertTrue(later.endswith(b"abc"))
+
+
+class TargetedCacheControlTests(unittest.TestCase):
+    """RFC 9213: CDN-Cache-Control (and our own field, first) governs this cache over
+    Cache-Control and Expires; the client still gets the origin's Cache-Control."""
+
+    def test_cdn_private_or_no_cache_overrides_cache_control_max_age(self):
+        world = CacheWorld(self)
+        first, _ = world.fetch(get(b"/p"), response(
+            headers=b"Cache-Control: max-age=60\r\nCDN-Cache-Control: private\r\n"))
+        self.assertNotIn(b"stored", header(first, b"cache-status"))
+        _, asked = world.fetch(get(b"/p"), response())
+        self.assertIsNotNone(asked, "CDN-Cache-Control: private is never stored")
+        world.fetch(get(b"/n"), response(
+            headers=b'Cache-Control: max-age=60\r\nCDN-Cache-Control: no-cache\r\nETag: "1"\r\n'))
+        _, asked = world.fetch(get(b"/n"), b"HTTP/1.1 304 Not Modified\r\nETag: \"1\"\r\n\r\n")
+        self.assertIsNotNone(asked, "no-cache: revalidated every time")
+        self.assertIn(b"if-none-match: \"1\"", asked.lower())
+
+    def test_cdn_max_age_caches_despite_cache_control_no_store(self):
+        world = CacheWorld(self)
+        world.fetch(get(), response(
+            headers=b"Cache-Control: no-store\r\nCDN-Cache-Control: max-age=60\r\n"))
+        world.reactor.advance(10)
+        second, asked = world.fetch(get())
+        self.assertIsNone(asked, "stored for CDN-Cache-Control's 60 s")
+        self.assertEqual(header(second, b"cache-control"), b"no-store")  # for the browser
+        self.assertEqual(header(second, b"cdn-cache-control"), b"max-age=60")  # relayed
+        self.assertEqual(header(second, b"cache-status"), b"revproxy; hit; ttl=50")
+
+    def test_cdn_max_age_ignores_expires(self):
+        world = CacheWorld(self)
+        world.fetch(get(), response(
+            headers=b"Expires: Thu, 01 Jan 1970 00:00:00 GMT\r\nCDN-Cache-Control: max-age=60\r\n"))
+        _, asked = world.fetch(get())
+        self.assertIsNone(asked)
+
+    def test_our_field_wins_and_is_never_relayed(self):
+        world = CacheWorld(self)
+        first, _ = world.fetch(get(), response(
+            headers=b"CDN-Cache-Control: max-age=600\r\nRevproxy-Cache-Control: max-age=5\r\n"))
+        self.assertIsNone(header(first, b"revproxy-cache-control"))
+        self.assertEqual(header(first, b"cdn-cache-control"), b"max-age=600")
+        world.reactor.advance(2)
+        second, asked = world.fetch(get())
+        self.assertIsNone(asked)
+        self.assertIsNone(header(second, b"revproxy-cache-control"))
+        self.assertEqual(header(second, b"cache-status"), b"revproxy; hit; ttl=3")
+        world.reactor.advance(4)
+        _, asked = world.fetch(get(), response())
+        self.assertIsNotNone(asked, "our field's 5 s, not CDN-Cache-Control's 600 s")
+
+    def test_an_invalid_targeted_field_falls_back_to_cache_control(self):
+        world = CacheWorld(self)
+        world.fetch(get(), response(
+            headers=b"Cache-Control: max-age=60\r\nCDN-Cache-Control: Private\r\n"))
+        _, asked = world.fetch(get())
+        self.assertIsNone(asked, "an invalid dictionary is ignored: Cache-Control applies")
+
+    def test_targeted_fields_are_configurable(self):
+        world = CacheWorld(self, targeted_fields=[], strip_targeted_fields=["cdn-cache-control"])
+        first, _ = world.fetch(get(), response(
+            headers=b"Cache-Control: max-age=60\r\nCDN-Cache-Control: private\r\n"))
+        self.assertIsNone(header(first, b"cdn-cache-control"), "stripped as configured")
+        _, asked = world.fetch(get())
+        self.assertIsNone(asked, "CDN-Cache-Control not honoured when not listed")
+
+
+class QualifiedDirectiveTests(unittest.TestCase):
+    """RFC 9111 §5.2.2.4 / §5.2.2.7: no-cache="f" and private="f" restrict fields only."""
+
+    def test_private_field_is_stored_without_that_field(self):
+        world = CacheWorld(self)
+        first, _ = world.fetch(get(), response(
+            headers=b'Cache-Control: max-age=60, private="x-user"\r\nX-User: alice\r\n'))
+        self.assertEqual(header(first, b"x-user"), b"alice")  # the origin's answer, relayed
+        second, asked = world.fetch(get())
+        self.assertIsNone(asked, "stored despite the qualified private")
+        self.assertIsNone(header(second, b"x-user"), "never served from the cache")
+
+    def test_no_cache_field_is_left_out_of_hits_but_sent_after_revalidation(self):
+        world = CacheWorld(self)
+        world.fetch(get(), response(headers=b'Cache-Control: max-age=10, no-cache="x-token"\r\n'
+                                            b'ETag: "1"\r\nX-Token: t1\r\n'))
+        hit, asked = world.fetch(get())
+        self.assertIsNone(asked, "qualified no-cache: the response itself is fresh")
+        self.assertIsNone(header(hit, b"x-token"))
+        world.reactor.advance(11)
+        revalidated, asked = world.fetch(get(), b'HTTP/1.1 304 Not Modified\r\nETag: "1"\r\n'
+                                                b"X-Token: t2\r\n\r\n")
+        self.assertIsNotNone(asked)
+        self.assertEqual(header(revalidated, b"x-token"), b"t2", "validated by this request")
+        hit, asked = world.fetch(get())
+        self.assertIsNone(asked)
+        self.assertIsNone(header(hit, b"x-token"))
+
+    def test_private_set_cookie_makes_a_cookie_response_storable(self):
+        world = CacheWorld(self)
+        world.fetch(get(), response(headers=b'Cache-Control: max-age=60, private="set-cookie"\r\n'
+                                            b"Set-Cookie: s=1\r\n"))
+        hit, asked = world.fetch(get())
+        self.assertIsNone(asked)
+        self.assertIsNone(header(hit, b"set-cookie"))
+
+
+class SetCookieRouteOptionTests(unittest.TestCase):
+    COOKIE = b"Cache-Control: max-age=60\r\nSet-Cookie: s=secret\r\n"
+
+    def test_default_refuses_to_store(self):
+        world = CacheWorld(self)
+        world.fetch(get(), response(headers=self.COOKIE))
+        _, asked = world.fetch(get(), response(headers=self.COOKIE))
+        self.assertIsNotNone(asked)
+
+    def test_strip_stores_without_the_cookie(self):
+        world = CacheWorld(self, route={"cache_set_cookie": "strip"})
+        first, _ = world.fetch(get(), response(headers=self.COOKIE))
+        self.assertEqual(header(first, b"set-cookie"), b"s=secret")
+        hit, asked = world.fetch(get())
+        self.assertIsNone(asked)
+        self.assertIsNone(header(hit, b"set-cookie"))
+
+    def test_keep_stores_and_serves_the_cookie(self):
+        world = CacheWorld(self, route={"cache_set_cookie": "keep"})
+        world.fetch(get(), response(headers=self.COOKIE))
+        hit, asked = world.fetch(get())
+        self.assertIsNone(asked)
+        self.assertEqual(header(hit, b"set-cookie"), b"s=secret")
