@@ -15,7 +15,8 @@ from twisted.python.failure import Failure
 from revproxy.cache import freshness, validation
 from revproxy.cache.entry import CacheEntry, VariantIndex
 from revproxy.cache.ranges import accept_ranges
-from revproxy.cache.directives import unqualified
+from revproxy.cache.directives import first_field, unqualified
+from revproxy.cache.parts import Parts, parse_content_range
 from revproxy.cache.storability import no_cache_fields, private_fields, storable
 from revproxy.cache.targeted import TargetedPolicy
 from revproxy.cache.vary import vary_key, vary_names
@@ -232,6 +233,59 @@ class HttpCache:
         d.addErrback(lambda f: log.failure("cache store failed for {key!r}", f, key=key))
         return d
 
+    def may_store_part(self, request_headers, response_headers, set_cookie="refuse"):
+        """(True, reason) when a 206 may be stored as a part of its response (RFC 9111
+        §3.3-3.4): a single ``Content-Range`` with a known length within ``max_object``, a
+        strong ETag to combine parts by, no ``Vary``, and storable as its 200 would be."""
+        content_range = parse_content_range(first_field(response_headers, b"content-range"))
+        if content_range is None:
+            return False, "206 without one Content-Range of known length"
+        if content_range[2] > self.settings.max_object:
+            return False, "206 of a representation larger than max_object"
+        if _strong_etag(response_headers) is None:
+            return False, "206 without a strong ETag (parts could not be combined)"
+        if vary_names(response_headers) != ():
+            return False, "206 with Vary (parts are kept for responses without Vary)"
+        return storable(b"GET", 200, request_headers, self.policy(response_headers),
+                        allow_heuristic=True, allow_set_cookie=set_cookie != "refuse")
+
+    def put_part(self, primary, request_headers, headers, body, request_time, response_time,
+                 set_cookie="refuse"):
+        """Combine a complete 206 body with what is stored for ``primary`` under the same
+        strong ETag (anything else stored there is replaced); once every byte is stored, the
+        entry becomes an ordinary 200. A Deferred (errors logged, not raised)."""
+        first, last, length = parse_content_range(first_field(headers, b"content-range"))
+        if len(body) != last - first + 1:
+            return defer.succeed(False)  # a body that disagrees with its Content-Range
+        etag = _strong_etag(headers)
+        kept = [h for h in headers if h[0] != b"content-range"]
+
+        def merge(current):
+            parts = Parts(length)
+            if isinstance(current, CacheEntry) and _strong_etag(current.headers) == etag:
+                if current.status != 206:
+                    return False  # the whole response is stored already
+                try:
+                    old = Parts.unpack(current.body)
+                except ValueError:
+                    old = None
+                if old is not None and old.length == length:
+                    parts = old
+            parts = parts.add(first, body)
+            if parts.complete:
+                return self.put_response(primary, request_headers, 200, b"OK", kept,
+                                         parts.chunks[0][1], request_time, response_time,
+                                         None, set_cookie)
+            return self.put_response(primary, request_headers, 206, b"Partial Content", kept,
+                                     parts.pack(), request_time, response_time, None,
+                                     set_cookie)
+
+        d = self.store.get(primary)
+        d.addCallback(merge)
+        d.addErrback(lambda f: log.failure("cache part store failed for {key!r}", f,
+                                           key=primary))
+        return d
+
     def _index(self, primary, names, key, keep):
         d = self.store.get(primary)
 
@@ -379,6 +433,17 @@ def _has_request_directives(headers) -> bool:
 def variant_key(primary: bytes, names, request_headers) -> bytes:
     """The full key of the variant of ``primary`` a request selects (after a NUL)."""
     return primary + b"\x00v:" + vary_key(names, request_headers)
+
+
+def _strong_etag(headers):
+    """The ETag value when it is one strong entity-tag (``"x"``, not ``W/"x"``), else None."""
+    etag = first_field(headers, b"etag")
+    if etag is None:
+        return None
+    etag = etag.strip(b" \t")
+    if len(etag) < 2 or etag[:1] != b'"' or etag[-1:] != b'"' or b'"' in etag[1:-1]:
+        return None
+    return etag
 
 
 def _has_validator(headers) -> bool:

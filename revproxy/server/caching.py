@@ -15,6 +15,7 @@ from twisted.logger import Logger
 from revproxy.cache import freshness, ranges, validation
 from revproxy.cache.engine import Found
 from revproxy.cache.keys import effective_uri, primary_key
+from revproxy.cache.parts import part_response
 from revproxy.cache.status import cache_status
 from revproxy.server.sinks import DiscardSink
 
@@ -29,7 +30,7 @@ class CacheState:
     """What the cache tier knows about one request."""
 
     __slots__ = ("key", "entry", "fwd", "filling", "tee", "tee_size", "store", "revalidating",
-                 "request_time", "status_header", "decision", "head", "collapsed")
+                 "request_time", "status_header", "decision", "head", "collapsed", "part")
 
     def __init__(self, key):
         self.key = key
@@ -45,6 +46,7 @@ class CacheState:
         self.decision = None
         self.head = None  # the origin's response head
         self.collapsed = False  # waited for another request's fetch
+        self.part = False  # the response is a 206 stored as a part (RFC 9111 §3.3)
 
 
 _HIT_STATUS = {}  # (ttl in whole seconds, collapsed) -> Cache-Status value
@@ -132,6 +134,11 @@ class CacheStage:
         cache, state = self.cache, self.state
         now = self.rt.clock.seconds()
         entry = found.entry
+        if entry is not None and entry.status == 206:
+            # an incomplete response: it answers only a range wholly within one stored part
+            if not owner.background and self._serve_part(entry, now):
+                return
+            entry = None
         if entry is not None:
             decision = cache.decide(entry, self.head.headers, now)
             state.decision = decision
@@ -180,6 +187,25 @@ class CacheStage:
         cache.start_fill(state.key)
         state.filling = True
         owner.forward()
+
+    def _serve_part(self, entry, now):
+        """Answer a single-range GET from a stored part; False when it cannot."""
+        cache, head = self.cache, self.head
+        decision = cache.decide(entry, head.headers, now)
+        if not decision.usable or head.method != b"GET":
+            return False
+        answer = part_response(entry, head.headers)
+        if answer is None:
+            return False
+        status, content_range, body = answer
+        cache.metrics["hits"] += 1
+        headers = cache.served_headers(entry, self.rt.via_field) + content_range + [
+            (b"age", b"%d" % max(0, int(decision.age))),
+            (b"cache-status", cache_status(hit=True, ttl=decision.ttl, detail="partial"))]
+        self.sink.start(status, b"Partial Content", headers, len(body))
+        self.sink.write(body)
+        self.sink.finish()
+        return True
 
     def _only_if_cached(self):
         return any(name == b"cache-control" and b"only-if-cached" in value.lower()
@@ -233,8 +259,13 @@ class CacheStage:
                     fwd=state.fwd, fwd_status=head.status, detail="stale-if-error"))
                 return True
         route = self.ctx.route
-        ok, why = cache.may_store(self.head.method, head.status, self.head.headers,
-                                  head.headers, route.cache_ttl, route.cache_set_cookie)
+        if head.status == 206 and self.head.method == b"GET" and not self.owner.background:
+            ok, why = cache.may_store_part(self.head.headers, head.headers,
+                                           route.cache_set_cookie)
+            state.part = ok
+        else:
+            ok, why = cache.may_store(self.head.method, head.status, self.head.headers,
+                                      head.headers, route.cache_ttl, route.cache_set_cookie)
         length = head.content_length
         state.store = ok and (length is None or length <= cache.settings.max_object)
         if state.store:
@@ -262,7 +293,13 @@ class CacheStage:
                 and not self.sink.started:
             self.serve_entry(state.entry, 0.0, state.status_header, validated=True)
             return True
-        if state.store and state.tee is not None:
+        if state.store and state.tee is not None and state.part:
+            self.cache.put_part(
+                state.key, self.head.headers, self.rt.cache_headers(head.headers),
+                b"".join(state.tee), state.request_time, self.rt.clock.seconds(),
+                self.ctx.route.cache_set_cookie)
+            state.tee = None
+        elif state.store and state.tee is not None:
             self.cache.put_response(
                 state.key, self.head.headers, head.status, head.reason,
                 self.rt.cache_headers(head.headers), b"".join(state.tee), state.request_time,

@@ -527,3 +527,76 @@ class SetCookieRouteOptionTests(unittest.TestCase):
         hit, asked = world.fetch(get())
         self.assertIsNone(asked)
         self.assertEqual(header(hit, b"set-cookie"), b"s=secret")
+
+
+class PartialContentTests(unittest.TestCase):
+    """RFC 9111 §3.3-3.4: 206s with a strong validator are stored as parts, combined, and
+    later ranges within a part are answered without the origin."""
+
+    BODY = b"0123456789abcdefghij"
+
+    def part(self, first, last, etag=b'"v1"'):
+        return (b"HTTP/1.1 206 Partial Content\r\nCache-Control: max-age=60\r\nETag: %s\r\n"
+                b"Connection: close\r\n"
+                b"Content-Range: bytes %d-%d/%d\r\nContent-Length: %d\r\n\r\n%s"
+                % (etag, first, last, len(self.BODY), last - first + 1,
+                   self.BODY[first:last + 1]))
+
+    def ranged(self, world, first, last, answer=None):
+        """A ranged GET; the origin (if asked) answers ``answer``; the background whole-object
+        fetch the miss starts is answered 503 (so only parts are stored). Returns (client's
+        bytes, the ranged request the origin saw or None)."""
+        proto, transport = world.client()
+        before = world.pending_connects
+        proto.dataReceived(get(b"/v", b"Range: bytes=%d-%d\r\n" % (first, last)))
+        asked = None
+        while world.pending_connects:
+            backend, upstream = world.accept_backend()
+            if b"range:" in upstream.value().lower():
+                asked = upstream.value()
+                backend.dataReceived(answer)
+            else:
+                backend.dataReceived(b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n"
+                                     b"Connection: close\r\n\r\n")
+        self.assertLessEqual(before, 0)
+        return transport.value(), asked
+
+    def test_part_stored_and_a_range_within_it_served_from_the_cache(self):
+        world = CacheWorld(self)
+        first, asked = self.ranged(world, 0, 9, self.part(0, 9))
+        self.assertIsNotNone(asked)
+        self.assertIn(b"stored", header(first, b"cache-status"))
+        again, asked = self.ranged(world, 2, 5)
+        self.assertIsNone(asked, "within the stored part: no origin request")
+        self.assertTrue(again.startswith(b"HTTP/1.1 206 "))
+        self.assertEqual(header(again, b"content-range"), b"bytes 2-5/20")
+        self.assertTrue(again.endswith(b"2345"))
+        self.assertIn(b"hit", header(again, b"cache-status"))
+
+    def test_range_outside_the_parts_goes_to_the_origin_and_completes_the_entry(self):
+        world = CacheWorld(self)
+        self.ranged(world, 0, 9, self.part(0, 9))
+        _, asked = self.ranged(world, 8, 12, self.part(8, 19))  # overlapping, to the end
+        self.assertIsNotNone(asked)
+        answer, asked = world.fetch(get(b"/v"))
+        self.assertIsNone(asked, "parts covering every byte became a whole stored response")
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200 OK"))
+        self.assertTrue(answer.endswith(self.BODY))
+
+    def test_parts_under_another_etag_are_not_combined(self):
+        world = CacheWorld(self)
+        self.ranged(world, 0, 9, self.part(0, 9, b'"v1"'))
+        self.ranged(world, 10, 19, self.part(10, 19, b'"v2"'))
+        _, asked = world.fetch(get(b"/v"), response(self.BODY, b"Cache-Control: max-age=60\r\n"
+                                                                b"Connection: close\r\n"))
+        self.assertIsNotNone(asked, "v1's first half and v2's second half are never joined")
+        _, asked = self.ranged(world, 12, 14)
+        self.assertIsNone(asked)  # (the whole 200 stored by the fetch above answers it)
+
+    def test_weak_etag_or_unknown_length_is_not_stored(self):
+        world = CacheWorld(self)
+        weak = self.part(0, 9, b'W/"v1"')
+        first, _ = self.ranged(world, 0, 9, weak)
+        self.assertNotIn(b"stored", header(first, b"cache-status"))
+        _, asked = self.ranged(world, 0, 3, weak)
+        self.assertIsNotNone(asked)
