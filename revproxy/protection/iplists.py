@@ -58,6 +58,12 @@ class Gate:
             return False
         return self.allow is None or key in self.allow
 
+    def admits_host(self, host: str) -> bool:
+        return self.admits(peer_key(host))
+
+    def reason_host(self, host: str) -> str:
+        return self.reason(peer_key(host))
+
     def reason(self, key) -> str:
         """Why ``key`` is refused (only asked after ``admits`` said no)."""
         for name, action, matcher in self._lists:
