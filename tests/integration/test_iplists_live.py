@@ -211,3 +211,29 @@ class LargeListTests(unittest.TestCase):
         sys.stdout.write("\n100,000 entries (%s): load %.2f s, reload unchanged %.3f s, "
                          "lookup %.2f us\n" % (sys.implementation.name, loaded, reloaded,
                                                per_lookup * 1e6))
+
+
+class TLSAcceptLiveTests(unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_deny_list_on_ssl_listener_closes_before_any_handshake(self):
+        """On an ssl: listener a denied client (127.0.0.2) is closed without a byte (no
+        ServerHello) while 127.0.0.1 completes TLS and gets its 200."""
+        from tests.integration.test_tls_listener import ssl_listen, tls_connect, write_self_signed
+
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        key_path, cert_path, cert_pem = write_self_signed(directory)
+        backend = listen(backend_site())
+        self.addCleanup(backend.stopListening)
+        data = proxy_config([backend.getHost().port])
+        data["server"]["listen"] = [ssl_listen(key_path, cert_path)]
+        data["ip_lists"] = [{"name": "bad", "action": "deny", "addresses": ["127.0.0.2"]}]
+        _, port = yield start_proxy(self, data)
+        raw = yield connect_from("127.0.0.2", port)
+        raw.transport.write(b"\x16\x03\x01\x00\x05hello")  # the start of a TLS record
+        self.assertEqual((yield with_timeout(raw.closed)), b"")
+        client = yield with_timeout(tls_connect(port, cert_pem))
+        client.transport.write(ECHO)
+        [(head, _)] = yield with_timeout(client.responses(1))
+        self.assertEqual(head.status, 200)
+        client.transport.abortConnection()
