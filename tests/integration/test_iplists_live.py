@@ -166,6 +166,17 @@ class ReloadFilesLiveTests(unittest.TestCase):
         self.assertNotIn(b"listening on", proc.output)
         self.assertNotIn(b"Traceback", proc.output)
 
+    @defer.inlineCallbacks
+    def test_check_reads_the_list_files(self):
+        """--check reads the list files: a bad line exits non-zero naming file and line."""
+        self.write_config(1)
+        self.write(self.list_file, "10.0.0.0/8\nnot-an-address\n")
+        proc, _ = spawn(self, "revproxy", "--check", "--config", self.config)
+        code = yield with_timeout(proc.ended, 30)
+        self.assertNotEqual(code, 0)
+        self.assertIn(self.list_file.encode() + b': line 2 = "not-an-address"', proc.output)
+        self.assertNotIn(b"Traceback", proc.output)
+
 
 class LargeListTests(unittest.TestCase):
     def test_100000_entries_load_and_match(self):

@@ -332,3 +332,14 @@ class ReloadTests(unittest.TestCase):
         self.assertTrue(world.reload(world_data(lists)))
         self.assertTrue(world.reload(world_data(lists)))
         self.assertEqual([hook.name for hook in world.service.runtime.hooks.hooks], ["ip-lists"])
+
+    def test_reload_log_names_added_removed_and_changed_lists(self):
+        """The reload's change lines name ip lists added, removed and changed (with keys)."""
+        from revproxy.config.diff import describe_changes
+
+        before = config([{"name": "a", "action": "deny", "addresses": ["192.0.2.1"]},
+                         {"name": "b", "action": "deny", "addresses": []}])
+        after = config([{"name": "a", "action": "allow", "addresses": ["192.0.2.1"]},
+                        {"name": "c", "action": "deny", "addresses": []}])
+        self.assertEqual(describe_changes(before, after), [
+            "ip list added: c", "ip list removed: b", "ip list a changed: action"])
