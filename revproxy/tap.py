@@ -67,6 +67,7 @@ class Options(usage.Options):
             raise SystemExit("revproxy: bad configuration: %s" % e)
         self.config = config
         if self["check"]:
+            _check_ip_lists(config)
             sys.stdout.write("%s: OK (%d listeners, %d pools, %d routes)\n" % (
                 config.source, len(config.server.listen), len(config.pools), len(config.routes)))
             raise SystemExit(0)
@@ -139,14 +140,31 @@ def build_runtime(config, shared, previous=None):
 
     factories = balancer_factories()
     check_balancers(config, {name: factory.description for name, factory in factories.items()})
-    hooks = _hooks(config, shared.reactor, previous)
+    user_hooks = _hooks(config, shared.reactor, previous)
+    ip_access, hooks = _ip_access(config, shared.reactor, previous, user_hooks)
     runtime = Runtime(
         config, shared.reactor, shared.stats, shared.budget, _temp_dir(config, previous),
         _access_log(config, shared, previous), _backends(config, shared, previous, factories),
         shared.randbytes, shared.deadlines, shared.outbox, _cache(config, shared.reactor, previous),
         hooks,
     )
+    runtime.user_hooks = user_hooks
+    runtime.ip_access = ip_access
     return runtime
+
+
+def _ip_access(config, reactor, previous, user_hooks):
+    """The ``IPAccess`` of ``[[ip_lists]]`` (files read again on every reload), and the
+    runtime's hooks: the built-in route IP-list hook, when some list has routes, before the
+    ``[[hooks]]`` plugins."""
+    from revproxy.pipeline.hooks import HookSet
+    from revproxy.protection.iphook import IPListHook
+    from revproxy.protection.iplists import build_ip_access
+
+    access = build_ip_access(config, reactor, previous.ip_access if previous is not None else None)
+    if access is None or not access.routes:
+        return access, user_hooks
+    return access, HookSet((IPListHook(access),) + user_hooks.hooks)
 
 
 def _temp_dir(config, previous):
@@ -178,6 +196,16 @@ def _check_hooks(config):
                              for name, factory in hook_factories().items()})
 
 
+def _check_ip_lists(config):
+    """``--check``: read every IP list file and check every scope (ConfigError)."""
+    from revproxy.protection.iplists import build_ip_access
+
+    try:
+        build_ip_access(config, clock=None)
+    except ConfigError as e:
+        raise SystemExit("revproxy: bad configuration: %s" % e)
+
+
 def _hooks(config, reactor, previous):
     """The ``HookSet`` of ``[[hooks]]``: kept when the entries did not change, else built
     anew (a reload rebuilds every hook: hooks hold no state the proxy must carry over)."""
@@ -185,7 +213,7 @@ def _hooks(config, reactor, previous):
     from revproxy.pipeline.registry import HookBuildError, build_hooks
 
     if previous is not None and previous.config.hooks == config.hooks:
-        return previous.hooks
+        return previous.user_hooks if previous.user_hooks is not None else previous.hooks
     _check_hooks(config)
     try:
         return build_hooks(config, reactor)

@@ -40,6 +40,7 @@ def describe_changes(old: Config, new: Config) -> List[str]:
     lines += _list_changes("admin listener", old.admin.listen, new.admin.listen)
     lines += _pool_changes(old, new)
     lines += _route_changes(old, new)
+    lines += _ip_list_changes(old, new)
     for section in _SECTIONS:
         before, after = getattr(old, section), getattr(new, section)
         keys = [k for k in changed_fields(before, after) if (section, k) not in _LISTS]
@@ -47,6 +48,17 @@ def describe_changes(old: Config, new: Config) -> List[str]:
             lines.append("[%s] changed: %s" % (section, ", ".join(
                 "%s %s -> %s" % (k, _short(getattr(before, k)), _short(getattr(after, k)))
                 for k in keys)))
+    return lines
+
+
+def _ip_list_changes(old: Config, new: Config) -> List[str]:
+    """Added, removed and changed ``[[ip_lists]]`` (their files are re-read on every
+    reload anyway: the build logs each list's entry count)."""
+    before = {spec.name: spec for spec in old.ip_lists}
+    after = {spec.name: spec for spec in new.ip_lists}
+    lines = _list_changes("ip list", list(before), list(after))
+    lines += ["ip list %s changed: %s" % (name, ", ".join(changed_fields(before[name], spec)))
+              for name, spec in after.items() if name in before and before[name] != spec]
     return lines
 
 

@@ -195,6 +195,19 @@ class HookEntry:
 
 
 @dataclass(frozen=True)
+class IPList:
+    """One ``[[ip_lists]]`` entry: an allow or deny list and where it applies (the semantics
+    are in docs/protection.md, "IP lists")."""
+
+    name: str
+    action: str  # "allow" | "deny"
+    addresses: Tuple[str, ...] = ()  # inline entries, checked when the config is read
+    files: Tuple[str, ...] = ()  # absolute paths, read at start-up and on every reload
+    listeners: Tuple[str, ...] = ()  # [server] listen endpoints; () with no routes = every one
+    routes: Tuple[str, ...] = ()  # route names: checked per request (403)
+
+
+@dataclass(frozen=True)
 class Config:
     source: str  # file the config came from ("<embedded>", "<command line>", or a path)
     server: Server = field(default_factory=Server)
@@ -207,6 +220,7 @@ class Config:
     admin: Admin = field(default_factory=Admin)
     cache: Cache = field(default_factory=Cache)
     hooks: Tuple[HookEntry, ...] = ()  # pipeline hooks, in the order they run
+    ip_lists: Tuple[IPList, ...] = ()  # allow / deny lists by client address
 
     def pool(self, name: str) -> Pool:
         for pool in self.pools:

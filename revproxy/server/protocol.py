@@ -371,4 +371,18 @@ class ProxyFactory(Factory):
         self._listener = listener
 
     def buildProtocol(self, addr):
-        return ClientConnection(self._holder.current, self._scheme, self._listener)
+        runtime = self._holder.current
+        access = runtime.ip_access
+        # The TCP peer decides; with the PROXY protocol this check moves to after its header.
+        if access is not None and access.refuses(self._listener, getattr(addr, "host", "")):
+            if self._scheme == "http":
+                return None  # the port closes the socket at once: not a byte read or sent
+            return _Refused()  # a TLS wrapper cannot take None: abort before any handshake
+        return ClientConnection(runtime, self._scheme, self._listener)
+
+
+class _Refused(Protocol):
+    """A connection refused at accept on a wrapped (TLS) listener: aborted at once."""
+
+    def makeConnection(self, transport):
+        transport.abortConnection()

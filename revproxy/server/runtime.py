@@ -90,6 +90,8 @@ class Shared:
 
 class Runtime:
     holder = None  # the RuntimeHolder that made it current: connections find the newest there
+    ip_access = None  # revproxy.protection.iplists.IPAccess, or None without [[ip_lists]]
+    user_hooks = None  # the [[hooks]] plugins alone (``hooks`` adds the built-in ones)
 
     def __init__(self, config, clock, stats, budget, temp_dir, access_log, backends, randbytes,
                  deadlines, outbox, cache=None, hooks=NO_HOOKS):
