@@ -26,7 +26,8 @@ import run  # noqa: E402  (reused: pinning, ports, processes, wrk, RSS, signals)
 
 # Run order: the references first, then each revproxy with its cache and without.
 NAMES = ("nginx-cache", "varnish", "revproxy-cpython", "revproxy-pypy",
-         "revproxy-cpython-nocache", "revproxy-pypy-nocache")
+         "revproxy-cpython-nocache", "revproxy-pypy-nocache",
+         "revproxy-cpython-disk", "revproxy-cpython-disk-nomem")
 REVPROXY_NAMES = tuple(name for name in NAMES if name.startswith("revproxy-"))
 BASELINE = "nginx-cache"
 WARM_REQUESTS = 3  # per path, after the one wait_ready sends
@@ -37,6 +38,8 @@ TARGETS = (
     # A hit must cost less than half a proxied miss: more than twice the req/s.
     ("revproxy-cpython", "1k-c50", "revproxy-cpython-nocache", 2.0),
     ("revproxy-pypy", "1k-c50", "revproxy-pypy-nocache", 2.0),
+    # issue 12: disk-store hits (I/O threads, memory tier) at least 0.8x memory-store hits
+    ("revproxy-cpython-disk", "1k-c50", "revproxy-cpython", 0.8),
 )
 
 BACKEND = """    sendfile on;
@@ -79,7 +82,7 @@ access_log = ""
 
 [cache]
 store = "{store}"
-
+{store_options}
 [pools.bench]
 members = ["http://127.0.0.1:{upstream}"]
 
@@ -97,9 +100,15 @@ def launch(name: str, work: str, port: int, upstream: int) -> proxies.Launch:
         if twistd is None:
             return proxies.Launch([], "%s/ is missing (run scripts/setup-env)" % venv)
         conf = os.path.join(work, name + ".toml")
-        store = "" if name.endswith("-nocache") else "memory"
+        store, store_options = "" if name.endswith("-nocache") else "memory", ""
+        if "-disk" in name:  # the disk store; -nomem: every hit reads its file (a thread)
+            store = "disk"
+            store_options = "store_options = { path = %r%s }\n" % (
+                os.path.join(work, name + "-store"),
+                ", memory_bytes = 0" if name.endswith("-nomem") else "")
         with open(conf, "w") as f:
-            f.write(REVPROXY_CONF.format(port=port, upstream=upstream, store=store))
+            f.write(REVPROXY_CONF.format(port=port, upstream=upstream, store=store,
+                                         store_options=store_options))
         return proxies.Launch([twistd, "-n", "--pidfile=", "revproxy", "--config", conf],
                               env=proxies.revproxy_env())
     if name == "nginx-cache":
@@ -139,6 +148,8 @@ EXPECTED: Dict[str, Tuple[Callable[[Dict[str, str]], bool], str]] = {
     "revproxy-pypy": (_revproxy_hit, "Cache-Status with 'hit'"),
     "revproxy-cpython-nocache": (lambda h: not _revproxy_hit(h), "no cache hit"),
     "revproxy-pypy-nocache": (lambda h: not _revproxy_hit(h), "no cache hit"),
+    "revproxy-cpython-disk": (_revproxy_hit, "Cache-Status with 'hit'"),
+    "revproxy-cpython-disk-nomem": (_revproxy_hit, "Cache-Status with 'hit'"),
 }
 
 

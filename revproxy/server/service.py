@@ -179,7 +179,17 @@ class ProxyService(service.Service):
             conn.close_if_idle()
         d = defer.gatherResults(stopping, consumeErrors=True)
         d.addBoth(lambda _: self._drain(stats))
+        d.addCallback(lambda _: self._close_store())
         return d
+
+    def _close_store(self):
+        """Once the connections are gone: let the cache store finish its writes (the disk
+        store's threads) so that a restart finds every entry it stored."""
+        store = self._cache_tasks[0]
+        if store is None:
+            return None
+        return defer.maybeDeferred(store.close).addErrback(
+            lambda f: log.failure("cache store close failed", f))
 
     def _drain(self, stats):
         timeout = self.runtime.config.server.shutdown_timeout

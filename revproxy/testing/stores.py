@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from twisted.internet import defer
 from twisted.internet.task import Clock
 from zope.interface.verify import verifyObject
 
@@ -17,6 +18,40 @@ def sample_entry(key=b"GET example.test/", body=b"hello", headers=None, tags=(),
         headers = [(b"content-type", b"text/plain"), (b"set-cookie", b"a=1"),
                    (b"set-cookie", b"b=2")]
     return CacheEntry(key, status, b"OK", list(headers), body, when, when, when, tags)
+
+
+class QueuedIO:
+    """A fake I/O runner for stores that do file I/O in threads (``DiskStore(io=...)``):
+    ``run`` queues the call and returns a Deferred that fires only when the test runs it
+    (``run_next``, ``run_all``), in the reactor thread like the real pool's results. Tests
+    thus see every interleaving they ask for, deterministically."""
+
+    def __init__(self):
+        self.queue = []  # (f, args, Deferred) not run yet, oldest first
+        self.ran = []  # the functions run, in order
+        self.stopped = False
+
+    def run(self, f, *args):
+        d = defer.Deferred()
+        self.queue.append((f, args, d))
+        return d
+
+    def run_next(self, index=0):
+        """Run the queued call at ``index`` (default the oldest) and fire its Deferred."""
+        f, args, d = self.queue.pop(index)
+        self.ran.append(f)
+        defer.execute(f, *args).chainDeferred(d)
+
+    def run_all(self):
+        """Run queued calls (and those they queue) until none is left; how many ran."""
+        count = 0
+        while self.queue:
+            self.run_next()
+            count += 1
+        return count
+
+    def stop(self):
+        self.stopped = True
 
 
 class CacheStoreContractMixin:
@@ -238,6 +273,16 @@ class CacheStoreContractMixin:
         stats = store.stats()
         self.assertEqual((stats["hits"], stats["misses"], stats["entries"]), (2, 1, 2))
         self.assertGreaterEqual(stats["bytes"], 1000)
+
+    def test_put_after_soft_purge_is_fresh(self):
+        """A value put again after a soft purge comes back not stale."""
+        store = self.new_store()
+        self.put(store, b"k")
+        self.resolve(store.purge(prefix=b"k", soft=True))
+        self.assertTrue(self.get(store, b"k").stale)
+        self.put(store, b"k", sample_entry(b"k", body=b"again"))
+        found = self.get(store, b"k")
+        self.assertEqual((found.body, found.stale), (b"again", False))
 
     def test_operations_after_close_do_nothing(self):
         """After close every method fires with its "nothing" value and none raises."""

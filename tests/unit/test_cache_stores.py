@@ -11,10 +11,10 @@ from twisted.trial import unittest
 
 from revproxy.cache.entry import VariantIndex
 from revproxy.cache.stores import disk as disk_module
-from revproxy.cache.stores import diskfiles
+from revproxy.cache.stores import diskfiles, purgelog
 from revproxy.cache.stores.disk import DiskStore
 from revproxy.cache.stores.memory import MemoryStore
-from revproxy.testing import CacheStoreContractMixin, sample_entry
+from revproxy.testing import CacheStoreContractMixin, QueuedIO, sample_entry
 
 
 def record_files(root):
@@ -33,6 +33,21 @@ class MemoryStoreContractTests(CacheStoreContractMixin, unittest.TestCase):
 class DiskStoreContractTests(CacheStoreContractMixin, unittest.TestCase):
     def make_store(self, max_bytes, max_object):
         return DiskStore(self.mktemp(), max_bytes, max_object, clock=self.clock)
+
+
+class ThreadedTieredDiskStoreContractTests(CacheStoreContractMixin, unittest.TestCase):
+    """The disk store as deployed (I/O off the reactor thread, a memory tier in front), its
+    I/O queued by a fake and run only when a test waits for a result."""
+
+    def make_store(self, max_bytes, max_object):
+        self.io = QueuedIO()
+        return DiskStore(self.mktemp(), max_bytes, max_object, clock=self.clock,
+                         memory_bytes=max_bytes, io=self.io)
+
+    def resolve(self, d):
+        while not d.called and self.io.queue:
+            self.io.run_next()
+        return self.successResultOf(d)
 
 
 class MemoryStoreTests(unittest.TestCase):
@@ -234,8 +249,9 @@ class DiskStoreTests(unittest.TestCase):
         def no_open(*args, **kwargs):
             raise AssertionError("file opened on a miss")
 
-        disk_module.open = no_open  # shadows the builtin for this module only
-        self.addCleanup(delattr, disk_module, "open")
+        for module in (disk_module, diskfiles):  # shadows the builtin for these modules
+            module.open = no_open
+            self.addCleanup(delattr, module, "open")
         self.assertIsNone(self.successResultOf(store.get(b"other")))
 
     def test_file_deleted_behind_the_store_is_a_miss(self):
@@ -247,16 +263,18 @@ class DiskStoreTests(unittest.TestCase):
         self.assertEqual(store.stats()["entries"], 0)
         self.assertEqual(store.stats()["errors"], 0)
 
-    def test_soft_purge_rewrites_only_the_flag(self):
-        """A soft purge changes one byte of the file: the record still parses, stale."""
+    def test_soft_purge_rewrites_no_record_file(self):
+        """A soft purge leaves the record file untouched (bytes and time): it flags the
+        index and appends one line to the journal."""
         store = self.open_store()
         store.put(b"k", sample_entry(b"k"), 60.0)
-        before = open(self.file_of(b"k"), "rb").read()
+        path = self.file_of(b"k")
+        before = (open(path, "rb").read(), os.stat(path).st_mtime_ns)
         self.assertEqual(self.successResultOf(store.purge(prefix=b"k", soft=True)), 1)
-        after = open(self.file_of(b"k"), "rb").read()
-        self.assertEqual([i for i in range(len(before)) if before[i] != after[i]],
-                         [diskfiles.FLAGS_OFFSET])
-        self.assertTrue(diskfiles.decode_record(after)[0].stale)
+        self.assertEqual((open(path, "rb").read(), os.stat(path).st_mtime_ns), before)
+        self.assertTrue(self.successResultOf(store.get(b"k")).stale)
+        journal = open(os.path.join(self.path, purgelog.JOURNAL_NAME), "rb").read()
+        self.assertEqual(journal.count(b"\n"), 1)
 
     def test_hard_purge_and_eviction_delete_files(self):
         """Purged and evicted values leave no file behind."""
@@ -308,3 +326,22 @@ class DiskStoreTests(unittest.TestCase):
         error = self.assertRaises(ValueError, DiskStore.from_options,
                                   {"path": os.path.join(self.path + "-file", "sub")}, self.clock)
         self.assertIn("'path'", str(error))
+
+    def test_from_options_memory_tier_and_threads(self):
+        """memory_bytes (default 32 MiB, 0 for none) and threads (0..64) are read; with a
+        task.Clock (no threads) the I/O runs inline; bad values name the option."""
+        from revproxy.cache.stores.diskio import InlineIO
+
+        store = DiskStore.from_options({"path": self.path}, self.clock)
+        self.addCleanup(store.close)
+        self.assertEqual(store.stats()["memory_bytes"], 0)
+        self.assertEqual(store._memory.max_bytes, 32 * 1024 * 1024)
+        self.assertIsInstance(store._io, InlineIO)
+        off = DiskStore.from_options({"path": self.path, "memory_bytes": 0, "threads": 0},
+                                     self.clock)
+        self.assertEqual(off._memory.max_bytes, 0)
+        for bad in ({"threads": -1}, {"threads": 65}, {"threads": "4"}, {"threads": True},
+                    {"memory_bytes": "lots"}):
+            options = dict(bad, path=self.path)
+            error = self.assertRaises(ValueError, DiskStore.from_options, options, self.clock)
+            self.assertIn(repr(sorted(bad)[0]), str(error))

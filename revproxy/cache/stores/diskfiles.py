@@ -8,7 +8,9 @@ file is one record, version 1 (big-endian)::
 
 where the value is ``revproxy.cache.entry.value_to_bytes`` output. The head comes first so
 the start-up scan reads a few hundred bytes per file, not the bodies; the flags byte sits at
-a fixed offset so a soft purge rewrites one byte in place (a one-byte write cannot tear).
+a fixed offset so it can be set in place (a one-byte write cannot tear); soft purges mostly
+live in the index and the journal (``purgelog``), the flag only for a purge that overtook
+the write of its record.
 Files are written to a temp file in the same directory, then ``os.replace``d: a reader or
 a crash sees the old file or the new one, never half of one.
 """
@@ -22,7 +24,7 @@ import re
 import struct
 from typing import Iterator, List, NamedTuple, Tuple
 
-from revproxy.cache.entry import pack_blobs, unpack_blobs
+from revproxy.cache.entry import pack_blobs, unpack_blobs, value_from_bytes
 
 MAGIC = b"RPD"
 VERSION = 1
@@ -115,6 +117,18 @@ def read_head(path: str, file_size: int) -> RecordHead:
     if head.length != file_size:
         raise ValueError("cache file: %d bytes, the head says %d" % (file_size, head.length))
     return head
+
+
+def read_record(path: str, key: bytes):
+    """The head and the decoded value (``value_from_bytes``) of the record file at ``path``,
+    which must hold ``key``. Raises OSError when it cannot be read, ValueError when it is
+    not a whole, valid record of ``key``. Pure function of the file: safe in a thread."""
+    with open(path, "rb") as f:
+        data = f.read()
+    head, value_bytes = decode_record(data)
+    if head.key != key:
+        raise ValueError("cache file: holds another key")
+    return head, value_from_bytes(value_bytes)
 
 
 def write_atomically(path: str, data: bytes, fsync: bool) -> None:

@@ -68,3 +68,20 @@ def check_bounds(store, max_bytes, max_object):
     if max_object > max_bytes:
         raise ValueError("cache store %r: max_object (%d) is larger than max_bytes (%d)"
                          % (store, max_object, max_bytes))
+
+
+def int_option(store, options, key, default, low, high):
+    """``options[key]`` as an integer in [low, high], or ``default``."""
+    value = options.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError("cache store %r: option %r must be an integer from %d to %d, not %r"
+                         % (store, key, low, high, value))
+    return value
+
+
+def size_or_zero_option(store, options, key, default):
+    """``options[key]`` as a size in bytes, 0 allowed (meaning "off"), or ``default``."""
+    value = options.get(key, default)
+    if value in (0, "0"):
+        return 0
+    return size_option(store, options, key, default)
