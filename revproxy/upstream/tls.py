@@ -92,8 +92,9 @@ def _read(key: str, path: str) -> bytes:
 
 
 def _certificates(key: str, path: str) -> List[x509.Certificate]:
+    data = _read(key, path)
     try:
-        found = x509.load_pem_x509_certificates(_read(key, path))
+        found = x509.load_pem_x509_certificates(data)
     except ValueError:
         found = []
     if not found:
@@ -117,8 +118,9 @@ def load_client_identity(cert_path: str, key_path: str) -> Dict[str, Any]:
     """``CertificateOptions`` arguments for a client certificate: the leaf (first in the
     file), the chain after it, and the key, which must match the leaf."""
     certs = _certificates("tls_client_cert", cert_path)
+    data = _read("tls_client_key", key_path)
     try:
-        key = serialization.load_pem_private_key(_read("tls_client_key", key_path), None)
+        key = serialization.load_pem_private_key(data, None)
     except TypeError:
         raise TLSSetupError("tls_client_key", key_path,
                             "expected an unencrypted PEM private key (this one needs a "

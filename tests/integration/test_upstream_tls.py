@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 
+from cryptography.x509.oid import NameOID
 from OpenSSL import crypto
 from twisted.internet import defer, reactor, ssl, task
 from twisted.logger import formatEvent, globalLogPublisher
@@ -19,7 +20,7 @@ from revproxy.config.model import HealthCheck
 from revproxy.config.model import Pool
 from revproxy.upstream.tls import client_policy
 from tests.integration.support import LOOPBACK, connect, proxy_config, start_proxy, with_timeout
-from tests.integration.tlscerts import ThrowawayCA
+from tests.tlscerts import ThrowawayCA
 
 
 class Whoami(resource.Resource):
@@ -29,7 +30,10 @@ class Whoami(resource.Resource):
 
     def render(self, request):
         peer = request.channel.transport.getPeerCertificate()
-        subject = peer.get_subject().CN if peer is not None else None
+        subject = None
+        if peer is not None:
+            names = peer.to_cryptography().subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+            subject = names[0].value
         request.setHeader(b"content-type", b"application/json")
         return json.dumps({"port": request.getClientAddress().port,
                            "client_cert": subject}).encode()
@@ -45,10 +49,12 @@ class CountingSite(server.Site):
         return server.Site.buildProtocol(self, addr)
 
 
-def tls_backend(testcase, cert, key, client_ca=None):
+def tls_backend(testcase, cert, key, client_ca=None, max_version=None):
     """An HTTPS backend on loopback; returns (port, site, server names received via SNI)."""
     options = {"privateKey": crypto.PKey.from_cryptography_key(key),
                "certificate": crypto.X509.from_cryptography(cert)}
+    if max_version is not None:
+        options["lowerMaximumSecurityTo"] = max_version
     if client_ca is not None:
         options.update(verify=True, requireCertificate=True,
                        caCerts=[crypto.X509.from_cryptography(client_ca)])
@@ -253,3 +259,19 @@ class UpstreamTLSTests(unittest.TestCase):
                                                 tls=bad.creator_for(LOOPBACK)))
         self.assertFalse(ok)
         self.assertIn("hostname mismatch", why)
+
+    @defer.inlineCallbacks
+    def test_min_version_1_3_refuses_a_tls_1_2_member(self):
+        """tls_min_version = "1.3" against a member that stops at TLS 1.2: the handshake
+        fails (502, the OpenSSL reason logged); the default minimum (1.2) talks to it."""
+        lines = capture_log(self)
+        cert, key = self.ca.issue("backend", ["backend.test"])[2:]
+        port, _, _ = tls_backend(self, cert, key, max_version=ssl.TLSVersion.TLSv1_2)
+        _, strict = yield self.start(self.pool_config(
+            [port], tls_server_name="backend.test", tls_min_version="1.3"))
+        [(head, _)] = yield self.get(strict)
+        self.assertEqual(head.status, 502)
+        self.assertTrue([line for line in lines if "TLS handshake failed" in line], lines)
+        _, default = yield self.start(self.pool_config([port], tls_server_name="backend.test"))
+        [(head, _)] = yield self.get(default)
+        self.assertEqual(head.status, 200)
