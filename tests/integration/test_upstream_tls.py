@@ -9,7 +9,7 @@ import json
 import os
 
 from cryptography.x509.oid import NameOID
-from OpenSSL import crypto
+from OpenSSL import SSL, crypto
 from twisted.internet import defer, reactor, ssl, task
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial import unittest
@@ -53,13 +53,16 @@ def tls_backend(testcase, cert, key, client_ca=None, max_version=None):
     """An HTTPS backend on loopback; returns (port, site, server names received via SNI)."""
     options = {"privateKey": crypto.PKey.from_cryptography_key(key),
                "certificate": crypto.X509.from_cryptography(cert)}
-    if max_version is not None:
-        options["lowerMaximumSecurityTo"] = max_version
+
     if client_ca is not None:
         options.update(verify=True, requireCertificate=True,
                        caCerts=[crypto.X509.from_cryptography(client_ca)])
     context_factory = ssl.CertificateOptions(**options)
     names = []
+    if max_version is not None:
+        # Set on the context itself: Twisted 25.5's lowerMaximumSecurityTo also excludes
+        # the version it names.
+        context_factory.getContext().set_max_proto_version(max_version)
     context_factory.getContext().set_tlsext_servername_callback(
         lambda conn: names.append(conn.get_servername()))
     site = CountingSite(Whoami())
@@ -266,7 +269,7 @@ class UpstreamTLSTests(unittest.TestCase):
         fails (502, the OpenSSL reason logged); the default minimum (1.2) talks to it."""
         lines = capture_log(self)
         cert, key = self.ca.issue("backend", ["backend.test"])[2:]
-        port, _, _ = tls_backend(self, cert, key, max_version=ssl.TLSVersion.TLSv1_2)
+        port, _, _ = tls_backend(self, cert, key, max_version=SSL.TLS1_2_VERSION)
         _, strict = yield self.start(self.pool_config(
             [port], tls_server_name="backend.test", tls_min_version="1.3"))
         [(head, _)] = yield self.get(strict)
