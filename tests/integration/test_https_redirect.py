@@ -46,7 +46,8 @@ class HttpsRedirectTests(unittest.TestCase):
              "hsts": {"max_age": "730d", "include_subdomains": True}},
             {"pool": "main", "hsts": "max-age=600"},
         ])
-        data["server"]["listen"] = ["tcp:0:interface=%s" % LOOPBACK, ssl_listen(key_path, cert_path)]
+        data["server"]["listen"] = ["tcp:0:interface=%s" % LOOPBACK,
+                                    ssl_listen(key_path, cert_path)]
         data.setdefault("buffering", {})["temp_dir"] = self.mktemp()
         service = build(parse_config(data, "<test>"), reactor, randbytes=lambda n: b"\x01" * n)
         service.startService()

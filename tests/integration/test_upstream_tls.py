@@ -16,8 +16,7 @@ from twisted.trial import unittest
 from twisted.web import resource, server
 
 from revproxy.balancing.probe import http_probe
-from revproxy.config.model import HealthCheck
-from revproxy.config.model import Pool
+from revproxy.config.model import HealthCheck, Pool
 from revproxy.upstream.tls import client_policy
 from tests.integration.support import LOOPBACK, connect, proxy_config, start_proxy, with_timeout
 from tests.tlscerts import ThrowawayCA

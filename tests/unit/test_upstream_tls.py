@@ -3,8 +3,6 @@ errors, member identity, and a TLS connect attempt on a fake reactor."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
@@ -190,3 +188,37 @@ def test_tls_handshake_past_connect_timeout_is_a_connect_timeout():
     assert transport.aborted
     proto.connectionLost(Failure(ConnectionDone()))
     assert member.open == 0
+
+
+# -- start-up checks and reload -------------------------------------------------------------
+def test_check_option_names_a_bad_ca_file(tmp_path):
+    """twistd revproxy --check reads the pools' TLS files: a missing CA is one line naming
+    the config file, the pool key and the path, exit non-zero, no traceback."""
+    from revproxy.tap import Options
+
+    config = tmp_path / "x.toml"
+    config.write_text('[pools.api]\nmembers = ["https://10.0.0.1"]\ntls_ca = "/nonexistent.pem"\n')
+    with pytest.raises(SystemExit) as info:
+        Options().parseOptions(["--config", str(config), "--check"])
+    assert str(info.value) == (
+        'revproxy: bad configuration: %s: [pools.api] tls_ca = "/nonexistent.pem": cannot read '
+        "the file: No such file or directory" % config)
+
+
+def test_reload_turning_a_member_https_rebuilds_the_pool(tmp_path):
+    """A reload that only changes members, but from http:// to https://, rebuilds the pool
+    with a TLS policy (a kept pool would have none and connect in plain TCP)."""
+    from tests.unit.world import World, config_dict
+
+    class Case:
+        def mktemp(self):
+            return str(tmp_path / "t")
+
+    world = World(Case(), config_dict(members=("http://10.0.0.1:443",)))
+    world.start()
+    before = world.service.runtime.backends["main"]
+    assert before.tls is None
+    assert world.reload(config_dict(members=("https://10.0.0.1:443",)))
+    after = world.service.runtime.backends["main"]
+    assert after is not before and after.tls is not None
+    assert [m.name for m in after.members] == ["https://10.0.0.1:443"]
