@@ -62,6 +62,8 @@ class Options(usage.Options):
             check_balancers(config, {name: factory.description
                                      for name, factory in balancer_factories().items()})
             _check_hooks(config)
+            if self["check"]:
+                _check_upstream_tls(config)  # start-up reads them while building
         except ConfigError as e:
             # A config error is not a usage error: say what is wrong, not the whole --help.
             raise SystemExit("revproxy: bad configuration: %s" % e)
@@ -207,6 +209,19 @@ def _check_ip_lists(config):
 
 
 def _hooks(config, reactor, previous):
+    """The ``HookSet``: the built-in transport stages the routes need (HTTPS redirect,
+    HSTS: ``revproxy.pipeline.transport``) first, then ``[[hooks]]``."""
+    from revproxy.pipeline.hooks import HookSet
+    from revproxy.pipeline.transport import is_transport_hook, transport_hooks
+
+    builtin = transport_hooks(config.routes)
+    user = _user_hooks(config, reactor, previous)
+    if not builtin and not any(is_transport_hook(h) for h in user.hooks):
+        return user
+    return HookSet(builtin + tuple(h for h in user.hooks if not is_transport_hook(h)))
+
+
+def _user_hooks(config, reactor, previous):
     """The ``HookSet`` of ``[[hooks]]``: kept when the entries did not change, else built
     anew (a reload rebuilds every hook: hooks hold no state the proxy must carry over)."""
     from revproxy.config.errors import NO_VALUE
@@ -250,14 +265,17 @@ def _backends(config, shared, previous, factories):
     from revproxy.config.diff import REBUILD, pool_change
     from revproxy.config.routes import table_key
     from revproxy.server.runtime import parser_limits_for
+    from revproxy.upstream.tls import has_tls_members
 
     running = previous.backends if previous is not None else {}
     backends = {}
     for pool in config.pools:
         kept = running.get(pool.name)
-        if kept is not None and pool_change(kept.config, pool) != REBUILD:
+        if (kept is not None and pool_change(kept.config, pool) != REBUILD
+                and (kept.tls is None) == (not has_tls_members(pool))):
             backends[pool.name] = kept
             continue
+        tls = _client_tls(config, pool)
         try:
             balancer = build_balancer(pool.balance, dict(pool.balance_options), shared.rng,
                                       factories)
@@ -265,8 +283,36 @@ def _backends(config, shared, previous, factories):
             raise ConfigError(config.source, "[pools.%s] balance" % table_key(pool.name),
                               pool.balance, str(e).strip("'\""))
         backends[pool.name] = BalancedPool(shared.reactor, pool, parser_limits_for(config.limits),
-                                           shared.deadlines, shared.outbox, balancer)
+                                           shared.deadlines, shared.outbox, balancer, tls)
     return backends
+
+
+def _client_tls(config, pool):
+    """The ``ClientTLSPolicy`` of a pool with https:// members (None without): reads its
+    files now; a problem is a ConfigError naming the pool's key. Verification turned off is
+    a warning in the log, every time the pool is built."""
+    from revproxy.config.routes import table_key
+    from revproxy.upstream.tls import TLSSetupError, client_policy, policy_summary
+
+    try:
+        tls = client_policy(pool)
+    except TLSSetupError as e:
+        raise ConfigError(config.source, "[pools.%s] %s" % (table_key(pool.name), e.key),
+                          e.value, e.message)
+    if tls is not None:
+        if tls.verify:
+            log.info("pool {pool}: TLS to members ({how})", pool=pool.name,
+                     how=", ".join(policy_summary(tls)))
+        else:
+            log.warn("pool {pool}: TLS certificate verification is OFF (tls_verify = false): "
+                     "members are not authenticated", pool=pool.name)
+    return tls
+
+
+def _check_upstream_tls(config):
+    """``--check`` and start-up: every pool's TLS files load (ConfigError otherwise)."""
+    for pool in config.pools:
+        _client_tls(config, pool)
 
 
 def _cache(config, reactor, previous):

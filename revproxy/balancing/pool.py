@@ -29,8 +29,9 @@ NO_MEMBER, NONE_HEALTHY, ALL_BUSY = "no-member", "none-healthy", "all-busy"
 class BalancedPool:
     """The members of one configured pool, their state, and the choice among them."""
 
-    def __init__(self, clock, pool_config, parser_limits, deadlines, outbox, balancer):
+    def __init__(self, clock, pool_config, parser_limits, deadlines, outbox, balancer, tls=None):
         self.name = pool_config.name
+        self.tls = tls  # revproxy.upstream.tls.ClientTLSPolicy for https:// members, or None
         self.config = pool_config
         self.balancer = balancer
         self._clock = clock
@@ -47,16 +48,21 @@ class BalancedPool:
 
     # -- membership ----------------------------------------------------------------------------
     def set_addresses(self, addresses):
-        """Make the members exactly ``addresses`` (``(ip, port, weight)``), keeping the state
-        and connections of members that stay; removed members close their idle connections."""
+        """Make the members exactly ``addresses`` (``(ip, port, weight)``, or ``(ip, port,
+        weight, tls_host)`` where ``tls_host`` is the host an https:// URL names, None for
+        http://), keeping the state and connections of members that stay; removed members
+        close their idle connections."""
         now = self._clock.seconds()
-        current = {(m.host, m.port): m for m in self.members}
+        current = {(m.host, m.port, m.tls_host): m for m in self.members}
         members = []
-        for host, port, weight in addresses:
-            member = current.pop((host, port), None)
+        for address in addresses:
+            host, port, weight = address[:3]
+            tls_host = address[3] if len(address) > 3 else None
+            member = current.pop((host, port, tls_host), None)
             if member is None:
+                tls = self.tls.creator_for(tls_host) if tls_host is not None else None
                 member = MemberPool(self._clock, host, port, self.config, self._parser_limits,
-                                    self._deadlines, self._outbox)
+                                    self._deadlines, self._outbox, tls, tls_host)
                 member.state = MemberState(self.config, weight)
                 if self.members:  # a member joining a running pool ramps up
                     member.state.slow_start.begin(now)

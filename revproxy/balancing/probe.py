@@ -15,6 +15,7 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import LoopingCall
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -65,13 +66,16 @@ def client_endpoint(reactor: Any, host: str, port: int, timeout: float) -> Any:
 
 
 def run_exchange(reactor: Any, clock: Any, host: str, port: int, timeout: float,
-                 proto: OneShotProtocol, failed: Callable[[str], Any]) -> Deferred:
+                 proto: OneShotProtocol, failed: Callable[[str], Any], tls: Any = None
+                 ) -> Deferred:
     """Connect ``proto`` to ``host:port`` and fire with its result, or with
     ``failed(reason)`` on a connect error or when ``timeout`` seconds pass first (the
     connection attempt is cancelled / the connection aborted). Never errbacks, except
-    with ``CancelledError`` when the caller cancels it (which also aborts everything)."""
+    with ``CancelledError`` when the caller cancels it (which also aborts everything).
+    ``tls``: a connection creator (an https:// member's): the exchange runs over TLS, the
+    handshake inside the same deadline."""
     return _Exchange(clock, timeout, proto, failed).start(
-        client_endpoint(reactor, host, port, timeout))
+        client_endpoint(reactor, host, port, timeout), tls, clock)
 
 
 class _Exchange:
@@ -86,9 +90,13 @@ class _Exchange:
         self._timer = clock.callLater(timeout, self._stop, "timeout after %gs" % timeout)
         self._connecting: Optional[Deferred] = None
 
-    def start(self, endpoint: Any) -> Deferred:
+    def start(self, endpoint: Any, tls: Any = None, clock: Any = None) -> Deferred:
         self._proto.done.addCallback(self._settle)
-        self._connecting = endpoint.connect(QuietFactory(self._proto))
+        factory = QuietFactory(self._proto)
+        if tls is not None:
+            factory = TLSMemoryBIOFactory(tls, True, factory, clock)
+            factory.noisy = False
+        self._connecting = endpoint.connect(factory)
         self._connecting.addErrback(self._connect_failed)
         return self.result
 
@@ -152,8 +160,10 @@ def status_expected(status: int, ranges: Any) -> bool:
 class HttpProbeProtocol(OneShotProtocol):
     """Sends one probe request and judges the response: ``(ok, reason)``."""
 
-    def __init__(self, request: bytes, check: Any) -> None:
+    def __init__(self, request: bytes, check: Any, tls: bool = False) -> None:
         super().__init__()
+        self._tls = tls  # over TLS: a close before any byte is told as the TLS failure
+        self._got_bytes = False
         self._request = request
         self._check = check
         self._parser = ResponseParser(Limits())
@@ -166,10 +176,16 @@ class HttpProbeProtocol(OneShotProtocol):
         self.transport.write(self._request)
 
     def dataReceived(self, data: bytes) -> None:  # noqa: N802
+        self._got_bytes = True
         self._parser.feed(data)
         self._drain()
 
     def ended(self, reason: Failure) -> None:
+        if self._tls and not self._got_bytes:
+            from revproxy.upstream.tls import describe_failure
+
+            self.finish((False, describe_failure(reason)))
+            return
         self._parser.feed_eof()
         self._drain()
         if not self.finished:  # only reachable if the parser neither ended nor failed
@@ -219,18 +235,20 @@ class HttpProbeProtocol(OneShotProtocol):
             self.finish((False, "status %d, body did not match" % self._status), abort=True)
 
 
-def http_probe(reactor: Any, host: str, port: int, check: Any, clock: Any) -> Deferred:
+def http_probe(reactor: Any, host: str, port: int, check: Any, clock: Any,
+               tls: Any = None) -> Deferred:
     """Probe ``host:port`` once as ``check`` (a ``HealthCheck``) says. Fires with
     ``(ok, reason)``: ok when the status is in ``expect_status`` and, if set,
     ``expect_body`` is found in the first 64 KiB of the body. Connect errors, the
     ``check.timeout`` deadline, protocol errors and an early close give ``(False, why)``;
-    it never errbacks unless cancelled (``CancelledError``)."""
+    it never errbacks unless cancelled (``CancelledError``). ``tls``: the connection
+    creator of an https:// member (the probe goes over TLS, verified like requests)."""
     try:
-        proto = HttpProbeProtocol(probe_request(host, port, check), check)
+        proto = HttpProbeProtocol(probe_request(host, port, check), check, tls is not None)
     except (UnicodeError, RuntimeError) as exc:  # a method/path the config should refuse
         return _fired((False, "bad probe request: %s" % exc))
     return run_exchange(reactor, clock, host, port, check.timeout, proto,
-                        lambda reason: (False, reason))
+                        lambda reason: (False, reason), tls)
 
 
 def _fired(value: Any) -> Deferred:
@@ -326,6 +344,10 @@ class ActiveChecker:
                                     self._query, self._on_result)
 
     def _query(self, member: Any) -> Deferred:
+        tls = getattr(member, "tls", None)
+        if tls is not None:  # an https:// member is probed over TLS
+            return self._probe(self._reactor, member.host, member.port, self._check,
+                               self._clock, tls=tls)
         return self._probe(self._reactor, member.host, member.port, self._check, self._clock)
 
     def _on_result(self, member: Any, result: Tuple[bool, str]) -> None:

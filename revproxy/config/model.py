@@ -111,6 +111,13 @@ class Pool:
     first_byte_timeout: float = 60.0  # request sent, no response head yet -> 504
     read_timeout: float = 60.0  # longest silence inside a response -> abort
     resolve_interval: float = 30.0  # host names re-resolved this often
+    # TLS to https:// members (revproxy.upstream.tls); ignored for http:// members.
+    tls_verify: bool = True  # chain + host name; False is logged (warn) at start-up
+    tls_ca: str = ""  # "" = the system trust store; else a PEM bundle of trusted CAs
+    tls_server_name: str = ""  # "" = each member's host; else sent as SNI and verified
+    tls_client_cert: str = ""  # PEM certificate (+ chain) presented to members; "" = none
+    tls_client_key: str = ""  # its PEM private key (required with tls_client_cert)
+    tls_min_version: str = "1.2"  # "1.2" or "1.3"
 
     def weight_of(self, url: str) -> int:
         if not self.weights:
@@ -145,6 +152,9 @@ class Route:
     # responses with Set-Cookie: "refuse" (not stored unless public/s-maxage), "strip" (stored,
     # the Set-Cookie never served from the cache), "keep" (stored and served with it: risky)
     cache_set_cookie: str = "refuse"
+    https_redirect: bool = False  # plain-HTTP requests get 308 to https://host/target
+    https_port: int = 0  # port in that redirect; 0 = none (443)
+    hsts: str = ""  # Strict-Transport-Security value sent over HTTPS only; "" = none
 
 
 @dataclass(frozen=True)

@@ -37,9 +37,11 @@ from revproxy.config.values import (
     parse_policy_name,
     parse_probe_path,
     parse_retry_condition,
+    parse_server_name,
     parse_status_range,
     parse_token,
 )
+from revproxy.config.transport import parse_hsts
 
 HEADERS_EXPECTED = (
     'expected an array of inline tables {name = "...", value = "..."} '
@@ -74,6 +76,12 @@ POOL_FIELDS: Dict[str, Parser] = {
     "retry_on": list_of(parse_retry_condition, unique=True),
     "retry_budget": parse_fraction,
     "panic_threshold": parse_fraction,
+    "tls_verify": boolean,
+    "tls_ca": text(),
+    "tls_server_name": parse_server_name,
+    "tls_client_cert": text(),
+    "tls_client_key": text(),
+    "tls_min_version": one_of(("1.2", "1.3")),
 }
 
 
@@ -146,6 +154,9 @@ ROUTE_FIELDS: Dict[str, Parser] = {
     "cache_key_headers": list_of(lambda v: parse_token(v).lower()),
     "cache_key_cookies": list_of(parse_token),
     "cache_set_cookie": one_of(("refuse", "strip", "keep")),
+    "https_redirect": boolean,
+    "https_port": count(0, 65535),
+    "hsts": parse_hsts,
 }
 
 
@@ -255,7 +266,19 @@ def _parse_pool(table: Table, name: str) -> Pool:
         "health": _parse_health(table, name),
         "outlier": _parse_outlier(table, name),
     }
-    return table.build(Pool, POOL_FIELDS, extra=extra, also_known=POOL_TABLES)
+    pool = table.build(Pool, POOL_FIELDS, extra=extra, also_known=POOL_TABLES)
+    _check_client_pair(table, pool)
+    return pool
+
+
+def _check_client_pair(table: Table, pool: Pool) -> None:
+    """A client certificate needs its key and a key its certificate."""
+    if pool.tls_client_cert and not pool.tls_client_key:
+        raise table.error("tls_client_key", NO_VALUE,
+                          "missing; expected the PEM private key of tls_client_cert")
+    if pool.tls_client_key and not pool.tls_client_cert:
+        raise table.error("tls_client_cert", NO_VALUE,
+                          "missing; expected the PEM certificate of tls_client_key")
 
 
 def parse_pools(root: Table) -> Tuple[Pool, ...]:

@@ -21,10 +21,13 @@ HOST_EXPECTED = (
     'an IPv4 address or a bracketed IPv6 address ("[::1]"), without a port'
 )
 MEMBER_EXPECTED = (
-    'expected an upstream URL "http://host[:port]" (host name, IPv4 or [IPv6]; '
-    "port 1-65535; no path, query or user)"
+    'expected an upstream URL "http://host[:port]" or "https://host[:port]" (host name, IPv4 '
+    "or [IPv6]; port 1-65535; no path, query or user)"
 )
-HTTPS_MEMBER = "https upstreams arrive with the TLS issue; use http://host[:port] for now"
+SERVER_NAME_EXPECTED = (
+    'expected "" (the member\'s host) or a host name or IP address to send as SNI and verify '
+    "(no port, no wildcard)"
+)
 ENDPOINT_TYPES = ("tcp", "tcp6", "unix", "ssl")
 ENDPOINT_EXPECTED = (
     "expected a Twisted server endpoint description starting with one of "
@@ -172,16 +175,22 @@ def parse_host_header(value: Any) -> str:
     return value
 
 
+_MEMBER_SCHEMES = (("http://", "http", 80), ("https://", "https", 443))
+
+
 def parse_member_url(value: Any) -> str:
-    """Normalise ``http://host[:port][/]`` to ``http://host:port`` (port 80 by default)."""
+    """Normalise ``http[s]://host[:port][/]`` to ``scheme://host:port`` (port 80 for http,
+    443 for https). The scheme is part of the member's identity: ``http://a:443`` and
+    ``https://a:443`` are different members."""
     if not isinstance(value, str):
         raise ValueError(MEMBER_EXPECTED)
     lowered = value[:8].lower()
-    if lowered.startswith("https://"):
-        raise ValueError(HTTPS_MEMBER)
-    if not lowered.startswith("http://"):
+    for prefix, scheme, default_port in _MEMBER_SCHEMES:
+        if lowered.startswith(prefix):
+            break
+    else:
         raise ValueError(MEMBER_EXPECTED)
-    rest = value[7:]
+    rest = value[len(prefix):]
     if rest.endswith("/"):
         rest = rest[:-1]
     if any(char in rest for char in "/?#@"):
@@ -190,7 +199,23 @@ def parse_member_url(value: Any) -> str:
         host, port = _split_authority(rest)
     except ValueError:
         raise ValueError(MEMBER_EXPECTED) from None
-    return "http://%s:%d" % (host, 80 if port is None else port)
+    return "%s://%s:%d" % (scheme, host, default_port if port is None else port)
+
+
+def parse_server_name(value: Any) -> str:
+    """A TLS server name: "" or a host name / IP address (IPv6 without brackets), lower-cased."""
+    if isinstance(value, str):
+        name = value.strip().lower()
+        if name == "":
+            return name
+        try:
+            ipaddress.ip_address(name)
+            return name
+        except ValueError:
+            pass
+        if not name.startswith("[") and _valid_host(name):
+            return name
+    raise ValueError(SERVER_NAME_EXPECTED)
 
 
 def _split_description(description: str) -> List[str]:

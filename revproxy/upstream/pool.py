@@ -14,6 +14,7 @@ from revproxy.interfaces import IMember
 from revproxy.netio import QuietFactory
 from revproxy.upstream import errors
 from revproxy.upstream.protocol import UpstreamConnection
+from revproxy.upstream.tlsconn import TLSUpstreamConnection, connect_tls
 
 _TIMEOUT_ERRORS = (neterror.TimeoutError, neterror.TCPTimedOutError)
 
@@ -28,7 +29,7 @@ def _is_ipv6(host: str) -> bool:
 
 @implementer(IMember)
 class MemberPool:
-    """Connections to one member (``host``: an IP address, ``port``).
+    """Connections to one member (``host``: an IP address, ``port``; over TLS when ``tls``).
 
     It is also the member as balancing policies see it (``IMember``): ``weight``,
     ``in_flight`` and ``ewma`` come from ``state``, the ``MemberState`` its pool gives it.
@@ -38,10 +39,19 @@ class MemberPool:
     exchange, keeping at most ``max_idle`` of them, each closed after ``idle_timeout``.
     """
 
-    def __init__(self, reactor, host, port, pool_config, parser_limits, deadlines, outbox):
+    def __init__(self, reactor, host, port, pool_config, parser_limits, deadlines, outbox,
+                 tls=None, tls_host=None):
         self.host = host
         self.port = port
+        # tls: the IOpenSSLClientConnectionCreator of an https:// member (None: plain TCP);
+        # tls_host: the host its URL names (part of its identity, with the scheme).
+        self.tls = tls
+        self.tls_host = tls_host
         self.name = ("[%s]:%d" if _is_ipv6(host) else "%s:%d") % (host, port)
+        if tls is not None:
+            self.name = "https://" + self.name
+            if tls.server_name != host:
+                self.name += " (%s)" % tls.server_name
         # Sticky-session cookie value: names the member without revealing its address.
         self.token = hashlib.blake2b(self.name.encode("ascii"), digest_size=6).hexdigest().encode()
         self._reactor = reactor
@@ -88,9 +98,14 @@ class MemberPool:
         endpoint = self._endpoint_type(
             self._reactor, self.host, self.port, timeout=max(1, int(round(config.connect_timeout)))
         )
-        conn = UpstreamConnection(self._reactor, self._parser_limits, self)
-        self.open += 1
-        d = endpoint.connect(QuietFactory(conn))
+        if self.tls is None:
+            conn = UpstreamConnection(self._reactor, self._parser_limits, self)
+            self.open += 1
+            d = endpoint.connect(QuietFactory(conn))
+        else:
+            conn = TLSUpstreamConnection(self._reactor, self._parser_limits, self)
+            self.open += 1
+            d = connect_tls(endpoint, self.tls, conn, self._reactor)
         timer = self._reactor.callLater(config.connect_timeout, d.cancel)
 
         def connected(result):
@@ -99,7 +114,8 @@ class MemberPool:
             return result
 
         def failed(failure):
-            self.open -= 1
+            if conn.transport is None:  # else connectionLost has counted it (TLS handshake)
+                self.open -= 1
             if timer.active():
                 timer.cancel()
                 if failure.check(*_TIMEOUT_ERRORS):

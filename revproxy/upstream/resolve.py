@@ -19,9 +19,17 @@ log = Logger(namespace="revproxy.resolve")
 
 
 def split_member(url: str):
-    """``http://host:port`` -> ``(host, port)``; IPv6 brackets removed; port 80 by default."""
+    """``http://host:port`` -> ``(host, port)``; IPv6 brackets removed; port 80 by default
+    (443 for https)."""
     parts = urlsplit(url)
-    return parts.hostname, parts.port or 80
+    return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def member_address(url: str, weight: int):
+    """``(host, port, weight, tls_host)`` of a member URL: ``tls_host`` is the host for an
+    https:// member (its TLS server name unless the pool overrides it), None for http://."""
+    host, port = split_member(url)
+    return host, port, weight, (host if url.startswith("https://") else None)
 
 
 def is_ip(host: str) -> bool:
@@ -63,13 +71,13 @@ class MemberResolver:
         self._resolver = name_resolver
         self._backend = backend
         config = backend.config
-        self._members = [split_member(url) + (config.weight_of(url),) for url in config.members]
+        self._members = [member_address(url, config.weight_of(url)) for url in config.members]
         self._loop = None
-        self._last = {}  # (host, port) -> the addresses it last resolved to
+        self._last = {}  # (host, port, tls_host) -> the addresses it last resolved to
 
     @property
     def needs_dns(self) -> bool:
-        return any(not is_ip(host) for host, _, _ in self._members)
+        return any(not is_ip(member[0]) for member in self._members)
 
     def start(self):
         """Resolve now; when a name is involved, again every ``resolve_interval``."""
@@ -92,9 +100,9 @@ class MemberResolver:
     @defer.inlineCallbacks
     def refresh(self):
         addresses = []
-        for host, port, weight in self._members:
+        for host, port, weight, tls_host in self._members:
             if is_ip(host):
-                addresses.append((host, port, weight))
+                addresses.append((host, port, weight, tls_host))
                 continue
             try:
                 found = yield resolve_all(self._resolver, host)
@@ -102,9 +110,10 @@ class MemberResolver:
                 found = []
                 log.warn("resolving {host}: {e}", host=host, e=e)
             if found:
-                self._last[(host, port)] = [(ip, port, weight) for ip in sorted(set(found))]
+                self._last[(host, port, tls_host)] = [(ip, port, weight, tls_host)
+                                                      for ip in sorted(set(found))]
             else:
                 log.warn("pool {pool}: {host} resolved to nothing; keeping the last addresses",
                          pool=self._backend.name, host=host)
-            addresses.extend(self._last.get((host, port), []))
+            addresses.extend(self._last.get((host, port, tls_host), []))
         self._backend.set_addresses(addresses)

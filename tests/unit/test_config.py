@@ -273,8 +273,8 @@ BAD = [
      "non-empty string"),
     ("demo port range", "[demo]\nports = [8001, 70000]", "[demo] ports #2", "70000",
      "integer from 1 to 65535"),
-    ("member https", "[pools.api]\nmembers = [\"https://a.example\"]", "[pools.api] members #1",
-     '"https://a.example"', "https upstreams arrive with the TLS issue"),
+    ("member https with a path", "[pools.api]\nmembers = [\"https://a.example/x\"]",
+     "[pools.api] members #1", '"https://a.example/x"', "no path"),
     ("member other scheme", "[pools.api]\nmembers = [\"ftp://a\"]", "[pools.api] members #1",
      '"ftp://a"', 'expected an upstream URL "http://host[:port]"'),
     ("member path", "[pools.api]\nmembers = [\"http://a/app\"]", "[pools.api] members #1",
@@ -874,9 +874,9 @@ def test_demo_untouched_without_upstreams():
 def test_bad_upstream_is_a_command_line_error():
     """An invalid --upstream names "<command line>", the option, the value and why."""
     with pytest.raises(ConfigError) as info:
-        apply_overrides(load_config(None), [], ["https://secure"])
+        apply_overrides(load_config(None), [], ["ftp://secure"])
     assert str(info.value).startswith(
-        '<command line>: --upstream = "https://secure": https upstreams arrive with the TLS issue')
+        '<command line>: --upstream = "ftp://secure": expected an upstream URL')
 
 
 def test_bad_listen_is_a_command_line_error():

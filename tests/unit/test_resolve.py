@@ -50,7 +50,7 @@ def make(members, answers, interval=30.0, weights=()):
 
 
 def addresses(backend):
-    return [(host, port) for host, port, weight in backend.addresses]
+    return [(address[0], address[1]) for address in backend.addresses]
 
 
 class ResolverTests(unittest.TestCase):
@@ -85,7 +85,19 @@ class ResolverTests(unittest.TestCase):
             ["http://svc.test:80", "http://10.0.0.9:80"], {"svc.test": ["10.0.0.1", "10.0.0.2"]},
             weights=(3, 1))
         resolver.start()
-        self.assertEqual(backend.addresses, [("10.0.0.1", 80, 3), ("10.0.0.2", 80, 3), ("10.0.0.9", 80, 1)])
+        self.assertEqual(backend.addresses, [("10.0.0.1", 80, 3, None), ("10.0.0.2", 80, 3, None),
+                                             ("10.0.0.9", 80, 1, None)])
+
+    def test_https_members_carry_their_host_for_tls(self):
+        """An https:// member's addresses carry the host its URL names (its TLS server name),
+        port 443 by default; http:// ones carry None."""
+        clock, backend, names, resolver = make(
+            ["https://svc.test", "http://svc.test", "https://10.0.0.9:8443"],
+            {"svc.test": ["10.0.0.1"]})
+        resolver.start()
+        self.assertEqual(backend.addresses, [("10.0.0.1", 443, 1, "svc.test"),
+                                             ("10.0.0.1", 80, 1, None),
+                                             ("10.0.0.9", 8443, 1, "10.0.0.9")])
 
     def test_failed_resolution_keeps_last_addresses(self):
         """A name that suddenly resolves to nothing keeps its previous members."""
