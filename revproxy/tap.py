@@ -62,8 +62,13 @@ class Options(usage.Options):
             check_balancers(config, {name: factory.description
                                      for name, factory in balancer_factories().items()})
             _check_hooks(config)
+            check_tls(config)
         except ConfigError as e:
             # A config error is not a usage error: say what is wrong, not the whole --help.
+            problems = getattr(e, "problems", None)
+            if problems:  # bad certificates: one line each, naming the file
+                raise SystemExit("\n".join("revproxy: bad certificate: %s" % p
+                                           for p in problems))
             raise SystemExit("revproxy: bad configuration: %s" % e)
         self.config = config
         if self["check"]:
@@ -144,9 +149,40 @@ def build_runtime(config, shared, previous=None):
         config, shared.reactor, shared.stats, shared.budget, _temp_dir(config, previous),
         _access_log(config, shared, previous), _backends(config, shared, previous, factories),
         shared.randbytes, shared.deadlines, shared.outbox, _cache(config, shared.reactor, previous),
-        hooks,
+        hooks, _tls(config, shared),
     )
     return runtime
+
+
+def http2_enabled(config) -> bool:
+    """Whether HTTP/2 is offered to clients (``[http2] enabled``, where that section exists)."""
+    return bool(getattr(getattr(config, "http2", None), "enabled", False))
+
+
+def alpn_protocols(config):
+    """The ALPN protocols TLS listeners advertise: ``[tls] alpn``, else h2 and http/1.1 when
+    HTTP/2 is on, else http/1.1 alone."""
+    if config.tls.alpn:
+        return config.tls.alpn
+    return ("h2", "http/1.1") if http2_enabled(config) else ("http/1.1",)
+
+
+def _tls(config, shared):
+    """The contexts of the TLS listeners (``revproxy.tls.runtime``); certificates are read
+    again on every call, so a reload serves renewed files. Raises ConfigError."""
+    from revproxy.tls.runtime import build_tls
+
+    return build_tls(config, alpn_protocols(config), shared.reactor.seconds())
+
+
+def check_tls(config):
+    """Validate what TLS start-up needs (certificate and key files, [tls] settings) without
+    running anything: raises ConfigError (``CertificateErrors`` lists each bad file)."""
+    import time
+
+    from revproxy.tls.runtime import build_tls
+
+    build_tls(config, alpn_protocols(config), time.time())
 
 
 def _temp_dir(config, previous):

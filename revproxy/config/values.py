@@ -25,7 +25,7 @@ MEMBER_EXPECTED = (
     "port 1-65535; no path, query or user)"
 )
 HTTPS_MEMBER = "https upstreams arrive with the TLS issue; use http://host[:port] for now"
-ENDPOINT_TYPES = ("tcp", "tcp6", "unix", "ssl")
+ENDPOINT_TYPES = ("tcp", "tcp6", "unix", "ssl", "tls")
 ENDPOINT_EXPECTED = (
     "expected a Twisted server endpoint description starting with one of "
     + ", ".join(t + ":" for t in ENDPOINT_TYPES)
