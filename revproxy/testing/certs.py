@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["CertificateAuthority", "Leaf", "rsa_key", "ec_key", "key_pem", "cert_pem",
+__all__ = ["CertificateAuthority", "Leaf", "rsa_key", "ec_key", "key_pem", "cert_pem", "ocsp_response",
            "write_pem", "sha256_fingerprint"]
 
 _RSA_POOL = []
@@ -229,3 +229,19 @@ class CertificateAuthority:
                 x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
         cert = builder.sign(self.key, hashes.SHA256())
         return Leaf(cert, key, self.chain, names)
+
+
+def ocsp_response(ca, leaf, days=7):
+    """A DER OCSP response from ``ca`` saying ``leaf`` is good, next update in ``days`` days
+    (negative: already out of date)."""
+    from cryptography.x509 import ocsp
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    this_update = min(now - datetime.timedelta(hours=1), now + datetime.timedelta(days=days - 1))
+    builder = (ocsp.OCSPResponseBuilder()
+               .add_response(cert=leaf.cert, issuer=ca.cert, algorithm=hashes.SHA1(),
+                             cert_status=ocsp.OCSPCertStatus.GOOD, this_update=this_update,
+                             next_update=now + datetime.timedelta(days=days),
+                             revocation_time=None, revocation_reason=None)
+               .responder_id(ocsp.OCSPResponderEncoding.HASH, ca.cert))
+    return builder.sign(ca.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)

@@ -83,7 +83,6 @@ def build_certificate_context(bundles, options: TLSOptions, session_id: bytes = 
     """An ``SSL.Context`` serving ``bundles`` (at most one RSA and one ECDSA, for the same
     names). Raises ValueError (OpenSSL refused a setting) or ``SSL.Error``."""
     context = SSL.Context(SSL.TLS_METHOD)
-    options.apply(context)
     context.set_session_id(session_id)
     shared_chain = len({tuple(_der(c) for c in b.chain) for b in bundles}) <= 1
     for bundle in bundles:
@@ -104,7 +103,8 @@ def build_certificate_context(bundles, options: TLSOptions, session_id: bytes = 
         context.set_ocsp_server_callback(_stapler(staples))
     if options.client_ca:
         context.load_verify_locations(options.client_ca.encode("utf-8"))
-        context.set_client_ca_list(_ca_names(options.client_ca))
+        context.load_client_ca(options.client_ca.encode("utf-8"))  # names sent to clients
+    options.apply(context)  # last: see apply_defaults
     return context
 
 
@@ -112,14 +112,6 @@ def _der(cert):
     from cryptography.hazmat.primitives import serialization
 
     return cert.public_bytes(serialization.Encoding.DER)
-
-
-def _ca_names(path):
-    from cryptography import x509
-
-    with open(path, "rb") as handle:
-        certs = x509.load_pem_x509_certificates(handle.read())
-    return [_x509(c).get_subject() for c in certs]
 
 
 def _stapler(staples):
@@ -143,7 +135,6 @@ def build_dispatch_context(options: TLSOptions, client_auth: str, select_context
     ``CLIENT_AUTH_MODES``; a presented certificate must verify against the CA store of the
     certificate context (``[tls] client_ca``), in both "optional" and "required" modes."""
     context = SSL.Context(SSL.TLS_METHOD)
-    options.apply(context)
     context.set_session_id(session_id)
     context.set_session_cache_mode(SSL.SESS_CACHE_SERVER)
     context.set_timeout(int(options.session_timeout))
@@ -160,6 +151,7 @@ def build_dispatch_context(options: TLSOptions, client_auth: str, select_context
         connection.set_context(select_context(name))
 
     context.set_tlsext_servername_callback(switch)
+    options.apply(context)  # last: see apply_defaults
     return context
 
 

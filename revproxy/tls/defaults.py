@@ -65,17 +65,23 @@ def set_groups(context: SSL.Context, groups) -> None:
 def apply_defaults(context: SSL.Context, min_version="1.2", ciphers=INTERMEDIATE_CIPHERS,
                    tls13_suites=TLS13_SUITES, groups=DEFAULT_GROUPS) -> None:
     """Give ``context`` the versions, ciphers, groups and options above. Raises ValueError
-    when OpenSSL refuses a cipher list or group list (the message names which)."""
+    when OpenSSL refuses a cipher list or group list (the message names which).
+
+    Call it LAST when building a context: pyOpenSSL 25's ``set_cipher_list`` opens a
+    throw-away connection on the context, which marks it "used" (later changes warn)."""
     context.set_options(_OPTIONS)
     context.set_min_proto_version(VERSIONS[min_version])
     context.set_max_proto_version(SSL.TLS1_3_VERSION)
-    try:
-        context.set_cipher_list(ciphers.encode("ascii"))
-    except SSL.Error:
-        raise ValueError("OpenSSL knows no cipher in %r" % ciphers) from None
+    set_groups(context, groups)
     if hasattr(context, "set_tls13_ciphersuites"):
         try:
             context.set_tls13_ciphersuites(tls13_suites.encode("ascii"))
         except SSL.Error:
             raise ValueError("OpenSSL knows no TLS 1.3 suite in %r" % tls13_suites) from None
-    set_groups(context, groups)
+    elif tls13_suites != TLS13_SUITES:
+        raise ValueError("these bindings cannot set TLS 1.3 suites (pyOpenSSL < 26): "
+                         "OpenSSL's default three AEAD suites are used; remove the setting")
+    try:
+        context.set_cipher_list(ciphers.encode("ascii"))
+    except SSL.Error:
+        raise ValueError("OpenSSL knows no cipher in %r" % ciphers) from None
