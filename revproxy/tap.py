@@ -48,7 +48,8 @@ class Options(usage.Options):
         self["upstream"] = []
 
     def opt_listen(self, endpoint):
-        """Twisted server endpoint to listen on, e.g. tcp:8080:interface=127.0.0.1 (repeatable)."""
+        """Endpoint to listen on (repeatable): tcp:8080:interface=127.0.0.1, or HTTPS with
+        ssl:8443:privateKey=key.pem:certKey=cert.pem or tls:8443 (the [tls] certificates)."""
         self["listen"].append(endpoint)
 
     def opt_upstream(self, url):

@@ -11,7 +11,7 @@ from typing import Any, Tuple
 
 from revproxy.config.model import TLS, CertificateEntry
 from revproxy.config.reader import (
-    Parser, Table, boolean, duration, list_of, one_of, plain_options, text,
+    Table, boolean, duration, duration_or_off, list_of, one_of, plain_options, text,
 )
 from revproxy.config.values import parse_policy_name, parse_token
 
@@ -47,7 +47,7 @@ TLS_FIELDS = {
     "tls13_ciphersuites": text(),
     "groups": list_of(_group, min_items=1, unique=True),
     "session_tickets": boolean,
-    "ticket_key_lifetime": duration,
+    "ticket_key_lifetime": duration_or_off,
     "session_timeout": duration,
     "client_auth": one_of(("off", "optional", "required")),
     "client_ca": text(),
