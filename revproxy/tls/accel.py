@@ -24,8 +24,8 @@ def check_openssl_provider(name: str, environ=None) -> str:
     environ = os.environ if environ is None else environ
     path = environ.get("OPENSSL_CONF", "")
     if not path:
-        return ("[tls] openssl_provider = %r: OPENSSL_CONF is not set; point it at an "
-                "openssl.cnf that activates the provider (docs/tls.md)" % name)
+        return ("OPENSSL_CONF is not set; point it at an openssl.cnf that activates the "
+                "provider %r (docs/tls.md)" % name)
     parser = configparser.ConfigParser(strict=False, interpolation=None,
                                        inline_comment_prefixes=("#",))
     try:

@@ -93,11 +93,13 @@ def _client_ca(config):
     from cryptography import x509
 
     try:
-        certs = x509.load_pem_x509_certificates(_read(path, "client CA bundle"))
+        data = _read(path, "client CA bundle")
+    except ValueError as e:  # CertificateProblem: cannot read it
+        raise CertificateErrors(config.source, [e]) from None
+    try:
+        certs = x509.load_pem_x509_certificates(data)
     except ValueError:
         certs = None
-    except Exception as e:  # CertificateProblem: cannot read it
-        raise CertificateErrors(config.source, [e]) from None
     if not certs:
         raise CertificateErrors(config.source, ["%s: no PEM certificate in the client CA "
                                                 "bundle ([tls] client_ca)" % path])
@@ -176,6 +178,12 @@ def build_tls(config, alpn, now, factories=None):
         tls.certificate_dir
     if not specs and not wants_provider:
         return TLSRuntime({})
+    for description, spec in specs.items():
+        if spec.kind == "tls" and tls.provider == "pem" and not (
+                tls.certificates or tls.certificate_dir):
+            raise ConfigError(config.source, "[server] listen", description,
+                              "a tls: listener serves the [tls] certificates: set [tls] "
+                              "certificates or certificate_dir (or use ssl:PORT:privateKey=...)")
     _check_options(config, options)
     _client_ca(config)
     provider = None

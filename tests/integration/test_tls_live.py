@@ -246,3 +246,39 @@ class TLSCheckTests(unittest.TestCase):
         for line, (name, what) in zip(lines, expected):
             self.assertIn(name, line)
             self.assertIn(what, line)
+
+
+class QuickStartTests(unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_ssl_listener_gets_our_context(self):
+        """ssl:...:privateKey=:certKey=:extraCertChain= serves the chain, negotiates ALPN
+        http/1.1 and refuses a CBC-only TLS 1.2 client (Twisted's defaults would not)."""
+        d = os.path.abspath(self.mktemp())
+        os.makedirs(d)
+        root = CertificateAuthority("root", key_type="ec")
+        inter = root.intermediate("inter", key_type="ec")
+        cert, key = inter.issue(["quick.test"], key_type="ec").write(d, "quick")
+        chain = os.path.join(d, "chain.pem")
+        with open(chain, "wb") as f:
+            f.write(inter.cert_pem())
+        backend = listen(backend_site())
+        self.addCleanup(backend.stopListening)
+        data = proxy_config([backend.getHost().port])
+        data["server"]["listen"] = ["ssl:0:interface=%s:privateKey=%s:certKey=%s:"
+                                    "extraCertChain=%s" % (LOOPBACK, key, cert, chain)]
+        service, port = yield start_proxy(self, data)
+        client = yield tls_client(port, "quick.test", alpn=["h2", "http/1.1"],
+                                  trust=root.cert)
+        self.addCleanup(client.transport.abortConnection)
+        yield get_echo(client)
+        self.assertEqual(client.transport.negotiatedProtocol, b"http/1.1")
+        chain_served = client.transport.getHandle().get_peer_cert_chain()
+        self.assertEqual(len(chain_served), 2)
+        weak = RawClient()
+        endpoint = wrapClientTLS(ClientCreator(client_context(
+            max_version=SSL.TLS1_2_VERSION, ciphers="ECDHE-ECDSA-AES128-SHA"), "quick.test"),
+            TCP4ClientEndpoint(reactor, LOOPBACK, port))
+        yield with_timeout(connectProtocol(endpoint, weak))
+        weak.transport.write(b"GET /echo HTTP/1.1\r\nHost: quick.test\r\n\r\n")
+        received = yield with_timeout(weak.closed)
+        self.assertEqual(received, b"")

@@ -268,3 +268,30 @@ class OpenSSLProviderCheckTests(unittest.TestCase):
         env = {"OPENSSL_CONF": path}
         self.assertIn("no provider 'other'", check_openssl_provider("other", env))
         self.assertIn("/nonexistent.so: no such file", check_openssl_provider("qat", env))
+
+
+class BuildTLSErrorTests(unittest.TestCase):
+    """Start-up refusals of the TLS part name the key or listener."""
+
+    def error(self, tls, listen):
+        from revproxy.tls.runtime import build_tls
+
+        with self.assertRaises(ConfigError) as caught:
+            build_tls(config(tls, listen), ("http/1.1",), 0.0)
+        return str(caught.exception)
+
+    def test_refusals(self):
+        """tls: without certificates, an unknown provider, a cipher list OpenSSL rejects,
+        client_auth without client_ca, a bad listener option, a client_ca that is missing."""
+        self.assertIn('[server] listen = "tls:0": a tls: listener serves the [tls] '
+                      'certificates', self.error({}, ["tls:0"]))
+        self.assertIn('[tls] provider = "nope": unknown TLS provider',
+                      self.error({"provider": "nope"}, ["tls:0"]))
+        self.assertIn("[tls] ciphers: OpenSSL knows no cipher",
+                      self.error({"ciphers": "BOGUS"}, ["ssl:0:privateKey=/nonexistent"]))
+        self.assertIn("client_auth=required needs [tls] client_ca",
+                      self.error({}, ["ssl:0:privateKey=/x:client_auth=required"]))
+        self.assertIn("take no option 'method'", self.error({}, ["ssl:0:method=TLSv1"]))
+        self.assertIn("/nonexistent/ca.pem: cannot read the client CA bundle",
+                      self.error({"client_auth": "optional", "client_ca": "/nonexistent/ca.pem"},
+                                 ["ssl:0:privateKey=/x"]))
