@@ -171,9 +171,21 @@ def alpn_protocols(config):
 def _tls(config, shared):
     """The contexts of the TLS listeners (``revproxy.tls.runtime``); certificates are read
     again on every call, so a reload serves renewed files. Raises ConfigError."""
+    from revproxy.tls.defaults import FALLBACK_GROUP, groups_settable
     from revproxy.tls.runtime import build_tls
 
-    return build_tls(config, alpn_protocols(config), shared.reactor.seconds())
+    tls = build_tls(config, alpn_protocols(config), shared.reactor.seconds())
+    for description in config.server.listen:
+        if description in tls:
+            provider = tls.listener(description).provider
+            names = provider.names() if hasattr(provider, "names") else []
+            log.info("TLS {desc}: certificates for {names}", desc=description,
+                     names=", ".join(names) or "(provider %r)" % config.tls.provider)
+    if tls.provider is not None or any(d in tls for d in config.server.listen):
+        if not groups_settable():
+            log.warn("TLS: these OpenSSL bindings cannot set a group list: key exchange "
+                     "limited to {group} (docs/tls.md)", group=FALLBACK_GROUP)
+    return tls
 
 
 def check_tls(config):

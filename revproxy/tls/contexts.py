@@ -69,10 +69,6 @@ def alpn_chooser(protocols):
     return choose
 
 
-def _x509(cert):
-    return crypto.X509.from_cryptography(cert)
-
-
 # One session id context for every context: a session resumes only on the listener that made
 # it anyway (each listener's dispatch context holds its own cache and ticket keys), and a
 # connection switched by SNI must keep the id its session was stored under.
