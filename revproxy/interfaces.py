@@ -290,3 +290,40 @@ class IRequestHookFactory(Interface):
         (plain TOML values); ``reactor`` provides ``IReactorTime`` at least (tests pass a
         ``task.Clock``). Raises ValueError with a readable message for bad options; start-up
         (and a reload) then fails naming the hook and the option."""
+
+
+class ITLSProvider(Interface):
+    """Where the client-facing TLS certificates come from (``[tls] provider``).
+
+    Called in the reactor thread, during handshakes: every method must answer at once
+    (no I/O, no Deferred). A provider is built for one configuration snapshot; a reload
+    builds a new one, and connections already open keep the contexts they got.
+    """
+
+    def server_context(server_name):
+        """The ``OpenSSL.SSL.Context`` serving ``server_name`` (str, lower-case, from the
+        client's SNI; None when the client sent none). Never None: unknown names get the
+        provider's default certificate. The context carries certificates (and chains), and
+        should be built with ``revproxy.tls.contexts.build_certificate_context`` or apply the
+        ``TLSOptions`` it was given (ALPN selection, CA store for client certificates): the
+        listener switches each connection to it from its own dispatch context, which owns the
+        protocol versions, groups, client-certificate mode and session tickets."""
+
+    def client_policy(pool):
+        """The TLS policy for connections to the members of upstream pool ``pool`` (a
+        ``revproxy.config.model.Pool``), or None for the proxy's default policy (verification
+        on, the system trust store). The built-in provider returns None."""
+
+
+class ITLSProviderFactory(Interface):
+    """A plugin offering a TLS provider under a name."""
+
+    name = Attribute("str: the name the config uses (``[tls] provider = \"name\"``).")
+    description = Attribute("str: one line for ``--help`` and error messages.")
+
+    def build(options, context_options):
+        """A new ``ITLSProvider``. ``options`` is a dict (``[tls] provider_options``; for the
+        built-in "pem" provider, the ``[tls]`` certificate keys); ``context_options`` a
+        ``revproxy.tls.contexts.TLSOptions`` the contexts must follow. Raises ValueError with
+        a readable message (for a bad certificate, ``revproxy.tls.pem.CertificateProblem``,
+        a ValueError naming the file); start-up and a reload then fail with it."""

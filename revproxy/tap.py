@@ -48,7 +48,8 @@ class Options(usage.Options):
         self["upstream"] = []
 
     def opt_listen(self, endpoint):
-        """Twisted server endpoint to listen on, e.g. tcp:8080:interface=127.0.0.1 (repeatable)."""
+        """Endpoint to listen on (repeatable): tcp:8080:interface=127.0.0.1, or HTTPS with
+        ssl:8443:privateKey=key.pem:certKey=cert.pem or tls:8443 (the [tls] certificates)."""
         self["listen"].append(endpoint)
 
     def opt_upstream(self, url):
@@ -64,8 +65,13 @@ class Options(usage.Options):
             _check_hooks(config)
             if self["check"]:
                 _check_upstream_tls(config)  # start-up reads them while building
+            check_tls(config)
         except ConfigError as e:
             # A config error is not a usage error: say what is wrong, not the whole --help.
+            problems = getattr(e, "problems", None)
+            if problems:  # bad certificates: one line each, naming the file
+                raise SystemExit("\n".join("revproxy: bad certificate: %s" % p
+                                           for p in problems))
             raise SystemExit("revproxy: bad configuration: %s" % e)
         self.config = config
         if self["check"]:
@@ -148,7 +154,7 @@ def build_runtime(config, shared, previous=None):
         config, shared.reactor, shared.stats, shared.budget, _temp_dir(config, previous),
         _access_log(config, shared, previous), _backends(config, shared, previous, factories),
         shared.randbytes, shared.deadlines, shared.outbox, _cache(config, shared.reactor, previous),
-        hooks,
+        hooks, _tls(config, shared),
     )
     runtime.user_hooks = user_hooks
     runtime.ip_access = ip_access
@@ -167,6 +173,47 @@ def _ip_access(config, reactor, previous, user_hooks):
     if access is None or not access.routes:
         return access, user_hooks
     return access, HookSet((IPListHook(access),) + user_hooks.hooks)
+def http2_enabled(config) -> bool:
+    """Whether HTTP/2 is offered to clients (``[http2] enabled``, where that section exists)."""
+    return bool(getattr(getattr(config, "http2", None), "enabled", False))
+
+
+def alpn_protocols(config):
+    """The ALPN protocols TLS listeners advertise: ``[tls] alpn``, else h2 and http/1.1 when
+    HTTP/2 is on, else http/1.1 alone."""
+    if config.tls.alpn:
+        return config.tls.alpn
+    return ("h2", "http/1.1") if http2_enabled(config) else ("http/1.1",)
+
+
+def _tls(config, shared):
+    """The contexts of the TLS listeners (``revproxy.tls.runtime``); certificates are read
+    again on every call, so a reload serves renewed files. Raises ConfigError."""
+    from revproxy.tls.defaults import FALLBACK_GROUP, groups_settable
+    from revproxy.tls.runtime import build_tls
+
+    tls = build_tls(config, alpn_protocols(config), shared.reactor.seconds())
+    for description in config.server.listen:
+        if description in tls:
+            provider = tls.listener(description).provider
+            names = provider.names() if hasattr(provider, "names") else []
+            log.info("TLS {desc}: certificates for {names}", desc=description,
+                     names=", ".join(names) or "(provider %r)" % config.tls.provider)
+    if tls.provider is not None or any(d in tls for d in config.server.listen):
+        if not groups_settable():
+            log.warn("TLS: these OpenSSL bindings cannot set a group list: key exchange "
+                     "limited to {group} (docs/tls.md)", group=FALLBACK_GROUP)
+    return tls
+
+
+def check_tls(config):
+    """Validate what TLS start-up needs (certificate and key files, [tls] settings) without
+    running anything: raises ConfigError (``CertificateErrors`` lists each bad file)."""
+    import time
+
+    from revproxy.tls.runtime import build_tls
+
+    build_tls(config, alpn_protocols(config), time.time())
 
 
 def _temp_dir(config, previous):

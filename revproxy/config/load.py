@@ -20,6 +20,7 @@ except ImportError:  # Python < 3.11 (PyPy 3.9): the same parser, packaged separ
 from revproxy.config.errors import NO_VALUE, ConfigError
 from revproxy.config.hooks import parse_hooks
 from revproxy.config.iplists import parse_ip_lists
+from revproxy.config.tls import parse_tls
 from revproxy.config.model import Cache, Config, Pool, Route
 from revproxy.config.reader import Table
 from revproxy.config.routes import parse_pools, parse_routes, table_key
@@ -52,7 +53,7 @@ COMMAND_LINE_SOURCE = "<command line>"
 CLI_NAME = "cli"
 TOP_LEVEL_KEYS = (
     "server", "limits", "buffering", "logging", "pools", "routes", "demo", "admin", "cache",
-    "hooks", "ip_lists",
+    "hooks", "ip_lists", "tls",
 )
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
 
@@ -114,8 +115,10 @@ def parse_config(data: Dict[str, Any], source: str) -> Config:
     cache = parse_cache(root)
     hooks = parse_hooks(root)
     ip_lists = parse_ip_lists(root)
+    tls = parse_tls(root)
     return Config(
         ip_lists=ip_lists,
+        tls=tls,
         hooks=hooks,
         cache=cache,
         source=source,

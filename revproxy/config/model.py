@@ -218,6 +218,42 @@ class IPList:
 
 
 @dataclass(frozen=True)
+class CertificateEntry:
+    """One ``[tls] certificates`` entry: a PEM certificate (leaf first, then its chain) and
+    its key ("" = in the certificate file)."""
+
+    cert: str
+    key: str = ""
+    passphrase_file: str = ""  # a file holding the key's passphrase (first line)
+    ocsp_response: str = ""  # a DER OCSP response to staple, re-read on reload
+
+
+@dataclass(frozen=True)
+class TLS:
+    """Client-facing TLS (``[tls]``): certificates for ``tls:`` listeners and the settings of
+    every TLS listener (``ssl:`` ones included). See docs/tls.md."""
+
+    certificates: Tuple[CertificateEntry, ...] = ()
+    certificate_dir: str = ""  # every NAME.pem/.crt there (key inside or in NAME.key)
+    default_certificate: str = ""  # cert path served without SNI / to unknown names; "" = first
+    provider: str = "pem"  # ITLSProvider plugin; "pem" reads the keys above
+    provider_options: Tuple[Tuple[str, object], ...] = ()  # a plugin provider's options
+    alpn: Tuple[str, ...] = ()  # () = h2 + http/1.1 when HTTP/2 is on, else http/1.1
+    min_version: str = "1.2"  # "1.2" | "1.3"
+    ciphers: str = ""  # TLS 1.2 cipher list; "" = Mozilla intermediate (ECDHE + AEAD)
+    tls13_ciphersuites: str = ""  # "" = the three TLS 1.3 AEAD suites
+    groups: Tuple[str, ...] = ("X25519", "P-256", "P-384")
+    session_tickets: bool = True
+    ticket_key_lifetime: float = 43200.0  # ticket keys (and the session cache) renewed after this
+    session_timeout: float = 7200.0  # a session (ticket or cache entry) resumes within this
+    client_auth: str = "off"  # "off" | "optional" | "required"; tls:/ssl: client_auth= overrides
+    client_ca: str = ""  # PEM bundle that client certificates must chain to
+    client_subject_header: str = "x-client-subject"  # "" = not sent; always stripped from clients
+    client_fingerprint_header: str = "x-client-cert-sha256"
+    openssl_provider: str = ""  # an OpenSSL 3 provider that must be active (acceleration)
+
+
+@dataclass(frozen=True)
 class Config:
     source: str  # file the config came from ("<embedded>", "<command line>", or a path)
     server: Server = field(default_factory=Server)
@@ -231,6 +267,7 @@ class Config:
     cache: Cache = field(default_factory=Cache)
     hooks: Tuple[HookEntry, ...] = ()  # pipeline hooks, in the order they run
     ip_lists: Tuple[IPList, ...] = ()  # allow / deny lists by client address
+    tls: TLS = field(default_factory=TLS)
 
     def pool(self, name: str) -> Pool:
         for pool in self.pools:

@@ -28,7 +28,7 @@ SERVER_NAME_EXPECTED = (
     'expected "" (the member\'s host) or a host name or IP address to send as SNI and verify '
     "(no port, no wildcard)"
 )
-ENDPOINT_TYPES = ("tcp", "tcp6", "unix", "ssl")
+ENDPOINT_TYPES = ("tcp", "tcp6", "unix", "ssl", "tls")
 ENDPOINT_EXPECTED = (
     "expected a Twisted server endpoint description starting with one of "
     + ", ".join(t + ":" for t in ENDPOINT_TYPES)

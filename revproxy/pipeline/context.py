@@ -8,8 +8,10 @@ class PeerFacts:
 
     ``client_ip`` (str) and ``client_port`` (int) are the TCP peer; ``scheme`` is ``"http"``
     or ``"https"`` (from the listener); ``listener`` the listener's endpoint description;
-    ``tls`` None on plain listeners, else an object with the TLS facts (the TLS issue adds
-    SNI, ALPN, protocol, cipher, the verified client certificate).
+    ``tls`` None on plain listeners, else a ``revproxy.tls.facts.TLSFacts``: SNI, ALPN,
+    protocol version, cipher, the verified client certificate's subject and SHA-256
+    fingerprint. It is filled in place when the handshake completes (``tls.complete``):
+    request hooks see it complete, ``connection_made`` hooks see it still empty.
     """
 
     __slots__ = ("client_ip", "client_port", "scheme", "listener", "tls")

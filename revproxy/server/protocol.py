@@ -8,8 +8,10 @@ owns the connection.
 
 from __future__ import annotations
 
+from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from revproxy.http1.errors import ProtocolError
 from revproxy.pipeline.context import PeerFacts
@@ -20,12 +22,14 @@ from revproxy.server.accesslog import AccessRecord
 from revproxy.server.tunnel import Tunnel
 from revproxy.server.writer import ResponseWriter
 from revproxy.timers import DeadlineMixin
+from revproxy.tls.facts import TLSFacts
 
 log = Logger(namespace="revproxy.server")
 
 _HEADER, _BODY, _IDLE, _SEND = "header", "body", "idle", "send"
 
 
+@implementer(IHandshakeListener)
 class ClientConnection(DeadlineMixin, Protocol):
     """One client connection. ``runtime`` is the config snapshot it was accepted under."""
 
@@ -58,7 +62,8 @@ class ClientConnection(DeadlineMixin, Protocol):
         peer = transport.getPeer()
         self.client_ip = getattr(peer, "host", "") or ""
         self.client_port = getattr(peer, "port", 0) or 0
-        self.peer = PeerFacts(self.client_ip, self.client_port, self.scheme, self.listener)
+        self.peer = PeerFacts(self.client_ip, self.client_port, self.scheme, self.listener,
+                              TLSFacts() if self.scheme == "https" else None)
         if not self.runtime.stats.connection_opened(self):
             log.warn("{ip} refused: connection ceiling reached", ip=self.client_ip)
             self._abort()
@@ -75,6 +80,13 @@ class ClientConnection(DeadlineMixin, Protocol):
         if hooks:
             self._pause_reading()  # nothing is parsed before the hooks let the connection in
             run_phase(hooks, (self.peer,), self._admitted, self._refused, self._hook_failed)
+
+    def handshakeCompleted(self):
+        """IHandshakeListener: the TLS handshake is done; fill ``peer.tls`` (before any
+        request byte is delivered)."""
+        tls = self.peer.tls if self.peer is not None else None
+        if tls is not None:
+            tls.fill(self.transport.getHandle())
 
     def _admitted(self):
         if not self._closing and self._reading_paused:

@@ -31,6 +31,7 @@ from revproxy.routing.normalize import normalize_target
 from revproxy.server import replies
 from revproxy.server.accesslog import AccessRecord
 from revproxy.server.caching import CacheStage, invalidate_after
+from revproxy.tls.facts import client_cert_headers
 from revproxy.server.exchange import MemberExchange
 from revproxy.server.outgoing import outgoing
 from revproxy.server.writer import announced_length
@@ -222,6 +223,8 @@ class ProxyRequest:
         # Bodies are buffered, so the proxy answered any Expect itself; the debug switch is ours.
         dropped = rt.request_headers_dropped
         headers = [h for h in headers if h[0] not in dropped]
+        if peer.tls is not None and peer.tls.client_fingerprint is not None:
+            headers += client_cert_headers(peer.tls, *rt.client_cert_header_names)
         if self.cache is not None:
             headers = self.cache.request_headers(headers)
         return headers

@@ -94,7 +94,7 @@ class Runtime:
     user_hooks = None  # the [[hooks]] plugins alone (``hooks`` adds the built-in ones)
 
     def __init__(self, config, clock, stats, budget, temp_dir, access_log, backends, randbytes,
-                 deadlines, outbox, cache=None, hooks=NO_HOOKS):
+                 deadlines, outbox, cache=None, hooks=NO_HOOKS, tls=None):
         self.config = config
         self.clock = clock
         self.stats = stats
@@ -124,6 +124,15 @@ class Runtime:
             self._debug_header = admin.debug_header.encode("ascii")
             self.request_headers_dropped = frozenset([b"expect", self._debug_header])
         self._proxy_name = server.proxy_name
+        # [tls]: contexts of the TLS listeners, and the client-certificate headers: never
+        # taken from a client, sent only for a verified certificate (revproxy.tls.facts)
+        self.tls = tls  # revproxy.tls.runtime.TLSRuntime, or None (no TLS listener)
+        tls_config = config.tls
+        self.client_cert_header_names = tuple(
+            name.encode("ascii") for name in (tls_config.client_subject_header,
+                                              tls_config.client_fingerprint_header))
+        self.request_headers_dropped = self.request_headers_dropped | frozenset(
+            name for name in self.client_cert_header_names if name)
 
     def wants_decision(self, client_ip, headers) -> bool:
         """A debug client asked for the x-revproxy-decision header."""

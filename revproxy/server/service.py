@@ -11,6 +11,8 @@ from revproxy.server.backlog import with_backlog
 from revproxy.server.listeners import ListenError, ListenerSet
 from revproxy.server.protocol import ProxyFactory
 from revproxy.server.watchers import cache_watchers, pool_watchers, resolver_task
+from revproxy.tls.endpoints import is_tls_description, parse_tls_listener
+from revproxy.tls.listener import TLSListenerFactory
 
 log = Logger(namespace="revproxy.service")
 
@@ -40,6 +42,7 @@ class ProxyService(service.Service):
         self._holder = holder
         self._extra_sites = extra_sites  # (holder, config) -> [(role, description, factory)]
         self._factories = {}  # proxy listener description -> its ProxyFactory
+        self._tls_factories = {}  # TLS listener description -> its TLSListenerFactory
         self._listeners = ListenerSet(reactor)
         self._pool_tasks = {}  # id(BalancedPool) -> (pool, resolver task, [watchers])
         self._cache_tasks = (None, [])  # (store, [sweeper])
@@ -86,7 +89,12 @@ class ProxyService(service.Service):
                   for description in config.server.listen]
         wanted = {}
         for role, description, factory in sites:
-            endpoint, backlog = with_backlog(description, config.server.backlog,
+            endpoint = description
+            if role == "proxy" and is_tls_description(description):
+                # ours, not Twisted's ssl: endpoint: plain TCP, our TLS around the factory
+                endpoint = parse_tls_listener(description).tcp
+                factory = self._tls_factory(description, factory)
+            endpoint, backlog = with_backlog(endpoint, config.server.backlog,
                                              self._system_backlog)
             label = ", backlog %d" % backlog + ("" if role == "proxy" else ", " + role)
             wanted[(role, description)] = (description, endpoint, factory, label)
@@ -99,6 +107,15 @@ class ProxyService(service.Service):
         if factory is None:
             factory = self._factories[description] = ProxyFactory(
                 self._holder, listener_scheme(description), description)
+        return factory
+
+    def _tls_factory(self, description, proxy_factory):
+        """The TLS wrapper of a TLS listener's factory: at each accept it takes the contexts
+        of the runtime current then, so a kept listener serves reloaded certificates."""
+        factory = self._tls_factories.get(description)
+        if factory is None:
+            factory = self._tls_factories[description] = TLSListenerFactory(
+                self._holder, description, proxy_factory)
         return factory
 
     # -- reloading -------------------------------------------------------------------------------
@@ -214,5 +231,5 @@ class ProxyService(service.Service):
 
 
 def listener_scheme(description: str) -> str:
-    """``https`` for a TLS endpoint description, else ``http``."""
-    return "https" if description.split(":", 1)[0].lower() == "ssl" else "http"
+    """``https`` for a TLS endpoint description (``ssl:``, ``tls:``), else ``http``."""
+    return "https" if is_tls_description(description) else "http"

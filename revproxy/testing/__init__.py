@@ -1,6 +1,7 @@
 """Test support for revproxy and its plugin authors: fakes of the interfaces policies see,
-and contract tests every ``IBalancer``, ``ICacheStore`` and ``IRequestHook`` must pass
-(``revproxy.testing.balancers``, ``revproxy.testing.stores``, ``revproxy.testing.hooks``).
+and contract tests every ``IBalancer``, ``ICacheStore``, ``IRequestHook`` and ``ITLSProvider``
+must pass (``revproxy.testing.balancers``, ``.stores``, ``.hooks``, ``.tls``); throw-away
+certificates for tests in ``revproxy.testing.certs``.
 
 A plugin's tests reuse the contract like this::
 
@@ -24,8 +25,10 @@ from revproxy.testing.balancers import (
 )
 from revproxy.testing.hooks import RequestHookContractMixin, fake_context
 from revproxy.testing.stores import CacheStoreContractMixin, QueuedIO, sample_entry
+from revproxy.testing.tls import TLSProviderContractMixin
 
 __all__ = [
     "BalancerContractMixin", "CacheStoreContractMixin", "FakeMember", "QueuedIO", "FakeRequest",
-    "RequestHookContractMixin", "fake_context", "fake_members", "sample_entry", "varied_request",
+    "RequestHookContractMixin", "TLSProviderContractMixin", "fake_context", "fake_members",
+    "sample_entry", "varied_request",
 ]

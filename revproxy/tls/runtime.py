@@ -1,0 +1,206 @@
+"""The TLS part of a runtime: one ``ListenerTLS`` per ``ssl:``/``tls:`` listener, built from
+one config snapshot (at start-up, by ``--check`` and on every reload).
+
+Certificates are read again on every build, so SIGHUP picks up renewed files; a problem with
+any of them refuses the whole build (``CertificateErrors``, each problem naming its file), so a
+broken new certificate leaves the running one in place and the log says why.
+"""
+
+from __future__ import annotations
+
+from revproxy.config.errors import NO_VALUE, ConfigError
+from revproxy.tls.contexts import TLSOptions, build_dispatch_context
+from revproxy.tls.endpoints import is_tls_description, parse_tls_listener
+
+
+class CertificateErrors(ConfigError):
+    """Certificates or keys that cannot be served; ``problems`` lists one line per file."""
+
+    def __init__(self, source, problems):
+        self.problems = [str(p) for p in problems]
+        more = " (and %d more)" % (len(self.problems) - 1) if len(self.problems) > 1 else ""
+        super().__init__(source, "", NO_VALUE, self.problems[0] + more)
+
+
+class ListenerTLS:
+    """What one TLS listener serves: ``provider`` (an ``ITLSProvider``) and its dispatch
+    context, rebuilt (new session ticket keys, empty session cache) once older than
+    ``lifetime`` seconds: lazily, at the first accept after that."""
+
+    def __init__(self, provider, options, client_auth, lifetime, now):
+        self.provider = provider
+        self.options = options
+        self.client_auth = client_auth
+        self.lifetime = lifetime
+        self._dispatch = None
+        self.built_at = None
+        self.rotations = 0
+        self.dispatch_context(now)
+
+    def dispatch_context(self, now):
+        if self._dispatch is None or (self.lifetime and now - self.built_at >= self.lifetime):
+            if self._dispatch is not None:
+                self.rotations += 1
+            self._dispatch = build_dispatch_context(self.options, self.client_auth,
+                                                    self.provider.server_context)
+            self.built_at = now
+        return self._dispatch
+
+
+class TLSRuntime:
+    """``listener(description)`` -> its ``ListenerTLS``; ``provider`` serves ``tls:`` ones."""
+
+    def __init__(self, listeners, provider=None):
+        self._listeners = listeners
+        self.provider = provider
+
+    def listener(self, description):
+        return self._listeners[description]
+
+    def __contains__(self, description):
+        return description in self._listeners
+
+
+def context_options(config, alpn):
+    tls = config.tls
+    return TLSOptions(min_version=tls.min_version, ciphers=tls.ciphers,
+                      tls13_suites=tls.tls13_ciphersuites, groups=tls.groups,
+                      session_tickets=tls.session_tickets, session_timeout=tls.session_timeout,
+                      alpn=alpn, client_ca=tls.client_ca)
+
+
+def _check_options(config, options):
+    """Refuse a cipher list, suite list or group list OpenSSL does not take, naming the key."""
+    from OpenSSL import SSL
+
+    from revproxy.tls.defaults import apply_defaults
+
+    try:
+        apply_defaults(SSL.Context(SSL.TLS_METHOD), options.min_version, options.ciphers,
+                       options.tls13_suites, options.groups)
+    except ValueError as e:
+        key = "tls13_ciphersuites" if "1.3" in str(e) else (
+            "groups" if "groups" in str(e) else "ciphers")
+        raise ConfigError(config.source, "[tls] %s" % key, NO_VALUE, str(e)) from None
+
+
+def _client_ca(config):
+    from revproxy.tls.pem import _read
+
+    path = config.tls.client_ca
+    if not path:
+        return
+    from cryptography import x509
+
+    try:
+        data = _read(path, "client CA bundle")
+    except ValueError as e:  # CertificateProblem: cannot read it
+        raise CertificateErrors(config.source, [e]) from None
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        certs = None
+    if not certs:
+        raise CertificateErrors(config.source, ["%s: no PEM certificate in the client CA "
+                                                "bundle ([tls] client_ca)" % path])
+
+
+def _tls_provider(config, options, factories):
+    from revproxy.plugin_registry import build_named
+    from revproxy.interfaces import ITLSProvider
+
+    tls = config.tls
+    if tls.provider == "pem":
+        provider_options = {"certificates": tls.certificates,
+                            "certificate_dir": tls.certificate_dir,
+                            "default_certificate": tls.default_certificate}
+    else:
+        provider_options = dict(tls.provider_options)
+    try:
+        return build_named(factories, tls.provider, provider_options, options, ITLSProvider,
+                           "TLS provider")
+    except ValueError as e:
+        problems = [e] + list(getattr(e, "others", ()))
+        if isinstance(e, KeyError) or not hasattr(e, "path"):
+            raise ConfigError(config.source, "[tls] provider", tls.provider,
+                              str(e).strip("'\"")) from None
+        raise CertificateErrors(config.source, problems) from None
+    except TypeError as e:
+        raise ConfigError(config.source, "[tls] provider", tls.provider, str(e)) from None
+
+
+def _ssl_provider(config, description, spec, options):
+    """The provider of an ``ssl:`` listener: its one certificate (and extraCertChain)."""
+    from cryptography import x509
+
+    from revproxy.tls.pem import CertificateProblem, _check_chain, _read, load_bundle
+    from revproxy.tls.provider import PemTLSProvider
+
+    try:
+        bundle = load_bundle(spec.cert, spec.private_key)
+        if spec.extra_chain:
+            try:
+                extra = x509.load_pem_x509_certificates(_read(spec.extra_chain,
+                                                              "extraCertChain file"))
+            except ValueError:
+                raise CertificateProblem(spec.extra_chain, "no PEM certificate in the "
+                                                           "extraCertChain file") from None
+            bundle.chain += extra
+            _check_chain(spec.extra_chain, [bundle.cert] + bundle.chain)
+    except CertificateProblem as e:
+        raise CertificateErrors(config.source, [e]) from None
+    return PemTLSProvider([bundle], options)
+
+
+def tls_descriptions(config):
+    return [d for d in config.server.listen if is_tls_description(d)]
+
+
+def build_tls(config, alpn, now, factories=None):
+    """The ``TLSRuntime`` of ``config``'s TLS listeners, ALPN list ``alpn`` (str), the clock
+    at ``now``. Raises ``ConfigError`` (``CertificateErrors`` for files)."""
+    from revproxy.tls.accel import check_openssl_provider
+
+    tls = config.tls
+    problem = check_openssl_provider(tls.openssl_provider)
+    if problem:
+        raise ConfigError(config.source, "[tls] openssl_provider", tls.openssl_provider,
+                          problem)
+    options = context_options(config, alpn)
+    descriptions = tls_descriptions(config)
+    specs = {}
+    for description in descriptions:
+        try:
+            specs[description] = parse_tls_listener(description)
+        except ValueError as e:
+            raise ConfigError(config.source, "[server] listen", description, str(e)) from None
+    wants_provider = any(s.kind == "tls" for s in specs.values()) or tls.certificates or \
+        tls.certificate_dir
+    if not specs and not wants_provider:
+        return TLSRuntime({})
+    for description, spec in specs.items():
+        if spec.kind == "tls" and tls.provider == "pem" and not (
+                tls.certificates or tls.certificate_dir):
+            raise ConfigError(config.source, "[server] listen", description,
+                              "a tls: listener serves the [tls] certificates: set [tls] "
+                              "certificates or certificate_dir (or use ssl:PORT:privateKey=...)")
+    _check_options(config, options)
+    _client_ca(config)
+    provider = None
+    if wants_provider:
+        if factories is None:
+            from revproxy.tls.registry import provider_factories
+
+            factories = provider_factories()
+        provider = _tls_provider(config, options, factories)
+    listeners = {}
+    for description, spec in specs.items():
+        client_auth = spec.client_auth or tls.client_auth
+        if client_auth != "off" and not tls.client_ca:
+            raise ConfigError(config.source, "[server] listen", description,
+                              "client_auth=%s needs [tls] client_ca (a CA bundle)" % client_auth)
+        chosen = provider if spec.kind == "tls" else _ssl_provider(config, description, spec,
+                                                                  options)
+        listeners[description] = ListenerTLS(chosen, options, client_auth,
+                                             tls.ticket_key_lifetime, now)
+    return TLSRuntime(listeners, provider)
