@@ -39,6 +39,24 @@ class Found:
         self.vary = vary  # the VariantIndex found at the primary key, if any
 
 
+_UNSET = object()
+
+
+class EntryMemo:
+    """What one engine derived from one ``CacheEntry`` object, kept on it (``entry.memo``):
+    the freshness ``facts``, the ``served`` headers, and ``heads``, serialised response heads
+    by request shape (at most ``MAX_HEADS``; the server's cache stage fills it)."""
+
+    __slots__ = ("owner", "facts", "served", "heads")
+    MAX_HEADS = 16
+
+    def __init__(self, owner):
+        self.owner = owner
+        self.facts = _UNSET
+        self.served = None
+        self.heads = None
+
+
 class HttpCache:
     def __init__(self, store, settings, clock):
         self.store = store
@@ -46,8 +64,6 @@ class HttpCache:
         self._clock = clock
         self._fills = {}  # primary key -> [Deferred] of requests waiting for that fetch
         self._refreshing = set()  # keys with a background revalidation in flight
-        self._facts = {}  # id(entry) -> (entry, (lifetime, heuristic, initial age) or None)
-        self._served = {}  # id(entry) -> (entry, the headers every hit sends)
         self.metrics = dict.fromkeys(
             ("hits", "misses", "stale_served", "revalidations", "collapsed", "stored",
              "bytes_stored", "not_stored", "invalidations"), 0)
@@ -111,32 +127,34 @@ class HttpCache:
         """The stored headers as every hit sends them, without Age and Cache-Status (which
         change per request): ``Age`` dropped, our ``Via`` and ``Accept-Ranges`` added, the
         fields of a qualified ``no-cache="..."`` left out unless the entry was ``validated``
-        by this very request (§5.2.2.4). Memoised by entry identity, like the freshness
-        facts."""
-        key = id(entry)
-        known = self._served.get(key)
-        if known is not None and known[0] is entry and not validated:
-            return known[1]
+        by this very request (§5.2.2.4). Memoised on the entry, like the freshness facts."""
+        memo = self.memo(entry)
+        if memo.served is not None and not validated:
+            return memo.served
         hidden = self.targets.strip
         if not validated:
             hidden = hidden | no_cache_fields(self.policy(entry.headers))
         headers = [h for h in entry.headers if h[0] != b"age" and h[0] not in hidden]
         headers.append(via_field)
         headers = accept_ranges(headers)
-        if validated:
-            return headers
-        if len(self._served) >= 4096:
-            self._served.clear()
-        self._served[key] = (entry, headers)
+        if not validated:
+            memo.served = headers
         return headers
+
+    def memo(self, entry):
+        """The ``EntryMemo`` this engine keeps on ``entry`` (made on first use). It lives and
+        dies with the entry object: nothing here keeps an entry, or its body, alive."""
+        memo = entry.memo
+        if memo is None or memo.owner is not self:
+            memo = entry.memo = EntryMemo(self)
+        return memo
 
     def _entry_facts(self, entry):
         """(lifetime, heuristic, corrected initial age) of an entry, or None when it needs
-        validation anyway (response no-cache); memoised by entry identity."""
-        key = id(entry)
-        known = self._facts.get(key)
-        if known is not None and known[0] is entry:
-            return known[1]
+        validation anyway (response no-cache); memoised on the entry."""
+        memo = entry.memo
+        if memo is not None and memo.owner is self and memo.facts is not _UNSET:
+            return memo.facts
         headers = self.policy(entry.headers)
         cc = freshness.parse_cache_control(freshness.get_field(headers, b"cache-control"))
         if unqualified(cc, "no-cache"):
@@ -149,9 +167,7 @@ class HttpCache:
             initial_age = freshness.current_age(headers, entry.request_time,
                                                 entry.response_time, entry.response_time)
             facts = (lifetime, heuristic, initial_age)
-        if len(self._facts) >= 4096:
-            self._facts.clear()
-        self._facts[key] = (entry, facts)
+        self.memo(entry).facts = facts
         return facts
 
     # -- collapsing ----------------------------------------------------------------------------

@@ -89,8 +89,13 @@ class CacheEntry:
     Times are seconds since the epoch.
     """
 
-    __slots__ = ("key", "status", "reason", "headers", "body", "request_time",
-                 "response_time", "stored_at", "tags", "stale")
+    _FIELDS = ("key", "status", "reason", "headers", "body", "request_time",
+               "response_time", "stored_at", "tags", "stale")
+    # ``memo``: what the cache engine derived from this very object (freshness facts, the
+    # served headers, serialised heads), kept ON the entry so it dies with it: a store that
+    # builds a new entry per hit leaves nothing behind (a memo dict by id() kept thousands
+    # of whole bodies alive). Never serialised, never copied by ``replace``.
+    __slots__ = _FIELDS + ("memo",)
 
     def __init__(self, key: bytes, status: int, reason: bytes, headers, body: bytes,
                  request_time: float, response_time: float, stored_at: float,
@@ -105,6 +110,7 @@ class CacheEntry:
         self.stored_at = stored_at
         self.tags = tuple(tags)
         self.stale = stale
+        self.memo = None
 
     @property
     def size(self) -> int:
@@ -116,7 +122,7 @@ class CacheEntry:
 
     def replace(self, **changes) -> "CacheEntry":
         """A copy with the given attributes changed (e.g. ``replace(stale=True)``)."""
-        fields = {name: getattr(self, name) for name in self.__slots__}
+        fields = {name: getattr(self, name) for name in self._FIELDS}
         fields.update(changes)
         return CacheEntry(**fields)
 
@@ -156,7 +162,7 @@ class CacheEntry:
     def __eq__(self, other):
         if not isinstance(other, CacheEntry):
             return NotImplemented
-        return all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
+        return all(getattr(self, n) == getattr(other, n) for n in self._FIELDS)
 
     __hash__ = None
 

@@ -50,7 +50,6 @@ class CacheState:
 
 
 _HIT_STATUS = {}  # (ttl in whole seconds, collapsed) -> Cache-Status value
-_HEADS = {}  # (id(entry), age, Cache-Status, method, version, keep-alive) -> (entry, head bytes)
 
 
 def _hit_status(ttl, collapsed):
@@ -369,22 +368,26 @@ class CacheStage:
         sink.finish()
 
     def _start_full(self, entry, headers, age, status_header):
-        """Start a full 200-style answer from ``entry``; the serialised head is remembered for
-        the hits that follow within the same second (same Age, same Cache-Status)."""
+        """Start a full 200-style answer from ``entry``; the serialised head is remembered (on
+        the entry) for the hits that follow within the same second (same Age, same
+        Cache-Status)."""
         sink, head = self.sink, self.head
         if self.rt.stats.shutting_down or entry.status in (204, 304) or entry.status < 200:
             sink.start(entry.status, entry.reason, headers, len(entry.body))
             return
-        key = (id(entry), age, status_header, head.method, head.version, sink.keep_alive)
-        known = _HEADS.get(key)
-        if known is not None and known[0] is entry:
-            sink.start_prepared(entry.status, known[1], len(entry.body))
-            return
+        memo = self.cache.memo(entry)
+        heads = memo.heads
+        key = (age, status_header, head.method, head.version, sink.keep_alive)
+        if heads is not None:
+            known = heads.get(key)
+            if known is not None:
+                sink.start_prepared(entry.status, known, len(entry.body))
+                return
         sink.start(entry.status, entry.reason, headers, len(entry.body))
         if sink.pending_head is not None:
-            if len(_HEADS) >= 4096:
-                _HEADS.clear()
-            _HEADS[key] = (entry, sink.pending_head)
+            if heads is None or len(heads) >= memo.MAX_HEADS:
+                heads = memo.heads = {}
+            heads[key] = sink.pending_head
 
 
 def invalidate_after(rt, ctx, response_head):
