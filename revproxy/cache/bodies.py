@@ -100,10 +100,10 @@ class BodyFill:
     failing); ``fail()`` gives up: readers see ``failed``. Reactor thread only, but for the
     functions run in the I/O runner."""
 
-    def __init__(self, directory: str, files, name: str, expected=None) -> None:
-        self._files = files  # a diskio.FileQueue: orders this fill's operations
+    def __init__(self, directory: str, io, files, name: str, expected=None) -> None:
+        self._files = files  # a diskio.FileQueue over ``io``: orders this fill's operations
         self._name = name
-        self._io = files._io
+        self._io = io
         self._fd = -1
         self.expected = expected  # the announced length, if any
         self.written = 0

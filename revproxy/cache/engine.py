@@ -275,10 +275,12 @@ class HttpCache:
         ``put_response(..., body=fill.end()'s body)``), or None when the store takes none or
         the response is not to be kept. A response without ``Vary`` is readable at once by
         other requests for ``primary`` (``filling``) until ``end_stream``."""
+        if not self.streams_bodies:
+            return None
         now = self._clock.seconds()
         prepared = self._prepare(primary, request_headers, status, headers, now, route_ttl,
                                  set_cookie)
-        if prepared is None or not self.streams_bodies:
+        if prepared is None:
             return None
         fill = self.store.begin_body(expected)
         if fill is None:

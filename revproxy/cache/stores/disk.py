@@ -290,7 +290,8 @@ class DiskStore:
         if self._closed or (expected is not None and expected > self.max_object):
             return None
         self._fills += 1
-        return BodyFill(self.path, self._files, ".fill-%d" % self._fills, expected)
+        return BodyFill(self.path, self._io, self._files, ".fill-%d" % self._fills,
+                        expected)
 
     def delete(self, key):
         self._discard(key)
