@@ -95,7 +95,8 @@ class ICacheStore(Interface):
 
     Values are what ``revproxy.cache.entry`` defines: a ``CacheEntry`` (one stored response,
     under its full key) or a ``VariantIndex`` (under a primary key: the Vary header names and
-    the variant keys known). ``get`` gives back an equal value to the one ``put`` got; a store
+    the variant keys known). ``get`` gives back an equal value to the one ``put`` got (an
+    ``IStreamingCacheStore`` may give a large body back as a source in its file); a store
     that keeps values outside the process serialises them with ``value_to_bytes`` /
     ``value_from_bytes`` and treats a value that fails to parse (ValueError) as a miss.
 
@@ -154,6 +155,28 @@ class ICacheStore(Interface):
     def close():
         """Release files, connections and memory. Returns a Deferred firing with None when
         done. Calling it again is harmless."""
+
+
+class IStreamingCacheStore(ICacheStore):
+    """A store that keeps large bodies in files and never holds them whole in memory (the
+    disk store). Memory and memcached stores keep whole bodies and do not provide it.
+
+    Differences from ``ICacheStore``: ``get`` may answer a ``CacheEntry`` whose ``body`` is
+    not bytes but a *body source* kept in a file (``revproxy.cache.bodies.FileBody``:
+    ``len()``, ``read(start, size)`` -> Deferred of bytes, read off the reactor thread); the
+    caller streams it (``revproxy.server.streaming``) and never joins it. ``put`` accepts an
+    entry whose body is such a source (one this store gave back, or ``BodyFill.end()``'s) and
+    copies it without reading it into memory; the source stays usable by its other readers.
+    """
+
+    max_object = Attribute("int: the largest record (head and body) the store takes: a body "
+                           "this large may be filled with ``begin_body``.")
+
+    def begin_body(expected=None):
+        """A ``revproxy.cache.bodies.BodyFill`` to write a body into as it arrives (then
+        ``put`` an entry with ``fill.end()``'s body), readable meanwhile behind the writer;
+        None when the store takes none now (closed, or ``expected``, the announced length,
+        over ``max_object``)."""
 
 
 class ICacheStoreFactory(Interface):

@@ -7,7 +7,8 @@ or ``None`` when the directive has no argument.
 Choices where the RFC leaves latitude:
 
 * A directive that appears twice keeps its **first** occurrence (RFC 9111 §4.2.1 allows "the
-  first occurrence" or "stale"; the first is what most caches do).
+  first occurrence" or "stale"; the first is what most caches do), except that a bare
+  ``private`` or ``no-cache`` anywhere wins over a qualified one (the restrictive reading).
 * Arguments may be a token or a quoted-string for every directive (§5.2: recipients "ought to
   accept both forms"), so ``max-age="60"`` is 60 seconds.
 * A member that is not ``token [ "=" ( token / quoted-string ) ]`` (e.g. ``max-age =60``,
@@ -125,13 +126,19 @@ def _parse(values) -> CacheControl:
     return result
 
 
+# Qualified or not, these restrict: a bare occurrence after a qualified one must not be lost.
+_WHOLE_WHEN_BARE = frozenset(["private", "no-cache"])
+
+
 def _add_member(result: CacheControl, malformed: set, member: str) -> None:
     match = _ITEM.match(member)
     if match is not None:
         name = match.group(1).lower()
-        if name in result:
-            return
         token, quoted = match.group(2), match.group(3)
+        if name in result:
+            if name in _WHOLE_WHEN_BARE and token is None and quoted is None:
+                result[name] = None  # a bare private / no-cache anywhere covers everything
+            return
         if quoted is not None:
             result[name] = _UNESCAPE.sub(r"\1", quoted)
         else:

@@ -20,6 +20,7 @@ from revproxy.cache.parts import Parts, parse_content_range
 from revproxy.cache.storability import no_cache_fields, private_fields, storable
 from revproxy.cache.targeted import TargetedPolicy
 from revproxy.cache.vary import vary_key, vary_names
+from revproxy.interfaces import IStreamingCacheStore
 
 log = Logger(namespace="revproxy.cache")
 
@@ -39,6 +40,24 @@ class Found:
         self.vary = vary  # the VariantIndex found at the primary key, if any
 
 
+_UNSET = object()
+
+
+class EntryMemo:
+    """What one engine derived from one ``CacheEntry`` object, kept on it (``entry.memo``):
+    the freshness ``facts``, the ``served`` headers, and ``heads``, serialised response heads
+    by request shape (at most ``MAX_HEADS``; the server's cache stage fills it)."""
+
+    __slots__ = ("owner", "facts", "served", "heads")
+    MAX_HEADS = 16
+
+    def __init__(self, owner):
+        self.owner = owner
+        self.facts = _UNSET
+        self.served = None
+        self.heads = None
+
+
 class HttpCache:
     def __init__(self, store, settings, clock):
         self.store = store
@@ -46,8 +65,7 @@ class HttpCache:
         self._clock = clock
         self._fills = {}  # primary key -> [Deferred] of requests waiting for that fetch
         self._refreshing = set()  # keys with a background revalidation in flight
-        self._facts = {}  # id(entry) -> (entry, (lifetime, heuristic, initial age) or None)
-        self._served = {}  # id(entry) -> (entry, the headers every hit sends)
+        self._streams = {}  # primary key -> entry whose body is being filled (read along)
         self.metrics = dict.fromkeys(
             ("hits", "misses", "stale_served", "revalidations", "collapsed", "stored",
              "bytes_stored", "not_stored", "invalidations"), 0)
@@ -111,32 +129,34 @@ class HttpCache:
         """The stored headers as every hit sends them, without Age and Cache-Status (which
         change per request): ``Age`` dropped, our ``Via`` and ``Accept-Ranges`` added, the
         fields of a qualified ``no-cache="..."`` left out unless the entry was ``validated``
-        by this very request (§5.2.2.4). Memoised by entry identity, like the freshness
-        facts."""
-        key = id(entry)
-        known = self._served.get(key)
-        if known is not None and known[0] is entry and not validated:
-            return known[1]
+        by this very request (§5.2.2.4). Memoised on the entry, like the freshness facts."""
+        memo = self.memo(entry)
+        if memo.served is not None and not validated:
+            return memo.served
         hidden = self.targets.strip
         if not validated:
             hidden = hidden | no_cache_fields(self.policy(entry.headers))
         headers = [h for h in entry.headers if h[0] != b"age" and h[0] not in hidden]
         headers.append(via_field)
         headers = accept_ranges(headers)
-        if validated:
-            return headers
-        if len(self._served) >= 4096:
-            self._served.clear()
-        self._served[key] = (entry, headers)
+        if not validated:
+            memo.served = headers
         return headers
+
+    def memo(self, entry):
+        """The ``EntryMemo`` this engine keeps on ``entry`` (made on first use). It lives and
+        dies with the entry object: nothing here keeps an entry, or its body, alive."""
+        memo = entry.memo
+        if memo is None or memo.owner is not self:
+            memo = entry.memo = EntryMemo(self)
+        return memo
 
     def _entry_facts(self, entry):
         """(lifetime, heuristic, corrected initial age) of an entry, or None when it needs
-        validation anyway (response no-cache); memoised by entry identity."""
-        key = id(entry)
-        known = self._facts.get(key)
-        if known is not None and known[0] is entry:
-            return known[1]
+        validation anyway (response no-cache); memoised on the entry."""
+        memo = entry.memo
+        if memo is not None and memo.owner is self and memo.facts is not _UNSET:
+            return memo.facts
         headers = self.policy(entry.headers)
         cc = freshness.parse_cache_control(freshness.get_field(headers, b"cache-control"))
         if unqualified(cc, "no-cache"):
@@ -149,9 +169,7 @@ class HttpCache:
             initial_age = freshness.current_age(headers, entry.request_time,
                                                 entry.response_time, entry.response_time)
             facts = (lifetime, heuristic, initial_age)
-        if len(self._facts) >= 4096:
-            self._facts.clear()
-        self._facts[key] = (entry, facts)
+        self.memo(entry).facts = facts
         return facts
 
     # -- collapsing ----------------------------------------------------------------------------
@@ -200,10 +218,29 @@ class HttpCache:
     def put_response(self, primary, request_headers, status, reason, headers, body, request_time,
               response_time, route_ttl=None, set_cookie="refuse"):
         """Store a complete response; returns a Deferred (errors are logged, not raised).
-        ``set_cookie="strip"`` stores it without its Set-Cookie fields."""
+        ``set_cookie="strip"`` stores it without its Set-Cookie fields. ``body`` is bytes, or
+        with a streaming store a body in a file (``BodyFill.end()``'s)."""
+        prepared = self._prepare(primary, request_headers, status, headers, response_time,
+                                 route_ttl, set_cookie)
+        if prepared is None:
+            return defer.succeed(False)
+        key, kept, keep, tags, names = prepared
+        entry = CacheEntry(key, status, reason, kept, body, request_time,
+                           response_time, self._clock.seconds(), tags)
+        d = self.store.put(key, entry, keep, entry.tags)
+        if names:
+            d.addCallback(lambda ok: self._index(primary, names, key, keep) if ok else ok)
+        d.addCallback(self._count_store, entry)
+        d.addErrback(lambda f: log.failure("cache store failed for {key!r}", f, key=key))
+        return d
+
+    def _prepare(self, primary, request_headers, status, headers, response_time, route_ttl,
+                 set_cookie):
+        """(full key, headers to store, ttl, tags, Vary names) of a response to store, or
+        None when it must not be kept at all (``Vary: *``, nothing to keep it for)."""
         names = vary_names(headers)
         if names is None:  # Vary: * never matches
-            return defer.succeed(False)
+            return None
         policy = self.policy(headers)
         if route_ttl is not None and policy is headers and not _has_explicit_freshness(headers):
             # (a response governed by a targeted field keeps exactly what that field says)
@@ -217,21 +254,55 @@ class HttpCache:
             freshness.stale_if_error(policy, default=self.settings.stale_if_error),
             _KEEP_STALE if _has_validator(headers) else 0.0)
         if keep <= 0:
-            return defer.succeed(False)
+            return None
         key = variant_key(primary, names, request_headers) if names else primary
         tags = self._tags(headers)
         dropped = self.tag_headers | private_fields(policy)  # tags are not relayed
         if set_cookie == "strip":
             dropped = dropped | _SET_COOKIE
         kept = [h for h in headers if h[0] not in dropped]
-        entry = CacheEntry(key, status, reason, kept, body, request_time,
-                           response_time, self._clock.seconds(), tags)
-        d = self.store.put(key, entry, keep, entry.tags)
-        if names:
-            d.addCallback(lambda ok: self._index(primary, names, key, keep) if ok else ok)
-        d.addCallback(self._count_store, entry)
-        d.addErrback(lambda f: log.failure("cache store failed for {key!r}", f, key=key))
-        return d
+        return key, kept, keep, tags, names
+
+    # -- large bodies: filled into a file as they arrive, read along --------------------------
+    @property
+    def streams_bodies(self) -> bool:
+        """The store keeps large bodies in files (``IStreamingCacheStore``)."""
+        return IStreamingCacheStore.providedBy(self.store)
+
+    def begin_stream(self, primary, request_headers, status, reason, headers, request_time,
+                     route_ttl=None, set_cookie="refuse", expected=None):
+        """A ``BodyFill`` the response's body is written to as it arrives (then stored with
+        ``put_response(..., body=fill.end()'s body)``), or None when the store takes none or
+        the response is not to be kept. A response without ``Vary`` is readable at once by
+        other requests for ``primary`` (``filling``) until ``end_stream``."""
+        if not self.streams_bodies:
+            return None
+        now = self._clock.seconds()
+        prepared = self._prepare(primary, request_headers, status, headers, now, route_ttl,
+                                 set_cookie)
+        if prepared is None:
+            return None
+        fill = self.store.begin_body(expected)
+        if fill is None:
+            return None
+        key, kept, keep, tags, names = prepared
+        if not names:
+            self._streams[primary] = CacheEntry(key, status, reason, kept, fill, request_time,
+                                                now, now, tags)
+        return fill
+
+    def filling(self, primary):
+        """The entry being filled for ``primary`` (its body a ``BodyFill``), or None."""
+        entry = self._streams.get(primary)
+        if entry is not None and entry.body.failed:
+            del self._streams[primary]
+            return None
+        return entry
+
+    def end_stream(self, primary, fill) -> None:
+        entry = self._streams.get(primary)
+        if entry is not None and entry.body is fill:
+            del self._streams[primary]
 
     def may_store_part(self, request_headers, response_headers, set_cookie="refuse"):
         """(True, reason) when a 206 may be stored as a part of its response (RFC 9111

@@ -89,8 +89,13 @@ class CacheEntry:
     Times are seconds since the epoch.
     """
 
-    __slots__ = ("key", "status", "reason", "headers", "body", "request_time",
-                 "response_time", "stored_at", "tags", "stale")
+    _FIELDS = ("key", "status", "reason", "headers", "body", "request_time",
+               "response_time", "stored_at", "tags", "stale")
+    # ``memo``: what the cache engine derived from this very object (freshness facts, the
+    # served headers, serialised heads), kept ON the entry so it dies with it: a store that
+    # builds a new entry per hit leaves nothing behind (a memo dict by id() kept thousands
+    # of whole bodies alive). Never serialised, never copied by ``replace``.
+    __slots__ = _FIELDS + ("memo",)
 
     def __init__(self, key: bytes, status: int, reason: bytes, headers, body: bytes,
                  request_time: float, response_time: float, stored_at: float,
@@ -105,6 +110,7 @@ class CacheEntry:
         self.stored_at = stored_at
         self.tags = tuple(tags)
         self.stale = stale
+        self.memo = None
 
     @property
     def size(self) -> int:
@@ -116,18 +122,57 @@ class CacheEntry:
 
     def replace(self, **changes) -> "CacheEntry":
         """A copy with the given attributes changed (e.g. ``replace(stale=True)``)."""
-        fields = {name: getattr(self, name) for name in self.__slots__}
+        fields = {name: getattr(self, name) for name in self._FIELDS}
         fields.update(changes)
         return CacheEntry(**fields)
 
-    def to_bytes(self) -> bytes:
-        """The version-1 serialisation described in the module docstring."""
+    def meta_bytes(self) -> bytes:
+        """The version-1 serialisation up to the body (which follows it, ``len(body)``
+        bytes): what a store writes before copying a body kept in a file."""
         fixed = _ENTRY_FIXED.pack(
             MAGIC, KIND_ENTRY, VERSION, self.status, _FLAG_STALE if self.stale else 0,
             self.request_time, self.response_time, self.stored_at, len(self.body))
         flat = [part for pair in self.headers for part in pair]
         return b"".join([fixed, pack_blobs([self.key, self.reason]), pack_blobs(flat),
-                         pack_blobs(self.tags), self.body])
+                         pack_blobs(self.tags)])
+
+    def to_bytes(self) -> bytes:
+        """The version-1 serialisation described in the module docstring (the body must be
+        bytes here)."""
+        return self.meta_bytes() + self.body
+
+    @staticmethod
+    def meta_length(prefix: bytes):
+        """How long the serialisation up to the body is, read from its first bytes
+        ``prefix``; None when ``prefix`` is too short to tell (read more); ValueError when it
+        is not an entry's start."""
+        if len(prefix) < _ENTRY_FIXED.size:
+            return None
+        _check_prefix(prefix, KIND_ENTRY)
+        offset = _ENTRY_FIXED.size
+        for _ in range(3):  # [key, reason], headers, tags
+            if len(prefix) < offset + 4:
+                return None
+            (count,) = _COUNT.unpack_from(prefix, offset)
+            if len(prefix) < offset + 4 + 4 * count:
+                return None
+            lengths = struct.unpack_from(">%dI" % count, prefix, offset + 4)
+            offset += 4 + 4 * count + sum(lengths)
+        return offset
+
+    @classmethod
+    def from_meta(cls, meta: bytes, body) -> "CacheEntry":
+        """The entry serialised up to its body in ``meta`` (see ``meta_length``), with
+        ``body`` (bytes, or a body kept in a file: anything with ``len``) as its body;
+        ValueError unless ``meta`` is whole and announces ``len(body)`` bytes."""
+        meta = _as_bytes(meta)
+        try:
+            fields, offset, body_length = cls._parse_meta(meta)
+        except struct.error as e:
+            raise ValueError("cache entry: truncated (%s)" % (e,))
+        if offset != len(meta) or body_length != len(body):
+            raise ValueError("cache entry: lengths disagree with the data")
+        return cls(*fields[:4], body, *fields[4:])
 
     @classmethod
     def from_bytes(cls, data) -> "CacheEntry":
@@ -140,23 +185,32 @@ class CacheEntry:
 
     @classmethod
     def _parse(cls, data: bytes) -> "CacheEntry":
+        fields, offset, body_length = cls._parse_meta(data)
+        if offset + body_length != len(data):
+            raise ValueError("cache entry: lengths disagree with the data")
+        return cls(*fields[:4], data[offset:], *fields[4:])
+
+    @classmethod
+    def _parse_meta(cls, data: bytes):
+        """(constructor arguments but the body, where the body starts, its length)."""
         _check_prefix(data, KIND_ENTRY)
         (_, _, _, status, flags, request_time, response_time, stored_at,
          body_length) = _ENTRY_FIXED.unpack_from(data, 0)
         (key, reason), offset = unpack_blobs(data, _ENTRY_FIXED.size)
         flat, offset = unpack_blobs(data, offset)
         tags, offset = unpack_blobs(data, offset)
-        if offset + body_length != len(data) or len(flat) % 2:
+        if len(flat) % 2:
             raise ValueError("cache entry: lengths disagree with the data")
         if not 100 <= status <= 999 or flags & ~_FLAG_STALE:
             raise ValueError("cache entry: bad status or flags")
-        return cls(key, status, reason, list(zip(flat[0::2], flat[1::2])), data[offset:],
-                   request_time, response_time, stored_at, tags, bool(flags & _FLAG_STALE))
+        fields = (key, status, reason, list(zip(flat[0::2], flat[1::2])), request_time,
+                  response_time, stored_at, tags, bool(flags & _FLAG_STALE))
+        return fields, offset, body_length
 
     def __eq__(self, other):
         if not isinstance(other, CacheEntry):
             return NotImplemented
-        return all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
+        return all(getattr(self, n) == getattr(other, n) for n in self._FIELDS)
 
     __hash__ = None
 

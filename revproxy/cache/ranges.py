@@ -187,6 +187,24 @@ def range_response(status: int, headers: Headers, body: bytes, request_headers: 
     complete ``body``), or ``None`` to serve the full 200. Returned headers are the stored
     ones without Content-Length / Content-Range (framing is the caller's) plus the new
     Content-Range / Content-Type."""
+    plan = range_plan(status, headers, len(body), request_headers, method)
+    if plan is None:
+        return None
+    answer, out, ranges = plan
+    if answer == 416:
+        return 416, out, b""
+    if out is not None:
+        first, last = ranges[0]
+        return 206, out, body[first:last + 1]
+    return _multipart(headers, body, ranges)
+
+
+def range_plan(status: int, headers: Headers, length: int, request_headers: Headers,
+               method: bytes):
+    """What answers a GET's ``Range`` from a stored 200 of ``length`` bytes, without the
+    body: None (serve the 200), ``(416, headers, None)``, ``(206, headers, [(first, last)])``
+    for one range (headers as ``range_response`` gives them), or ``(206, None, ranges)`` for
+    several (a multipart answer, which needs the body)."""
     if method != b"GET" or status != 200:
         return None
     range_lines = get_field(request_headers, b"range")
@@ -195,22 +213,21 @@ def range_response(status: int, headers: Headers, body: bytes, request_headers: 
     if_range = get_field(request_headers, b"if-range")
     if len(if_range) > 1 or not if_range_allows(if_range[0] if if_range else None, headers):
         return None
-    length = len(body)
     ranges = parse_range(range_lines[0], length)
     if ranges is None:
         return None
     if ranges == UNSATISFIABLE:
         out = [(name, value) for name, value in headers if name not in _NOT_IN_416]
         out.append((b"content-range", b"bytes */%d" % length))
-        return 416, out, b""
+        return 416, out, None
     if len(ranges) == 1:
         first, last = ranges[0]
         out = [(name, value) for name, value in headers if name not in _FRAMING]
         out.append((b"content-range", _content_range(first, last, length)))
-        return 206, out, body[first:last + 1]
+        return 206, out, ranges
     if first_field(headers, b"content-encoding") is not None:
         return None
-    return _multipart(headers, body, ranges)
+    return 206, None, ranges
 
 
 def _multipart(headers: Headers, body: bytes,

@@ -185,6 +185,9 @@ class Cache:
     # Cache-Control and Expires for this cache's decisions
     targeted_fields: Tuple[str, ...] = ("revproxy-cache-control", "cdn-cache-control")
     strip_targeted_fields: Tuple[str, ...] = ("revproxy-cache-control",)  # never relayed
+    # after a ranged miss, fetch the whole object in the background only up to this size
+    # (its Content-Range length); 0 = never
+    range_fill_max: int = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)

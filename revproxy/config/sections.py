@@ -123,6 +123,7 @@ CACHE_FIELDS: Dict[str, Parser] = {
     "tag_headers": list_of(header_name),
     "targeted_fields": list_of(header_name),
     "strip_targeted_fields": list_of(header_name),
+    "range_fill_max": size(0),
 }
 
 

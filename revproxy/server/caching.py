@@ -15,9 +15,12 @@ from twisted.logger import Logger
 from revproxy.cache import freshness, ranges, validation
 from revproxy.cache.engine import Found
 from revproxy.cache.keys import effective_uri, primary_key
-from revproxy.cache.parts import part_response
+from revproxy.cache.bodies import FILL_BACKLOG, BodyFill
+from revproxy.cache.directives import first_field
+from revproxy.cache.parts import Parts, parse_content_range, part_response
 from revproxy.cache.status import cache_status
 from revproxy.server.sinks import DiscardSink
+from revproxy.server.streaming import BodyStreamer
 
 log = Logger(namespace="revproxy.cache")
 
@@ -30,7 +33,8 @@ class CacheState:
     """What the cache tier knows about one request."""
 
     __slots__ = ("key", "entry", "fwd", "filling", "tee", "tee_size", "store", "revalidating",
-                 "request_time", "status_header", "decision", "head", "collapsed", "part")
+                 "request_time", "status_header", "decision", "head", "collapsed", "part",
+                 "fill", "stored_part")
 
     def __init__(self, key):
         self.key = key
@@ -47,10 +51,11 @@ class CacheState:
         self.head = None  # the origin's response head
         self.collapsed = False  # waited for another request's fetch
         self.part = False  # the response is a 206 stored as a part (RFC 9111 §3.3)
+        self.fill = None  # the BodyFill a large body is written to as it arrives
+        self.stored_part = None  # the 206 entry found, which could not answer this request
 
 
 _HIT_STATUS = {}  # (ttl in whole seconds, collapsed) -> Cache-Status value
-_HEADS = {}  # (id(entry), age, Cache-Status, method, version, keep-alive) -> (entry, head bytes)
 
 
 def _hit_status(ttl, collapsed):
@@ -138,7 +143,10 @@ class CacheStage:
             # an incomplete response: it answers only a range wholly within one stored part
             if not owner.background and self._serve_part(entry, now):
                 return
+            state.stored_part = entry
             entry = None
+        if entry is None and not owner.background and self._read_along(now):
+            return
         if entry is not None:
             decision = cache.decide(entry, self.head.headers, now)
             state.decision = decision
@@ -175,9 +183,7 @@ class CacheStage:
         state.fwd = found.fwd
         if not owner.background and _has_range(self.head.headers):
             # A ranged miss goes to the origin as is (the client never waits for a whole
-            # video); the whole object is fetched for the cache in the background.
-            if cache.begin_refresh(state.key):
-                background_revalidation(self.rt, self.ctx, _without_range(self.head), state.key)
+            # video); what else to fetch for the cache is decided at its answer (on_head).
             owner.forward()
             return
         waiter = cache.join_fill(state.key)
@@ -187,6 +193,23 @@ class CacheStage:
         cache.start_fill(state.key)
         state.filling = True
         owner.forward()
+
+    def _read_along(self, now):
+        """Answer from the entry being filled for this key, reading behind the writer
+        (Varnish-style streaming: no second origin fetch, no wait for the whole body);
+        False when there is none or it is not usable for this request."""
+        cache = self.cache
+        entry = cache.filling(self.state.key)
+        if entry is None:
+            return False
+        decision = cache.decide(entry, self.head.headers, now)
+        if not decision.usable:
+            return False
+        self.state.decision = decision
+        cache.metrics["hits"] += 1
+        self.serve_entry(entry, decision.age, cache_status(
+            hit=True, ttl=decision.ttl, collapsed=True, detail="filling"))
+        return True
 
     def _serve_part(self, entry, now):
         """Answer a single-range GET from a stored part; False when it cannot."""
@@ -259,7 +282,7 @@ class CacheStage:
                     fwd=state.fwd, fwd_status=head.status, detail="stale-if-error"))
                 return True
         route = self.ctx.route
-        if head.status == 206 and self.head.method == b"GET" and not self.owner.background:
+        if head.status == 206 and self.head.method == b"GET":
             ok, why = cache.may_store_part(self.head.headers, head.headers,
                                            route.cache_set_cookie)
             state.part = ok
@@ -268,22 +291,97 @@ class CacheStage:
                                       head.headers, route.cache_ttl, route.cache_set_cookie)
         length = head.content_length
         state.store = ok and (length is None or length <= cache.settings.max_object)
-        if state.store:
+        if ok and length is not None and length > cache.settings.max_object:
+            state.store = self._begin_fill(head, length)
+        elif state.store:
             state.tee = []
+        if head.status == 206 and not self.owner.background and _has_range(self.head.headers):
+            self._fill_ranges(head)
         state.status_header = cache_status(fwd=state.fwd or "miss", fwd_status=head.status,
                                            stored=state.store)
         return False
 
     def on_data(self, data):
         state = self.state
+        if state.fill is not None:
+            self._fill_write(data)
+            return
         if state.tee is None:
             return
         state.tee_size += len(data)
-        if state.tee_size > self.cache.settings.max_object:
-            state.tee = None
-            state.store = False
-        else:
+        if state.tee_size <= self.cache.settings.max_object:
             state.tee.append(data)
+            return
+        tee, state.tee = state.tee, None
+        # larger than memory takes: on to a file, if the store keeps bodies in files
+        state.store = self._begin_fill(state.head, None)
+        if state.store:
+            self._fill_write(b"".join(tee))
+            self._fill_write(data)
+
+    # -- large bodies: written to the store's file as they arrive --------------------------
+    def _begin_fill(self, head, expected):
+        """Start writing this 200's body to a file of the store (True), or not (False: not
+        a streaming store, too large for it, not a plain GET 200)."""
+        state, route = self.state, self.ctx.route
+        if head.status != 200 or self.head.method != b"GET" or state.part:
+            return False
+        fill = self.cache.begin_stream(
+            state.key, self.head.headers, head.status, head.reason,
+            self.rt.cache_headers(head.headers), state.request_time, route.cache_ttl,
+            route.cache_set_cookie, expected)
+        state.fill = fill
+        return fill is not None
+
+    def _fill_write(self, data):
+        state, cache = self.state, self.cache
+        fill = state.fill
+        if fill.queued + len(data) > cache.store.max_object:
+            self._drop_fill()
+            return
+        fill.write(data)
+        upstream = self.owner.exchange.upstream if self.owner.exchange is not None else None
+        if fill.backlog > FILL_BACKLOG and upstream is not None and fill.on_drained is None:
+            # the disk is slower than the origin: hold the origin, not the bytes
+            upstream.pauseProducing()
+            fill.on_drained = upstream.resumeProducing
+
+    def _drop_fill(self):
+        state = self.state
+        fill, state.fill = state.fill, None
+        state.store = False
+        if fill is not None:
+            fill.fail()
+            self.cache.end_stream(state.key, fill)
+
+    def _fill_ranges(self, head):
+        """A ranged miss was answered 206: fetch what the cache lacks in the background,
+        once per key, never what it has or is getting now: the whole object when its length
+        is within ``range_fill_max``, and while parts are stored, the first range missing
+        besides this one (a single range, stored as a part)."""
+        state, cache = self.state, self.cache
+        content_range = parse_content_range(first_field(head.headers, b"content-range"))
+        if content_range is None:
+            return
+        first, last, length = content_range
+        if length > cache.settings.range_fill_max:
+            return
+        gaps = [(0, length - 1)]
+        stored = state.stored_part
+        if stored is not None:
+            try:
+                gaps = Parts.unpack(stored.body).missing()
+            except ValueError:
+                pass
+        gaps = missing_besides(gaps, first, last)
+        if not gaps:
+            return
+        if state.part:  # parts are kept: ask only for bytes the cache lacks
+            wanted = _with_range(self.head, gaps[0])
+        else:  # they are not (no strong ETag...): the whole 200
+            wanted = _without_range(self.head)
+        if cache.begin_refresh(state.key):
+            background_revalidation(self.rt, self.ctx, wanted, state.key)
 
     def on_end(self):
         """The exchange completed; True when the cache stage answers (a 304 revalidation)."""
@@ -293,7 +391,9 @@ class CacheStage:
                 and not self.sink.started:
             self.serve_entry(state.entry, 0.0, state.status_header, validated=True)
             return True
-        if state.store and state.tee is not None and state.part:
+        if state.fill is not None:
+            self._end_fill()
+        elif state.store and state.tee is not None and state.part:
             self.cache.put_part(
                 state.key, self.head.headers, self.rt.cache_headers(head.headers),
                 b"".join(state.tee), state.request_time, self.rt.clock.seconds(),
@@ -308,11 +408,31 @@ class CacheStage:
             state.tee = None
         return False
 
+    def _end_fill(self):
+        """The body is complete: store the entry once every byte is on disk."""
+        state, cache, head = self.state, self.cache, self.state.head
+        fill, state.fill = state.fill, None
+        route = self.ctx.route
+
+        def store(body):
+            return cache.put_response(
+                state.key, self.head.headers, head.status, head.reason,
+                self.rt.cache_headers(head.headers), body, state.request_time,
+                self.rt.clock.seconds(), route.cache_ttl, route.cache_set_cookie)
+
+        d = fill.end()
+        d.addCallback(store)
+        d.addErrback(lambda f: log.warn("cache fill of {key!r} not stored: {error}",
+                                        key=state.key, error=f.value))
+        d.addBoth(lambda _: cache.end_stream(state.key, fill))
+
     def finished(self):
         """The request is over: release requests waiting for this fetch."""
         state = self.state
         if state is None:
             return
+        if state.fill is not None:  # ended without its body: readers behind it abort
+            self._drop_fill()
         if state.filling:
             state.filling = False
             self.cache.end_fill(state.key)
@@ -353,9 +473,23 @@ class CacheStage:
                        else b"Precondition Failed", kept, 0 if conditional == 412 else None)
             sink.finish()
             return
+        body = entry.body
+        in_file = not isinstance(body, bytes)
+        length = _full_length(body)  # None: a fill of a length still unknown
         ranged = None
-        if _has_range(head.headers):
-            ranged = ranges.range_response(entry.status, headers, entry.body, head.headers,
+        if _has_range(head.headers) and in_file and length is not None:
+            plan = ranges.range_plan(entry.status, headers, length, head.headers,
+                                     head.method)
+            if plan is not None and plan[1] is not None:  # one range, or none satisfiable
+                status, headers, spans = plan
+                first, last = spans[0] if spans else (0, -1)
+                sink.start(status, b"Partial Content" if status == 206
+                           else b"Range Not Satisfiable", headers, last - first + 1)
+                self._stream(body, first, last + 1)
+                return
+            # several ranges of a body in a file: the 200 (RFC 9110 §14.2 allows it)
+        elif _has_range(head.headers):
+            ranged = ranges.range_response(entry.status, headers, body, head.headers,
                                            head.method)
         if ranged is not None:
             status, headers, body = ranged
@@ -364,27 +498,73 @@ class CacheStage:
             sink.write(body)
             sink.finish()
             return
+        if isinstance(body, BodyFill):  # still filling: no remembered head
+            sink.start(entry.status, entry.reason, headers, length)
+            self._stream(body, 0, length)
+            return
         self._start_full(entry, headers, int(age), status_header)
-        sink.write(entry.body)
+        if in_file:
+            self._stream(body, 0, len(body))
+            return
+        sink.write(body)
         sink.finish()
 
+    def _stream(self, source, start, end):
+        """Send bytes [start, end) of a body kept in a file, chunk by chunk, never whole."""
+        if self.head.method == b"HEAD" or (end is not None and end <= start):
+            self.sink.finish()
+            return
+        BodyStreamer(self.sink, source, start, end).start()
+
     def _start_full(self, entry, headers, age, status_header):
-        """Start a full 200-style answer from ``entry``; the serialised head is remembered for
-        the hits that follow within the same second (same Age, same Cache-Status)."""
+        """Start a full 200-style answer from ``entry``; the serialised head is remembered (on
+        the entry) for the hits that follow within the same second (same Age, same
+        Cache-Status)."""
         sink, head = self.sink, self.head
         if self.rt.stats.shutting_down or entry.status in (204, 304) or entry.status < 200:
             sink.start(entry.status, entry.reason, headers, len(entry.body))
             return
-        key = (id(entry), age, status_header, head.method, head.version, sink.keep_alive)
-        known = _HEADS.get(key)
-        if known is not None and known[0] is entry:
-            sink.start_prepared(entry.status, known[1], len(entry.body))
-            return
+        memo = self.cache.memo(entry)
+        heads = memo.heads
+        key = (age, status_header, head.method, head.version, sink.keep_alive)
+        if heads is not None:
+            known = heads.get(key)
+            if known is not None:
+                sink.start_prepared(entry.status, known, len(entry.body))
+                return
         sink.start(entry.status, entry.reason, headers, len(entry.body))
         if sink.pending_head is not None:
-            if len(_HEADS) >= 4096:
-                _HEADS.clear()
-            _HEADS[key] = (entry, sink.pending_head)
+            if heads is None or len(heads) >= memo.MAX_HEADS:
+                heads = memo.heads = {}
+            heads[key] = sink.pending_head
+
+
+def _full_length(body):
+    """The whole length of a body (bytes or in a file), or None while a fill of unknown
+    length is open."""
+    if isinstance(body, BodyFill):
+        return body.length if body.length is not None else body.expected
+    return len(body)
+
+
+def _with_range(head, span):
+    """A copy of a request head asking for the single range ``span`` (first, last)."""
+    headers = [h for h in head.headers if h[0] not in (b"range", b"if-range")]
+    return head.replace(headers=headers + [(b"range", b"bytes=%d-%d" % span)])
+
+
+def missing_besides(gaps, first, last):
+    """The inclusive ranges of ``gaps`` (sorted, disjoint) without ``first..last``."""
+    out = []
+    for a, b in gaps:
+        if b < first or a > last:
+            out.append((a, b))
+            continue
+        if a < first:
+            out.append((a, first - 1))
+        if b > last:
+            out.append((last + 1, b))
+    return out
 
 
 def invalidate_after(rt, ctx, response_head):

@@ -24,11 +24,12 @@ from revproxy.testing.balancers import (
     varied_request,
 )
 from revproxy.testing.hooks import RequestHookContractMixin, fake_context
-from revproxy.testing.stores import CacheStoreContractMixin, QueuedIO, sample_entry
+from revproxy.testing.stores import (
+    CacheStoreContractMixin, QueuedIO, StreamingCacheStoreContractMixin, sample_entry)
 from revproxy.testing.tls import TLSProviderContractMixin
 
 __all__ = [
     "BalancerContractMixin", "CacheStoreContractMixin", "FakeMember", "QueuedIO", "FakeRequest",
-    "RequestHookContractMixin", "TLSProviderContractMixin", "fake_context", "fake_members",
-    "sample_entry", "varied_request",
+    "RequestHookContractMixin", "StreamingCacheStoreContractMixin", "TLSProviderContractMixin",
+    "fake_context", "fake_members", "sample_entry", "varied_request",
 ]

@@ -128,3 +128,14 @@ def test_serialised_directives_parse_back(directives, data):
     cut = data.draw(st.integers(0, len(members)))
     lines = [" , ".join(members[:cut]), ",".join(members[cut:])]
     assert dict(parse_cache_control([line.encode("latin-1") for line in lines])) == directives
+
+
+def test_bare_private_after_qualified_one_applies_to_the_whole_response():
+    """``private="a", private``: the bare one wins (hypothesis found it storing such a response)."""
+    from revproxy.cache.directives import parse_cache_control, unqualified
+
+    for line in (b'max-age=60, private="a", private', b'no-cache="x", no-cache'):
+        cc = parse_cache_control([line])
+        name = line.split(b",")[-1].strip().decode()
+        assert unqualified(cc, name)
+    assert unqualified(parse_cache_control([b'private, private="a"']), "private")

@@ -315,25 +315,60 @@ class RangeTests(unittest.TestCase):
         self.assertTrue(nope.startswith(b"HTTP/1.1 416 "))
 
     def test_ranged_miss_relayed_and_whole_object_fetched_in_background(self):
-        """On a miss the Range goes to the origin and its 206 is relayed at once; a
-        background request without Range fetches the whole object for the cache."""
+        """On a miss the Range goes to the origin and its 206 is relayed at once; then,
+        the object being small (range_fill_max), a background request without Range fetches
+        the whole object for the cache."""
         world = CacheWorld(self)
         proto, transport = world.client()
         proto.dataReceived(get(extra=b"Range: bytes=0-3\r\n"))
-        self.assertEqual(world.pending_connects, 2)
-        first, first_t = world.accept_backend()
-        second, second_t = world.accept_backend()
-        sent = {b"range: bytes=0-3" in t.value(): (b, t) for b, t in
-                ((first, first_t), (second, second_t))}
-        ranged, _ = sent[True]
-        whole, _ = sent[False]
+        self.assertEqual(world.pending_connects, 1, "one origin request until its answer")
+        ranged, ranged_t = world.accept_backend()
+        self.assertIn(b"range: bytes=0-3", ranged_t.value().lower())
         ranged.dataReceived(b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-3/10\r\n"
                             b"Cache-Control: max-age=60\r\nContent-Length: 4\r\n\r\n0123")
         self.assertTrue(transport.value().startswith(b"HTTP/1.1 206 "))
+        self.assertEqual(world.pending_connects, 1)
+        whole, whole_t = world.accept_backend()
+        self.assertNotIn(b"range:", whole_t.value().lower())
         whole.dataReceived(response(b"0123456789"))
         part, asked = world.fetch(get(extra=b"Range: bytes=6-9\r\n"))
         self.assertIsNone(asked)
         self.assertTrue(part.endswith(b"6789"))
+
+    def _ranged_miss(self, world, length, etag=b""):
+        proto, transport = world.client()
+        proto.dataReceived(get(extra=b"Range: bytes=0-3\r\n"))
+        ranged, _ = world.accept_backend()
+        ranged.dataReceived(b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-3/%d\r\n"
+                            b"%sCache-Control: max-age=60\r\nContent-Length: 4\r\n\r\n0123"
+                            % (length, etag))
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 206 "))
+
+    def test_no_background_fetch_above_range_fill_max(self):
+        """A ranged miss of an object larger than range_fill_max fetches nothing more: a
+        whole video is not pulled from the origin for one seek."""
+        world = CacheWorld(self, range_fill_max="1k")
+        self._ranged_miss(world, 2048)
+        self.assertEqual(world.pending_connects, 0)
+        world = CacheWorld(self, range_fill_max=0)
+        self._ranged_miss(world, 10)
+        self.assertEqual(world.pending_connects, 0)
+
+    def test_background_fetch_asks_only_for_missing_bytes(self):
+        """With a strong ETag the 206 is kept as a part; the background request asks for
+        the bytes missing (4-9), never again for 0-3, and completes the entry."""
+        world = CacheWorld(self)
+        self._ranged_miss(world, 10, b'ETag: "v1"\r\n')
+        self.assertEqual(world.pending_connects, 1)
+        rest, rest_t = world.accept_backend()
+        self.assertIn(b"range: bytes=4-9\r\n", rest_t.value().lower())
+        rest.dataReceived(b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 4-9/10\r\n"
+                          b'ETag: "v1"\r\nCache-Control: max-age=60\r\nContent-Length: 6\r\n'
+                          b"\r\n456789")
+        whole, asked = world.fetch(get())
+        self.assertIsNone(asked, "the parts made a whole 200")
+        self.assertTrue(whole.startswith(b"HTTP/1.1 200 "))
+        self.assertTrue(whole.endswith(b"0123456789"))
 
 
 class PerRouteKeyTests(unittest.TestCase):

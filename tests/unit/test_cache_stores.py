@@ -14,7 +14,8 @@ from revproxy.cache.stores import disk as disk_module
 from revproxy.cache.stores import diskfiles, purgelog
 from revproxy.cache.stores.disk import DiskStore
 from revproxy.cache.stores.memory import MemoryStore
-from revproxy.testing import CacheStoreContractMixin, QueuedIO, sample_entry
+from revproxy.testing import (
+    CacheStoreContractMixin, QueuedIO, StreamingCacheStoreContractMixin, sample_entry)
 
 
 def record_files(root):
@@ -30,19 +31,20 @@ class MemoryStoreContractTests(CacheStoreContractMixin, unittest.TestCase):
         return MemoryStore(max_bytes, max_object, clock=self.clock)
 
 
-class DiskStoreContractTests(CacheStoreContractMixin, unittest.TestCase):
+class DiskStoreContractTests(StreamingCacheStoreContractMixin, unittest.TestCase):
     def make_store(self, max_bytes, max_object):
-        return DiskStore(self.mktemp(), max_bytes, max_object, clock=self.clock)
+        return DiskStore(self.mktemp(), max_bytes, max_object, clock=self.clock,
+                         stream_above=self.STREAMED)
 
 
-class ThreadedTieredDiskStoreContractTests(CacheStoreContractMixin, unittest.TestCase):
+class ThreadedTieredDiskStoreContractTests(StreamingCacheStoreContractMixin, unittest.TestCase):
     """The disk store as deployed (I/O off the reactor thread, a memory tier in front), its
     I/O queued by a fake and run only when a test waits for a result."""
 
     def make_store(self, max_bytes, max_object):
         self.io = QueuedIO()
         return DiskStore(self.mktemp(), max_bytes, max_object, clock=self.clock,
-                         memory_bytes=max_bytes, io=self.io)
+                         memory_bytes=max_bytes, io=self.io, stream_above=self.STREAMED)
 
     def resolve(self, d):
         while not d.called and self.io.queue:

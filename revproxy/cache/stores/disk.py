@@ -28,21 +28,23 @@ from twisted.internet.defer import succeed
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from revproxy.cache.entry import marked_stale, value_to_bytes
+from revproxy.cache.bodies import BodyFill, FileBody
+from revproxy.cache.entry import CacheEntry, marked_stale, value_to_bytes
 from revproxy.cache.stores import diskfiles, purgelog
 from revproxy.cache.stores.diskio import FileQueue, InlineIO, io_for
 from revproxy.cache.stores.index import LruIndex, Slot
 from revproxy.cache.stores.options import (
     MIB, WallClock, bool_option, check_bounds, check_options, int_option, size_option,
     size_or_zero_option, str_option)
-from revproxy.interfaces import ICacheStore
+from revproxy.interfaces import ICacheStore, IStreamingCacheStore
 
+STREAM_ABOVE = 1024 * 1024  # bodies longer than this are streamed from their file
 _OPTIONS = ("path", "max_bytes", "max_object", "fsync", "memory_bytes", "threads")
 _JOURNAL = purgelog.JOURNAL_NAME  # the FileQueue name that orders journal appends
 log = Logger()
 
 
-@implementer(ICacheStore)
+@implementer(IStreamingCacheStore)
 class DiskStore:
     """An ``ICacheStore`` in the directory ``path`` (created if missing): at most
     ``max_bytes`` of files, no file over ``max_object``; ``fsync`` makes each put durable
@@ -54,9 +56,13 @@ class DiskStore:
 
     name = "disk"
 
-    def __init__(self, path: str, max_bytes: int = 1024 * MIB, max_object: int = 8 * MIB,
-                 fsync: bool = False, clock=None, memory_bytes: int = 0, io=None) -> None:
+    def __init__(self, path: str, max_bytes: int = 1024 * MIB, max_object=None,
+                 fsync: bool = False, clock=None, memory_bytes: int = 0, io=None,
+                 stream_above: int = STREAM_ABOVE) -> None:
+        if max_object is None:
+            max_object = min(1024 * MIB, max_bytes)
         check_bounds(self.name, max_bytes, max_object)
+        self.stream_above = stream_above
         self.path = os.path.abspath(path)
         self.max_object = max_object
         self.fsync = fsync
@@ -70,13 +76,14 @@ class DiskStore:
         self._closed = False
         self.hits = self.misses = self.evictions = self.expirations = self.errors = 0
         self.memory_hits = 0
+        self._fills = 0
         os.makedirs(self.path, 0o700, exist_ok=True)
         self._load()
 
     @classmethod
     def from_options(cls, options, reactor) -> "DiskStore":
         """A store from ``store_options``: ``path`` (required), ``max_bytes``,
-        ``max_object`` (sizes like "1g"; ``max_object`` defaults to 8 MiB or ``max_bytes``
+        ``max_object`` (sizes like "1g"; ``max_object`` defaults to 1 GiB or ``max_bytes``
         if smaller), ``fsync`` (bool), ``memory_bytes`` (default "32m", 0 for none),
         ``threads`` (I/O threads, default 4; 0 does the I/O in the reactor thread); the
         reactor is the clock and runs the pool. ValueError for bad options, a directory
@@ -84,7 +91,7 @@ class DiskStore:
         options = check_options(cls.name, options, _OPTIONS)
         path = str_option(cls.name, options, "path")
         max_bytes = size_option(cls.name, options, "max_bytes", 1024 * MIB)
-        max_object = size_option(cls.name, options, "max_object", min(8 * MIB, max_bytes))
+        max_object = size_option(cls.name, options, "max_object", min(1024 * MIB, max_bytes))
         fsync = bool_option(cls.name, options, "fsync", False)
         memory_bytes = size_or_zero_option(cls.name, options, "memory_bytes", 32 * MIB)
         threads = int_option(cls.name, options, "threads", 4, 0, 64)
@@ -163,7 +170,7 @@ class DiskStore:
             lambda f: log.failure("cache file {name} not deleted", f, name=name))
 
     def _remember(self, key, value, expires_at) -> None:
-        if 0 < value.size <= self._memory_value_max:
+        if 0 < value.size <= self._memory_value_max and not _in_file(value):
             self._memory.add(key, Slot(value, value.size, expires_at))
 
     # -- ICacheStore ------------------------------------------------------------------------
@@ -190,7 +197,8 @@ class DiskStore:
             self.hits += 1
             self.memory_hits += 1
             return succeed(marked_stale(value) if slot.stale else value)
-        d = self._io.run(diskfiles.read_record, self._file(slot.value), key)
+        d = self._io.run(diskfiles.read_record, self._file(slot.value), key,
+                         self.stream_above, self._io)
         return d.addCallbacks(self._read, self._unreadable, callbackArgs=(key, slot),
                               errbackArgs=(key, slot))
 
@@ -234,12 +242,13 @@ class DiskStore:
             return succeed(False)
         tags = tuple(tags)
         expires_at = self._clock.seconds() + ttl
-        data = diskfiles.encode_record(key, value_to_bytes(value), expires_at, tags)
-        if len(data) > self.max_object:
+        data, size = _record(key, value, expires_at, tags)
+        if size > self.max_object:
+            _release(data)
             self._discard(key)
             return succeed(False)
         name = diskfiles.file_name(key)
-        slot = Slot(name, len(data), expires_at, tags)
+        slot = Slot(name, size, expires_at, tags)
         self._forget(key)
         self._add(key, slot)
         self._pending[key] = (slot, value)
@@ -273,6 +282,16 @@ class DiskStore:
         else:
             log.failure("cache file for {key!r} not written", failure, key=key)
         return False
+
+    def begin_body(self, expected=None):
+        """A ``BodyFill``: a body written to an anonymous file in this store's directory as it
+        arrives (``IStreamingCacheStore``); None when closed or ``expected`` (the announced
+        length, if any) is over ``max_object``."""
+        if self._closed or (expected is not None and expected > self.max_object):
+            return None
+        self._fills += 1
+        return BodyFill(self.path, self._io, self._files, ".fill-%d" % self._fills,
+                        expected)
 
     def delete(self, key):
         self._discard(key)
@@ -328,3 +347,27 @@ class DiskStore:
     def __repr__(self):
         return "<DiskStore %s: %d entries, %d/%d bytes>" % (
             self.path, len(self._index), self._index.bytes, self._index.max_bytes)
+
+
+def _in_file(value) -> bool:
+    return isinstance(value, CacheEntry) and isinstance(value.body, FileBody)
+
+
+def _record(key, value, expires_at, tags):
+    """(what ``write_atomically`` writes, the record's size) for ``value``: bytes, or for an
+    entry whose body is in a file, its head and a copy of the body from a descriptor of its
+    own (so the copy outlives whoever serves that body meanwhile)."""
+    if not _in_file(value):
+        data = diskfiles.encode_record(key, value_to_bytes(value), expires_at, tags)
+        return data, len(data)
+    body = value.body
+    meta = value.meta_bytes()
+    head = diskfiles.encode_record_head(key, len(meta) + len(body), expires_at, tags)
+    return [head + meta, (body.dup(), body.offset, len(body))], len(head) + len(meta) + len(body)
+
+
+def _release(data) -> None:
+    if not isinstance(data, bytes):
+        for piece in data:
+            if not isinstance(piece, bytes):
+                os.close(piece[0])

@@ -24,7 +24,9 @@ import re
 import struct
 from typing import Iterator, List, NamedTuple, Tuple
 
-from revproxy.cache.entry import pack_blobs, unpack_blobs, value_from_bytes
+from revproxy.cache.bodies import FileBody
+from revproxy.cache.entry import (
+    KIND_ENTRY, CacheEntry, pack_blobs, unpack_blobs, value_from_bytes)
 
 MAGIC = b"RPD"
 VERSION = 1
@@ -35,6 +37,7 @@ _HEAD = struct.Struct(">3sBBdIIQ")
 _NAME_RE = re.compile(r"\A[0-9a-f]{64}\Z")
 _FANOUT_RE = re.compile(r"\A[0-9a-f]{2}\Z")
 _temp_serial = itertools.count()
+_ENTRY_STATUS = struct.Struct(">H")  # an entry's status, after "RPX" "E" and its version
 
 
 class RecordHead(NamedTuple):
@@ -61,9 +64,14 @@ def file_path(root: str, name: str) -> str:
 
 def encode_record(key: bytes, value: bytes, expires_at: float, tags=()) -> bytes:
     """A record for ``value`` (serialised bytes) under ``key``."""
+    return encode_record_head(key, len(value), expires_at, tags) + value
+
+
+def encode_record_head(key: bytes, value_length: int, expires_at: float, tags=()) -> bytes:
+    """The head of a record whose value (``value_length`` bytes) follows it."""
     tag_blobs = pack_blobs(tuple(tags))
-    head = _HEAD.pack(MAGIC, VERSION, 0, expires_at, len(key), len(tag_blobs), len(value))
-    return b"".join([head, key, tag_blobs, value])
+    head = _HEAD.pack(MAGIC, VERSION, 0, expires_at, len(key), len(tag_blobs), value_length)
+    return b"".join([head, key, tag_blobs])
 
 
 def head_size(prefix: bytes) -> int:
@@ -119,22 +127,114 @@ def read_head(path: str, file_size: int) -> RecordHead:
     return head
 
 
-def read_record(path: str, key: bytes):
+def read_record(path: str, key: bytes, stream_above=None, io=None):
     """The head and the decoded value (``value_from_bytes``) of the record file at ``path``,
     which must hold ``key``. Raises OSError when it cannot be read, ValueError when it is
-    not a whole, valid record of ``key``. Pure function of the file: safe in a thread."""
-    with open(path, "rb") as f:
-        data = f.read()
+    not a whole, valid record of ``key``. Pure function of the file: safe in a thread.
+
+    With ``stream_above`` (bytes), a complete entry (not a 206) whose body is longer is not
+    read: its body is a ``FileBody`` on the open file, read later through ``io``."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        if stream_above is None or size <= stream_above:
+            return _whole_record(_read_all(fd, size), key)
+        prefix = os.pread(fd, 65536, 0)
+        head = decode_head(prefix)
+        if head.length != size:
+            raise ValueError("cache file: %d bytes, the head says %d" % (size, head.length))
+        if head.key != key:
+            raise ValueError("cache file: holds another key")
+        value = prefix[head.value_offset:]
+        if value[3:4] != KIND_ENTRY:
+            return _whole_record(_read_all(fd, size), key)
+        meta_length = CacheEntry.meta_length(value)
+        if meta_length is None:  # headers larger than the first read
+            value = os.pread(fd, size - head.value_offset, head.value_offset)
+            meta_length = CacheEntry.meta_length(value)
+            if meta_length is None:
+                raise ValueError("cache file: truncated entry")
+        body_offset = head.value_offset + meta_length
+        body_length = size - body_offset
+        if body_length <= stream_above or _ENTRY_STATUS.unpack_from(value, 5)[0] == 206:
+            # small, or the packed parts of a 206 (read whole to be unpacked)
+            return _whole_record(_read_all(fd, size), key)
+        entry = CacheEntry.from_meta(value[:meta_length] if len(value) >= meta_length
+                                     else os.pread(fd, meta_length, head.value_offset),
+                                     _Length(body_length))
+        entry.body = FileBody(fd, body_offset, body_length, io)
+        fd = -1  # owned by the body now
+        return head, entry
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+class _Length:
+    """Stands for a body of ``n`` bytes while an entry's head is checked."""
+
+    __slots__ = ("n",)
+
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    chunks, offset = [], 0
+    while offset < size:
+        chunk = os.pread(fd, size - offset, offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
+def _whole_record(data: bytes, key: bytes):
     head, value_bytes = decode_record(data)
     if head.key != key:
         raise ValueError("cache file: holds another key")
     return head, value_from_bytes(value_bytes)
 
 
-def write_atomically(path: str, data: bytes, fsync: bool) -> None:
+def copy_from(fd: int, offset: int, length: int, f) -> None:
+    """Write ``length`` bytes at ``offset`` of ``fd`` to the file object ``f``; ValueError
+    when ``fd`` holds fewer (never store a short body as whole)."""
+    end = offset + length
+    while offset < end:
+        chunk = os.pread(fd, min(1 << 20, end - offset), offset)
+        if not chunk:
+            raise ValueError("cache body file: %d bytes short" % (end - offset))
+        f.write(chunk)
+        offset += len(chunk)
+
+
+def write_atomically(path: str, data, fsync: bool) -> None:
     """Make ``path`` hold ``data`` through a temp file in its directory and ``os.replace``
     (creating the directory if needed); with ``fsync``, data and directory are synced
-    first. Raises OSError, leaving no temp file behind."""
+    first. Raises OSError (or ValueError for a short body copy), leaving no temp file
+    behind. ``data`` is bytes, or a list of bytes and ``(fd, offset, length)`` pieces
+    copied from the file ``fd`` (closed afterwards, whatever happens)."""
+    pieces = [data] if isinstance(data, bytes) else list(data)
+    try:
+        _write_pieces(path, pieces, fsync)
+    finally:
+        for piece in pieces:
+            if not isinstance(piece, bytes):
+                _close_fd(piece[0])
+
+
+def _close_fd(fd):
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def _write_pieces(path, pieces, fsync):
     directory, name = os.path.split(path)
     temp = os.path.join(directory, "%s%s.%d.%d" % (
         TEMP_PREFIX, name, os.getpid(), next(_temp_serial)))
@@ -145,7 +245,11 @@ def write_atomically(path: str, data: bytes, fsync: bool) -> None:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for piece in pieces:
+                if isinstance(piece, bytes):
+                    f.write(piece)
+                else:
+                    copy_from(piece[0], piece[1], piece[2], f)
             if fsync:
                 f.flush()
                 os.fsync(f.fileno())
