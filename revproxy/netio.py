@@ -67,6 +67,11 @@ class Outbox:
         if chunks:
             _send(transport, chunks)
 
+    def pending_bytes(self, transport) -> int:
+        """Bytes held for ``transport`` until the end of this reactor turn."""
+        chunks = self._pending.get(transport)
+        return sum(map(len, chunks)) if chunks else 0
+
     def discard(self, transport) -> None:
         """Forget pending output (the connection is being aborted)."""
         self._pending.pop(transport, None)
@@ -114,3 +119,20 @@ def _send(transport, chunks) -> None:
             continue
         transport.write(chunk[sent:] if sent else chunk)
         sent = 0
+
+
+def unsent_bytes(transport) -> int:
+    """Bytes a transport has accepted from us but not yet handed to the kernel.
+
+    What a slow reader has really taken is what we wrote minus this (``[limits]
+    min_response_rate``): bytes in the kernel's socket buffer count as taken, as the kernel
+    sends them without us. Exact for a plain TCP transport (exact type, as ``_send``: the
+    buffer fields of ``abstract.FileDescriptor``, read only); for Twisted's TLS wrapper, the TCP
+    transport below it (ciphertext: a few bytes per 16 KiB record more than we wrote); 0 for
+    anything else (tests' fakes deliver at once)."""
+    if not isinstance(transport, _TCPConnection):
+        inner = getattr(transport, "wrappedProtocol", None) and getattr(transport, "transport", None)
+        if not isinstance(inner, _TCPConnection):
+            return 0
+        transport = inner
+    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen

@@ -104,7 +104,8 @@ def build(config, reactor, randbytes=None, batch_writes=True, load=None, signals
     if randbytes is None:
         randbytes = rng.randbytes
     buffering = config.buffering
-    shared = Shared(reactor, rng, randbytes, Stats(config.limits.max_connections),
+    shared = Shared(reactor, rng, randbytes,
+                    Stats(config.limits.max_connections, config.limits.max_connections_per_ip),
                     SpoolBudget(buffering.total_memory, buffering.total_disk), Deadlines(reactor),
                     Outbox(reactor, batch_writes), LogFiles())
     try:
