@@ -180,3 +180,51 @@ class ConfigTests(unittest.TestCase):
         self.assertIn("min_response_rate", str(caught.exception))
         self.assertEqual(parse_config(config_dict(limits={"min_response_rate": "2k"}), "f").limits
                          .min_response_rate, 2048)
+
+
+class FakeResource:
+    RLIMIT_NOFILE = 7
+    RLIM_INFINITY = -1
+
+    def __init__(self, soft, hard, refuse=False):
+        self.limits = (soft, hard)
+        self.refuse = refuse
+
+    def getrlimit(self, which):
+        return self.limits
+
+    def setrlimit(self, which, limits):
+        if self.refuse:
+            raise ValueError("not allowed")
+        self.limits = limits
+
+
+class FileLimitTests(unittest.TestCase):
+    def test_soft_limit_raised_to_hard(self):
+        """The soft limit goes up to the hard limit; the report says from what."""
+        from revproxy.protection.fdlimit import raise_open_files
+
+        fake = FakeResource(1024, 524288)
+        found = raise_open_files(fake)
+        self.assertEqual(fake.limits, (524288, 524288))
+        self.assertEqual((found.before, found.soft, found.hard), (1024, 524288, 524288))
+
+    def test_refusal_keeps_the_limit_found(self):
+        """A refused setrlimit is not an error: the limit found stays in force."""
+        from revproxy.protection.fdlimit import raise_open_files
+
+        found = raise_open_files(FakeResource(1024, 4096, refuse=True))
+        self.assertEqual((found.before, found.soft), (1024, 1024))
+
+    def test_lines_report_limits_and_warn_when_max_connections_does_not_fit(self):
+        """One info line with every effective limit; a warning naming the key when the
+        connection ceiling needs more descriptors than allowed."""
+        from revproxy.protection.fdlimit import FileLimit, limit_lines
+
+        lines = limit_lines(FileLimit(1024, 524288, 524288), 10000, 512)
+        self.assertEqual(lines, [("info", "limits: open files 524288 (raised from 1024), "
+                                          "max_connections 10000, max_connections_per_ip 512")])
+        lines = limit_lines(FileLimit(1024, 1024, 1024), 10000, 0)
+        self.assertEqual([level for level, _ in lines], ["info", "warn"])
+        self.assertIn("max_connections_per_ip off", lines[0][1])
+        self.assertIn("[limits] max_connections to 462", lines[1][1])
