@@ -22,8 +22,20 @@ another writer (a producer, a tunnel).
 
 from __future__ import annotations
 
+import struct
+
 from twisted.internet.protocol import Factory
 from twisted.internet.tcp import Connection as _TCPConnection
+
+try:
+    import fcntl
+    import sys as _sys
+    import termios
+
+    # SIOCOUTQ (= TIOCOUTQ on Linux): a socket's unacknowledged + unsent bytes
+    _SIOCOUTQ = termios.TIOCOUTQ if _sys.platform.startswith("linux") else None
+except ImportError:  # not Unix
+    _SIOCOUTQ = None
 
 
 class QuietFactory(Factory):
@@ -122,12 +134,13 @@ def _send(transport, chunks) -> None:
 
 
 def unsent_bytes(transport) -> int:
-    """Bytes a transport has accepted from us but not yet handed to the kernel.
+    """Bytes written to a transport that the client has not acknowledged yet.
 
     What a slow reader has really taken is what we wrote minus this (``[limits]
-    min_response_rate``): bytes in the kernel's socket buffer count as taken, as the kernel
-    sends them without us. Exact for a plain TCP transport (exact type, as ``_send``: the
-    buffer fields of ``abstract.FileDescriptor``, read only); for Twisted's TLS wrapper, the TCP
+    min_response_rate``). For a plain TCP transport (exact type, as ``_send``): the buffer of
+    ``abstract.FileDescriptor`` (its fields, read only) plus the kernel's send queue (Linux
+    ``SIOCOUTQ``: bytes not yet acknowledged by the peer; without it the socket buffer, which
+    grows to megabytes, would count as taken). For Twisted's TLS wrapper the same of the TCP
     transport below it (ciphertext: a few bytes per 16 KiB record more than we wrote); 0 for
     anything else (tests' fakes deliver at once)."""
     if not isinstance(transport, _TCPConnection):
@@ -135,4 +148,15 @@ def unsent_bytes(transport) -> int:
         if not isinstance(inner, _TCPConnection):
             return 0
         transport = inner
-    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+    return (len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+            + _kernel_unacked(transport))
+
+
+def _kernel_unacked(transport) -> int:
+    if _SIOCOUTQ is None or not transport.connected:
+        return 0
+    try:
+        raw = fcntl.ioctl(transport.socket.fileno(), _SIOCOUTQ, b"\0\0\0\0")
+    except (OSError, ValueError):
+        return 0
+    return struct.unpack("i", raw)[0]

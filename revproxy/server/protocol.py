@@ -27,6 +27,9 @@ from revproxy.timers import DeadlineMixin
 log = Logger(namespace="revproxy.server")
 
 _HEADER, _BODY, _IDLE, _SEND = "header", "body", "idle", "send"
+# Output waiting for the client beyond this means it has not taken a response yet: its next
+# (pipelined) request waits. Also how often, in bytes written, that is looked at.
+BEHIND = 65536
 
 
 class ClientConnection(DeadlineMixin, Protocol):
@@ -58,6 +61,8 @@ class ClientConnection(DeadlineMixin, Protocol):
         self.bytes_out = 0  # everything written (what the client took: bytes_taken())
         self._body_rate = None  # RateWindow of the request body, when min_request_rate is on
         self._drain = None  # DrainWatch, made the first time the client falls behind
+        self.held = False  # the next request waits until the client took the last response
+        self._checked_out = 0  # bytes_out when the kernel's queue was last looked at
 
     # -- Twisted ---------------------------------------------------------------------------
     def connectionMade(self):
@@ -140,6 +145,16 @@ class ClientConnection(DeadlineMixin, Protocol):
     def _process(self):
         if self._processing:
             return  # the outer loop picks up whatever changed
+        if self.held:
+            # the previous response still waits for the client (see response_done)...
+            if self.behind():
+                if self._parser.buffered_bytes() > self._limits.max_pipeline_bytes:
+                    self._pause_reading()
+                return
+            # ...or no longer: a keep-alive client sends its next request once it has the
+            # whole response, maybe before our poll saw the last acknowledgements
+            self.caught_up()
+            return
         self._processing = True
         parser = self._parser
         try:
@@ -244,7 +259,7 @@ class ClientConnection(DeadlineMixin, Protocol):
     # -- the client's reading speed (min_response_rate; revproxy.protection.slowread) -------
     def bytes_taken(self):
         """What the client took of our output: written, less what still waits in our buffers
-        (the outbox, the transport's own buffer; the kernel's socket buffer counts as taken)."""
+        (the outbox, the transport's own buffer, the kernel's unacknowledged queue)."""
         transport = self.transport
         return (self.bytes_out - self._outbox.pending_bytes(transport)
                 - unsent_bytes(transport))
@@ -255,10 +270,37 @@ class ClientConnection(DeadlineMixin, Protocol):
         return (self.writing_paused or unsent_bytes(transport) > 0
                 or self._outbox.pending_bytes(transport) > 0)
 
+    def behind(self):
+        """More than ``BEHIND`` bytes of our output wait for the client."""
+        return self.writing_paused or unsent_bytes(self.transport) > BEHIND
+
+    def _fell_behind(self):
+        """At the end of a response: has the client fallen behind? Looked at (a system call)
+        only once per ``BEHIND`` bytes written, so small responses to a fast client cost
+        nothing."""
+        if self.writing_paused:
+            return True
+        if self.bytes_out - self._checked_out < BEHIND:
+            return False
+        self._checked_out = self.bytes_out
+        return unsent_bytes(self.transport) > BEHIND
+
+    def caught_up(self):
+        """The client took what held its next request back: go on with it."""
+        if self.held:
+            self.held = False
+            if self._timer_kind == _SEND:
+                self._cancel_timer()
+            if self._drain is not None and not self.writing_paused:
+                self._drain.stop()
+            if not self._closing:
+                self._next_request()
+
     def _watch_drain(self):
-        """The client fell behind (paused us, or we close with output unsent): measure it."""
+        """The client fell behind (paused us, we wait for it before its next request, or we
+        close with output unsent): measure it."""
         limits = self._limits
-        if not limits.min_response_rate:
+        if not limits.min_response_rate and not self.held:
             return
         drain = self._drain
         if drain is None:
@@ -325,6 +367,20 @@ class ClientConnection(DeadlineMixin, Protocol):
             self._close()
             return
         self._parser.start_next()
+        if self._fell_behind():
+            # The client has not taken this response yet: its next request waits until it
+            # has (DrainWatch polls; or resumeProducing). Otherwise a pipelining slow reader
+            # makes us fetch and send response after response that it will never read, into
+            # a kernel socket buffer that grows to megabytes (measured: 1,000 slow readers
+            # asking for ten 100 KiB responses each kept the proxy busy for seconds).
+            self.held = True
+            self._arm(self._limits.send_timeout, _SEND)
+            self._watch_drain()
+            return
+        self._next_request()
+
+    def _next_request(self):
+        """Wait for, or start on, the next request of a keep-alive connection."""
         if self._parser.buffered_bytes():
             self._arm(self._limits.header_timeout, _HEADER)
         else:
@@ -390,9 +446,12 @@ class ClientConnection(DeadlineMixin, Protocol):
 
     def resumeProducing(self):
         self.writing_paused = False
-        if self._timer_kind == _SEND:
+        if self.held:
+            if not self.behind():
+                self.caught_up()
+        elif self._timer_kind == _SEND:
             self._cancel_timer()
-        if self._drain is not None:
+        if self._drain is not None and not self.held:
             # Everything buffered was taken (>= the transport's buffer size since the pause):
             # the client keeps up for now.
             self._drain.stop()

@@ -228,3 +228,49 @@ class FileLimitTests(unittest.TestCase):
         self.assertEqual([level for level, _ in lines], ["info", "warn"])
         self.assertIn("max_connections_per_ip off", lines[0][1])
         self.assertIn("[limits] max_connections to 462", lines[1][1])
+
+
+class PipelineHoldUnitTests(unittest.TestCase):
+    HEAD = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
+
+    def held_connection(self, limits):
+        """A response that ended while the client was not taking our output (paused)."""
+        world = World(self, config_dict(limits=limits))
+        proto, client = world.client()
+        proto.dataReceived(GET)
+        backend, upstream = world.accept_backend()
+        backend.dataReceived(self.HEAD)
+        proto.pauseProducing()  # the transport's buffer is full
+        backend.dataReceived(b"0\r\n\r\n")
+        self.assertTrue(proto.held)
+        return world, proto, client, backend, upstream
+
+    def test_next_request_waits_for_the_client_then_goes(self):
+        """The next request is not forwarded while the client has not taken the previous
+        response; it is, at once, when the transport drains."""
+        world, proto, client, backend, upstream = self.held_connection({})
+        proto.dataReceived(GET)
+        world.reactor.advance(2)
+        self.assertEqual(upstream.value().count(b"GET /x"), 1)
+        proto.resumeProducing()
+        self.assertFalse(proto.held)
+        self.assertEqual(upstream.value().count(b"GET /x"), 2)
+
+    def test_held_client_that_never_reads_is_cut_at_send_timeout(self):
+        """With min_response_rate off, a held client that never drains is aborted after
+        send_timeout."""
+        world, proto, client, _, _ = self.held_connection({"min_response_rate": 0,
+                                                           "send_timeout": 20})
+        world.reactor.advance(19)
+        self.assertFalse(client.aborted)
+        world.reactor.advance(1.5)
+        self.assertTrue(client.aborted)
+
+    def test_held_slow_reader_is_cut_by_the_minimum_rate(self):
+        """With the default rate, a held client that takes nothing is cut at the end of
+        the first window (10 s), well before send_timeout (60 s)."""
+        world, proto, client, _, _ = self.held_connection({})
+        world.reactor.advance(9.5)
+        self.assertFalse(client.aborted)
+        world.reactor.advance(1)
+        self.assertTrue(client.aborted)

@@ -72,6 +72,16 @@ class FakeConnection:
         self.taken = 0
         self.waiting = True
         self.cut = []
+        self.held = False
+        self.lag = 0  # bytes still waiting for the client
+        self.resumed = 0
+
+    def behind(self):
+        return self.lag > 65536
+
+    def caught_up(self):
+        self.held = False
+        self.resumed += 1
 
     def bytes_taken(self):
         return self.taken
@@ -138,4 +148,27 @@ class DrainWatchTests(unittest.TestCase):
         self.run_for(5, 0)
         self.watch.start()
         self.run_for(5.5, 0)
+        self.assertEqual(len(self.conn.cut), 1)
+
+    def test_held_connection_is_resumed_soon_after_the_client_catches_up(self):
+        """A connection holding its next request is polled (not only at the window's end)
+        and resumed within a poll interval once the client has caught up."""
+        self.conn.held = True
+        self.conn.lag = 10 ** 6
+        self.watch.start()
+        self.run_for(2, 5000)
+        self.assertEqual(self.conn.resumed, 0)
+        self.conn.lag = 1000
+        self.run_for(0.75, 5000)
+        self.assertEqual(self.conn.resumed, 1)
+        self.assertFalse(self.watch.active)
+
+    def test_held_slow_reader_is_still_cut_at_the_window_end(self):
+        """Polling a held connection does not move its verdict: cut at the first window's end."""
+        self.conn.held = True
+        self.conn.lag = 10 ** 6
+        self.watch.start()
+        self.run_for(9.75, 10)
+        self.assertEqual(self.conn.cut, [])
+        self.run_for(0.5, 10)
         self.assertEqual(len(self.conn.cut), 1)
