@@ -26,6 +26,7 @@ import re
 import resource
 import shutil
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -53,7 +54,7 @@ PATHS = {"slowloris": "/1k.bin", "slowread": "/100k.bin"}
 # what revproxy's log says when it cuts a slow client off (counted per attack)
 CUT_PATTERNS = {
     "slow readers aborted": re.compile(r"client too slow"),
-    "408 (head or body too slow)": re.compile(r" 408: "),
+    "408 (head or body too slow)": re.compile(r" 408[: ]"),
     "refused (per-address limit)": re.compile(r"refused: too many connections from this address"),
     "refused (total limit)": re.compile(r"refused: connection ceiling"),
 }
@@ -117,15 +118,18 @@ class NormalClient(threading.Thread):
             conn.close()
 
 
-def revproxy_argv(work: str, port: int, upstream: int) -> List[str]:
+def revproxy_argv(work: str, port: int, upstream: int, limits: List[str]) -> List[str]:
     """``twistd -n revproxy`` of the interpreter running this script (run it with a venv's
-    python: that venv's twistd), with the shipped defaults and the access log off."""
+    python: that venv's twistd), with the shipped defaults and the access log off, plus
+    ``limits`` (``key = value`` lines for ``[limits]``, for experiments only)."""
     twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
     if not os.access(twistd, os.X_OK):
         raise RuntimeError("no twistd next to %s: run this with a venv's python" % sys.executable)
     config = os.path.join(work, "revproxy.toml")
     with open(config, "w") as f:
         f.write(proxies.REVPROXY_CONF.format(upstream=upstream))
+        if limits:
+            f.write("\n[limits]\n" + "\n".join(limits) + "\n")
     return [twistd, "-n", "--pidfile=", "revproxy", "--config", config,
             "--listen", "tcp:%d:interface=127.0.0.1" % port]
 
@@ -148,7 +152,7 @@ def log_counts(text: str) -> Dict[str, int]:
 def run_attack(attack: str, args, procs: run.Processes, upstream: int) -> dict:
     port = run.free_port()
     label = "revproxy-" + attack
-    proxy = procs.start(label, revproxy_argv(procs.work, port, upstream), cpu=1,
+    proxy = procs.start(label, revproxy_argv(procs.work, port, upstream, args.limits), cpu=1,
                         env=proxies.revproxy_env())
     problem = run.wait_ready(proxy, port)
     if problem:
@@ -159,13 +163,16 @@ def run_attack(attack: str, args, procs: run.Processes, upstream: int) -> dict:
             + ["-c", str(args.connections), "-r", str(args.rate), "-l", str(args.duration),
                "-p", "3", "-u", url])
     attacker = procs.start("slowhttptest-" + attack, argv, cpu=0)
+    began = time.monotonic()
     time.sleep(args.connections / args.rate)  # the attack ramps up first
     stop = threading.Event()
     normal = NormalClient(port, stop)
     normal.start()
+    # the whole duration, even when slowhttptest ends early (every connection it had is closed)
+    time.sleep(max(0.0, began + args.duration - time.monotonic()))
     try:
-        attacker.wait(args.duration + 30)
-    except Exception:
+        attacker.wait(30)
+    except subprocess.TimeoutExpired:
         pass
     stop.set()
     normal.join(NORMAL_TIMEOUT + 1)
@@ -220,6 +227,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--rate", type=int, default=200, help="slow connections opened per second")
     parser.add_argument("--pipeline", type=int, default=10,
                         help="slow read: responses of 100 KiB asked per connection (10)")
+    parser.add_argument("--limits", action="append", default=[], metavar="'KEY = VALUE'",
+                        help="a [limits] setting instead of the default (repeatable; the "
+                             "targets are for the defaults)")
     parser.add_argument("--backend", default="auto", choices=("auto", "nginx", "twisted"))
     args = parser.parse_args(argv)
     args.attacks = [a for a in args.attack.split(",") if a]
