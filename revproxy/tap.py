@@ -113,7 +113,8 @@ def build(config, reactor, randbytes=None, batch_writes=True, load=None, signals
     if randbytes is None:
         randbytes = rng.randbytes
     buffering = config.buffering
-    shared = Shared(reactor, rng, randbytes, Stats(config.limits.max_connections),
+    shared = Shared(reactor, rng, randbytes,
+                    Stats(config.limits.max_connections, config.limits.max_connections_per_ip),
                     SpoolBudget(buffering.total_memory, buffering.total_disk), Deadlines(reactor),
                     Outbox(reactor, batch_writes), LogFiles())
     try:
@@ -399,9 +400,20 @@ def extra_sites(holder, config):
     return sites
 
 
+def _startup_limits(config):
+    """Raise the open-files limit (before any listener) and log the effective limits."""
+    from revproxy.protection.fdlimit import limit_lines, raise_open_files
+
+    limits = config.limits
+    for level, text in limit_lines(raise_open_files(), limits.max_connections,
+                                   limits.max_connections_per_ip):
+        getattr(log, level)("{text}", text=text)
+
+
 def makeService(options):
     from twisted.internet import reactor
 
     top = service.MultiService()
+    _startup_limits(options.config)
     build(options.config, reactor, load=options.load, signals=True).setServiceParent(top)
     return top

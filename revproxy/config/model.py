@@ -26,6 +26,12 @@ class Limits:
     max_pipeline_bytes: int = 65536  # unparsed input buffered while a request is in flight
     tunnel_idle_timeout: float = 3600.0  # a tunnel (after 101) with no byte either way is closed
     tunnel_max_lifetime: float = 0.0  # a tunnel is closed after this however busy (0 = off)
+    # Slow clients (revproxy.protection.rates): bytes/s over each window of min_rate_grace
+    # seconds while the client is the bottleneck; 0 = off.
+    min_request_rate: int = 512  # request body upload -> 408
+    min_response_rate: int = 1024  # a client taking our output slower than this is cut off
+    min_rate_grace: float = 10.0  # the measuring window (and grace before the first verdict)
+    max_connections_per_ip: int = 512  # open connections from one client address; 0 = off
 
 
 @dataclass(frozen=True)

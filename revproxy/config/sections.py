@@ -73,6 +73,10 @@ LIMITS_FIELDS: Dict[str, Parser] = {
     "max_pipeline_bytes": size(1),
     "tunnel_idle_timeout": duration,
     "tunnel_max_lifetime": duration_or_off,
+    "min_request_rate": size(0),
+    "min_response_rate": size(0),
+    "min_rate_grace": duration,
+    "max_connections_per_ip": count(0),
 }
 
 BUFFERING_FIELDS: Dict[str, Parser] = {

@@ -1,1 +1,3 @@
-"""Protection of the proxy and its backends: IP lists, limits, slow-client defence."""
+"""Protection of the proxy and its backends: IP lists, rate limits, connection limits,
+minimum data rates (slow clients), the file-descriptor limit at start-up. Decision logic is
+pure; the protocols own the I/O."""

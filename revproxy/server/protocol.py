@@ -17,6 +17,9 @@ from revproxy.http1.errors import ProtocolError
 from revproxy.pipeline.context import PeerFacts
 from revproxy.pipeline.hooks import run_phase
 from revproxy.http1.parser import CLOSED, END, NEED_DATA, PAUSED, RequestParser
+from revproxy.netio import unsent_bytes
+from revproxy.protection.rates import RateWindow
+from revproxy.protection.slowread import DrainWatch
 from revproxy.server import replies
 from revproxy.server.accesslog import AccessRecord
 from revproxy.server.tunnel import Tunnel
@@ -27,6 +30,9 @@ from revproxy.tls.facts import TLSFacts
 log = Logger(namespace="revproxy.server")
 
 _HEADER, _BODY, _IDLE, _SEND = "header", "body", "idle", "send"
+# Output waiting for the client beyond this means it has not taken a response yet: its next
+# (pipelined) request waits. Also how often, in bytes written, that is looked at.
+BEHIND = 65536
 
 
 @implementer(IHandshakeListener)
@@ -55,6 +61,12 @@ class ClientConnection(DeadlineMixin, Protocol):
         self._tunnel = None
         self._outbox = runtime.outbox
         self.counted = False
+        self.bytes_in = 0  # everything received (the request body's minimum rate)
+        self.bytes_out = 0  # everything written (what the client took: bytes_taken())
+        self._body_rate = None  # RateWindow of the request body, when min_request_rate is on
+        self._drain = None  # DrainWatch, made the first time the client falls behind
+        self.held = False  # the next request waits until the client took the last response
+        self._checked_out = 0  # bytes_out when the kernel's queue was last looked at
 
     # -- Twisted ---------------------------------------------------------------------------
     def connectionMade(self):
@@ -64,8 +76,11 @@ class ClientConnection(DeadlineMixin, Protocol):
         self.client_port = getattr(peer, "port", 0) or 0
         self.peer = PeerFacts(self.client_ip, self.client_port, self.scheme, self.listener,
                               TLSFacts() if self.scheme == "https" else None)
-        if not self.runtime.stats.connection_opened(self):
-            log.warn("{ip} refused: connection ceiling reached", ip=self.client_ip)
+        stats = self.runtime.stats
+        exempt = bool(stats.max_per_ip) and self.runtime.forwarding.is_trusted(self.client_ip)
+        refusal = stats.connection_opened(self, exempt)
+        if refusal is not None:
+            log.warn("{ip} refused: {reason}", ip=self.client_ip, reason=refusal)
             self._abort()
             return
         self.counted = True
@@ -112,9 +127,11 @@ class ClientConnection(DeadlineMixin, Protocol):
             return
         if self._closing:
             return
+        self.bytes_in += len(data)
         if self._timer_kind == _IDLE:
+            self.runtime.stats.idle.discard(self)
             self._arm(self._limits.header_timeout, _HEADER)
-        elif self._timer_kind == _BODY:
+        elif self._timer_kind == _BODY and self._body_rate is None:
             self._arm(self._limits.body_timeout, _BODY)
         self._parser.feed(data)
         self._process()
@@ -123,6 +140,8 @@ class ClientConnection(DeadlineMixin, Protocol):
         self._closing = True
         self._cancel_timer()
         self.runtime.deadlines.unwatch(self)
+        if self._drain is not None:
+            self._drain.stop()
         if self.counted:
             self.counted = False
             self.runtime.stats.connection_closed(self)
@@ -138,6 +157,16 @@ class ClientConnection(DeadlineMixin, Protocol):
     def _process(self):
         if self._processing:
             return  # the outer loop picks up whatever changed
+        if self.held:
+            # the previous response still waits for the client (see response_done)...
+            if self.behind():
+                if self._parser.buffered_bytes() > self._limits.max_pipeline_bytes:
+                    self._pause_reading()
+                return
+            # ...or no longer: a keep-alive client sends its next request once it has the
+            # whole response, maybe before our poll saw the last acknowledgements
+            self.caught_up()
+            return
         self._processing = True
         parser = self._parser
         try:
@@ -156,6 +185,7 @@ class ClientConnection(DeadlineMixin, Protocol):
                 elif event is END:
                     if self._timer_kind == _BODY:
                         self._cancel_timer()
+                    self._body_rate = None
                     self._request.body_end()
                 elif event is CLOSED:
                     self._close_when_idle()
@@ -173,9 +203,22 @@ class ClientConnection(DeadlineMixin, Protocol):
         self._limits = runtime.config.limits
         self._request = runtime.new_request(self.peer, head, writer)
         if self._request is not None and not writer.started and head.framing:
-            self._arm(self._limits.body_timeout, _BODY)
+            self._arm_body()
         if self._request is not None:
             self._request.begin()
+
+    def _arm_body(self):
+        """The body's deadline: ``body_timeout`` of silence, or with ``min_request_rate``
+        windows of ``min(min_rate_grace, body_timeout)`` that must each keep up the rate."""
+        limits = self._limits
+        if not limits.min_request_rate:
+            self._body_rate = None
+            self._arm(limits.body_timeout, _BODY)
+            return
+        window = min(limits.min_rate_grace, limits.body_timeout)
+        self._body_rate = RateWindow(limits.min_request_rate, window, self._clock.seconds(),
+                                     self.bytes_in)
+        self._arm(window, _BODY)
 
     def _protocol_error(self, error):
         request = self._request
@@ -222,7 +265,77 @@ class ClientConnection(DeadlineMixin, Protocol):
 
     # -- what a request calls --------------------------------------------------------------
     def write(self, data):
+        self.bytes_out += len(data)
         self._outbox.write(self.transport, data)
+
+    # -- the client's reading speed (min_response_rate; revproxy.protection.slowread) -------
+    def bytes_taken(self):
+        """What the client took of our output: written, less what still waits in our buffers
+        (the outbox, the transport's own buffer, the kernel's unacknowledged queue)."""
+        transport = self.transport
+        return (self.bytes_out - self._outbox.pending_bytes(transport)
+                - unsent_bytes(transport))
+
+    def output_waiting(self):
+        """Output waits for the client: it is the bottleneck."""
+        transport = self.transport
+        return (self.writing_paused or unsent_bytes(transport) > 0
+                or self._outbox.pending_bytes(transport) > 0)
+
+    def behind(self):
+        """More than ``BEHIND`` bytes of our output wait for the client."""
+        return self.writing_paused or unsent_bytes(self.transport) > BEHIND
+
+    def _fell_behind(self):
+        """At the end of a response: has the client fallen behind? Looked at (a system call)
+        only once per ``BEHIND`` bytes written, so small responses to a fast client cost
+        nothing."""
+        if self.writing_paused:
+            return True
+        if self.bytes_out - self._checked_out < BEHIND:
+            return False
+        self._checked_out = self.bytes_out
+        return unsent_bytes(self.transport) > BEHIND
+
+    def caught_up(self):
+        """The client took what held its next request back: go on with it."""
+        if self.held:
+            self.held = False
+            if self._timer_kind == _SEND:
+                self._cancel_timer()
+            if self._drain is not None and not self.writing_paused:
+                self._drain.stop()
+            if not self._closing:
+                self._next_request()
+
+    def _watch_drain(self):
+        """The client fell behind (paused us, we wait for it before its next request, or we
+        close with output unsent): measure it."""
+        limits = self._limits
+        if not limits.min_response_rate and not self.held:
+            return
+        drain = self._drain
+        if drain is None:
+            drain = self._drain = DrainWatch(self, self.runtime.deadlines, self._clock,
+                                             limits.min_response_rate, limits.min_rate_grace)
+        drain.start()
+
+    def reader_too_slow(self, rate, window):
+        """The client took our output slower than ``min_response_rate``: cut it off."""
+        reason = "client too slow: took %.0f B/s over %.1fs (min_response_rate %d B/s)" % (
+            rate, window, self._limits.min_response_rate)
+        if self._request is not None and self._tunnel is None:
+            self.abort_response(reason)
+            return
+        log.warn("{ip} connection aborted: {reason}", ip=self.client_ip, reason=reason)
+        self._abort()
+
+    def shed(self):
+        """Close this idle keep-alive connection to make room for a new one (the total
+        ceiling was reached; ``Stats`` no longer counts it)."""
+        log.info("{ip} idle keep-alive connection closed to admit a new one", ip=self.client_ip)
+        self._cancel_timer()
+        self._close()
 
     def _close(self):
         """Close once everything written so far has been sent.
@@ -235,6 +348,9 @@ class ClientConnection(DeadlineMixin, Protocol):
         self._outbox.flush(transport)
         transport.unregisterProducer()
         transport.loseConnection()
+        if unsent_bytes(transport):
+            # loseConnection waits for the client to take the rest: bound that wait too
+            self._watch_drain()
 
     def _abort(self):
         self._closing = True
@@ -263,10 +379,25 @@ class ClientConnection(DeadlineMixin, Protocol):
             self._close()
             return
         self._parser.start_next()
+        if self._fell_behind():
+            # The client has not taken this response yet: its next request waits until it
+            # has (DrainWatch polls; or resumeProducing). Otherwise a pipelining slow reader
+            # makes us fetch and send response after response that it will never read, into
+            # a kernel socket buffer that grows to megabytes (measured: 1,000 slow readers
+            # asking for ten 100 KiB responses each kept the proxy busy for seconds).
+            self.held = True
+            self._arm(self._limits.send_timeout, _SEND)
+            self._watch_drain()
+            return
+        self._next_request()
+
+    def _next_request(self):
+        """Wait for, or start on, the next request of a keep-alive connection."""
         if self._parser.buffered_bytes():
             self._arm(self._limits.header_timeout, _HEADER)
         else:
             self._arm(self._limits.idle_timeout, _IDLE)
+            self.runtime.stats.idle.add(self)
         if self._reading_paused:
             self._reading_paused = False
             self.transport.resumeProducing()
@@ -321,13 +452,21 @@ class ClientConnection(DeadlineMixin, Protocol):
         self.writing_paused = True
         if self.deadline is None:
             self._arm(self._limits.send_timeout, _SEND)
+        self._watch_drain()
         if self._producer is not None:
             self._producer.pauseProducing()
 
     def resumeProducing(self):
         self.writing_paused = False
-        if self._timer_kind == _SEND:
+        if self.held:
+            if not self.behind():
+                self.caught_up()
+        elif self._timer_kind == _SEND:
             self._cancel_timer()
+        if self._drain is not None and not self.held:
+            # Everything buffered was taken (>= the transport's buffer size since the pause):
+            # the client keeps up for now.
+            self._drain.stop()
         if self._producer is not None:
             self._producer.resumeProducing()
 
@@ -353,7 +492,19 @@ class ClientConnection(DeadlineMixin, Protocol):
         elif kind == _SEND:
             self.abort_response("client did not read for %gs" % self._limits.send_timeout)
         elif self._request is not None and not self._writer.started:
-            log.info("{ip} rid={rid} 408: request body too slow", ip=self.client_ip, rid=self._rid())
+            if kind == _BODY and self._body_rate is not None:
+                window = self._body_rate
+                elapsed = self._clock.seconds() - window.started
+                rate = window.check(window.started + elapsed, self.bytes_in)
+                if rate is None:
+                    self._arm(window.window, _BODY)
+                    return
+                log.info("{ip} rid={rid} 408: request body too slow: {rate:.0f} B/s over "
+                         "{t:.1f}s (min_request_rate {min} B/s)", ip=self.client_ip,
+                         rid=self._rid(), rate=rate, t=elapsed, min=self._limits.min_request_rate)
+            else:
+                log.info("{ip} rid={rid} 408: request body too slow", ip=self.client_ip,
+                         rid=self._rid())
             self._request.fail_request(408, "request body not received in time")
         elif self._request is None:
             reason = "request head not received in time"

@@ -12,6 +12,7 @@ from twisted.internet import defer
 
 from revproxy.http1.parser import Limits as ParserLimits
 from revproxy.pipeline.hooks import NO_HOOKS
+from revproxy.protection.connections import IdleConnections, PerAddress, admission
 from revproxy.routing.router import Router
 from revproxy.server.proxy import ProxyRequest
 from revproxy.upstream.headers import (
@@ -33,27 +34,54 @@ def parser_limits_for(limits):
 
 
 class Stats:
-    """Process-wide connection accounting; outlives reloads."""
+    """Process-wide connection accounting; outlives reloads.
 
-    def __init__(self, max_connections: int):
+    Admission (``revproxy.protection.connections``): at most ``max_connections`` in total and
+    ``max_per_ip`` from one address (0 = no limit); when the total is reached, the connection
+    idle the longest on keep-alive is closed to admit the new one."""
+
+    def __init__(self, max_connections: int, max_per_ip: int = 0):
         self.max_connections = max_connections
+        self.max_per_ip = max_per_ip
         self.connections = set()
+        self.per_ip = PerAddress()
+        self.idle = IdleConnections()
+        self.shed = 0  # idle connections closed to admit new ones, since start
         self.shutting_down = False
         self._empty_waiters = []
 
-    def connection_opened(self, conn) -> bool:
-        """Admit ``conn`` unless the ceiling is reached or the proxy is shutting down."""
-        if self.shutting_down or len(self.connections) >= self.max_connections:
-            return False
+    def connection_opened(self, conn, exempt: bool = False):
+        """Admit ``conn`` (None) or say why not (a reason string). ``exempt``: no per-address
+        limit (a trusted proxy). May close the oldest idle connection to make room."""
+        if self.shutting_down:
+            return "shutting down"
+        ip = conn.client_ip
+        verdict = admission(len(self.connections), self.max_connections, self.per_ip.count(ip),
+                            0 if exempt else self.max_per_ip, len(self.idle) > 0)
+        if verdict == "shed":
+            oldest = self.idle.pop_oldest()
+            self._forget(oldest)
+            self.shed += 1
+            oldest.shed()
+        elif verdict != "admit":
+            return verdict
         self.connections.add(conn)
-        return True
+        self.per_ip.add(ip)
+        return None
 
     def connection_closed(self, conn) -> None:
-        self.connections.discard(conn)
+        if conn in self.connections:
+            self._forget(conn)
         if not self.connections:
             waiters, self._empty_waiters = self._empty_waiters, []
             for d in waiters:
                 d.callback(None)
+
+    def _forget(self, conn) -> None:
+        """``conn`` no longer counts (closed, or closing to make room)."""
+        self.connections.discard(conn)
+        self.idle.discard(conn)
+        self.per_ip.remove(conn.client_ip)
 
     def wait_empty(self):
         """A Deferred that fires once no client connection is open."""
@@ -83,6 +111,7 @@ class Shared:
         """Take the process-wide settings of ``config`` (start-up, and a reload once
         committed): connection ceiling, spool totals, error log."""
         self.stats.max_connections = config.limits.max_connections
+        self.stats.max_per_ip = config.limits.max_connections_per_ip
         self.budget.total_memory = config.buffering.total_memory
         self.budget.total_disk = config.buffering.total_disk
         self.logs.set_error_log(config.logging.error_log)

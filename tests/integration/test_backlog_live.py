@@ -32,9 +32,11 @@ def burst_connect(port, count, deadline):
     """Start ``count`` non-blocking connects; the number connected within ``deadline`` s."""
     sockets, pending = [], {}
     try:
-        for _ in range(count):
+        for i in range(count):
             s = socket.socket()
             s.setblocking(False)
+            # from four loopback addresses: one address would meet max_connections_per_ip
+            s.bind(("127.0.0.%d" % (2 + i % 4), 0))
             sockets.append(s)
             code = s.connect_ex(("127.0.0.1", port))
             if code == errno.EINPROGRESS:

@@ -134,3 +134,41 @@ class OutboxTests(unittest.TestCase):
         wrapper = _TLSLikeWrapper(object())
         Outbox(MemoryReactorClock(), batch=False).write(wrapper, b"now")
         self.assertEqual(wrapper.writes, [b"now"])
+
+
+class KernelQueueTests(unittest.TestCase):
+    def test_bytes_the_peer_has_not_acknowledged_are_not_taken(self):
+        """A peer that reads nothing: the kernel accepts megabytes, yet they all count as
+        unsent (SIOCOUTQ), so a slow reader is measured by what it really took."""
+        import socket
+        import sys
+
+        from revproxy import netio
+
+        if not sys.platform.startswith("linux"):
+            raise unittest.SkipTest("SIOCOUTQ is Linux's")
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        reader = socket.socket()
+        self.addCleanup(reader.close)
+        reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        reader.connect(listener.getsockname())
+        sender, _ = listener.accept()
+        self.addCleanup(sender.close)
+        sender.setblocking(False)
+        sent = 0
+        try:
+            for _ in range(1000):
+                sent += sender.send(b"x" * 65536)
+        except BlockingIOError:
+            pass
+
+        class Stub:
+            connected = True
+            socket = sender
+
+        unacked = netio._kernel_unacked(Stub())
+        self.assertGreater(sent, 100000)
+        self.assertGreater(unacked, sent - 20000)  # at most the reader's small buffer taken

@@ -39,7 +39,7 @@ class DeadlineTests(unittest.TestCase):
 
     def test_slow_request_body_gets_408(self):
         """A body that stops arriving for body_timeout is answered 408 and closed."""
-        world = World(self, config_dict(limits={"body_timeout": 10}))
+        world = World(self, config_dict(limits={"body_timeout": 10, "min_request_rate": 0}))
         proto, client = world.client()
         proto.dataReceived(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n12345")
         world.reactor.advance(9)
@@ -96,7 +96,7 @@ class DeadlineTests(unittest.TestCase):
 
     def test_client_not_reading_is_cut_after_send_timeout(self):
         """A client whose socket stays full for send_timeout is aborted."""
-        world = World(self, config_dict(limits={"send_timeout": 20}))
+        world = World(self, config_dict(limits={"send_timeout": 20, "min_response_rate": 0}))
         proto, client = world.client()
         proto.dataReceived(GET)
         backend, upstream = world.accept_backend()
