@@ -139,14 +139,31 @@ def build_runtime(config, shared, previous=None):
 
     factories = balancer_factories()
     check_balancers(config, {name: factory.description for name, factory in factories.items()})
-    hooks = _hooks(config, shared.reactor, previous)
+    user_hooks = _hooks(config, shared.reactor, previous)
+    rate_limits = _rate_limits(config, shared.reactor, previous)
+    hooks = user_hooks
+    if rate_limits is not None:  # built-in hooks run before the user's
+        from revproxy.pipeline.hooks import HookSet
+
+        hooks = HookSet((rate_limits,) + user_hooks.hooks)
     runtime = Runtime(
         config, shared.reactor, shared.stats, shared.budget, _temp_dir(config, previous),
         _access_log(config, shared, previous), _backends(config, shared, previous, factories),
         shared.randbytes, shared.deadlines, shared.outbox, _cache(config, shared.reactor, previous),
         hooks,
     )
+    runtime.user_hooks = user_hooks
+    runtime.rate_limits = rate_limits
     return runtime
+
+
+def _rate_limits(config, reactor, previous):
+    """The built-in rate-limit hook of ``[[rate_limits]]`` (None when there is none); an
+    unchanged limit keeps its buckets from ``previous`` (see revproxy.protection.ratecompose)."""
+    from revproxy.protection.ratecompose import build_rate_limit_hook
+
+    running = getattr(previous, "rate_limits", None) if previous is not None else None
+    return build_rate_limit_hook(config, reactor, running)
 
 
 def _temp_dir(config, previous):
@@ -185,7 +202,7 @@ def _hooks(config, reactor, previous):
     from revproxy.pipeline.registry import HookBuildError, build_hooks
 
     if previous is not None and previous.config.hooks == config.hooks:
-        return previous.hooks
+        return getattr(previous, "user_hooks", previous.hooks)
     _check_hooks(config)
     try:
         return build_hooks(config, reactor)

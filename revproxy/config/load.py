@@ -20,6 +20,7 @@ except ImportError:  # Python < 3.11 (PyPy 3.9): the same parser, packaged separ
 from revproxy.config.errors import NO_VALUE, ConfigError
 from revproxy.config.hooks import parse_hooks
 from revproxy.config.model import Cache, Config, Pool, Route
+from revproxy.config.ratelimits import parse_rate_limits
 from revproxy.config.reader import Table
 from revproxy.config.routes import parse_pools, parse_routes, table_key
 from revproxy.config.sections import (
@@ -51,7 +52,7 @@ COMMAND_LINE_SOURCE = "<command line>"
 CLI_NAME = "cli"
 TOP_LEVEL_KEYS = (
     "server", "limits", "buffering", "logging", "pools", "routes", "demo", "admin", "cache",
-    "hooks",
+    "hooks", "rate_limits", "rate_limits_shared",
 )
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
 
@@ -112,7 +113,9 @@ def parse_config(data: Dict[str, Any], source: str) -> Config:
     admin = parse_admin(root)
     cache = parse_cache(root)
     hooks = parse_hooks(root)
+    rate_limits = parse_rate_limits(root, routes, cache)
     return Config(
+        rate_limits=rate_limits,
         hooks=hooks,
         cache=cache,
         source=source,

@@ -1,0 +1,2 @@
+"""Protection against abusive clients: rate limits (``ratelimit``, ``buckets``, ``ratekeys``,
+``shared``, ``ratecompose``)."""
