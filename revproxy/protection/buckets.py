@@ -47,12 +47,12 @@ class TokenBucket:
         return (cost - tokens) / rate
 
     def owing(self, rate: float, burst: float, now: float) -> float:
-        """0.0 when the bucket is not in debt (holds more than 0 tokens), else the seconds
-        until it is out of debt."""
+        """0.0 when the bucket is not in debt (holds 0 tokens or more), else the seconds
+        until it is out of debt (> 0)."""
         tokens = self.refill(rate, burst, now)
-        if tokens > 0:
+        if tokens >= 0:
             return 0.0
-        return (-tokens) / rate + 1e-9
+        return (-tokens) / rate
 
     def charge(self, rate: float, burst: float, now: float, cost: float) -> None:
         """Take ``cost`` tokens unconditionally: the bucket may go into debt."""

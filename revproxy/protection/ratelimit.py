@@ -24,6 +24,9 @@ from email.utils import formatdate
 
 from twisted.internet import task
 from twisted.logger import Logger
+from zope.interface import implementer
+
+from revproxy.interfaces import IRequestHook
 
 from revproxy.pipeline.hooks import Answer, RequestHook
 from revproxy.protection.buckets import BucketTable
@@ -32,6 +35,7 @@ from revproxy.protection.shared import expire_of, window_of
 log = Logger(namespace="revproxy.ratelimit")
 
 _BODY = b"429 Too Many Requests\n"
+REFUSED_NOTE = "rate_limited"  # ctx.notes key: the name of the limit that answered 429
 
 
 def too_many(limit_name: str, wait: float, now: float) -> Answer:
@@ -153,6 +157,7 @@ def _go_on():
     return None
 
 
+@implementer(IRequestHook)
 class RateLimitHook(RequestHook):
     """Every limiter of a runtime, in config order, as one ``request_head`` hook.
 
@@ -192,12 +197,14 @@ class RateLimitHook(RequestHook):
             if result is None:
                 continue
             if isinstance(result, Answer):
+                ctx.note(REFUSED_NOTE, limiters[index].name)
                 return result
             return result.addCallback(self._resume, ctx, limiters, index + 1)
         return None
 
     def _resume(self, value, ctx, limiters, start):
         if value is not None:
+            ctx.note(REFUSED_NOTE, limiters[start - 1].name)
             return value
         return self._run(ctx, limiters, start)
 
@@ -233,6 +240,8 @@ class ByteRateLimitHook(RateLimitHook):
         route = ctx.route
         if route is None:
             return None  # refused before routing: no limit applied
+        if ctx.notes is not None and REFUSED_NOTE in ctx.notes:
+            return None  # our own 429 costs the client nothing
         limiters = self._byte_by_route.get(route.name, self._byte_everywhere)
         if limiters:
             now = self.clock.seconds()
