@@ -40,10 +40,18 @@ class TokenBucket:
     def take(self, rate: float, burst: float, now: float, cost: float = 1.0) -> float:
         """Take ``cost`` tokens if they are there: 0.0 then. Else nothing is taken and the
         result is the wait in seconds until they would be (> 0)."""
-        tokens = self.refill(rate, burst, now)
+        # refill() inlined: this is the per-request path of every request limit.
+        tokens = self.tokens
+        elapsed = now - self.stamp
+        if elapsed > 0:
+            tokens += elapsed * rate
+            if tokens > burst:
+                tokens = burst
+            self.stamp = now
         if tokens >= cost:
             self.tokens = tokens - cost
             return 0.0
+        self.tokens = tokens
         return (cost - tokens) / rate
 
     def owing(self, rate: float, burst: float, now: float) -> float:

@@ -73,7 +73,7 @@ def key_function(parts: Sequence[str], forwarding, trust_forwarded: bool
     ``trust_forwarded`` is False when no proxy is trusted: the peer's address is then the
     key as is (the common case, one attribute read)."""
     if tuple(parts) == ("ip",) and not trust_forwarded:
-        return lambda ctx: ctx.peer.client_ip
+        return _peer_address
     readers = [_part(spec, forwarding, trust_forwarded) for spec in parts]
 
     def key(ctx):
@@ -89,6 +89,13 @@ def key_function(parts: Sequence[str], forwarding, trust_forwarded: bool
         return joined
 
     return key
+
+
+def _peer_address(ctx):
+    return ctx.peer.client_ip
+
+
+_peer_address.peer_address = True  # callers may read ctx.peer.client_ip themselves
 
 
 def key_bytes(key) -> bytes:

@@ -70,13 +70,15 @@ class Limiter:
         self._plain = self.shared is None and not self.bytes and spec.action != "delay"
         self._buckets = self.table._buckets
         self._rate, self._burst = spec.rate, spec.burst
+        # The key is the TCP peer's address: read it here rather than through self.key.
+        self._peer_key = getattr(key, "peer_address", False)
         self._log_at = 0.0
         self._unlogged = 0
 
     # -- request_head ----------------------------------------------------------------------
     def check(self, ctx, now):
         """None (go on), an ``Answer`` (429), or a Deferred of one of those."""
-        key = self.key(ctx)
+        key = ctx.peer.client_ip if self._peer_key else self.key(ctx)
         if key is None:
             return None  # the request lacks a part of the key: not counted
         if self._plain:
@@ -185,6 +187,7 @@ class RateLimitHook(RequestHook):
     def __init__(self, limiters, route_names, clock, shared=None) -> None:
         self.limiters = tuple(limiters)
         self.clock = clock
+        self._seconds = clock.seconds
         self.shared = shared
         self.everywhere = tuple(lim for lim in self.limiters if not lim.spec.routes)
         self.by_route = {}
@@ -202,10 +205,18 @@ class RateLimitHook(RequestHook):
             limiters = self.by_route.get(route.name, self.everywhere)
         if not limiters:
             return None
+        if len(limiters) == 1:  # the common case, without the loop
+            result = limiters[0].check(ctx, self._seconds())
+            if result is None:
+                return None
+            if isinstance(result, Answer):
+                ctx.note(REFUSED_NOTE, limiters[0].name)
+                return result
+            return result.addCallback(self._resume, ctx, limiters, 1)
         return self._run(ctx, limiters, 0)
 
     def _run(self, ctx, limiters, start):
-        now = self.clock.seconds()
+        now = self._seconds()
         for index in range(start, len(limiters)):
             result = limiters[index].check(ctx, now)
             if result is None:

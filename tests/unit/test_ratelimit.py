@@ -144,7 +144,9 @@ class DelayAndDetectTests(unittest.TestCase):
         for _ in range(4):
             get(world)
         self.assertEqual(world.pending_connects, 4)
-        stats = world.runtime.rate_limits.stats()["limits"]["watch"]
+        from revproxy.admin.status import status_document
+
+        stats = status_document(world.runtime, 0.0)["rate_limits"]["limits"]["watch"]
         self.assertEqual((stats["admitted"], stats["detected"], stats["rejected"]), (1, 3, 0))
 
 
