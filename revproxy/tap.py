@@ -150,7 +150,13 @@ def build_runtime(config, shared, previous=None):
     factories = balancer_factories()
     check_balancers(config, {name: factory.description for name, factory in factories.items()})
     user_hooks = _hooks(config, shared.reactor, previous)
-    ip_access, hooks = _ip_access(config, shared.reactor, previous, user_hooks)
+    rate_limits = _rate_limits(config, shared.reactor, previous)
+    hooks = user_hooks
+    if rate_limits is not None:  # built-in hooks run before the user's
+        from revproxy.pipeline.hooks import HookSet
+
+        hooks = HookSet((rate_limits,) + user_hooks.hooks)
+    ip_access, hooks = _ip_access(config, shared.reactor, previous, hooks)  # IP lists first
     runtime = Runtime(
         config, shared.reactor, shared.stats, shared.budget, _temp_dir(config, previous),
         _access_log(config, shared, previous), _backends(config, shared, previous, factories),
@@ -159,6 +165,7 @@ def build_runtime(config, shared, previous=None):
     )
     runtime.user_hooks = user_hooks
     runtime.ip_access = ip_access
+    runtime.rate_limits = rate_limits
     return runtime
 
 
@@ -174,6 +181,8 @@ def _ip_access(config, reactor, previous, user_hooks):
     if access is None or not access.routes:
         return access, user_hooks
     return access, HookSet((IPListHook(access),) + user_hooks.hooks)
+
+
 def http2_enabled(config) -> bool:
     """Whether HTTP/2 is offered to clients (``[http2] enabled``, where that section exists)."""
     return bool(getattr(getattr(config, "http2", None), "enabled", False))
@@ -215,6 +224,15 @@ def check_tls(config):
     from revproxy.tls.runtime import build_tls
 
     build_tls(config, alpn_protocols(config), time.time())
+
+
+def _rate_limits(config, reactor, previous):
+    """The built-in rate-limit hook of ``[[rate_limits]]`` (None when there is none); an
+    unchanged limit keeps its buckets from ``previous`` (see revproxy.protection.ratecompose)."""
+    from revproxy.protection.ratecompose import build_rate_limit_hook
+
+    running = getattr(previous, "rate_limits", None) if previous is not None else None
+    return build_rate_limit_hook(config, reactor, running)
 
 
 def _temp_dir(config, previous):

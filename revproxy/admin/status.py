@@ -19,6 +19,7 @@ def status_document(runtime, now: float) -> dict:
         "connections": len(runtime.stats.connections),
         "pools": {name: backend.describe(now) for name, backend in sorted(runtime.backends.items())},
         "cache": _cache_document(runtime.cache),
+        "rate_limits": runtime.rate_limits.stats() if runtime.rate_limits is not None else None,
     }
 
 

@@ -22,6 +22,7 @@ from revproxy.config.hooks import parse_hooks
 from revproxy.config.iplists import parse_ip_lists
 from revproxy.config.tls import parse_tls
 from revproxy.config.model import Cache, Config, Pool, Route
+from revproxy.config.ratelimits import parse_rate_limits
 from revproxy.config.reader import Table
 from revproxy.config.routes import parse_pools, parse_routes, table_key
 from revproxy.config.sections import (
@@ -53,7 +54,7 @@ COMMAND_LINE_SOURCE = "<command line>"
 CLI_NAME = "cli"
 TOP_LEVEL_KEYS = (
     "server", "limits", "buffering", "logging", "pools", "routes", "demo", "admin", "cache",
-    "hooks", "ip_lists", "tls",
+    "hooks", "ip_lists", "tls", "rate_limits", "rate_limits_shared",
 )
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
 
@@ -116,9 +117,11 @@ def parse_config(data: Dict[str, Any], source: str) -> Config:
     hooks = parse_hooks(root)
     ip_lists = parse_ip_lists(root)
     tls = parse_tls(root)
+    rate_limits = parse_rate_limits(root, routes, cache)
     return Config(
         ip_lists=ip_lists,
         tls=tls,
+        rate_limits=rate_limits,
         hooks=hooks,
         cache=cache,
         source=source,

@@ -277,9 +277,46 @@ class Config:
     hooks: Tuple[HookEntry, ...] = ()  # pipeline hooks, in the order they run
     ip_lists: Tuple[IPList, ...] = ()  # allow / deny lists by client address
     tls: TLS = field(default_factory=TLS)
+    rate_limits: "RateLimits" = field(default_factory=lambda: RateLimits())
 
     def pool(self, name: str) -> Pool:
         for pool in self.pools:
             if pool.name == name:
                 return pool
         raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """One ``[[rate_limits]]`` entry: a token bucket per key (see revproxy.protection)."""
+
+    name: str
+    key: Tuple[str, ...] = ("ip",)  # "ip", "route", "header:<name>", "cookie:<name>"
+    rate: float = 10.0  # tokens per second (requests, or bytes with unit = "bytes")
+    burst: float = 10.0  # bucket size: what may pass at once after a quiet spell
+    unit: str = "requests"  # "requests" | "bytes" (response body bytes, charged at the end)
+    routes: Tuple[str, ...] = ()  # route names; () = every route
+    action: str = "reject"  # "reject" (429) | "delay" | "detect" (logged, counted, passes)
+    delay_queue: int = 10  # action "delay": requests held per key beyond the burst
+    max_delay: float = 2.0  # action "delay": longest hold; beyond -> 429
+    shared: bool = False  # counters in memcached ([rate_limits_shared]) shared by proxies
+    max_keys: int = 100000  # buckets kept (least recently used evicted first)
+
+
+@dataclass(frozen=True)
+class RateLimitsShared:
+    """``[rate_limits_shared]``: the memcached servers of shared rate limits."""
+
+    servers: Tuple[str, ...] = ()  # "host:port"; () = the [cache] memcached store's servers
+    timeout: float = 0.1  # a slower answer counts as an outage: local buckets take over
+    retry_interval: float = 1.0  # after a failure, local buckets only for this long
+    key_prefix: str = "revproxy-rl:"
+    connections_per_server: int = 2
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """Every rate limit of a config, and where shared counters live."""
+
+    limits: Tuple[RateLimit, ...] = ()
+    shared: RateLimitsShared = field(default_factory=RateLimitsShared)

@@ -36,11 +36,12 @@ class RequestContext:
     normalised path (str) and ``query`` the raw query (str or None); ``started_at`` the clock
     time the head was parsed; ``member`` the name of the member that answered (None until one
     did); ``notes`` a dict hooks may use to pass facts to later phases and to each other
-    (created on first use of ``note``).
+    (created on first use of ``note``); ``bytes_sent`` the response body bytes sent to the
+    client, set just before the ``request_end`` phase (0 until then).
     """
 
     __slots__ = ("head", "peer", "request_id", "route", "path", "query", "started_at",
-                 "member", "notes", "body")
+                 "member", "notes", "body", "bytes_sent")
 
     def __init__(self, head, peer, started_at):
         self.head = head
@@ -53,6 +54,7 @@ class RequestContext:
         self.member = None
         self.notes = None
         self.body = None  # BodyView once the body is complete (request_body phase on)
+        self.bytes_sent = 0
 
     # -- conveniences for hooks -------------------------------------------------------------
     @property

@@ -428,7 +428,10 @@ class ProxyRequest:
         if self.cache is not None:
             self.cache.finished()
         rt = self.rt
-        for call in rt.hooks.request_end:
+        ends = rt.hooks.request_end
+        if ends:
+            self.ctx.bytes_sent = self.sink.bytes_sent
+        for call in ends:
             try:
                 call(self.ctx, self.sink.status)
             except Exception:

@@ -135,6 +135,8 @@ class Runtime:
         self.outbox = outbox  # batched output (revproxy.netio)
         self.cache = cache  # revproxy.cache.engine.HttpCache, or None when [cache] is off
         self.hooks = hooks  # revproxy.pipeline.hooks.HookSet: the configured hooks by phase
+        self.user_hooks = hooks  # the [[hooks]] part of it (tap.build_runtime)
+        self.rate_limits = None  # revproxy.protection.ratelimit.RateLimitHook, or None
         self._key_settings = {}  # route name -> KeySettings
         self.via_field = (b"via", b"1.1 " + config.server.proxy_name.encode("ascii"))
         self.parser_limits = parser_limits_for(config.limits)
