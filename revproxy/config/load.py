@@ -27,6 +27,7 @@ from revproxy.config.sections import (
     parse_buffering,
     parse_cache,
     parse_demo,
+    parse_http2,
     parse_limits,
     parse_logging,
     parse_server,
@@ -51,7 +52,7 @@ COMMAND_LINE_SOURCE = "<command line>"
 CLI_NAME = "cli"
 TOP_LEVEL_KEYS = (
     "server", "limits", "buffering", "logging", "pools", "routes", "demo", "admin", "cache",
-    "hooks",
+    "hooks", "http2",
 )
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
 
@@ -112,7 +113,9 @@ def parse_config(data: Dict[str, Any], source: str) -> Config:
     admin = parse_admin(root)
     cache = parse_cache(root)
     hooks = parse_hooks(root)
+    http2 = parse_http2(root)
     return Config(
+        http2=http2,
         hooks=hooks,
         cache=cache,
         source=source,
