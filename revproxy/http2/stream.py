@@ -169,8 +169,14 @@ class StreamSink:
                 out.appendleft(piece[window:])
                 piece = piece[:window]
             self._out_bytes -= len(piece)
-            h2.send_data(sid, piece)
-        if not out and self._end_after_out:
+            # The last piece of a known length carries END_STREAM (no empty frame after).
+            last = not out and (self._end_after_out or self._remaining == 0)
+            h2.send_data(sid, piece, end_stream=last)
+            if last:
+                self._end_after_out = False
+                self._ended()
+                break
+        if not out and self._end_after_out and not self.closed:
             self._end_after_out = False
             h2.end_stream(sid)
             self._ended()

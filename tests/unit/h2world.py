@@ -101,3 +101,23 @@ def backend_request(upstream):
         name, _, value = line.partition(b":")
         fields[name.lower()] = value.strip()
     return head[0], fields
+
+
+def read_frames(data, decoder):
+    """HEADERS and DATA frames in ``data`` as ("HEADERS", sid, [(name, value)] without
+    framing fields but :status) / ("DATA", sid, bytes, end_stream); others skipped."""
+    from hyperframe.frame import DataFrame, Frame, HeadersFrame
+
+    out = []
+    while len(data) >= 9:
+        frame, length = Frame.parse_frame_header(memoryview(data[:9]))
+        frame.parse_body(memoryview(data[9:9 + length]))
+        data = data[9 + length:]
+        if isinstance(frame, HeadersFrame):
+            fields = [(bytes(n), bytes(v)) for n, v in decoder.decode(frame.data, raw=True)]
+            out.append(("HEADERS", frame.stream_id,
+                        [f for f in fields if f[0] in (b":status",)]))
+        elif isinstance(frame, DataFrame):
+            out.append(("DATA", frame.stream_id, bytes(frame.data),
+                        "END_STREAM" in frame.flags))
+    return out

