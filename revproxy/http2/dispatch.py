@@ -113,9 +113,12 @@ class ProtocolChoice(Protocol):
 
 
 class NegotiatingFactory(Factory):
-    """A listener's factory that lets each connection choose HTTP/2 or HTTP/1.1
-    (``ProtocolChoice``). ``tls``: the listener is TLS (ALPN decides); otherwise only
-    ``[http2] prior_knowledge`` can choose HTTP/2."""
+    """A proxy listener's factory: each connection speaks HTTP/2 or HTTP/1.1
+    (``ProtocolChoice``). ``tls``: the listener is TLS (ALPN decides, once the handshake is
+    done); otherwise only ``[http2] prior_knowledge`` can choose HTTP/2. With
+    ``[http2] enabled = false``, or in cleartext without prior knowledge, connections are
+    HTTP/1.1 ``ClientConnection``s from the start. The settings are read per connection,
+    so a reload applies to the next one."""
 
     noisy = False
 
@@ -126,4 +129,9 @@ class NegotiatingFactory(Factory):
         self._tls = tls
 
     def buildProtocol(self, addr):
+        runtime = self._holder.current
+        settings = runtime.config.http2
+        if not settings.enabled or not (self._tls or settings.prior_knowledge):
+            # Nothing to choose: HTTP/1.1 at once, at no cost to the plain path.
+            return ClientConnection(runtime, self._scheme, self._listener)
         return ProtocolChoice(self._holder, self._scheme, self._listener, self._tls)

@@ -59,6 +59,11 @@ class ChoiceTests(unittest.TestCase):
             backend, upstream = world.accept_backend()
             self.assertTrue(upstream.value().startswith(b"GET /y HTTP/1.1"))
 
+    def test_http2_disabled_means_http1_even_with_alpn(self):
+        world = World(self, config_dict(http2={"enabled": False}))
+        proto = NegotiatingFactory(world.service._holder).buildProtocol(None)
+        self.assertIsInstance(proto, ClientConnection)
+
     def test_handshake_must_complete_within_header_timeout(self):
         """A TLS client that never finishes its handshake is aborted (it is not yet a
         counted connection, so this is the only thing watching it)."""
@@ -88,7 +93,7 @@ class ChoiceTests(unittest.TestCase):
 
         world = World(self)
         proto, transport = self._connect(world, None, tls=False)
-        self.assertIsInstance(proto.chosen, ClientConnection)
+        self.assertIsInstance(proto, ClientConnection, "no choice to make: HTTP/1.1 at once")
         proto.dataReceived(_client_bytes())
         self.assertTrue(transport.value().startswith(b"HTTP/1.1 505 "))
 
