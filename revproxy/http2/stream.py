@@ -34,9 +34,12 @@ BODY, SEND = "body", "send"
 class StreamSink:
     """The response of stream ``stream_id`` on ``conn`` (an ``H2ServerConnection``).
 
-    ``conn`` provides ``h2`` (the h2 ``H2Connection``), ``send_pending()``, ``writing_paused``,
-    ``runtime``, ``stream_closed(sink)`` and ``client_ip``. ``request`` is the stream's
-    ``ProxyRequest`` (None for an answer given before one exists).
+    ``conn`` provides ``h2`` (the h2 ``H2Connection``), ``send_pending()``,
+    ``reset_stream(id, code)``, ``stream_closed(sink)`` (called once nothing more goes out
+    on the stream), ``writing_paused``, ``runtime``, ``limits`` and ``client_ip``.
+    ``request`` is the stream's ``ProxyRequest`` (None for an answer given before one
+    exists); it hears ``response_done()`` after ``finish``/``abort``, or
+    ``connection_lost()`` when the stream is reset or times out.
     """
 
     pending_head = None  # heads are HPACK-encoded per connection: nothing to reuse

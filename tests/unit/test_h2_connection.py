@@ -3,7 +3,6 @@ fake backends; the same pipeline as HTTP/1.1 answers."""
 
 from __future__ import annotations
 
-import h2.connection
 import h2.events
 from h2.errors import ErrorCodes
 from twisted.trial import unittest
@@ -155,6 +154,31 @@ class MalformedTests(unittest.TestCase):
         """A :path over max_request_line is answered 414, as over HTTP/1.1."""
         fields = self.BASE[:3] + [(b":path", b"/" + b"a" * 9000)]
         self.assertEqual(self._reset_code(fields), 414)
+
+    def test_refused_request_has_an_access_log_line(self):
+        """A 431 on a stream is logged like HTTP/1.1's refusals: method, target, status."""
+        access = []
+        data = config_dict()
+        data["logging"]["access_log"] = "-"
+        world = World(self, data, access=access)
+        client = H2Client(world)
+        sid = client.request(headers=[(b"x-%d" % i, b"v") for i in range(101)])
+        client.exchange()
+        self.assertEqual(client.response(sid)[0], 431)
+        self.assertEqual([(r.method, r.target, r.version, r.status) for r in access],
+                         [(b"GET", b"/x", b"2", 431)])
+
+
+class SinkContractTests(unittest.TestCase):
+    def test_stream_sink_provides_the_response_sink_interface(self):
+        from zope.interface.verify import verifyObject
+
+        from revproxy.http2.stream import StreamSink
+        from revproxy.interfaces import IResponseSink
+
+        world = World(self)
+        client = H2Client(world)
+        self.assertTrue(verifyObject(IResponseSink, StreamSink(client.proto, 1, b"GET")))
 
 
 def _big_response(n):
@@ -335,16 +359,17 @@ class AttackTests(unittest.TestCase):
         self.assertTrue(client.transport.disconnecting)
 
     def test_too_many_streams_are_refused(self):
-        """Past max_concurrent_streams the client is told off (h2: a connection error)."""
+        """Past max_concurrent_streams the client is told off: GOAWAY (h2 treats it as a
+        connection error) and no backend work for the stream over the limit."""
         world = World(self, config_dict(http2={"max_concurrent_streams": 2}))
-        client = H2Client(world)
-        self.assertEqual(client.h2.remote_settings.max_concurrent_streams, 2)
-        for _ in range(2):
+        client = H2Client(world, pump=False)  # has not seen our SETTINGS: sends 3 at once
+        for _ in range(3):
             client.request()
         client.exchange()
-        self.assertIsNone(client.goaway())
-        self.assertEqual(world.pending_connects, 2)
-        raw = h2.connection.H2Connection  # noqa: F841 (the client honours the limit itself)
+        self.assertEqual(client.h2.remote_settings.max_concurrent_streams, 2)
+        self.assertEqual(client.goaway().error_code, ErrorCodes.PROTOCOL_ERROR)
+        self.assertTrue(client.transport.disconnecting)
+        self.assertLessEqual(world.pending_connects, 2)
 
 
 class LifecycleTests(unittest.TestCase):
