@@ -280,12 +280,11 @@ class H2ServerConnection(DeadlineMixin, Protocol):
             self._pump_all()
 
     def _terminated(self, event):
-        """The client sent GOAWAY: finish what it still wants, then close."""
-        self._draining = True
-        self._last_stream = min(self._last_stream or event.last_stream_id,
-                                event.last_stream_id)
-        if not self._streams:
-            self._close_now()
+        """The client sent GOAWAY: it is leaving. h2 forbids any frame after it, so the
+        streams in flight are cancelled and the connection closed."""
+        log.info("{ip} HTTP/2 GOAWAY from the client (code {code})", ip=self.client_ip,
+                 code=event.error_code)
+        self._close_now()
 
     def _pump_all(self):
         for sink in list(self._streams.values()):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import deque
 
+from h2.exceptions import H2Error
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -163,26 +164,31 @@ class StreamSink:
         h2 = conn.h2
         out = self._out
         sid = self.stream_id
-        while out and not conn.writing_paused:
-            window = min(h2.local_flow_control_window(sid), h2.max_outbound_frame_size)
-            if window <= 0:
-                break
-            piece = out.popleft()
-            if len(piece) > window:
-                out.appendleft(piece[window:])
-                piece = piece[:window]
-            self._out_bytes -= len(piece)
-            # The last piece of a known length carries END_STREAM (no empty frame after).
-            last = not out and (self._end_after_out or self._remaining == 0)
-            h2.send_data(sid, piece, end_stream=last)
-            if last:
+        try:
+            while out and not conn.writing_paused:
+                window = min(h2.local_flow_control_window(sid), h2.max_outbound_frame_size)
+                if window <= 0:
+                    break
+                piece = out.popleft()
+                if len(piece) > window:
+                    out.appendleft(piece[window:])
+                    piece = piece[:window]
+                self._out_bytes -= len(piece)
+                # The last piece of a known length carries END_STREAM (no empty frame after).
+                last = not out and (self._end_after_out or self._remaining == 0)
+                h2.send_data(sid, piece, end_stream=last)
+                if last:
+                    self._end_after_out = False
+                    self._ended()
+                    break
+            if not out and self._end_after_out and not self.closed:
                 self._end_after_out = False
+                h2.end_stream(sid)
                 self._ended()
-                break
-        if not out and self._end_after_out and not self.closed:
-            self._end_after_out = False
-            h2.end_stream(sid)
-            self._ended()
+        except H2Error as e:  # the stream or connection closed under us: stop its work
+            log.info("{ip} stream {sid}: cannot send: {e}", ip=conn.client_ip, sid=sid, e=e)
+            self._drop(None)
+            return
         conn.send_pending()
         if self.closed:
             return
@@ -258,7 +264,7 @@ class StreamSink:
     def _send_headers(self, fields, end_stream):
         try:
             self._conn.h2.send_headers(self.stream_id, fields, end_stream=end_stream)
-        except Exception as e:  # h2 refused what a backend or hook sent: this stream only
+        except (H2Error, ValueError, TypeError) as e:  # h2 refused it: this stream only
             log.warn("{ip} stream {sid}: headers not sendable: {e}", ip=self._conn.client_ip,
                      sid=self.stream_id, e=e)
             self._reset(INTERNAL_ERROR, "headers not sendable")

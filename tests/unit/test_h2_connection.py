@@ -434,6 +434,19 @@ class LifecycleTests(unittest.TestCase):
         self.assertEqual(client.response(sid)[0], 408)
         self.assertEqual(world.pending_connects, 0)
 
+    def test_client_goaway_cancels_streams_and_closes(self):
+        """GOAWAY from the client: its streams' backend work stops, the connection closes."""
+        world = World(self)
+        client = H2Client(world)
+        client.request()
+        client.exchange()
+        backend, upstream = world.accept_backend()
+        client.h2.close_connection()
+        client.exchange()
+        self.assertTrue(client.transport.disconnecting)
+        self.assertTrue(upstream.disconnecting or upstream.aborted)
+        backend.dataReceived(OK)  # nothing breaks when the backend answers late
+
     def test_connection_counts_once(self):
         """However many streams, the connection is one entry in the accounting."""
         world = World(self)
@@ -444,3 +457,33 @@ class LifecycleTests(unittest.TestCase):
         self.assertEqual(world.runtime.stats.connections, {client.proto})
         client.proto.connectionLost(None)
         self.assertEqual(world.runtime.stats.connections, set())
+
+
+class InformationalTests(unittest.TestCase):
+    def test_early_hints_then_the_answer(self):
+        """A backend's 103 reaches the client as an informational HEADERS, then the 200."""
+        world = World(self)
+        client = H2Client(world)
+        sid = client.request()
+        client.exchange()
+        backend, upstream = world.accept_backend()
+        backend.dataReceived(b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n")
+        backend.dataReceived(OK)
+        client.exchange()
+        hints = client.of(h2.events.InformationalResponseReceived, sid)
+        self.assertEqual(dict(hints[0].headers)[b":status"], b"103")
+        self.assertEqual(client.response(sid)[0::2], (200, b"ok"))
+
+    def test_expect_continue_gets_100_then_the_body_is_read(self):
+        """Expect: 100-continue on a stream: 100 once the request is accepted."""
+        world = World(self)
+        client = H2Client(world)
+        sid = client.request(b"POST", headers=[(b"expect", b"100-continue")], end=False)
+        client.exchange()
+        hints = client.of(h2.events.InformationalResponseReceived, sid)
+        self.assertEqual(dict(hints[0].headers)[b":status"], b"100")
+        client.h2.send_data(sid, b"abc", end_stream=True)
+        client.exchange()
+        backend, upstream = world.accept_backend()
+        self.assertTrue(upstream.value().endswith(b"\r\n\r\nabc"))
+        self.assertNotIn(b"expect", upstream.value().lower())
