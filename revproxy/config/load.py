@@ -30,6 +30,7 @@ from revproxy.config.sections import (
     parse_buffering,
     parse_cache,
     parse_demo,
+    parse_http2,
     parse_limits,
     parse_logging,
     parse_server,
@@ -54,7 +55,7 @@ COMMAND_LINE_SOURCE = "<command line>"
 CLI_NAME = "cli"
 TOP_LEVEL_KEYS = (
     "server", "limits", "buffering", "logging", "pools", "routes", "demo", "admin", "cache",
-    "hooks", "ip_lists", "tls", "rate_limits", "rate_limits_shared",
+    "hooks", "ip_lists", "tls", "rate_limits", "rate_limits_shared", "http2",
 )
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
 
@@ -118,7 +119,9 @@ def parse_config(data: Dict[str, Any], source: str) -> Config:
     ip_lists = parse_ip_lists(root)
     tls = parse_tls(root)
     rate_limits = parse_rate_limits(root, routes, cache)
+    http2 = parse_http2(root)
     return Config(
+        http2=http2,
         ip_lists=ip_lists,
         tls=tls,
         rate_limits=rate_limits,

@@ -206,6 +206,21 @@ class Admin:
 
 
 @dataclass(frozen=True)
+class Http2:
+    """HTTP/2 to clients (``revproxy.http2``): offered by ALPN on TLS listeners."""
+
+    enabled: bool = True  # offer h2 in ALPN; false: every client speaks HTTP/1.1
+    prior_knowledge: bool = False  # cleartext listeners also accept the h2 preface (no h2c Upgrade)
+    max_concurrent_streams: int = 100  # SETTINGS_MAX_CONCURRENT_STREAMS
+    max_header_list_size: int = 65536  # decoded header list; beyond: GOAWAY (HPACK bomb)
+    max_header_block_size: int = 65536  # encoded HEADERS + CONTINUATION bytes; beyond: GOAWAY
+    max_continuation_frames: int = 16  # CONTINUATION frames in one header block; beyond: GOAWAY
+    initial_window_size: int = 65535  # per-stream receive window (request bodies)
+    connection_window_size: int = 1048576  # connection receive window
+    max_resets_per_minute: int = 200  # streams reset (by either side) per connection; beyond: GOAWAY
+
+
+@dataclass(frozen=True)
 class HookEntry:
     """One ``[[hooks]]`` entry: the plugin's name and its options (sorted (key, value) pairs)."""
 
@@ -278,6 +293,7 @@ class Config:
     ip_lists: Tuple[IPList, ...] = ()  # allow / deny lists by client address
     tls: TLS = field(default_factory=TLS)
     rate_limits: "RateLimits" = field(default_factory=lambda: RateLimits())
+    http2: Http2 = field(default_factory=Http2)
 
     def pool(self, name: str) -> Pool:
         for pool in self.pools:

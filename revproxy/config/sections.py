@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from revproxy.config.model import Admin, Buffering, Cache, Demo, Limits, Logging, Server
+from revproxy.config.model import Admin, Buffering, Cache, Demo, Http2, Limits, Logging, Server
 from revproxy.config.reader import (
     Parser,
     Table,
@@ -159,3 +159,20 @@ def parse_demo(root: Table) -> Demo:
 
 def parse_admin(root: Table) -> Admin:
     return root.sub_table("admin", "[admin]").build(Admin, ADMIN_FIELDS)
+
+
+HTTP2_FIELDS: Dict[str, Parser] = {
+    "enabled": boolean,
+    "prior_knowledge": boolean,
+    "max_concurrent_streams": count(1, 2 ** 31 - 1),
+    "max_header_list_size": size(1024),
+    "max_header_block_size": size(1024),
+    "max_continuation_frames": count(0, 1000),
+    "initial_window_size": count(1, 2 ** 31 - 1),
+    "connection_window_size": count(65535, 2 ** 31 - 1),
+    "max_resets_per_minute": count(1),
+}
+
+
+def parse_http2(root: Table) -> Http2:
+    return root.sub_table("http2", "[http2]").build(Http2, HTTP2_FIELDS)

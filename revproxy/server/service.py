@@ -9,7 +9,7 @@ from twisted.logger import Logger
 from revproxy.server.backlog import system_backlog as read_backlog
 from revproxy.server.backlog import with_backlog
 from revproxy.server.listeners import ListenError, ListenerSet
-from revproxy.server.protocol import ProxyFactory
+from revproxy.http2.dispatch import NegotiatingFactory
 from revproxy.server.watchers import cache_watchers, pool_watchers, resolver_task
 from revproxy.tls.endpoints import is_tls_description, parse_tls_listener
 from revproxy.tls.listener import TLSListenerFactory
@@ -41,7 +41,7 @@ class ProxyService(service.Service):
         self._system_backlog = system_backlog if system_backlog is not None else read_backlog()
         self._holder = holder
         self._extra_sites = extra_sites  # (holder, config) -> [(role, description, factory)]
-        self._factories = {}  # proxy listener description -> its ProxyFactory
+        self._factories = {}  # proxy listener description -> its NegotiatingFactory
         self._tls_factories = {}  # TLS listener description -> its TLSListenerFactory
         self._listeners = ListenerSet(reactor)
         self._pool_tasks = {}  # id(BalancedPool) -> (pool, resolver task, [watchers])
@@ -105,8 +105,10 @@ class ProxyService(service.Service):
         description and scheme (``https`` for ``ssl:``), end to end."""
         factory = self._factories.get(description)
         if factory is None:
-            factory = self._factories[description] = ProxyFactory(
-                self._holder, listener_scheme(description), description)
+            scheme = listener_scheme(description)
+            # HTTP/2 or HTTP/1.1 per connection: ALPN on TLS, the preface with prior knowledge
+            factory = self._factories[description] = NegotiatingFactory(
+                self._holder, scheme, description, tls=scheme == "https")
         return factory
 
     def _tls_factory(self, description, proxy_factory):

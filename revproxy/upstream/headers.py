@@ -67,10 +67,11 @@ _VIA_ENTRIES: Dict[Tuple[bytes, str], bytes] = {}
 
 
 def via_entry(version: bytes, proxy_name: str) -> bytes:
-    """Our own Via entry: ``1.0 name`` for an HTTP/1.0 message, else ``1.1 name``."""
+    """Our own Via entry: ``1.0 name`` for an HTTP/1.0 message, ``2 name`` for an HTTP/2
+    request, else ``1.1 name``."""
     entry = _VIA_ENTRIES.get((version, proxy_name))
     if entry is None:
-        protocol = b"1.0" if version == b"1.0" else b"1.1"
+        protocol = version if version in (b"1.0", b"2") else b"1.1"
         entry = protocol + b" " + proxy_name.encode("ascii")
         if len(_VIA_ENTRIES) < 64:  # a handful of (version, name) pairs in practice
             _VIA_ENTRIES[(version, proxy_name)] = entry

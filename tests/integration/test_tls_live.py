@@ -132,9 +132,10 @@ class TLSLiveTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_alpn_and_tls_facts_seen_by_the_connection(self):
-        """HTTP/2 is off: a client offering h2 and http/1.1 negotiates http/1.1; the
-        connection's PeerFacts.tls holds SNI, ALPN, version and cipher."""
-        client = yield self.connect("site.test", alpn=["h2", "http/1.1"])
+        """A client offering http/1.1 (h2 is offered too: HTTP/2 is on by default, see
+        test_h2_live) negotiates it; the connection's PeerFacts.tls holds SNI, ALPN, version
+        and cipher."""
+        client = yield self.connect("site.test", alpn=["http/1.1"])
         yield get_echo(client)
         self.assertEqual(client.transport.negotiatedProtocol, b"http/1.1")
         [conn] = [c for c in self.service.runtime.stats.connections]
@@ -267,8 +268,7 @@ class QuickStartTests(unittest.TestCase):
         data["server"]["listen"] = ["ssl:0:interface=%s:privateKey=%s:certKey=%s:"
                                     "extraCertChain=%s" % (LOOPBACK, key, cert, chain)]
         service, port = yield start_proxy(self, data)
-        client = yield tls_client(port, "quick.test", alpn=["h2", "http/1.1"],
-                                  trust=root.cert)
+        client = yield tls_client(port, "quick.test", alpn=["http/1.1"], trust=root.cert)
         self.addCleanup(client.transport.abortConnection)
         yield get_echo(client)
         self.assertEqual(client.transport.negotiatedProtocol, b"http/1.1")
