@@ -8,10 +8,14 @@ new one. ``Shared`` holds what outlives reloads.
 
 from __future__ import annotations
 
+import random
+
 from twisted.internet import defer
 
 from revproxy.http1.parser import Limits as ParserLimits
 from revproxy.pipeline.hooks import NO_HOOKS
+from revproxy.routing.errorpages import build_error_pages
+from revproxy.routing.plan import RoutePlan, needs_plan
 from revproxy.routing.router import Router
 from revproxy.server.proxy import ProxyRequest
 from revproxy.upstream.headers import (
@@ -92,7 +96,7 @@ class Runtime:
     holder = None  # the RuntimeHolder that made it current: connections find the newest there
 
     def __init__(self, config, clock, stats, budget, temp_dir, access_log, backends, randbytes,
-                 deadlines, outbox, cache=None, hooks=NO_HOOKS):
+                 deadlines, outbox, cache=None, hooks=NO_HOOKS, rng=None):
         self.config = config
         self.clock = clock
         self.stats = stats
@@ -122,6 +126,12 @@ class Runtime:
             self._debug_header = admin.debug_header.encode("ascii")
             self.request_headers_dropped = frozenset([b"expect", self._debug_header])
         self._proxy_name = server.proxy_name
+        # Per-route stages (rewriting, answers, headers, split: revproxy.routing.plan), only for
+        # the routes that use them; error pages read from their files (None: none configured).
+        self.random = (rng or random.Random()).random
+        self.route_plans = {route.name: RoutePlan(route) for route in config.routes
+                            if needs_plan(route)}
+        self.error_pages = build_error_pages(config)
 
     def wants_decision(self, client_ip, headers) -> bool:
         """A debug client asked for the x-revproxy-decision header."""
