@@ -102,3 +102,25 @@ def test_missing_error_page_file_fails_the_snapshot(tmp_path):
 def test_no_pages_configured_costs_nothing():
     """Without error_pages anywhere, nothing is built (the proxy's answers are unchanged)."""
     assert build_error_pages(parse('pool = "app"\n')) is None
+
+
+def test_query_or_cookie_route_is_not_a_catch_all():
+    """--upstream points the last catch-all route at pool "cli": a route with only a query
+    or cookie condition is not one (a "cli" route is appended instead)."""
+    from revproxy.config.load import apply_overrides
+
+    for condition in ('query = { beta = "1" }', "cookies = { canary = true }"):
+        config = apply_overrides(parse('pool = "app"\n%s\n' % condition), (),
+                                 ("http://127.0.0.1:9002",))
+        assert config.routes[0].pool == "app"
+        assert config.routes[-1].name == "cli"
+
+
+def test_upstream_flag_replaces_a_catch_all_split():
+    """--upstream on a catch-all split route sends it all to "cli" (the split is dropped)."""
+    from revproxy.config.load import apply_overrides
+
+    config = apply_overrides(
+        parse('split = [{ pool = "app", weight = 1 }, { pool = "v2", weight = 1 }]\n'), (),
+        ("http://127.0.0.1:9002",))
+    assert (config.routes[0].pool, config.routes[0].split) == ("cli", ())
