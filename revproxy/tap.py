@@ -161,7 +161,7 @@ def build_runtime(config, shared, previous=None):
         config, shared.reactor, shared.stats, shared.budget, _temp_dir(config, previous),
         _access_log(config, shared, previous), _backends(config, shared, previous, factories),
         shared.randbytes, shared.deadlines, shared.outbox, _cache(config, shared.reactor, previous),
-        hooks, _tls(config, shared),
+        hooks, _tls(config, shared), rng=shared.rng,
     )
     runtime.user_hooks = user_hooks
     runtime.ip_access = ip_access

@@ -184,6 +184,8 @@ def is_catch_all(route: Route) -> bool:
         or route.path_regex is not None
         or route.methods
         or route.headers
+        or route.query
+        or route.cookies
     )
 
 
@@ -206,7 +208,7 @@ def _route_to_cli_pool(config: Config, members: Tuple[str, ...]) -> Config:
     routes: List[Route] = list(config.routes)
     index = _default_route_index(routes)
     if index is not None:
-        routes[index] = replace(routes[index], pool=CLI_NAME)
+        routes[index] = replace(routes[index], pool=CLI_NAME, split=(), split_sticky="")
     elif any(route.name == CLI_NAME for route in routes):
         raise ConfigError(
             COMMAND_LINE_SOURCE, "--upstream", NO_VALUE,

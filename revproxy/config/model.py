@@ -63,6 +63,7 @@ class Server:
     shutdown_timeout: float = 30.0  # SIGTERM: in-flight requests get this long to finish
     request_id_header: str = "x-request-id"
     backlog: int = 0  # listen queue per listener; 0 = the system maximum (somaxconn)
+    error_pages: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()  # when no route has its own
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,34 @@ class HeaderMatch:
 
 
 @dataclass(frozen=True)
+class ValueMatch:
+    """A query-parameter or cookie condition of a route (``query`` / ``cookies`` tables):
+    present (both None), equal to ``value``, or ``regex`` found in it."""
+
+    name: str
+    value: Optional[str] = None
+    regex: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class HeaderEdits:
+    """``request_headers`` / ``response_headers`` of a route; values are templates."""
+
+    set: Tuple[Tuple[str, str], ...] = ()
+    add: Tuple[Tuple[str, str], ...] = ()
+    remove: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Respond:
+    """``respond``: a fixed answer without a backend."""
+
+    status: int = 200
+    body: str = ""
+    content_type: str = "text/plain; charset=utf-8"
+
+
+@dataclass(frozen=True)
 class Route:
     name: str
     pool: str
@@ -161,6 +190,23 @@ class Route:
     https_redirect: bool = False  # plain-HTTP requests get 308 to https://host/target
     https_port: int = 0  # port in that redirect; 0 = none (443)
     hsts: str = ""  # Strict-Transport-Security value sent over HTTPS only; "" = none
+    # -- matchers, splitting, rewriting, answers, headers, error pages (docs/routing.md) --
+    query: Tuple[ValueMatch, ...] = ()  # query-parameter conditions
+    cookies: Tuple[ValueMatch, ...] = ()  # cookie conditions
+    split: Tuple[Tuple[str, int], ...] = ()  # (pool, weight): replaces `pool` per request
+    split_sticky: str = ""  # "" = per request, "ip", or "cookie:NAME"
+    strip_prefix: Optional[str] = None
+    add_prefix: Optional[str] = None
+    set_path: Optional[str] = None  # a template
+    rewrite: Optional[Tuple[str, str]] = None  # (regex, replacement template)
+    forward_query: str = "keep"  # "keep", "drop" or a template
+    rewrite_location: bool = False  # Location / Content-Location rewritten back
+    redirect: Optional[Tuple[int, str]] = None  # (status, URL template)
+    respond: Optional[Respond] = None
+    request_headers: Optional[HeaderEdits] = None
+    response_headers: Optional[HeaderEdits] = None
+    security_headers: bool = False
+    error_pages: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()  # ("404"|"5xx", files)
 
 
 @dataclass(frozen=True)

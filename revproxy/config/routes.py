@@ -25,6 +25,7 @@ from revproxy.config.reader import (
     one_of,
     text,
 )
+from revproxy.config import routing_keys
 from revproxy.config.sections import header_name
 from revproxy.config.values import (
     MEMBER_EXPECTED,
@@ -157,7 +158,18 @@ ROUTE_FIELDS: Dict[str, Parser] = {
     "https_redirect": boolean,
     "https_port": count(0, 65535),
     "hsts": parse_hsts,
+    "split_sticky": routing_keys.split_sticky,
+    "strip_prefix": routing_keys.prefix,
+    "add_prefix": routing_keys.prefix,
+    "set_path": lambda value: routing_keys.path_template(value).text,
+    "forward_query": routing_keys.forward_query,
+    "rewrite_location": boolean,
+    "security_headers": boolean,
 }
+
+# Keys of the routing issue read by _routing_extra (tables with their own shapes).
+ROUTE_TABLES = ("headers", "query", "cookies", "split", "rewrite", "redirect", "respond",
+                "request_headers", "response_headers", "error_pages")
 
 
 def _parse_member(table: Table, key: str, item: Any) -> Tuple[str, int]:
@@ -325,14 +337,53 @@ def _parse_headers(table: Table) -> Tuple[HeaderMatch, ...]:
     return tuple(_parse_header_match(table, index, item) for index, item in enumerate(raw))
 
 
+def _routing_extra(table: Table) -> Dict[str, Any]:
+    """The route's matchers, split, rewriting, answers, headers and error pages."""
+    split = routing_keys.parse_split(table)
+    extra: Dict[str, Any] = {
+        "query": routing_keys.parse_value_matches(table, "query"),
+        "cookies": routing_keys.parse_value_matches(table, "cookies"),
+        "split": split,
+        "rewrite": routing_keys.parse_rewrite(table),
+        "redirect": routing_keys.parse_redirect(table),
+        "respond": routing_keys.parse_respond(table),
+        "request_headers": routing_keys.parse_header_edits(table, "request_headers"),
+        "response_headers": routing_keys.parse_header_edits(table, "response_headers"),
+        "error_pages": routing_keys.parse_error_pages(table),
+    }
+    if extra["redirect"] is not None and extra["respond"] is not None:
+        raise table.error("respond", table.data["respond"], "expected either redirect or respond")
+    if split and "pool" not in table.data:
+        extra["pool"] = split[0][0]
+    if "split_sticky" in table.data and not split:
+        raise table.error("split_sticky", table.data["split_sticky"], "expected a split to stick to")
+    rewrites = [key for key in ("set_path", "rewrite", "strip_prefix") if key in table.data]
+    if len(rewrites) > 1:
+        raise table.error(rewrites[1], table.data[rewrites[1]],
+                          "expected one of set_path, rewrite, strip_prefix (not %s too)"
+                          % rewrites[0])
+    return extra
+
+
 def _parse_route(table: Table, number: int) -> Route:
-    table.require("pool", ROUTE_FIELDS["pool"], "expected the name of a [pools.NAME] table")
+    answers = "redirect" in table.data or "respond" in table.data
+    if not answers and "split" not in table.data:
+        table.require("pool", ROUTE_FIELDS["pool"], "expected the name of a [pools.NAME] table")
     extra = {"name": "route-%d" % number, "headers": _parse_headers(table)}
-    return table.build(Route, ROUTE_FIELDS, extra=extra, also_known=("headers",))
+    extra.update(_routing_extra(table))
+    if "pool" not in table.data and "pool" not in extra:
+        extra["pool"] = ""  # answered without a backend
+    return table.build(Route, ROUTE_FIELDS, extra=extra, also_known=ROUTE_TABLES)
 
 
 def _check_references(route: Route, table: Table, pools: Tuple[Pool, ...]) -> None:
     names = [pool.name for pool in pools]
+    for index, (pool, _) in enumerate(route.split):
+        if pool not in names:
+            raise table.error("split #%d" % (index + 1), pool,
+                              "expected the name of a defined pool: " + ", ".join(names))
+    if route.pool == "" and (route.redirect is not None or route.respond is not None):
+        return
     if route.pool not in names:
         raise table.error(
             "pool", route.pool, "expected the name of a defined pool: " + ", ".join(names)

@@ -138,7 +138,11 @@ def parse_cache(root: Table) -> Cache:
 
 
 def parse_server(root: Table) -> Server:
-    return root.sub_table("server", "[server]").build(Server, SERVER_FIELDS)
+    from revproxy.config.routing_keys import parse_error_pages
+
+    table = root.sub_table("server", "[server]")
+    extra = {"error_pages": parse_error_pages(table)}
+    return table.build(Server, SERVER_FIELDS, extra=extra, also_known=("error_pages",))
 
 
 def parse_limits(root: Table) -> Limits:

@@ -16,6 +16,8 @@ Conditions of a ``Route`` (all must hold; an empty one holds for every request):
   its (repeated) field lines equals it exactly; with ``regex``, ``re.search`` finds it in one
   of them (with both set, one line must satisfy both). Field lines are not split on commas;
   values are compared as bytes (the config text encoded as UTF-8).
+* ``query`` / ``cookies`` — each ``ValueMatch`` must hold on a query parameter / a cookie
+  (``revproxy.routing.matchers``: present, exact value or regex, values percent-decoded).
 
 Host matching is indexed, like a resource tree: exact names map to route indices, wildcard
 suffixes likewise, and host-less routes form one list; a request merges only the lists its
@@ -28,6 +30,7 @@ import re
 from typing import Dict, List, Optional, Pattern, Sequence, Tuple
 
 from revproxy.config.model import HeaderMatch, Route
+from revproxy.routing.matchers import ValueCheck, cookies_hold, query_holds
 
 Headers = Sequence[Tuple[bytes, bytes]]
 
@@ -73,7 +76,7 @@ class _HeaderCheck:
 class _CompiledRoute:
     """The non-host conditions of one route, ready to test."""
 
-    __slots__ = ("route", "prefix", "regex", "methods", "headers")
+    __slots__ = ("route", "prefix", "regex", "methods", "headers", "query", "cookies")
 
     def __init__(self, route: Route) -> None:
         self.route = route
@@ -83,8 +86,11 @@ class _CompiledRoute:
         )
         self.methods = frozenset(m.upper().encode("ascii") for m in route.methods)
         self.headers = tuple(_HeaderCheck(match) for match in route.headers)
+        self.query = tuple(ValueCheck(m.name, m.value, m.regex) for m in route.query)
+        self.cookies = tuple(ValueCheck(m.name, m.value, m.regex) for m in route.cookies)
 
-    def matches(self, path: str, method: bytes, headers: Headers) -> bool:
+    def matches(self, path: str, method: bytes, headers: Headers,
+                query: Optional[str] = None) -> bool:
         if self.prefix is not None and not path.startswith(self.prefix):
             return False
         if self.regex is not None and self.regex.match(path) is None:
@@ -94,6 +100,10 @@ class _CompiledRoute:
         for check in self.headers:
             if not check.holds(headers):
                 return False
+        if self.query and not query_holds(self.query, query):
+            return False
+        if self.cookies and not cookies_hold(self.cookies, headers):
+            return False
         return True
 
 
@@ -121,11 +131,13 @@ class Router:
         if not indices or indices[-1] != index:  # a name listed twice by one route
             indices.append(index)
 
-    def match(self, host: bytes, path: str, method: bytes, headers: Headers) -> Optional[Route]:
-        """Return the first route, in config order, matching the request; None means 404."""
+    def match(self, host: bytes, path: str, method: bytes, headers: Headers,
+              query: Optional[str] = None) -> Optional[Route]:
+        """Return the first route, in config order, matching the request; None means 404.
+        ``query`` is the raw query (str) or None."""
         for index in self._candidates(host.decode("latin-1")):
             compiled = self._routes[index]
-            if compiled.matches(path, method, headers):
+            if compiled.matches(path, method, headers, query):
                 return compiled.route
         return None
 

@@ -462,6 +462,9 @@ class CacheStage:
         head = self.head
         headers = self.cache.served_headers(entry, self.rt.via_field, validated) + [
             (b"age", b"%d" % max(0, int(age))), (b"cache-status", status_header)]
+        routing = self.owner.routing
+        if routing is not None:  # the route's response headers apply to hits too
+            headers = routing.response_headers(headers)
         conditional = None
         if any(h[0] in _CONDITIONALS for h in head.headers):
             conditional = validation.client_conditional(head.headers, entry.headers, head.method)
@@ -521,7 +524,8 @@ class CacheStage:
         the entry) for the hits that follow within the same second (same Age, same
         Cache-Status)."""
         sink, head = self.sink, self.head
-        if self.rt.stats.shutting_down or entry.status in (204, 304) or entry.status < 200:
+        if self.rt.stats.shutting_down or entry.status in (204, 304) or entry.status < 200 \
+                or self.owner.routing is not None:  # per-request header values: never memoised
             sink.start(entry.status, entry.reason, headers, len(entry.body))
             return
         memo = self.cache.memo(entry)

@@ -7,17 +7,20 @@ from revproxy.http1 import serialize
 _BODY_METHODS = frozenset([b"POST", b"PUT", b"PATCH"])
 
 
-def outgoing(head, headers, spool, size):
+def outgoing(head, headers, spool, size, target=None):
     """(head bytes, body) as sent to every member tried. ``headers`` (a list, changed in
     place) gets the Content-Length; the body is bytes, the ``spool`` itself when it spilled to
-    a file (streamed from there), or None."""
+    a file (streamed from there), or None. ``target``: the rewritten origin-form target
+    (``revproxy.routing``), None to send the client's own."""
     body = None
     if spool is not None:
         headers.append((b"content-length", b"%d" % size))
         body = spool if spool.in_file else _read_all(spool)
     elif head.method in _BODY_METHODS:
         headers.append((b"content-length", b"0"))
-    return serialize.request_head(head.method, _origin_form(head.target), headers), body
+    if target is None:
+        target = _origin_form(head.target)
+    return serialize.request_head(head.method, target, headers), body
 
 
 def _origin_form(target: bytes) -> bytes:

@@ -55,7 +55,7 @@ class ProxyRequest:
     __slots__ = (
         "rt", "ctx", "head", "sink", "done", "background", "exchange", "cache",
         "_early", "_body", "_body_size", "_body_ended", "_waiting", "_relay", "_upgrade",
-        "_debug", "_held",
+        "_debug", "_held", "routing",
     )
 
     def __init__(self, runtime, peer, head, sink):
@@ -76,6 +76,7 @@ class ProxyRequest:
         self._upgrade = None
         self._debug = False  # a debug client asked for the decision header
         self._held = None  # response events held while response_head hooks decide
+        self.routing = None  # RoutingState when the route has stages (revproxy.routing.plan)
 
     @property
     def request_id(self):
@@ -119,7 +120,8 @@ class ProxyRequest:
             return e.status, e.reason
         ctx.path = target.path
         ctx.query = target.query
-        ctx.route = rt.router.match(head.host, target.path, head.method, head.headers)
+        ctx.route = rt.router.match(head.host, target.path, head.method, head.headers,
+                                    target.query)
         if ctx.route is None:
             return 404, "no route matches"
         if rt.debug_clients is not None:
@@ -132,11 +134,20 @@ class ProxyRequest:
                 self._upgrade = head.upgrade
             else:
                 log.info("rid={rid} upgrade to {proto!r} ignored", rid=self._rid, proto=head.upgrade)
+        plans = rt.route_plans
+        if plans:
+            plan = plans.get(ctx.route.name)
+            if plan is not None:
+                self.routing = plan.start(ctx, rt.random)
         return None
 
     def _head_accepted(self):
         self._waiting = False
         if self.done:
+            return
+        routing = self.routing
+        if routing is not None and routing.plan.answer is not None:
+            self._answer(routing.answer())  # redirect / respond: no backend
             return
         if self._body is not None and self.head.expect_continue:
             self.sink.send_continue()
@@ -178,7 +189,8 @@ class ProxyRequest:
         if self.done:
             return
         ctx = self.ctx
-        if CacheStage.applies(self.rt, ctx.route, self.head.method):
+        if CacheStage.applies(self.rt, ctx.route, self.head.method) and (
+                self.routing is None or self.routing.plan.split is None):
             self.cache = CacheStage(self)
             self.cache.begin()
         else:
@@ -201,9 +213,15 @@ class ProxyRequest:
         self._waiting = False
         if self.done:
             return
-        pool = self.rt.backends[self.ctx.route.pool]
+        routing = self.routing
+        if routing is None:
+            pool = self.rt.backends[self.ctx.route.pool]
+            target = None
+        else:
+            pool = self.rt.backends[routing.pool]
+            target = routing.target(self.head.target)
         self.exchange = MemberExchange(self, pool, outgoing(self.head, headers, self._body,
-                                                            self._body_size))
+                                                            self._body_size, target))
         self.exchange.start()
 
     def _upstream_headers(self):
@@ -227,6 +245,8 @@ class ProxyRequest:
             headers += client_cert_headers(peer.tls, *rt.client_cert_header_names)
         if self.cache is not None:
             headers = self.cache.request_headers(headers)
+        if self.routing is not None:
+            headers = self.routing.request_headers(headers)
         return headers
 
     # -- what the exchange hands back ------------------------------------------------------
@@ -274,6 +294,8 @@ class ProxyRequest:
         rt = self.rt
         headers = self.exchange.response_headers(head.status, rt.client_headers(head.headers),
                                                  self.ctx.route)
+        if self.routing is not None:
+            headers = self.routing.response_headers(headers)
         if rt.cache is not None:
             hidden = rt.cache.hidden_headers
             headers = [h for h in headers if h[0] not in hidden]
@@ -373,7 +395,20 @@ class ProxyRequest:
             log.warn("rid={rid} {status}: {reason}", rid=self._rid, status=status, reason=reason)
         else:
             log.info("rid={rid} {status}: {reason}", rid=self._rid, status=status, reason=reason)
-        replies.send(self.sink, status, self.rt.clock.seconds(), extra_headers)
+        self._send_own(status, extra_headers)
+
+    def _send_own(self, status, extra_headers=(), close=False):
+        """One of the proxy's own answers: the route's error page when one is configured."""
+        pages = self.rt.error_pages
+        if pages is None or status < 400:
+            replies.send(self.sink, status, self.rt.clock.seconds(), extra_headers, close=close)
+            return
+        ctx = self.ctx
+        page = pages.for_route(ctx.route).render(status, replies.phrase(status), ctx.request_id,
+                                                 ctx.header(b"accept"))
+        extra = list(extra_headers)
+        extra.append((self.rt.forwarding.request_id_header, ctx.request_id))
+        replies.send_page(self.sink, status, self.rt.clock.seconds(), page, extra, close)
 
     def _answer(self, answer):
         """A hook answered instead of the backend."""
@@ -399,6 +434,9 @@ class ProxyRequest:
     def _send_answer(self, answer, close=False):
         log.info("rid={rid} {status}: {reason}", rid=self._rid, status=answer.status,
                  reason=answer.reason or "answered by a hook")
+        if not answer.body and not answer.headers and self.rt.error_pages is not None:
+            self._send_own(answer.status, close=close or answer.close)
+            return
         replies.send_answer(self.sink, answer, self.rt.clock.seconds(), close or answer.close)
 
     def _hook_failed(self, failure):
@@ -415,7 +453,7 @@ class ProxyRequest:
             self.sink.abort(reason)
             return
         log.info("rid={rid} {status}: {reason}", rid=self._rid, status=status, reason=reason)
-        replies.send(self.sink, status, self.rt.clock.seconds(), close=True)
+        self._send_own(status, close=True)
 
     def response_done(self):
         """The sink finished (or aborted) this response: log it and free everything."""

@@ -41,3 +41,23 @@ def send_answer(writer, answer, now: float, close=False) -> None:
     writer.start(answer.status, phrase(answer.status), list(answer.headers), len(answer.body))
     writer.write(answer.body)
     writer.finish()
+
+
+def send_page(writer, status: int, now: float, page, extra_headers=(), close=False) -> None:
+    """An error page: ``page`` is (content type, body) from ``revproxy.routing.errorpages``,
+    or None for the short text (``send``), both with ``extra_headers``."""
+    if page is None:
+        send(writer, status, now, extra_headers, close)
+        return
+    content_type, body = page
+    headers = [
+        (b"date", formatdate(now, usegmt=True).encode("ascii")),
+        (b"content-type", content_type),
+        (b"cache-control", b"no-store"),
+    ]
+    headers.extend(extra_headers)
+    if close:
+        writer.keep_alive = False
+    writer.start(status, phrase(status), headers, len(body))
+    writer.write(body)
+    writer.finish()

@@ -8,11 +8,15 @@ new one. ``Shared`` holds what outlives reloads.
 
 from __future__ import annotations
 
+import random
+
 from twisted.internet import defer
 
 from revproxy.http1.parser import Limits as ParserLimits
 from revproxy.pipeline.hooks import NO_HOOKS
 from revproxy.protection.connections import IdleConnections, PerAddress, admission
+from revproxy.routing.errorpages import build_error_pages
+from revproxy.routing.plan import RoutePlan, needs_plan
 from revproxy.routing.router import Router
 from revproxy.server.proxy import ProxyRequest
 from revproxy.upstream.headers import (
@@ -123,7 +127,7 @@ class Runtime:
     user_hooks = None  # the [[hooks]] plugins alone (``hooks`` adds the built-in ones)
 
     def __init__(self, config, clock, stats, budget, temp_dir, access_log, backends, randbytes,
-                 deadlines, outbox, cache=None, hooks=NO_HOOKS, tls=None):
+                 deadlines, outbox, cache=None, hooks=NO_HOOKS, tls=None, rng=None):
         self.config = config
         self.clock = clock
         self.stats = stats
@@ -164,6 +168,12 @@ class Runtime:
                                               tls_config.client_fingerprint_header))
         self.request_headers_dropped = self.request_headers_dropped | frozenset(
             name for name in self.client_cert_header_names if name)
+        # Per-route stages (rewriting, answers, headers, split: revproxy.routing.plan), only for
+        # the routes that use them; error pages read from their files (None: none configured).
+        self.random = (rng or random.Random()).random
+        self.route_plans = {route.name: RoutePlan(route) for route in config.routes
+                            if needs_plan(route)}
+        self.error_pages = build_error_pages(config)
 
     def wants_decision(self, client_ip, headers) -> bool:
         """A debug client asked for the x-revproxy-decision header."""
