@@ -27,6 +27,7 @@ from revproxy.config.sections import (
     parse_admin,
     parse_buffering,
     parse_cache,
+    parse_compression,
     parse_demo,
     parse_limits,
     parse_logging,
@@ -52,7 +53,7 @@ COMMAND_LINE_SOURCE = "<command line>"
 CLI_NAME = "cli"
 TOP_LEVEL_KEYS = (
     "server", "limits", "buffering", "logging", "pools", "routes", "demo", "admin", "cache",
-    "hooks", "ip_lists",
+    "hooks", "ip_lists", "compression",
 )
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
 
@@ -114,7 +115,9 @@ def parse_config(data: Dict[str, Any], source: str) -> Config:
     cache = parse_cache(root)
     hooks = parse_hooks(root)
     ip_lists = parse_ip_lists(root)
+    compression = parse_compression(root)
     return Config(
+        compression=compression,
         ip_lists=ip_lists,
         hooks=hooks,
         cache=cache,

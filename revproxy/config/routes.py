@@ -23,9 +23,10 @@ from revproxy.config.reader import (
     empty_or,
     list_of,
     one_of,
+    size,
     text,
 )
-from revproxy.config.sections import header_name
+from revproxy.config.sections import header_name, media_pattern
 from revproxy.config.values import (
     MEMBER_EXPECTED,
     format_duration,
@@ -146,6 +147,10 @@ ROUTE_FIELDS: Dict[str, Parser] = {
     "cache_key_headers": list_of(lambda v: parse_token(v).lower()),
     "cache_key_cookies": list_of(parse_token),
     "cache_set_cookie": one_of(("refuse", "strip", "keep")),
+    "compress": boolean,
+    "compress_types": list_of(media_pattern),
+    "compress_min_size": size(0),
+    "compress_level": count(1, 9),
 }
 
 
