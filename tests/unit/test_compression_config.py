@@ -59,3 +59,14 @@ def test_section_and_route_overrides_parse():
 def test_bad_values_name_file_key_and_expectation(text, where, expected):
     message = error_of(text)
     assert "conf/x.toml" in message and where in message and expected in message, message
+
+
+def test_reload_log_names_compression_changes():
+    """A reload that changes [compression] or a route's compress says so in its log line."""
+    from revproxy.config.diff import describe_changes
+
+    old = parse('[[routes]]\npool = "app"\nname = "r"\n')
+    new = parse('[compression]\nlevel = 6\n[[routes]]\npool = "app"\nname = "r"\ncompress = true\n')
+    lines = describe_changes(old, new)
+    assert "[compression] changed: level 5 -> 6" in lines
+    assert any(line.startswith("route r changed: compress") for line in lines), lines
