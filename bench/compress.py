@@ -35,6 +35,7 @@ GZIP = {"Accept-Encoding": "gzip"}
 PLAN = (
     ("nginx-gzip", "gzip", GZIP),
     ("revproxy-cpython-gzip", "gzip", GZIP),
+    ("revproxy-cpython-gzip-zlib", "gzip", GZIP),
     ("revproxy-pypy-gzip", "gzip", GZIP),
     ("revproxy-cpython-cache", "gzip-hit", GZIP),
     ("revproxy-cpython-cache", "identity-hit", {}),
@@ -129,8 +130,15 @@ def launch(name: str, work: str, port: int, upstream: int) -> proxies.Launch:
     with open(conf, "w") as f:
         f.write(REVPROXY_CONF.format(port=port, upstream=upstream,
                                      store="memory" if name.endswith("-cache") else ""))
-    return proxies.Launch([twistd, "-n", "--pidfile=", "revproxy", "--config", conf],
-                          env=proxies.revproxy_env())
+    env = proxies.revproxy_env()
+    if name.endswith("-zlib"):
+        # isal hidden: gzip through the standard zlib, the library nginx uses
+        hide = os.path.join(work, "no-isal", "isal")
+        os.makedirs(hide, exist_ok=True)
+        with open(os.path.join(hide, "__init__.py"), "w") as f:
+            f.write("raise ImportError('hidden by bench/compress.py')\n")
+        env = {"PYTHONPATH": os.path.dirname(hide) + os.pathsep + env["PYTHONPATH"]}
+    return proxies.Launch([twistd, "-n", "--pidfile=", "revproxy", "--config", conf], env=env)
 
 
 def one_answer(port: int, headers: Dict[str, str]) -> Tuple[int, Dict[str, str], bytes]:
