@@ -166,7 +166,27 @@ def build_runtime(config, shared, previous=None):
     runtime.user_hooks = user_hooks
     runtime.ip_access = ip_access
     runtime.rate_limits = rate_limits
+    _log_compression(config)
     return runtime
+
+
+def _log_compression(config):
+    """One line naming the codings this interpreter can produce, when a route compresses;
+    a configured coding that is missing is named with what to install."""
+    routes = [route.name for route in config.routes if route.compress]
+    if not routes:
+        return
+    from revproxy.compression.encoders import describe, usable
+
+    wanted = config.compression.codings
+    have = usable(wanted)
+    log.info("compression on route(s) {routes}: offering {have}; available here: {desc}",
+             routes=", ".join(routes), have=", ".join(have) or "nothing", desc=describe())
+    missing = [name for name in wanted if name not in have]
+    if missing:
+        say = log.info if have else log.warn  # with nothing left, compression is off
+        say("[compression] codings {missing} not installed here; not offered",
+            missing=", ".join(missing))
 
 
 def _ip_access(config, reactor, previous, user_hooks):

@@ -14,7 +14,8 @@ from revproxy.config.model import Config, Pool
 SAME, MEMBERS, REBUILD = "same", "members", "rebuild"
 
 # Sections compared key by key (lists of what each section's changed keys are).
-_SECTIONS = ("server", "limits", "buffering", "logging", "cache", "demo", "admin", "tls")
+_SECTIONS = ("server", "limits", "buffering", "logging", "cache", "demo", "admin", "tls",
+             "compression")
 _LISTS = {("server", "listen"), ("admin", "listen")}  # described as added / removed entries
 
 

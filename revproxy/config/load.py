@@ -29,6 +29,7 @@ from revproxy.config.sections import (
     parse_admin,
     parse_buffering,
     parse_cache,
+    parse_compression,
     parse_demo,
     parse_http2,
     parse_limits,
@@ -55,7 +56,7 @@ COMMAND_LINE_SOURCE = "<command line>"
 CLI_NAME = "cli"
 TOP_LEVEL_KEYS = (
     "server", "limits", "buffering", "logging", "pools", "routes", "demo", "admin", "cache",
-    "hooks", "ip_lists", "tls", "rate_limits", "rate_limits_shared", "http2",
+    "hooks", "ip_lists", "tls", "rate_limits", "rate_limits_shared", "http2", "compression",
 )
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
 
@@ -120,7 +121,9 @@ def parse_config(data: Dict[str, Any], source: str) -> Config:
     tls = parse_tls(root)
     rate_limits = parse_rate_limits(root, routes, cache)
     http2 = parse_http2(root)
+    compression = parse_compression(root)
     return Config(
+        compression=compression,
         http2=http2,
         ip_lists=ip_lists,
         tls=tls,

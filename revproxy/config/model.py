@@ -207,6 +207,10 @@ class Route:
     response_headers: Optional[HeaderEdits] = None
     security_headers: bool = False
     error_pages: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()  # ("404"|"5xx", files)
+    compress: bool = False  # compress responses per [compression] (docs/routing.md)
+    compress_types: Optional[Tuple[str, ...]] = None  # None = [compression] types
+    compress_min_size: Optional[int] = None  # None = [compression] min_size
+    compress_level: Optional[int] = None  # gzip level; None = [compression] level
 
 
 @dataclass(frozen=True)
@@ -324,6 +328,22 @@ class TLS:
 
 
 @dataclass(frozen=True)
+class Compression:
+    """Defaults of the routes with ``compress = true`` (revproxy.compression)."""
+
+    codings: Tuple[str, ...] = ("br", "gzip")  # preference order; those not installed are skipped
+    types: Tuple[str, ...] = (  # media types ("type/subtype" or "type/*"), parameters ignored
+        "text/*", "application/json", "application/javascript", "application/xml",
+        "application/xhtml+xml", "application/rss+xml", "application/atom+xml",
+        "application/ld+json", "application/manifest+json", "application/wasm", "image/svg+xml",
+    )
+    min_size: int = 1024  # a known length under this is sent as is; unknown: compressed
+    level: int = 5  # gzip 1-9 (isal, when installed: 1-3 -> 1, 4-6 -> 2, 7-9 -> 3)
+    brotli_level: int = 4  # 0-11
+    zstd_level: int = 3  # 1-19
+
+
+@dataclass(frozen=True)
 class Config:
     source: str  # file the config came from ("<embedded>", "<command line>", or a path)
     server: Server = field(default_factory=Server)
@@ -340,6 +360,7 @@ class Config:
     tls: TLS = field(default_factory=TLS)
     rate_limits: "RateLimits" = field(default_factory=lambda: RateLimits())
     http2: Http2 = field(default_factory=Http2)
+    compression: Compression = field(default_factory=Compression)
 
     def pool(self, name: str) -> Pool:
         for pool in self.pools:

@@ -23,10 +23,11 @@ from revproxy.config.reader import (
     empty_or,
     list_of,
     one_of,
+    size,
     text,
 )
 from revproxy.config import routing_keys
-from revproxy.config.sections import header_name
+from revproxy.config.sections import header_name, media_pattern
 from revproxy.config.values import (
     MEMBER_EXPECTED,
     format_duration,
@@ -165,6 +166,10 @@ ROUTE_FIELDS: Dict[str, Parser] = {
     "forward_query": routing_keys.forward_query,
     "rewrite_location": boolean,
     "security_headers": boolean,
+    "compress": boolean,
+    "compress_types": list_of(media_pattern),
+    "compress_min_size": size(0),
+    "compress_level": count(1, 9),
 }
 
 # Keys of the routing issue read by _routing_extra (tables with their own shapes).

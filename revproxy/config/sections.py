@@ -6,9 +6,12 @@ Each section is a table of key -> parser; a key left out keeps the model's defau
 
 from __future__ import annotations
 
+import re
 from typing import Any, Dict
 
-from revproxy.config.model import Admin, Buffering, Cache, Demo, Http2, Limits, Logging, Server
+from revproxy.config.model import (
+    Admin, Buffering, Cache, Compression, Demo, Http2, Limits, Logging, Server,
+)
 from revproxy.config.reader import (
     Parser,
     Table,
@@ -180,3 +183,34 @@ HTTP2_FIELDS: Dict[str, Parser] = {
 
 def parse_http2(root: Table) -> Http2:
     return root.sub_table("http2", "[http2]").build(Http2, HTTP2_FIELDS)
+
+
+_MEDIA_PATTERN = re.compile(r"[!#$%&'*+\-.^_`|~0-9a-z]+/(?:\*|[!#$%&'*+\-.^_`|~0-9a-z]+)\Z")
+CODINGS = ("zstd", "br", "gzip")
+
+
+def media_pattern(value: Any) -> str:
+    """A media type "type/subtype" or "type/*", lower-cased."""
+    if isinstance(value, str) and _MEDIA_PATTERN.match(value.strip().lower()):
+        return value.strip().lower()
+    raise ValueError('expected a media type such as "text/html" or "text/*"')
+
+
+def coding_name(value: Any) -> str:
+    if value not in CODINGS:
+        raise ValueError("expected one of: " + ", ".join('"%s"' % c for c in CODINGS))
+    return value
+
+
+COMPRESSION_FIELDS: Dict[str, Parser] = {
+    "codings": list_of(coding_name, min_items=1, unique=True),
+    "types": list_of(media_pattern),
+    "min_size": size(0),
+    "level": count(1, 9),
+    "brotli_level": count(0, 11),
+    "zstd_level": count(1, 19),
+}
+
+
+def parse_compression(root: Table) -> Compression:
+    return root.sub_table("compression", "[compression]").build(Compression, COMPRESSION_FIELDS)

@@ -23,6 +23,7 @@ from __future__ import annotations
 from twisted.logger import Logger
 
 from revproxy.cache.validation import SAFE_METHODS
+from revproxy.compression import stage as compression
 from revproxy.http1.errors import ProtocolError
 from revproxy.http1.parser import NO_BODY
 from revproxy.pipeline.context import BodyView, RequestContext
@@ -55,7 +56,7 @@ class ProxyRequest:
     __slots__ = (
         "rt", "ctx", "head", "sink", "done", "background", "exchange", "cache",
         "_early", "_body", "_body_size", "_body_ended", "_waiting", "_relay", "_upgrade",
-        "_debug", "_held", "routing",
+        "_debug", "_held", "routing", "_encoder",
     )
 
     def __init__(self, runtime, peer, head, sink):
@@ -77,6 +78,7 @@ class ProxyRequest:
         self._debug = False  # a debug client asked for the decision header
         self._held = None  # response events held while response_head hooks decide
         self.routing = None  # RoutingState when the route has stages (revproxy.routing.plan)
+        self._encoder = None  # the response's ResponseCompressor (revproxy.compression)
 
     @property
     def request_id(self):
@@ -259,8 +261,11 @@ class ProxyRequest:
             self._tunnel(head)
             return
         rt = self.rt
+        if self.ctx.route.compress:
+            head = self._compression(head)
         if self.cache is not None:
             if self.cache.on_head(head, self.exchange.upstream_started):
+                self._encoder = None  # the cache answers instead (304 refresh, stale)
                 return
         elif rt.cache is not None and self.head.method not in SAFE_METHODS and head.status < 400:
             invalidate_after(rt, self.ctx, head)
@@ -275,6 +280,16 @@ class ProxyRequest:
                   self._answer, self._hook_failed)
         if self._held is not None and self.exchange.upstream is not None:
             self.exchange.upstream.pauseProducing()  # a hook is waiting on something
+
+    def _compression(self, head):
+        """The head as clients (and the cache) see it; the encoder for the body, if any."""
+        validators = [v for k, v in self.head.headers if k == b"if-none-match"]
+        state = self.cache.state if self.cache is not None else None
+        if state is not None and state.revalidating:
+            validators += [v for k, v in state.entry.headers if k == b"etag"]
+        head, self._encoder = compression.begin(self.rt.compression_for(self.ctx.route),
+                                                self.head, head, validators)
+        return head
 
     def _start_response(self, head, view):
         held, self._held = self._held, None
@@ -306,17 +321,28 @@ class ProxyRequest:
         return headers
 
     def exchange_waiting(self):
+        if self._encoder is not None and self._held is None:
+            # the backend paused: what the encoder holds goes out now (streams stay live)
+            self._pass_on(self._encoder.flush())
         self.sink.flush()
 
     def exchange_data(self, data):
         if self._held is not None:
             self._held.append(data)
             return
-        if self.cache is not None:
-            self.cache.on_data(data)
         hooks = self.rt.hooks.response_body
         if hooks and self._body_refused(hooks, data):
+            return  # hooks see the body as the backend sent it, before any encoding
+        if self._encoder is not None:
+            data = self._encoder.data(data)
+        self._pass_on(data)
+
+    def _pass_on(self, data):
+        """A body piece as the client gets it: to the cache's copy, then to the sink."""
+        if not data:
             return
+        if self.cache is not None:
+            self.cache.on_data(data)
         relay = self._relay
         if relay is None:
             if not self.sink.writing_paused:
@@ -347,6 +373,9 @@ class ProxyRequest:
             self._held.append(_END)
             return
         self.exchange.member_done(self.sink.status < 500)
+        if self._encoder is not None:
+            self._pass_on(self._encoder.end())
+            self._encoder = None
         if self.cache is not None and self.cache.on_end():
             return
         if self._relay is not None:

@@ -142,6 +142,7 @@ class Runtime:
         self.user_hooks = hooks  # the [[hooks]] part of it (tap.build_runtime)
         self.rate_limits = None  # revproxy.protection.ratelimit.RateLimitHook, or None
         self._key_settings = {}  # route name -> KeySettings
+        self._compression = {}  # route name -> revproxy.compression.policy.RoutePolicy
         self.via_field = (b"via", b"1.1 " + config.server.proxy_name.encode("ascii"))
         self.parser_limits = parser_limits_for(config.limits)
         server = config.server
@@ -214,6 +215,16 @@ class Runtime:
 
     def client_headers(self, headers):
         return client_response_headers(headers, proxy_name=self._proxy_name, version=b"1.1")
+
+    def compression_for(self, route):
+        """The compression policy of a ``compress = true`` route (``[compression]`` with the
+        route's overrides, only the codings installed here), memoised."""
+        policy = self._compression.get(route.name)
+        if policy is None:
+            from revproxy.compression.policy import policy_for
+
+            policy = self._compression[route.name] = policy_for(self.config.compression, route)
+        return policy
 
 
 class RuntimeHolder:
