@@ -44,6 +44,14 @@ def measure(threads: int, duration: float) -> dict:
 def child(threads: int, duration: float) -> None:
     import json
 
+    interval = os.environ.get("REVPROXY_SWITCH_INTERVAL")
+    if interval:  # an experiment: how much of the worst tick is GIL hand-off?
+        sys.setswitchinterval(float(interval))
+    if os.environ.get("REVPROXY_NO_GC"):  # an experiment: is the worst tick a GC pause?
+        import gc
+
+        gc.disable()
+
     from twisted.internet import reactor, task
 
     from revproxy.cache.stores.disk import DiskStore
