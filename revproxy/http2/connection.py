@@ -38,11 +38,10 @@ from revproxy.http1.errors import ProtocolError
 from revproxy.http2.guard import HeaderBlockGuard, ResetBudget
 from revproxy.http2.heads import MalformedRequest, request_head
 from revproxy.http2.stream import PROTOCOL_ERROR, REFUSED_STREAM, StreamSink
-from revproxy.pipeline.context import PeerFacts
-from revproxy.tls.facts import TLSFacts
 from revproxy.pipeline.hooks import run_phase
 from revproxy.server import replies
 from revproxy.server.accesslog import AccessRecord
+from revproxy.server.protocol import admit
 from revproxy.timers import DeadlineMixin
 
 log = Logger(namespace="revproxy.http2")
@@ -96,16 +95,7 @@ class H2ServerConnection(DeadlineMixin, Protocol):
     # -- Twisted ---------------------------------------------------------------------------
     def connectionMade(self):
         transport = self.transport
-        peer = transport.getPeer()
-        self.client_ip = getattr(peer, "host", "") or ""
-        self.client_port = getattr(peer, "port", 0) or 0
-        self.peer = PeerFacts(self.client_ip, self.client_port, self.scheme, self.listener,
-                              TLSFacts() if self.scheme == "https" else None)
-        stats = self.runtime.stats
-        exempt = bool(stats.max_per_ip) and self.runtime.forwarding.is_trusted(self.client_ip)
-        refusal = stats.connection_opened(self, exempt)
-        if refusal is not None:
-            log.warn("{ip} refused: {reason}", ip=self.client_ip, reason=refusal)
+        if not admit(self):
             self._closing = True
             transport.abortConnection()
             return

@@ -36,6 +36,26 @@ BEHIND = 65536
 
 
 @implementer(IHandshakeListener)
+def admit(conn) -> bool:
+    """A new client connection (HTTP/1.1 or HTTP/2): set its ``client_ip``, ``client_port``
+    and ``peer`` (``PeerFacts``, with an empty ``TLSFacts`` on TLS listeners, filled at the
+    handshake) and count it in ``runtime.stats``; False (logged) when the total or per-IP
+    limit refuses it (``trusted_proxies`` are exempt from the per-IP one)."""
+    peer = conn.transport.getPeer()
+    conn.client_ip = getattr(peer, "host", "") or ""
+    conn.client_port = getattr(peer, "port", 0) or 0
+    conn.peer = PeerFacts(conn.client_ip, conn.client_port, conn.scheme, conn.listener,
+                          TLSFacts() if conn.scheme == "https" else None)
+    runtime = conn.runtime
+    stats = runtime.stats
+    exempt = bool(stats.max_per_ip) and runtime.forwarding.is_trusted(conn.client_ip)
+    refusal = stats.connection_opened(conn, exempt)
+    if refusal is not None:
+        log.warn("{ip} refused: {reason}", ip=conn.client_ip, reason=refusal)
+        return False
+    return True
+
+
 class ClientConnection(DeadlineMixin, Protocol):
     """One client connection. ``runtime`` is the config snapshot it was accepted under."""
 
@@ -71,16 +91,7 @@ class ClientConnection(DeadlineMixin, Protocol):
     # -- Twisted ---------------------------------------------------------------------------
     def connectionMade(self):
         transport = self.transport
-        peer = transport.getPeer()
-        self.client_ip = getattr(peer, "host", "") or ""
-        self.client_port = getattr(peer, "port", 0) or 0
-        self.peer = PeerFacts(self.client_ip, self.client_port, self.scheme, self.listener,
-                              TLSFacts() if self.scheme == "https" else None)
-        stats = self.runtime.stats
-        exempt = bool(stats.max_per_ip) and self.runtime.forwarding.is_trusted(self.client_ip)
-        refusal = stats.connection_opened(self, exempt)
-        if refusal is not None:
-            log.warn("{ip} refused: {reason}", ip=self.client_ip, reason=refusal)
+        if not admit(self):
             self._abort()
             return
         self.counted = True
