@@ -1,0 +1,130 @@
+"""``load_waf`` and the per-request ``Transaction`` (the contract is in ``api``).
+
+Evaluation follows ModSecurity v2/v3 and Coraza: rules run by phase in load order; a rule's
+targets are expanded (``!`` exclusions and ``ctl:ruleRemoveTarget*`` applied), each value is
+transformed (results cached per transaction by (transformation-chain prefix, value)), the
+operator runs (negation applied here), and for every match the rule's effects (setvar,
+setenv, ctl) run unless the rule is in "detect" mode; when the whole chain matched, the
+match is logged (``log``), flow actions (``skip``, ``skipAfter``) apply, and the disruptive
+action takes effect only when the engine is On and the rule is not in "detect" mode.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, \
+    Tuple
+
+from .api import Interruption, Match, MatchRecord, RequestView, SecLangError
+from .evaluate import Evaluator
+from .loader import Components, Settings, load_sources
+from .rules import Rule
+
+
+def default_components() -> Components:
+    """The operators, transformations and body processors shipped in this package."""
+    from . import bodies, operators, transforms
+    return Components(operators.build_operator, transforms.TRANSFORMS, bodies.process_body,
+                      bodies.parse_query, bodies.parse_cookies)
+
+
+class WAF:
+    """Loaded rules and settings, shared read-only by every transaction."""
+
+    def __init__(self, rules: List[Rule], settings: Settings, components: Components,
+                 modes: Mapping[int, str], clock: Callable[[], float],
+                 work_limit: int) -> None:
+        self.settings = settings
+        self.components = components
+        self.clock = clock
+        self.work_limit = work_limit
+        self.engine_mode = settings.rule_engine
+        off = {i for i, m in modes.items() if m == "off"}
+        for i, m in modes.items():
+            if m not in ("off", "detect", "enforce"):
+                raise ValueError("rule %s: mode must be off, detect or enforce, not %r"
+                                 % (i, m))
+        self.detect_ids: FrozenSet[int] = frozenset(i for i, m in modes.items()
+                                                    if m == "detect")
+        kept = [r for r in rules if r.marker is not None or r.id not in off]
+        self.all_rules = [r for r in kept if r.marker is None]
+        self.phases: Dict[int, List[Rule]] = {}
+        self.markers: Dict[int, Dict[str, int]] = {}
+        for phase in (1, 2, 3, 4, 5):
+            lst = [r for r in kept if r.marker is not None or r.phase == phase]
+            self.phases[phase] = lst
+            self.markers[phase] = {}
+            for i, r in enumerate(lst):
+                if r.marker is not None:
+                    self.markers[phase].setdefault(r.marker, i)
+        self.rule_ids: FrozenSet[int] = frozenset(r.id for r in self.all_rules)
+        self._by_tag: Dict[str, FrozenSet[int]] = {}
+        self.needs_request_body = settings.request_body_access
+        self.needs_response_body = settings.response_body_access
+
+    def ids_with_tag(self, tag: str) -> FrozenSet[int]:
+        ids = self._by_tag.get(tag)
+        if ids is None:
+            ids = self._by_tag[tag] = frozenset(r.id for r in self.all_rules if tag in r.tags)
+        return ids
+
+    def describe(self) -> Dict[int, Tuple[int, str, Tuple[str, ...]]]:
+        """rule id -> (phase, msg as written, tags): for reload diffs."""
+        return {r.id: (r.phase, r.msg.text if r.msg is not None else "", r.tags)
+                for r in self.all_rules}
+
+    def transaction(self, view: RequestView) -> "Transaction":
+        return Transaction(self, view)
+
+
+def load_waf(sources: Sequence[Tuple[str, str]], *, modes: Optional[Mapping[int, str]] = None,
+             directives: Iterable[str] = (), components: Optional[Components] = None,
+             clock: Callable[[], float] = time.time, work_limit: int = 1000000) -> WAF:
+    """Compile ``sources`` ((file name, text) pairs) then ``directives`` (named
+    "<config>"); raise ``SecLangError`` on any problem. ``components`` (tests) replaces the
+    shipped operators / transformations / body processors; ``work_limit`` bounds the
+    operator calls of one transaction (beyond it the transaction stops evaluating and, with
+    the engine On, is denied with 403 by pseudo-rule 0)."""
+    if isinstance(directives, str):
+        directives = [directives]
+    comps = components if components is not None else default_components()
+    loader = load_sources(sources, list(directives), comps)
+    return WAF(loader.rules, loader.settings, comps, modes or {}, clock, work_limit)
+
+
+class Transaction(Evaluator):
+    """One request's evaluation; see ``api.Transaction`` for the contract."""
+
+    def phase1(self) -> Optional[Interruption]:
+        return self.run_phase(1)
+
+    def phase2(self, body: Optional[bytes], body_truncated: bool = False
+               ) -> Optional[Interruption]:
+        if self.done(2):
+            return self.interruption
+        refused = self.take_request_body(body, body_truncated)
+        if refused is not None:
+            return refused
+        return self.run_phase(2)
+
+    def phase3(self, status: int, headers: Sequence[Tuple[bytes, bytes]]
+               ) -> Optional[Interruption]:
+        self.vars.response_status = status
+        self.vars.response_headers = [(k.lower(), v) for k, v in headers]
+        self.vars.invalidate_body()
+        return self.run_phase(3)
+
+    def phase4(self, body: bytes) -> Optional[Interruption]:
+        if self.response_body_access and self.response_type_inspected():
+            limit = self.response_body_limit
+            self.vars.response_body = body[:limit]
+        return self.run_phase(4)
+
+    def phase5(self) -> None:
+        saved = self.interruption
+        self.run_phase(5, logging=True)
+        self.interruption = saved
+
+
+__all__ = ["load_waf", "WAF", "Transaction", "SecLangError", "Match", "MatchRecord",
+           "default_components"]

@@ -1,0 +1,348 @@
+"""Rule evaluation for one transaction: phases, chains, flow, effects, logging, limits.
+
+``Evaluator`` is the state and the algorithm; ``engine.Transaction`` adds the phase entry
+points of the api contract. See ``engine`` for the evaluation order.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Tuple
+
+from .api import Interruption, Match, MatchRecord
+from .macros import compile_macro
+from .variables import Variables
+
+_TCACHE_MAX = 50000       # entries of the per-transaction transformation cache
+_REQUEST_PHASES = (1, 2)
+_REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+
+
+class Evaluator:
+    """Per-request state. Written by ``ctl`` effects: ``engine_mode``, ``body_processor``,
+    ``request_body_access``, ``force_body_variable``, ``response_body_access``,
+    ``request_body_limit``, ``response_body_limit`` and the removal sets."""
+
+    def __init__(self, waf, view) -> None:
+        s = waf.settings
+        c = waf.components
+        self.waf = waf
+        self.view = view
+        self.stores: Dict[str, Dict[str, bytes]] = {
+            n: {} for n in ("tx", "ip", "global", "session", "user", "resource", "env")}
+        self.vars = Variables(view, self.stores, c.parse_query, c.parse_cookies, waf.clock,
+                              s.arguments_limit)
+        self.matches: List[MatchRecord] = []
+        self.interruption: Optional[Interruption] = None
+        self.engine_mode = waf.engine_mode
+        self.removed_ranges: List[Tuple[int, int]] = []
+        self.removed_tags: set = set()
+        self.removed_msgs: set = set()
+        self._removed_targets: List[Tuple[str, object, list]] = []
+        self._processor: Optional[str] = None
+        self.request_body_access = s.request_body_access
+        self.force_body_variable = False
+        self.response_body_access = s.response_body_access
+        self.request_body_limit = s.request_body_limit
+        self.response_body_limit = s.response_body_limit
+        self.allowed = ""          # "", "request" (phases 1-2 skipped), "all" (1-4 skipped)
+        self.work = 0
+        self._tcache: Dict[Tuple[int, bytes], bytes] = {}
+        self._ran: set = set()
+        self._expand = self.expand_text
+
+    # --- state read by the proxy, ctl and macros ---------------------------------------
+    @property
+    def variables(self) -> Dict[str, bytes]:
+        return self.stores["tx"]
+
+    @property
+    def anomaly_score(self) -> int:
+        from .actions import to_int
+        tx = self.stores["tx"]
+        v = tx.get("blocking_inbound_anomaly_score") or tx.get("anomaly_score") or b"0"
+        return to_int(v)
+
+    @property
+    def body_processor(self) -> Optional[str]:
+        return self._processor
+
+    @body_processor.setter
+    def body_processor(self, name: Optional[str]) -> None:
+        self._processor = name
+        self.vars.body_processor = (name or "").encode()
+
+    def collection_store(self, name: str) -> Dict[str, bytes]:
+        return self.stores[name]
+
+    def macro_value(self, collection: str, key: Optional[str]) -> bytes:
+        return self.vars.macro_value(collection, key, self)
+
+    def expand_text(self, text: str) -> bytes:
+        return compile_macro(text).expand(self)
+
+    def remove_ids(self, ranges) -> None:
+        self.removed_ranges.extend(ranges)
+
+    def remove_target(self, how: str, which, targets) -> None:
+        self._removed_targets.append((how, which, targets))
+
+    # --- phases -------------------------------------------------------------------------
+    def done(self, phase: int) -> bool:
+        """Whether ``phase`` must not run (ran already, engine off, interrupted, allowed)."""
+        if phase in self._ran or self.engine_mode == "Off":
+            return True
+        if phase == 5:
+            return False
+        if self.interruption is not None:
+            return True
+        return (self.allowed == "all" and phase <= 4) or \
+            (self.allowed == "request" and phase in _REQUEST_PHASES)
+
+    def run_phase(self, phase: int, logging: bool = False) -> Optional[Interruption]:
+        if self.done(phase):
+            return self.interruption
+        self._ran.add(phase)
+        if phase == 1:
+            self._default_processor()
+        rules = self.waf.phases[phase]
+        markers = self.waf.markers[phase]
+        detect_ids = self.waf.detect_ids
+        limit = self.waf.work_limit
+        i, n, skip = 0, len(rules), 0
+        while i < n:
+            rule = rules[i]
+            i += 1
+            if rule.marker is not None:
+                continue
+            if skip:
+                skip -= 1
+                continue
+            if (self.removed_ranges or self.removed_tags or self.removed_msgs) and \
+                    self._removed(rule):
+                continue
+            detect = rule.id in detect_ids
+            if not self._eval_chain(rule, detect):
+                if self.work > limit:
+                    return self._over_limit(phase)
+                continue
+            act = rule.disruptive
+            enforce = not detect and not logging and self.engine_mode == "On"
+            disrupt = enforce and act in ("deny", "drop", "redirect")
+            self._log(rule, phase, disrupt)
+            if disrupt:
+                self.interruption = self._interruption(rule)
+                return self.interruption
+            if enforce and act == "allow":
+                if rule.allow_scope == "":
+                    self.allowed = "all"
+                elif rule.allow_scope == "request":
+                    self.allowed = "request"
+                return None
+            if self.engine_mode == "Off":
+                return None
+            if rule.skip_after is not None:
+                pos = markers.get(rule.skip_after)
+                i = pos + 1 if pos is not None and pos >= i else n
+            elif rule.skip:
+                skip = rule.skip
+        return None
+
+    def _default_processor(self) -> None:
+        if self._processor is not None:
+            return
+        ct = b""
+        for k, v in self.view.headers:
+            if k == b"content-type":
+                ct = v.split(b";", 1)[0].strip().lower()
+                break
+        if ct == b"application/x-www-form-urlencoded":
+            self.body_processor = "URLENCODED"
+        elif ct == b"multipart/form-data":
+            self.body_processor = "MULTIPART"
+
+    def _interruption(self, rule) -> Interruption:
+        act = rule.disruptive
+        if act == "redirect":
+            status = rule.status if rule.status in _REDIRECT_STATUSES else 302
+            return Interruption("redirect", status, rule.id, rule.redirect.expand(self))
+        return Interruption(act, rule.status or 403, rule.id)
+
+    def _over_limit(self, phase: int) -> Optional[Interruption]:
+        self.matches.append(MatchRecord(0, phase, b"inspection work limit exceeded",
+                                        b"%d operator calls" % self.work, "CRITICAL", (),
+                                        "", b"", self.engine_mode == "On" and phase < 5))
+        if self.engine_mode == "On" and phase < 5:
+            self.interruption = Interruption("deny", 403, 0)
+        self.engine_mode = "Off"  # stop evaluating this transaction
+        return self.interruption
+
+    def _removed(self, rule) -> bool:
+        rid = rule.id
+        for a, b in self.removed_ranges:
+            if a <= rid <= b:
+                return True
+        if self.removed_tags and not self.removed_tags.isdisjoint(rule.tags):
+            return True
+        return bool(self.removed_msgs) and rule.msg is not None and \
+            rule.msg.text in self.removed_msgs
+
+    # --- one rule -----------------------------------------------------------------------
+    def _eval_chain(self, rule, detect: bool) -> bool:
+        self.vars.matched = []
+        r = rule
+        while r is not None:
+            if not self._eval_rule(r, detect):
+                return False
+            r = r.child
+        self.vars.rule = rule
+        return True
+
+    def _eval_rule(self, rule, detect: bool) -> bool:
+        v = self.vars
+        v.rule = rule
+        if rule.always:
+            if not detect:
+                for e in rule.effects:
+                    e.apply(self)
+            return True
+        excl = rule.exclusions
+        if self._removed_targets:
+            excl = excl + self._targets_removed_for(rule)
+        matched = False
+        op = rule.operator
+        negated = rule.negated
+        expand = self._expand
+        for t in rule.targets:
+            for name, value in v.values(t, excl):
+                self.work += 1
+                if rule.multi_match:
+                    found = self._multi(rule, value)
+                else:
+                    tv = self._transform(rule, value) if rule.t_funcs else value
+                    m = op(tv, expand)
+                    if negated:
+                        m = Match(tv) if m is None else None
+                    found = ((tv, m),) if m is not None else ()
+                for tv, m in found:
+                    matched = True
+                    v.matched_var = tv
+                    v.matched_var_name = name.encode("latin-1", "replace")
+                    v.matched.append((name, tv))
+                    if rule.capture:
+                        self._capture(m)
+                    if not detect:
+                        for e in rule.effects:
+                            e.apply(self)
+        return matched
+
+    def _multi(self, rule, value: bytes) -> List[Tuple[bytes, Match]]:
+        """multiMatch: the operator on the value and after every transformation that
+        changed it."""
+        out = []
+        candidates = [value]
+        v = value
+        for fn in rule.t_funcs:
+            nv = fn(v)
+            if nv != v:
+                candidates.append(nv)
+            v = nv
+        for c in candidates:
+            m = rule.operator(c, self._expand)
+            if rule.negated:
+                m = Match(c) if m is None else None
+            if m is not None:
+                out.append((c, m))
+        return out
+
+    def _transform(self, rule, value: bytes) -> bytes:
+        cache = self._tcache
+        ids = rule.t_ids
+        r = cache.get((ids[-1], value))
+        if r is not None:
+            return r
+        if len(cache) > _TCACHE_MAX:
+            cache.clear()
+        v = value
+        for pid, fn in zip(ids, rule.t_funcs):
+            key = (pid, value)
+            r = cache.get(key)
+            if r is None:
+                r = cache[key] = fn(v)
+            v = r
+        return v
+
+    def _capture(self, m: Match) -> None:
+        tx = self.stores["tx"]
+        caps = m.captures or (m.data,)
+        for i in range(10):
+            if i < len(caps) and caps[i] is not None:
+                tx[str(i)] = caps[i]
+            else:
+                tx.pop(str(i), None)
+
+    def _targets_removed_for(self, rule) -> list:
+        out = []
+        for how, which, targets in self._removed_targets:
+            if how == "byid":
+                hit = any(a <= rule.id <= b for a, b in which)
+            elif how == "bytag":
+                hit = which in rule.tags
+            else:
+                hit = rule.msg is not None and rule.msg.text == which
+            if hit:
+                out.extend(targets)
+        return out
+
+    def _log(self, rule, phase: int, disruptive: bool) -> None:
+        if not rule.log and not disruptive:
+            return
+        v = self.vars
+        msg = rule.msg.expand(self) if rule.msg is not None else b""
+        logdata = rule.logdata.expand(self)[:512] if rule.logdata is not None else b""
+        self.matches.append(MatchRecord(
+            rule.id, phase, msg[:512], logdata, rule.severity, rule.tags,
+            v.matched_var_name.decode("latin-1"), v.matched_var[:128], disruptive))
+
+    # --- bodies -------------------------------------------------------------------------
+    def take_request_body(self, body: Optional[bytes], truncated: bool
+                          ) -> Optional[Interruption]:
+        v = self.vars
+        if body is None or not self.request_body_access:
+            return None
+        s = self.waf.settings
+        limit = self.request_body_limit
+        if self._processor != "MULTIPART":
+            limit = min(limit, s.request_body_no_files_limit)
+        if len(body) > limit:
+            if s.request_body_limit_action == "Reject":
+                enforce = self.engine_mode == "On"
+                self.matches.append(MatchRecord(
+                    0, 2, b"request body larger than the limit", b"%d > %d bytes"
+                    % (len(body), limit), "CRITICAL", (), "REQUEST_BODY_LENGTH",
+                    b"%d" % len(body), enforce))
+                if enforce:
+                    self.interruption = Interruption("deny", 413, 0)
+                    return self.interruption
+            body = body[:limit]
+            truncated = True
+        v.body_truncated = truncated
+        proc = self._processor
+        ct = b""
+        for k, val in self.view.headers:
+            if k == b"content-type":
+                ct = val
+                break
+        if proc in ("URLENCODED", "MULTIPART", "JSON", "XML"):
+            v.body = self.waf.components.process_body(ct, body, processor=proc)
+        v.body_raw = body
+        v.body_variable = proc in ("URLENCODED", "RAW") or self.force_body_variable
+        v.invalidate_body()
+        return None
+
+    def response_type_inspected(self) -> bool:
+        ct = b""
+        for k, val in self.vars.response_headers:
+            if k == b"content-type":
+                ct = val.split(b";", 1)[0].strip().lower()
+                break
+        return ct in self.waf.settings.response_mime_types
