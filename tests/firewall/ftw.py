@@ -2,7 +2,8 @@
 
 Each test stage is built into raw request bytes the way go-ftw sends them (request line from
 ``method``/``uri``/``version``, ``headers`` in order, ``data``; with ``autocomplete_headers``
-(the default) a ``Content-Length`` is added for data and ``Connection: close`` when absent;
+(the default) ``Content-Length`` and ``Content-Type: application/x-www-form-urlencoded`` are
+added for data and ``Connection: close``, each when absent;
 ``encoded_request`` is sent verbatim), parsed by the proxy's own strict HTTP/1.1 parser
 (``revproxy.http1``), turned into a ``RequestView`` + body and run through phases 1-5 of CRS
 loaded as a user would (the engine settings of ModSecurity's recommended config, then
@@ -157,6 +158,8 @@ def build_raw(inp: dict) -> bytes:
         names = {k.lower() for k, _ in headers}
         if body and "content-length" not in names and "transfer-encoding" not in names:
             headers.append(("Content-Length", str(len(body))))
+        if body and "content-type" not in names:
+            headers.append(("Content-Type", "application/x-www-form-urlencoded"))
         if "connection" not in names:
             headers.append(("Connection", "close"))
     head = "%s %s %s\r\n" % (method, uri, version) + "".join(
@@ -335,7 +338,11 @@ def main(argv: Sequence[str]) -> int:
         print("no CRS v4.28.0 found (set REVPROXY_CRS_DIR)")
         return 2
     components = None
-    if "--standins" in argv:
+    if "--components" in argv:  # module:function giving an engine.Components
+        import importlib
+        mod, _, fn = argv[argv.index("--components") + 1].partition(":")
+        components = getattr(importlib.import_module(mod), fn or "components")()
+    elif "--standins" in argv:
         sys.path.insert(0, ROOT)
         from tests.firewall import standins
         components = standins.components()

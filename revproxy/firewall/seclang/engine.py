@@ -24,8 +24,11 @@ from .rules import Rule
 def default_components() -> Components:
     """The operators, transformations and body processors shipped in this package."""
     from . import bodies, operators, transforms
+
+    def limits(s: Settings):
+        return bodies.BodyLimits(max_args=s.arguments_limit, max_depth=s.json_depth_limit)
     return Components(operators.build_operator, transforms.TRANSFORMS, bodies.process_body,
-                      bodies.parse_query, bodies.parse_cookies)
+                      bodies.parse_query, bodies.parse_cookies, limits)
 
 
 class WAF:
@@ -59,6 +62,8 @@ class WAF:
                     self.markers[phase].setdefault(r.marker, i)
         self.rule_ids: FrozenSet[int] = frozenset(r.id for r in self.all_rules)
         self._by_tag: Dict[str, FrozenSet[int]] = {}
+        self.body_limits = components.body_limits(settings) if components.body_limits \
+            else None
         self.needs_request_body = settings.request_body_access
         self.needs_response_body = settings.response_body_access
 

@@ -333,7 +333,11 @@ class Evaluator:
                 ct = val
                 break
         if proc in ("URLENCODED", "MULTIPART", "JSON", "XML"):
-            v.body = self.waf.components.process_body(ct, body, processor=proc)
+            if self.waf.body_limits is not None:
+                v.body = self.waf.components.process_body(ct, body, processor=proc,
+                                                          limits=self.waf.body_limits)
+            else:
+                v.body = self.waf.components.process_body(ct, body, processor=proc)
         v.body_raw = body
         v.body_variable = proc in ("URLENCODED", "RAW") or self.force_body_variable
         v.invalidate_body()

@@ -34,6 +34,7 @@ class Components(NamedTuple):
     process_body: Callable
     parse_query: Callable
     parse_cookies: Callable
+    body_limits: Optional[Callable] = None  # Settings -> the ``limits`` for process_body
 
 
 class Settings:

@@ -100,9 +100,6 @@ class Variables:
             return [(f.name, f.name) for f in self.body.files]
         if name == "MULTIPART_PART_HEADERS":
             return self.body.part_headers
-        if name in ("MULTIPART_FILENAME", "MULTIPART_NAME"):
-            return [(f.name, f.filename if name == "MULTIPART_FILENAME" else f.name)
-                    for f in self.body.files]
         return ()
 
     def collection(self, name: str) -> List:
@@ -290,6 +287,10 @@ def _flag(name: str) -> Callable[[Variables], Optional[bytes]]:
     return get
 
 
+def _body_error(v: Variables, name: str) -> bytes:
+    return b"1" if v.body.flags.get(name) or v.body.error else b"0"
+
+
 def _request_line(v: Variables) -> bytes:
     return b"%s %s %s" % (v.view.method, v.view.uri_raw, v.view.protocol)
 
@@ -346,8 +347,10 @@ _SCALARS: Dict[str, Callable[[Variables], Optional[bytes]]] = {
     "FULL_REQUEST": _full_request,
     "FULL_REQUEST_LENGTH": lambda v: b"%d" % len(_full_request(v)),
     "REQBODY_PROCESSOR": lambda v: v.body_processor,
-    "REQBODY_ERROR": lambda v: b"1" if v.body.error else b"0",
-    "REQBODY_PROCESSOR_ERROR": lambda v: b"1" if v.body.error else b"0",
+    "REQBODY_ERROR": lambda v: _body_error(v, "REQBODY_ERROR"),
+    "REQBODY_PROCESSOR_ERROR": lambda v: _body_error(v, "REQBODY_PROCESSOR_ERROR"),
+    "MULTIPART_NAME": lambda v: getattr(v.body, "multipart_name", None) or None,
+    "MULTIPART_FILENAME": lambda v: getattr(v.body, "multipart_filename", None) or None,
     "REQBODY_ERROR_MSG": lambda v: v.body.error,
     "REQBODY_PROCESSOR_ERROR_MSG": lambda v: v.body.error,
     "INBOUND_DATA_ERROR": lambda v: b"1" if v.body_truncated else b"0",
@@ -392,6 +395,5 @@ _COLLECTION_NAMES = frozenset((
     "ARGS", "ARGS_GET", "ARGS_POST", "ARGS_NAMES", "ARGS_GET_NAMES", "ARGS_POST_NAMES",
     "REQUEST_HEADERS", "REQUEST_HEADERS_NAMES", "REQUEST_COOKIES", "REQUEST_COOKIES_NAMES",
     "RESPONSE_HEADERS", "RESPONSE_HEADERS_NAMES", "FILES", "FILES_NAMES", "FILES_SIZES",
-    "FILES_TMPNAMES", "FILES_TMP_CONTENT", "MULTIPART_PART_HEADERS", "MULTIPART_FILENAME",
-    "MULTIPART_NAME", "GEO",
+    "FILES_TMPNAMES", "FILES_TMP_CONTENT", "MULTIPART_PART_HEADERS", "GEO",
 ))
