@@ -1,0 +1,33 @@
+"""Shared helpers for the engine's unit tests: a WAF from SecLang text with the test-only
+stand-ins for operators / transformations / body processors, and request views."""
+
+from __future__ import annotations
+
+from revproxy.firewall.seclang.api import RequestView
+from revproxy.firewall.seclang.engine import load_waf
+from tests.firewall import standins
+
+
+def waf(text: str, **kw):
+    kw.setdefault("components", standins.components())
+    return load_waf([("rules.conf", text)], **kw)
+
+
+def view(uri: bytes = b"/", method: bytes = b"GET", headers=(), remote: str = "10.0.0.1"):
+    hs = ((b"host", b"example.com"),) + tuple(headers)
+    return RequestView(remote, 5555, "127.0.0.1", 80, method, uri, b"HTTP/1.1", hs, b"rid-1")
+
+
+def run(w, uri: bytes = b"/", method: bytes = b"GET", headers=(), body=None, response=None):
+    """Run phases 1-5 (stopping at an interruption like the proxy); returns the tx."""
+    tx = w.transaction(view(uri, method, headers))
+    if tx.phase1() is None and tx.phase2(body) is None and response is not None:
+        status, rheaders, rbody = response
+        if tx.phase3(status, rheaders) is None:
+            tx.phase4(rbody)
+    tx.phase5()
+    return tx
+
+
+def ids(tx):
+    return [m.rule_id for m in tx.matches]

@@ -1,0 +1,208 @@
+"""Engine flow: phases, order, chains, skip/skipAfter/SecMarker, defaults, modes, limits."""
+
+from __future__ import annotations
+
+from revproxy.firewall.seclang.api import Interruption
+from tests.unit.firewall.seclang_helpers import ids, run, view, waf
+
+
+def test_rules_run_by_phase_then_load_order_not_by_id():
+    w = waf('SecAction "id:1,phase:3,log"\nSecAction "id:150,phase:2,log"\n'
+            'SecAction "id:300,phase:1,log"\n')
+    assert ids(run(w, response=(200, [], b""))) == [300, 150, 1]
+
+
+def test_deny_interrupts_with_status_and_stops_later_rules_and_phases():
+    w = waf('SecRule ARGS:q "@rx evil" "id:1,phase:1,deny,status:406"\n'
+            'SecAction "id:2,phase:1,log"\nSecAction "id:3,phase:2,log"\n')
+    tx = w.transaction(view(b"/?q=evil"))
+    assert tx.phase1() == Interruption("deny", 406, 1)
+    assert tx.phase2(None) == Interruption("deny", 406, 1)
+    assert ids(tx) == [1] and tx.matches[0].disruptive
+    assert tx.interruption.rule_id == 1
+
+
+def test_deny_defaults_to_403_and_redirect_to_302_with_expanded_url():
+    w = waf('SecRule ARGS:q "a" "id:1,phase:1,deny"\n'
+            'SecRule ARGS:r "b" "id:2,phase:1,redirect:http://x/%{ARGS.r}"\n')
+    assert run(w, b"/?q=a").interruption == Interruption("deny", 403, 1)
+    assert run(w, b"/?r=b").interruption == Interruption("redirect", 302, 2, b"http://x/b")
+
+
+def test_detection_only_logs_but_never_interrupts():
+    w = waf('SecRuleEngine DetectionOnly\nSecRule ARGS "evil" "id:1,phase:1,deny"\n')
+    tx = run(w, b"/?q=evil")
+    assert tx.interruption is None and ids(tx) == [1] and not tx.matches[0].disruptive
+
+
+def test_engine_off_evaluates_nothing():
+    w = waf('SecRuleEngine Off\nSecAction "id:1,phase:1,log,deny"\n')
+    tx = run(w)
+    assert tx.interruption is None and tx.matches == []
+
+
+def test_block_resolves_to_the_phase_default_action():
+    """``block`` does what the phase's SecDefaultAction says; pass when none is set."""
+    w = waf('SecDefaultAction "phase:1,log,deny,status:418"\n'
+            'SecRule ARGS "x" "id:1,phase:1,block"\nSecRule ARGS "y" "id:2,phase:2,block"\n')
+    assert run(w, b"/?a=x").interruption == Interruption("deny", 418, 1)
+    tx = run(w, b"/?a=y")
+    assert tx.interruption is None and ids(tx) == [2]
+
+
+def test_default_action_transformations_apply_unless_t_none():
+    w = waf('SecDefaultAction "phase:1,log,pass,t:lowercase"\n'
+            'SecRule ARGS "@streq abc" "id:1,phase:1"\n'
+            'SecRule ARGS "@streq abc" "id:2,phase:1,t:none"\n')
+    assert ids(run(w, b"/?a=ABC")) == [1]
+
+
+def test_nolog_rules_match_silently():
+    w = waf('SecRule ARGS "x" "id:1,phase:1,pass,nolog,setvar:tx.hit=1"\n'
+            'SecRule TX:hit "@eq 1" "id:2,phase:1,pass,log"\n')
+    assert ids(run(w, b"/?a=x")) == [2]
+
+
+def test_chain_matches_only_when_every_link_matches_and_logs_the_starter_id():
+    w = waf('SecRule REQUEST_METHOD "POST" "id:1,phase:1,log,chain"\n'
+            '  SecRule ARGS:a "1" "setvar:tx.child=1"\n')
+    assert ids(run(w, b"/?a=1", method=b"POST")) == [1]
+    assert ids(run(w, b"/?a=2", method=b"POST")) == []
+    assert ids(run(w, b"/?a=1")) == []
+
+
+def test_chain_effects_run_per_link_even_when_a_later_link_fails():
+    """Non-disruptive actions of a link run when that link matches (ModSecurity)."""
+    w = waf('SecRule ARGS:a "1" "id:1,phase:1,pass,nolog,setvar:tx.first=1,chain"\n'
+            '  SecRule ARGS:b "2" "setvar:tx.second=1"\n')
+    tx = run(w, b"/?a=1&b=3")
+    assert tx.variables == {"first": b"1"}
+
+
+def test_chain_child_sees_the_parents_captures_and_matched_vars():
+    w = waf('SecRule ARGS "@rx (ab)(c)" "id:1,phase:1,log,capture,chain,'
+            "logdata:'%{TX.0}|%{TX.1}|%{MATCHED_VAR_NAME}'\"\n"
+            '  SecRule TX:1 "@streq ab" "chain"\n'
+            '  SecRule MATCHED_VARS_NAMES "@streq TX:1"\n')
+    tx = run(w, b"/?k=xabcx")
+    assert ids(tx) == [1]
+    assert tx.matches[0].logdata == b"abc|ab|TX:1"
+
+
+def test_skip_after_jumps_to_the_marker_in_the_current_phase():
+    w = waf('SecAction "id:1,phase:1,pass,nolog,skipAfter:END"\n'
+            'SecAction "id:2,phase:1,log"\nSecAction "id:3,phase:2,log"\n'
+            'SecMarker END\nSecAction "id:4,phase:1,log"\n')
+    assert ids(run(w)) == [4, 3]
+
+
+def test_skip_after_an_unknown_marker_skips_the_rest_of_the_phase():
+    w = waf('SecAction "id:1,phase:1,pass,nolog,skipAfter:NOWHERE"\n'
+            'SecAction "id:2,phase:1,log"\nSecAction "id:3,phase:2,log"\n')
+    assert ids(run(w)) == [3]
+
+
+def test_skip_counts_rules_of_the_same_phase():
+    w = waf('SecAction "id:1,phase:1,pass,nolog,skip:1"\nSecAction "id:2,phase:2,log"\n'
+            'SecAction "id:3,phase:1,log"\nSecAction "id:4,phase:1,log"\n')
+    assert ids(run(w)) == [4, 2]
+
+
+def test_allow_skips_the_remaining_request_and_response_phases_but_not_logging():
+    w = waf('SecRule REMOTE_ADDR "@ipMatch 10.0.0.1" "id:1,phase:1,allow,nolog"\n'
+            'SecAction "id:2,phase:1,log,deny"\nSecAction "id:3,phase:3,log"\n'
+            'SecAction "id:5,phase:5,log"\n')
+    tx = run(w, response=(200, [], b""))
+    assert tx.interruption is None and ids(tx) == [5]
+
+
+def test_allow_request_skips_request_phases_only():
+    w = waf('SecAction "id:1,phase:1,allow:request,nolog"\nSecAction "id:2,phase:2,log"\n'
+            'SecAction "id:3,phase:3,log"\n')
+    assert ids(run(w, response=(200, [], b""))) == [3]
+
+
+def test_allow_phase_stops_only_the_current_phase():
+    w = waf('SecAction "id:1,phase:1,allow:phase,nolog"\nSecAction "id:2,phase:1,log"\n'
+            'SecAction "id:3,phase:2,log"\n')
+    assert ids(run(w)) == [3]
+
+
+def test_modes_off_removes_a_rule_and_detect_logs_without_effects():
+    text = ('SecRule ARGS "x" "id:1,phase:1,deny,setvar:tx.a=1,ctl:ruleRemoveById=2"\n'
+            'SecAction "id:2,phase:1,log"\n')
+    w = waf(text, modes={1: "detect"})
+    tx = run(w, b"/?q=x")
+    assert tx.interruption is None and ids(tx) == [1, 2] and tx.variables == {}
+    assert not tx.matches[0].disruptive
+    w = waf(text, modes={1: "off"})
+    assert ids(run(w, b"/?q=x")) == [2] and 1 not in w.rule_ids
+
+
+def test_multimatch_runs_the_operator_before_and_after_each_transformation():
+    w = waf('SecRule ARGS "@streq AB" "id:1,phase:1,pass,log,t:lowercase,multiMatch,'
+            'setvar:tx.n=+1"\n'
+            'SecRule ARGS "@streq AB" "id:2,phase:1,pass,log,t:lowercase"\n')
+    tx = run(w, b"/?a=AB")
+    assert ids(tx) == [1] and tx.variables["n"] == b"1"
+
+
+def test_pass_rule_runs_its_effects_once_per_matched_value():
+    w = waf('SecRule ARGS "x" "id:1,phase:1,pass,nolog,setvar:tx.n=+1"\n')
+    assert run(w, b"/?a=x&b=x&c=y").variables["n"] == b"2"
+
+
+def test_work_limit_stops_evaluation_and_denies_in_enforcement():
+    w = waf('SecRule ARGS "nomatch" "id:1,phase:1,pass"\n'
+            'SecRule ARGS "nomatch" "id:2,phase:1,pass"\n', work_limit=3)
+    tx = run(w, b"/?a=1&b=2")
+    assert tx.interruption == Interruption("deny", 403, 0)
+    assert tx.matches[-1].msg == b"inspection work limit exceeded"
+
+
+def test_request_body_over_the_limit_is_rejected_with_413():
+    w = waf("SecRequestBodyAccess On\nSecRequestBodyNoFilesLimit 10\n"
+            'SecAction "id:1,phase:2,log"\n')
+    tx = run(w, method=b"POST", body=b"x" * 11,
+             headers=((b"content-type", b"application/x-www-form-urlencoded"),))
+    assert tx.interruption == Interruption("deny", 413, 0) and ids(tx) == [0]
+
+
+def test_request_body_over_the_limit_is_truncated_with_process_partial():
+    w = waf("SecRequestBodyAccess On\nSecRequestBodyNoFilesLimit 5\n"
+            "SecRequestBodyLimitAction ProcessPartial\n"
+            'SecRule ARGS_POST:a "@streq 123" "id:1,phase:2,log"\n'
+            'SecRule INBOUND_DATA_ERROR "@eq 1" "id:2,phase:2,log"\n')
+    tx = run(w, method=b"POST", body=b"a=123456",
+             headers=((b"content-type", b"application/x-www-form-urlencoded"),))
+    assert ids(tx) == [1, 2] and tx.interruption is None
+
+
+def test_transformation_cache_is_shared_across_rules_with_a_common_prefix():
+    """The same (prefix, value) is transformed once per transaction."""
+    calls = []
+    from tests.firewall import standins
+    comps = standins.components()
+    table = dict(comps.transforms)
+    table["lowercase"] = lambda v: calls.append(v) or v.lower()
+    comps = comps._replace(transforms=table)
+    w = waf('SecRule ARGS "@streq zz" "id:1,phase:1,t:lowercase"\n'
+            'SecRule ARGS "@streq zz" "id:2,phase:1,t:lowercase,t:urlDecode"\n'
+            'SecRule ARGS "@streq zz" "id:3,phase:1,t:lowercase"\n', components=comps)
+    run(w, b"/?a=ABC&b=DEF")
+    assert sorted(calls) == [b"ABC", b"DEF"]
+
+
+def test_phase5_runs_after_an_interruption_and_keeps_it():
+    w = waf('SecAction "id:1,phase:1,deny"\nSecAction "id:2,phase:5,log,deny"\n')
+    tx = run(w)
+    assert ids(tx) == [1, 2] and tx.interruption.rule_id == 1
+
+
+def test_waf_describe_ids_with_tag_and_anomaly_score():
+    w = waf('SecAction "id:1,phase:1,pass,msg:\'m\',tag:a,tag:b,'
+            'setvar:tx.blocking_inbound_anomaly_score=7"\n'
+            'SecAction "id:2,phase:2,pass,tag:b"\n')
+    assert w.describe()[1] == (1, "m", ("a", "b"))
+    assert w.ids_with_tag("b") == frozenset({1, 2}) and w.ids_with_tag("zz") == frozenset()
+    assert run(w).anomaly_score == 7 and w.engine_mode == "On"
