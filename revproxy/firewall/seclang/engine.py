@@ -42,6 +42,7 @@ class WAF:
         self.clock = clock
         self.work_limit = work_limit
         self.engine_mode = settings.rule_engine
+        self.warnings: List[str] = []  # load-time notes (e.g. @geoLookup never matches)
         off = {i for i, m in modes.items() if m == "off"}
         for i, m in modes.items():
             if m not in ("off", "detect", "enforce"):
@@ -94,7 +95,9 @@ def load_waf(sources: Sequence[Tuple[str, str]], *, modes: Optional[Mapping[int,
         directives = [directives]
     comps = components if components is not None else default_components()
     loader = load_sources(sources, list(directives), comps)
-    return WAF(loader.rules, loader.settings, comps, modes or {}, clock, work_limit)
+    waf = WAF(loader.rules, loader.settings, comps, modes or {}, clock, work_limit)
+    waf.warnings = list(loader.warnings)
+    return waf
 
 
 class Transaction(Evaluator):

@@ -80,6 +80,7 @@ class Loader:
         self.rules: List[Rule] = []          # chain starters and markers, in order
         self.defaults: Dict[int, List] = {}  # phase -> SecDefaultAction actions
         self.settings = Settings()
+        self.warnings: List[str] = []       # accepted with a documented limitation
         self._open_chain: Optional[Rule] = None
         self._ids: Dict[int, Rule] = {}
         self._depth = 0
@@ -120,17 +121,17 @@ class Loader:
                                % (d.name, want, len(d.args)))
         return d.args
 
-    def _include(self, d: Directive) -> None:
+    def _include(self, d: Directive, optional: bool = False) -> None:
         (pattern,) = self._args(d, 1, 1)
         base = os.path.dirname(d.file) if os.path.isabs(d.file) or os.path.dirname(d.file) \
             else os.getcwd()
         path = pattern if os.path.isabs(pattern) else os.path.join(base, pattern)
         if glob.has_magic(path):
             paths = sorted(glob.glob(path))
-            if not paths:
+            if not paths and not optional:
                 raise SecLangError(d.file, d.line, "Include %s matched no file" % pattern)
         else:
-            paths = [path]
+            paths = [path] if not optional or os.path.exists(path) else []
         if self._depth > 20:
             raise SecLangError(d.file, d.line, "Include nested too deeply (loop?)")
         self._depth += 1
@@ -162,6 +163,10 @@ class Loader:
         except SecLangError:
             raise
         except Exception as exc:  # the operators module names the problem
+            if name.lower() in _NEVER_MATCHING:
+                self.warnings.append("%s:%d: @%s %s" % (d.file, d.line, name,
+                                                        _NEVER_MATCHING[name.lower()]))
+                return _never_matches
             kind = type(exc).__name__
             if "Unsupported" in kind or "Unknown" in kind or isinstance(exc, KeyError):
                 raise SecLangError(d.file, d.line, "unknown or unsupported operator @%s"
@@ -331,6 +336,18 @@ class Loader:
             s.component_signatures.append(value)
 
 
+# Operators the CRS 3 files use that need services the engine does not have (a GeoIP
+# database, DNS block lists): they load, never match, and say so in ``WAF.warnings``.
+_NEVER_MATCHING = {
+    "geolookup": "never matches (no GeoIP database: GEO stays empty)",
+    "rbl": "never matches (no DNS block-list lookups at request time)",
+}
+
+
+def _never_matches(value: bytes, expand) -> None:
+    return None
+
+
 def _is_disruptive(name: str) -> bool:
     return name.lower() in ("pass", "deny", "drop", "allow", "block", "redirect")
 
@@ -347,6 +364,7 @@ _INT_SETTINGS = {
 
 _HANDLERS: Dict[str, Callable[[Loader, Directive], None]] = {
     "include": Loader._include,
+    "includeoptional": lambda self, d: self._include(d, optional=True),
     "secrule": Loader._sec_rule,
     "secaction": Loader._sec_action,
     "secmarker": Loader._marker,

@@ -7,13 +7,15 @@ with the rule's ``!`` exclusions applied; ``name`` is what MATCHED_VAR_NAME and 
 collections are built on first use and kept; TX and the other writable collections are the
 transaction's dicts (``stores``: lower-case str key -> bytes) and are read live.
 
-Request line pieces (ModSecurity v2 / Coraza): REQUEST_URI is the target without scheme and
-authority (origin form) and without a fragment, REQUEST_FILENAME its path and QUERY_STRING its
-query, all as received (not URL-decoded: the rules decode with ``t:urlDecodeUni``).
+Request line pieces (ModSecurity / Coraza): REQUEST_URI is the target without scheme and
+authority (origin form) and without a fragment, as received; QUERY_STRING its query, as
+received; REQUEST_FILENAME its path, percent-decoded (``%XX`` only, ``+`` kept, invalid
+escapes kept), and REQUEST_BASENAME the last segment of that (after ``/`` or ``\\``).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .api import BodyResult, RequestView
@@ -35,6 +37,16 @@ def split_target(raw: bytes) -> Tuple[bytes, bytes, bytes]:
         uri = uri[:hash_at]
     path, _, query = uri.partition(b"?")
     return uri, path, query
+
+
+_PCT = re.compile(rb"%([0-9A-Fa-f]{2})")
+
+
+def percent_decode(raw: bytes) -> bytes:
+    """``%XX`` -> the byte; everything else (``+``, invalid escapes) as it is."""
+    if b"%" not in raw:
+        return raw
+    return _PCT.sub(lambda m: bytes((int(m.group(1), 16),)), raw)
 
 
 class Variables:
@@ -266,7 +278,7 @@ def _server_name(v: Variables) -> bytes:
 
 
 def _basename(v: Variables) -> bytes:
-    p = v.path
+    p = percent_decode(v.path)
     cut = max(p.rfind(b"/"), p.rfind(b"\\"))
     return p[cut + 1:]
 
@@ -328,7 +340,7 @@ _SCALARS: Dict[str, Callable[[Variables], Optional[bytes]]] = {
     "REQUEST_PROTOCOL": lambda v: v.view.protocol,
     "REQUEST_URI_RAW": lambda v: v.view.uri_raw,
     "REQUEST_URI": lambda v: v.uri,
-    "REQUEST_FILENAME": lambda v: v.path,
+    "REQUEST_FILENAME": lambda v: percent_decode(v.path),
     "PATH_INFO": lambda v: b"",
     "REQUEST_BASENAME": _basename,
     "QUERY_STRING": lambda v: v.query,
