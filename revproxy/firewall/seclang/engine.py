@@ -15,6 +15,7 @@ import time
 from typing import Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, \
     Tuple
 
+from . import prefilter
 from .api import Interruption, Match, MatchRecord, RequestView, SecLangError
 from .evaluate import Evaluator
 from .loader import Components, Settings, load_sources
@@ -51,6 +52,11 @@ class WAF:
         self.detect_ids: FrozenSet[int] = frozenset(i for i, m in modes.items()
                                                     if m == "detect")
         kept = [r for r in rules if r.marker is not None or r.id not in off]
+        for r in kept:
+            for link in r.chain_rules():
+                link.finish()
+        self.prefilter_groups, self.prefiltered = prefilter.build(
+            [r for r in kept if r.marker is None])
         self.all_rules = [r for r in kept if r.marker is None]
         self.phases: Dict[int, List[Rule]] = {}
         self.markers: Dict[int, Dict[str, int]] = {}
@@ -119,7 +125,7 @@ class Transaction(Evaluator):
                ) -> Optional[Interruption]:
         self.vars.response_status = status
         self.vars.response_headers = [(k.lower(), v) for k, v in headers]
-        self.vars.invalidate_body()
+        self.invalidate()
         return self.run_phase(3)
 
     def phase4(self, body: bytes) -> Optional[Interruption]:

@@ -10,6 +10,7 @@ from typing import Dict, List, Optional, Tuple
 
 from .api import Interruption, Match, MatchRecord
 from .macros import compile_macro
+from .prefilter import hits as prefilter_hits
 from .variables import Variables
 
 _TCACHE_MAX = 50000       # entries of the per-transaction transformation cache
@@ -47,6 +48,7 @@ class Evaluator:
         self.allowed = ""          # "", "request" (phases 1-2 skipped), "all" (1-4 skipped)
         self.work = 0
         self._tcache: Dict[Tuple[int, bytes], bytes] = {}
+        self._hits: Dict[int, frozenset] = {}  # prefilter group id -> matching patterns
         self._ran: set = set()
         self._expand = self.expand_text
 
@@ -205,15 +207,31 @@ class Evaluator:
                 for e in rule.effects:
                     e.apply(self)
             return True
+        values = v.values
+        pre = rule.pre
+        if pre is not None:
+            group, index = pre
+            h = self._hits.get(group.id)
+            if h is None:
+                h, n = prefilter_hits(group, lambda t, key: values(t, (), key),
+                                      self._transformer(rule))
+                self._hits[group.id] = h
+                self.work += n
+            if index not in h:
+                return False
         excl = rule.exclusions
+        extra_key = ""
         if self._removed_targets:
-            excl = excl + self._targets_removed_for(rule)
+            extra = self._targets_removed_for(rule)
+            if extra:
+                excl = excl + extra
+                extra_key = "|" + ",".join(x.text for x in extra)
         matched = False
         op = rule.operator
         negated = rule.negated
         expand = self._expand
-        for t in rule.targets:
-            for name, value in v.values(t, excl):
+        for t, key in rule.plan:
+            for name, value in values(t, excl, key + extra_key):
                 self.work += 1
                 if rule.multi_match:
                     found = self._multi(rule, value)
@@ -253,6 +271,16 @@ class Evaluator:
             if m is not None:
                 out.append((c, m))
         return out
+
+    def _transformer(self, rule):
+        if not rule.t_funcs:
+            return lambda value: value
+        return lambda value: self._transform(rule, value)
+
+    def invalidate(self) -> None:
+        """New data arrived (body, response): values and prefilter hits are stale."""
+        self.vars.invalidate_body()
+        self._hits.clear()
 
     def _transform(self, rule, value: bytes) -> bytes:
         cache = self._tcache
@@ -340,7 +368,7 @@ class Evaluator:
                 v.body = self.waf.components.process_body(ct, body, processor=proc)
         v.body_raw = body
         v.body_variable = proc in ("URLENCODED", "RAW") or self.force_body_variable
-        v.invalidate_body()
+        self.invalidate()
         return None
 
     def response_type_inspected(self) -> bool:

@@ -128,7 +128,7 @@ class Rule:
         "severity", "ver", "rev", "maturity", "accuracy", "disruptive", "status",
         "redirect", "allow_scope", "skip", "skip_after", "capture", "multi_match", "log",
         "auditlog", "chain", "child", "parent", "effects", "marker", "always", "raw_actions",
-        "explicit",
+        "explicit", "plan", "pre",
     )
 
     def __init__(self, file: str, line: int) -> None:
@@ -171,6 +171,14 @@ class Rule:
         self.always = False  # SecAction: no targets, always matches
         self.raw_actions: List[Tuple[str, Optional[str]]] = []
         self.explicit: frozenset = frozenset()
+        self.plan: Tuple = ()  # ((target, cache key), ...): set by ``finish``
+        self.pre = None        # (prefilter.Group, index) when the rule is in an RE2 set
+
+    def finish(self) -> None:
+        """Freeze the targets after every SecRuleUpdateTarget*: each with the text key the
+        transaction caches its values under (the same text means the same values)."""
+        excl = ",".join(x.text for x in self.exclusions)
+        self.plan = tuple((t, t.text + "|" + excl) for t in self.targets)
 
     def set_transforms(self, names: Sequence[str], table: Dict[str, Callable]) -> None:
         self.t_names = tuple(names)

@@ -67,6 +67,7 @@ class Variables:
         self._index: Dict[str, Dict[bytes, List[Entry]]] = {}
         self._scalars: Dict[str, Optional[bytes]] = {}
         self._query_args: Optional[List[Tuple[bytes, bytes]]] = None
+        self._vcache: Dict[str, List[Tuple[str, bytes]]] = {}
         self.uri, self.path, self.query = split_target(view.uri_raw)
         self.body: BodyResult = _EMPTY_BODY
         self.body_raw: Optional[bytes] = None
@@ -149,6 +150,7 @@ class Variables:
 
     def invalidate_body(self) -> None:
         """The body (or response) arrived: drop collections built before it."""
+        self._vcache.clear()
         for name in list(self._colls):
             if not self._stable_request(name):
                 del self._colls[name]
@@ -162,8 +164,19 @@ class Variables:
                         "REQUEST_HEADERS_NAMES", "REQUEST_COOKIES", "REQUEST_COOKIES_NAMES")
 
     # --- reading ----------------------------------------------------------------------
-    def values(self, target, exclusions: Sequence) -> List[Tuple[str, bytes]]:
-        """[(display name, value)] for ``target`` minus ``exclusions``."""
+    def values(self, target, exclusions: Sequence, cache_key: Optional[str] = None
+               ) -> List[Tuple[str, bytes]]:
+        """[(display name, value)] for ``target`` minus ``exclusions``. With a
+        ``cache_key`` (the target and exclusions as text), a result that cannot change
+        before the next body arrives is kept: the CRS reads the same targets in many rules."""
+        if cache_key is None or target.name in _VOLATILE:
+            return self._compute(target, exclusions)
+        hit = self._vcache.get(cache_key)
+        if hit is None:
+            hit = self._vcache[cache_key] = self._compute(target, exclusions)
+        return hit
+
+    def _compute(self, target, exclusions: Sequence) -> List[Tuple[str, bytes]]:
         name = target.name
         if name in WRITABLE:
             entries = self._store_entries(name, target)
@@ -396,6 +409,14 @@ for _n in ("MULTIPART_BOUNDARY_QUOTED", "MULTIPART_BOUNDARY_WHITESPACE",
            "MULTIPART_INVALID_QUOTING", "MULTIPART_LF_LINE", "MULTIPART_MISSING_SEMICOLON",
            "MULTIPART_STRICT_ERROR", "MULTIPART_UNMATCHED_BOUNDARY"):
     _SCALARS[_n] = _flag(_n)
+
+# Targets whose values change between rules (never kept by ``values``).
+_VOLATILE = frozenset(WRITABLE + (
+    "MATCHED_VAR", "MATCHED_VARS", "MATCHED_VAR_NAME", "MATCHED_VARS_NAMES", "RULE",
+    "DURATION", "TIME", "TIME_DAY", "TIME_EPOCH", "TIME_HOUR", "TIME_MIN", "TIME_MON",
+    "TIME_SEC", "TIME_WDAY", "TIME_YEAR", "REQBODY_PROCESSOR", "REQUEST_BODY",
+    "HIGHEST_SEVERITY",
+))
 
 _STABLE = frozenset((  # request-line and connection facts: computed once
     "REQUEST_METHOD", "REQUEST_PROTOCOL", "REQUEST_URI_RAW", "REQUEST_URI",

@@ -153,8 +153,8 @@ def test_pass_rule_runs_its_effects_once_per_matched_value():
 
 
 def test_work_limit_stops_evaluation_and_denies_in_enforcement():
-    w = waf('SecRule ARGS "nomatch" "id:1,phase:1,pass"\n'
-            'SecRule ARGS "nomatch" "id:2,phase:1,pass"\n', work_limit=3)
+    w = waf('SecRule ARGS "@contains nomatch" "id:1,phase:1,pass"\n'
+            'SecRule ARGS "@contains nomatch" "id:2,phase:1,pass"\n', work_limit=3)
     tx = run(w, b"/?a=1&b=2")
     assert tx.interruption == Interruption("deny", 403, 0)
     assert tx.matches[-1].msg == b"inspection work limit exceeded"
@@ -206,3 +206,30 @@ def test_waf_describe_ids_with_tag_and_anomaly_score():
     assert w.describe()[1] == (1, "m", ("a", "b"))
     assert w.ids_with_tag("b") == frozenset({1, 2}) and w.ids_with_tag("zz") == frozenset()
     assert run(w).anomaly_score == 7 and w.engine_mode == "On"
+
+
+def test_prefilter_skips_rx_rules_that_cannot_match_and_keeps_those_that_can():
+    """Grouped @rx rules run only when their RE2 set says a value may match; results,
+    captures and exclusions are those of the rule itself."""
+    from revproxy.firewall.seclang import prefilter
+    if not prefilter.AVAILABLE:
+        import pytest
+        pytest.skip("google-re2 is not installed for this interpreter (PyPy)")
+    calls = []
+    from tests.firewall import standins
+    comps = standins.components()
+
+    def build(name, arg, base):
+        op = standins.build_operator(name, arg, base)
+        return lambda v, e: calls.append((arg, v)) or op(v, e)
+    w = waf('SecRule ARGS|!ARGS:skip "@rx (ev)il" "id:1,phase:1,log,capture,t:lowercase,'
+            "logdata:'%{TX.1}'\"\n"
+            'SecRule ARGS "@rx nothing-like-this" "id:2,phase:1,log,t:lowercase"\n'
+            'SecRule REQUEST_HEADERS "@rx ^x$" "id:3,phase:1,log,t:lowercase"\n',
+            components=comps._replace(build_operator=build))
+    assert w.prefiltered == 3
+    tx = run(w, b"/?a=EVIL&skip=evil&b=ok")
+    assert [(m.rule_id, m.variable, m.logdata) for m in tx.matches] == [(1, "ARGS:a", b"ev")]
+    assert {a for a, _ in calls} == {"(ev)il"}  # rules 2 and 3 never ran their operator
+    calls.clear()
+    assert ids(run(w, b"/?skip=evil")) == [] and calls == []
