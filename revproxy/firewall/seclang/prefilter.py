@@ -1,8 +1,8 @@
 """A multi-pattern prefilter: skip @rx rules that cannot match, without running them.
 
 The CRS applies a hundred regular expressions to the same values (ARGS, cookies, headers)
-through the same transformation chains. Rules with the same transformation chain form a
-*group*; their @rx patterns are compiled together into one RE2 set, and the group's values
+through the same transformation chains. Rules of one phase with the same transformation
+chain form a *group*; their @rx patterns are compiled together into one RE2 set, and the group's values
 are the union of its rules' target values *without any exclusion* (a superset of what each
 rule reads, whatever ``!`` or ``ctl:ruleRemoveTarget*`` removes). In a transaction, those
 values are transformed once and run through the set once, giving the patterns that match some
@@ -80,7 +80,7 @@ def build(rules) -> Tuple[int, int]:
     for r in rules:
         for link in r.chain_rules():
             if eligible(link):
-                key = link.t_ids[-1] if link.t_ids else 0
+                key = (link.phase, link.t_ids[-1] if link.t_ids else 0)
                 buckets.setdefault(key, []).append(link)
     groups = grouped = 0
     for members in buckets.values():

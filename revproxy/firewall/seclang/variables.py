@@ -170,6 +170,10 @@ class Variables:
         ``cache_key`` (the target and exclusions as text), a result that cannot change
         before the next body arrives is kept: the CRS reads the same targets in many rules."""
         if cache_key is None or target.name in _VOLATILE:
+            if target.name in WRITABLE and target.key is not None and target.regex is None \
+                    and not target.count:  # TX:name, the CRS's most common target
+                val = self.stores[target.name.lower()].get(target.key)
+                return [] if val is None else [(target.name + ":" + target.key, val)]
             return self._compute(target, exclusions)
         hit = self._vcache.get(cache_key)
         if hit is None:
