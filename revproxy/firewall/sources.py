@@ -88,12 +88,13 @@ def read_rule_file(path: str, source: str, key: str) -> Tuple[str, str]:
         with open(path, "rb") as handle:
             raw = handle.read()
     except OSError as e:
-        raise ConfigError(source, key, path, "cannot read the rule file: %s"
-                          % (e.strerror or e)) from None
+        raise ConfigError(source, key, NO_VALUE, "cannot read the rule file %s: %s"
+                          % (path, e.strerror or e)) from None
     try:
         return path, raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ConfigError(source, key, path, "not UTF-8 text (byte %d)" % e.start) from None
+        raise ConfigError(source, key, NO_VALUE, "rule file %s is not UTF-8 text (byte %d)"
+                          % (path, e.start)) from None
 
 
 def rule_sources(settings, layout: Optional[CRSLayout], source: str) -> List[Tuple[str, str]]:
