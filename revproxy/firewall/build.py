@@ -44,10 +44,12 @@ class Firewall:
         self.load_seconds = load_seconds
         self._routes = dict(settings.routes)
         self._types = tuple(t.encode("ascii") for t in settings.response_body_types)
+        # body work only when a loaded rule needs it (SecRequestBodyAccess /
+        # SecResponseBodyAccess as the rule files left them)
         self.reads_body = bool(self.before or self.after) or (
-            waf is not None and getattr(waf, "request_body_access", True))
+            waf is not None and getattr(waf, "needs_request_body", True))
         self.inspects_response = waf is not None and getattr(
-            waf, "response_body_access", settings.response_body_access)
+            waf, "needs_response_body", settings.response_body_access)
         self.hook = FirewallHook(self)
 
     def route_mode(self, route) -> str:

@@ -100,11 +100,10 @@ class FirewallHook(RequestHook):
         tx = state.tx
         if tx is not None:
             if truncated:
-                try:
-                    tx.body_truncated = True  # the engine's flag (api.Transaction.phase2)
-                except AttributeError:
-                    pass
-            answer = self._interrupted(ctx, state, tx.phase2(body if size else None))
+                interruption = tx.phase2(body, body_truncated=True)
+            else:
+                interruption = tx.phase2(body if size else None)
+            answer = self._interrupted(ctx, state, interruption)
             if answer is not None or state.finished:
                 return answer
         if fw.after:

@@ -63,7 +63,8 @@ class FakeTx:
     def phase1(self):
         return self._run(1, None)
 
-    def phase2(self, body):
+    def phase2(self, body, body_truncated=False):
+        self.body_truncated = body_truncated
         self.bodies.append(body)
         return self._run(2, body)
 
@@ -85,7 +86,7 @@ class FakeWAF:
         self.rules = list(rules)
         self.modes = dict(modes or {})
         self.rule_ids = frozenset(r.id for r in self.rules)
-        self.response_body_access = response_body_access
+        self.needs_response_body = response_body_access
         self.transactions = []
 
     def ids_with_tag(self, tag):

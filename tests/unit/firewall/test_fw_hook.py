@@ -194,7 +194,7 @@ class BodyTests(unittest.TestCase):
     def test_body_not_read_when_no_rule_needs_it(self):
         """Without request body access (and no Python rule) the body is never read."""
         fw, waf = make(waf_options={})
-        waf.request_body_access = False
+        waf.needs_request_body = False
         fw.reads_body = False
         ctx = post(b"a=union select")
         reads = []
