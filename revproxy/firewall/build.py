@@ -16,7 +16,7 @@ from typing import Callable, Dict, Optional
 from twisted.logger import Logger
 
 from revproxy.config.errors import NO_VALUE, ConfigError
-from revproxy.firewall.crs import CRSNotFound, find_crs
+from revproxy.firewall.crs import CRSLayout, CRSNotFound, find_crs  # noqa: F401 (tests)
 from revproxy.firewall.hook import FirewallHook, record_decision
 from revproxy.firewall.seclang.api import SecLangError
 from revproxy.firewall.sources import rule_sources
@@ -150,6 +150,16 @@ def build_firewall(config, reactor, previous: Optional[Firewall] = None,
             log.warn("firewall: no Core Rule Set found (crs = \"auto\" looks for Debian's "
                      "modsecurity-crs: apt-get install modsecurity-crs, or set [firewall] crs "
                      "to a CRS directory)")
+            if not (settings.rules or settings.python):
+                log.warn("firewall: OFF (no rules to run)")
+                return None
+    if layout is not None and settings.crs == "auto" and load_waf is None:
+        try:
+            load_waf = _engine_loader()
+        except ConfigError as e:  # "auto" is best effort: say so, run without the CRS
+            log.warn("firewall: {why}; the CRS found at {root} is not loaded",
+                     why=e.message, root=layout.root)
+            layout = None
             if not (settings.rules or settings.python):
                 log.warn("firewall: OFF (no rules to run)")
                 return None

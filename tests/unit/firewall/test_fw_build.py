@@ -90,6 +90,25 @@ class BuildTests(unittest.TestCase):
         self.assertIn("no Core Rule Set found", logs.text())
         self.assertIn("OFF", logs.text())
 
+    def test_auto_without_engine_runs_without_firewall(self):
+        """crs = "auto" finding a CRS while the engine cannot be imported: logged, off
+        (an explicit crs directory fails instead, via the same ConfigError)."""
+        logs = Logs(self)
+        self.patch(fwbuild, "find_crs", lambda spec: fwbuild.CRSLayout(
+            "/x", "/x/setup", (), (), (), 3))
+
+        def missing():
+            raise ConfigError("<firewall>", "[firewall]", None, "the SecLang engine is "
+                              "not available: test")
+
+        self.patch(fwbuild, "_engine_loader", missing)
+        cfg = parse_config(config_dict(firewall={"crs": "auto"}), "x")
+        self.assertIsNone(build_firewall(cfg, task.Clock()))
+        self.assertIn("not available", logs.text())
+        cfg = parse_config(config_dict(firewall={"crs": "/x"}), "x")
+        with self.assertRaises(ConfigError):
+            build_firewall(cfg, task.Clock())
+
     def test_missing_named_crs_is_an_error(self):
         cfg = parse_config(config_dict(firewall={"crs": str(self.tmp / "none")}), "x")
         with self.assertRaises(ConfigError) as info:
