@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from json.decoder import scanstring
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from revproxy.firewall.seclang.api import BodyResult
 
@@ -35,6 +35,33 @@ def _encode(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
+class _Frame:
+    """An open container. Its own path is built only when a value inside it is emitted
+    (and then kept), so deep nesting without values costs no string building."""
+
+    __slots__ = ("is_array", "count", "key", "parent", "name", "path")
+
+    def __init__(self, is_array: bool, parent: "Optional[_Frame]", name: str) -> None:
+        self.is_array = is_array
+        self.count = 0
+        self.key = "0"  # the current member's key, or element index
+        self.parent = parent
+        self.name = name  # this container's key in its parent
+        self.path: Optional[str] = "json" if parent is None else None
+
+    def member_path(self) -> str:
+        chain = []
+        frame: Optional[_Frame] = self
+        while frame is not None and frame.path is None:
+            chain.append(frame)
+            frame = frame.parent
+        for item in reversed(chain):
+            assert item.parent is not None and item.parent.path is not None
+            item.path = item.parent.path + "." + item.name
+        assert self.path is not None
+        return self.path + "." + self.key
+
+
 class _Flattener:
     def __init__(self, text: str, max_args: int, max_depth: int) -> None:
         self.text = text
@@ -43,17 +70,18 @@ class _Flattener:
         self.args: List[Tuple[bytes, bytes]] = []
         self.over_limit = False
 
-    def emit(self, path: str, value: str) -> None:
+    def emit(self, frame: Optional[_Frame], value: str) -> None:
         if len(self.args) >= self.max_args:
             self.over_limit = True
         else:
+            path = "json" if frame is None else frame.member_path()
             self.args.append((_encode(path), _encode(value)))
 
     def ws(self, pos: int) -> int:
         return _WS.match(self.text, pos).end()  # type: ignore[union-attr]
 
-    def key(self, pos: int, base: str) -> Tuple[str, int]:
-        """Read ``"key" :`` at ``pos``; return the member's path and the value's position."""
+    def key(self, pos: int) -> Tuple[str, int]:
+        """Read ``"key" :`` at ``pos``; return the key and the value's position."""
         if not self.text.startswith('"', pos):
             raise _JSONError("expected an object key at offset %d" % pos)
         try:
@@ -63,78 +91,80 @@ class _Flattener:
         pos = self.ws(pos)
         if not self.text.startswith(":", pos):
             raise _JSONError("expected ':' at offset %d" % pos)
-        return base + "." + name, self.ws(pos + 1)
+        return name, self.ws(pos + 1)
 
     def run(self) -> None:
         text = self.text
-        stack: List[List] = []  # [is_array, base path, element count]
-        path = "json"
+        frame: Optional[_Frame] = None  # the innermost open container
+        depth = 0
         pos = self.ws(0)
         while True:
             char = text[pos:pos + 1]
             if char == "{" or char == "[":
-                if len(stack) >= self.max_depth:
+                if depth >= self.max_depth:
                     raise _JSONError("nesting deeper than %d" % self.max_depth)
                 is_array = char == "["
-                stack.append([is_array, path, 0])
+                frame = _Frame(is_array, frame, frame.key if frame is not None else "")
+                depth += 1
                 pos = self.ws(pos + 1)
                 if not text.startswith("]" if is_array else "}", pos):
-                    if is_array:
-                        path = path + ".0"
-                    else:
-                        path, pos = self.key(pos, path)
+                    if not is_array:
+                        frame.key, pos = self.key(pos)
                     continue
-                stack.pop()
+                frame = frame.parent
+                depth -= 1
                 pos += 1
             elif char == '"':
                 try:
                     value, pos = scanstring(text, pos + 1, True)
                 except ValueError as exc:
                     raise _JSONError(str(exc)) from None
-                self.emit(path, value)
+                self.emit(frame, value)
             else:
-                pos = self.scalar(pos, path)
+                pos = self.scalar(pos, frame)
             pos = self.ws(pos)
-            path, pos, finished = self.after_value(stack, pos)
-            if finished:
+            frame, depth, pos = self.after_value(frame, depth, pos)
+            if frame is None and depth == 0:
+                if pos != len(text):
+                    raise _JSONError("extra data at offset %d" % pos)
                 return
 
-    def scalar(self, pos: int, path: str) -> int:
+    def scalar(self, pos: int, frame: Optional[_Frame]) -> int:
         match = _NUMBER.match(self.text, pos)
         if match:
-            self.emit(path, match.group(0))
+            self.emit(frame, match.group(0))
             return match.end()
         for literal, value in _LITERALS:
             if self.text.startswith(literal, pos):
-                self.emit(path, value)
+                self.emit(frame, value)
                 return pos + len(literal)
         if pos >= len(self.text):
             raise _JSONError("unexpected end of data")
         raise _JSONError("unexpected character %r at offset %d" % (self.text[pos], pos))
 
-    def after_value(self, stack: List[List], pos: int) -> Tuple[str, int, bool]:
-        """Consume ``,`` / closing brackets after a value; return the next value's path and
-        position, or finished=True at the end of the document."""
+    def after_value(self, frame: Optional[_Frame], depth: int,
+                    pos: int) -> Tuple[Optional[_Frame], int, int]:
+        """Consume ``,`` / closing brackets after a value; return the container the next
+        value goes in (None with depth 0: the document is complete) and its position."""
         text = self.text
-        while stack:
-            frame = stack[-1]
+        while frame is not None:
             char = text[pos:pos + 1]
             if char == ",":
                 pos = self.ws(pos + 1)
-                frame[2] += 1
-                if frame[0]:
-                    return "%s.%d" % (frame[1], frame[2]), pos, False
-                path, pos = self.key(pos, frame[1])
-                return path, pos, False
-            if char != ("]" if frame[0] else "}"):
+                frame.count += 1
+                if frame.is_array:
+                    frame.key = str(frame.count)
+                else:
+                    frame.key, pos = self.key(pos)
+                return frame, depth, pos
+            if char != ("]" if frame.is_array else "}"):
                 if pos >= len(text):
                     raise _JSONError("unexpected end of data")
                 raise _JSONError("expected ',' or a closing bracket at offset %d" % pos)
-            stack.pop()
+            frame = frame.parent
+            depth -= 1
             pos = self.ws(pos + 1)
-        if pos != len(text):
-            raise _JSONError("extra data at offset %d" % pos)
-        return "", pos, True
+        return None, 0, pos
 
 
 def parse_json(data: bytes, *, max_args: int, max_depth: int) -> BodyResult:
