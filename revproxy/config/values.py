@@ -34,7 +34,8 @@ ENDPOINT_TYPES = ("tcp", "tcp6", "unix", "ssl", "tls")
 ENDPOINT_EXPECTED = (
     "expected a Twisted server endpoint description starting with one of "
     + ", ".join(t + ":" for t in ENDPOINT_TYPES)
-    + ' (e.g. "tcp:8080:interface=127.0.0.1")'
+    + ' (e.g. "tcp:8080:interface=127.0.0.1"), optionally prefixed "haproxy:" (PROXY '
+    'protocol: "haproxy:tcp:8080")'
 )
 TOKEN_EXPECTED = "expected an HTTP token (letters, digits and !#$%&'*+-.^_`|~)"
 NAME_EXPECTED = "expected a name of 1-64 letters, digits, '_' or '-'"
@@ -282,6 +283,13 @@ def check_endpoint(value: Any) -> str:
         raise ValueError(ENDPOINT_EXPECTED)
     parts = _split_description(value)
     kind, rest = parts[0], parts[1:]
+    if kind == "haproxy":  # PROXY protocol before whatever the rest describes
+        inner = value[len("haproxy:"):]
+        if inner[:8] == "haproxy:" or inner[:5] == "unix:":
+            raise ValueError('expected "haproxy:" before a tcp:, tcp6:, ssl: or tls: '
+                             "endpoint (once; not unix:, whose peers have no address to trust)")
+        check_endpoint(inner)
+        return value
     if kind not in ENDPOINT_TYPES or not rest:
         raise ValueError(ENDPOINT_EXPECTED)
     positional = [part for part in rest if "=" not in part]
