@@ -212,6 +212,10 @@ class Route:
     compress_types: Optional[Tuple[str, ...]] = None  # None = [compression] types
     compress_min_size: Optional[int] = None  # None = [compression] min_size
     compress_level: Optional[int] = None  # gzip level; None = [compression] level
+    mirror: str = ""  # "" = off; else a pool receiving a copy of each request (answer dropped)
+    mirror_percent: float = 100.0  # share of the requests copied
+    mirror_max_body: int = 64 * 1024  # larger request bodies are not copied
+    mirror_max_in_flight: int = 16  # copies awaiting their answer; beyond: dropped
 
 
 @dataclass(frozen=True)
