@@ -36,6 +36,7 @@ from revproxy.config.sections import (
     parse_limits,
     parse_logging,
     parse_server,
+    proxy_protocol_problem,
 )
 from revproxy.config.values import check_endpoint, parse_member_url
 
@@ -269,6 +270,9 @@ def apply_overrides(config: Config, listen: Sequence[str], upstreams: Sequence[s
     if listen:
         entries = _check_option("--listen", check_endpoint, listen)
         config = replace(config, server=replace(config.server, listen=entries))
+        problem = proxy_protocol_problem(entries, config.server.proxy_protocol_from)
+        if problem is not None:
+            raise ConfigError(COMMAND_LINE_SOURCE, "--listen", problem[1], problem[2])
     if upstreams:
         members = _check_option("--upstream", parse_member_url, upstreams)
         config = _route_to_cli_pool(config, members)

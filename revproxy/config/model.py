@@ -66,6 +66,7 @@ class Server:
     request_id_header: str = "x-request-id"
     backlog: int = 0  # listen queue per listener; 0 = the system maximum (somaxconn)
     error_pages: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()  # when no route has its own
+    proxy_protocol_from: Tuple[str, ...] = ()  # CIDRs whose PROXY header haproxy: listeners believe
 
 
 @dataclass(frozen=True)
@@ -213,6 +214,10 @@ class Route:
     compress_types: Optional[Tuple[str, ...]] = None  # None = [compression] types
     compress_min_size: Optional[int] = None  # None = [compression] min_size
     compress_level: Optional[int] = None  # gzip level; None = [compression] level
+    mirror: str = ""  # "" = off; else a pool receiving a copy of each request (answer dropped)
+    mirror_percent: float = 100.0  # share of the requests copied
+    mirror_max_body: int = 64 * 1024  # larger request bodies are not copied
+    mirror_max_in_flight: int = 16  # copies awaiting their answer; beyond: dropped
 
 
 @dataclass(frozen=True)

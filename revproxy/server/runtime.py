@@ -173,7 +173,7 @@ class Runtime:
         # Per-route stages (rewriting, answers, headers, split: revproxy.routing.plan), only for
         # the routes that use them; error pages read from their files (None: none configured).
         self.random = (rng or random.Random()).random
-        self.route_plans = {route.name: RoutePlan(route) for route in config.routes
+        self.route_plans = {route.name: RoutePlan(route, self.clock) for route in config.routes
                             if needs_plan(route)}
         self.error_pages = build_error_pages(config)
 
