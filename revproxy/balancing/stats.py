@@ -43,6 +43,7 @@ class MemberStats:
     def fail(self, now: float, penalty: float) -> None:
         """A request failed at ``now``: counted as a response that took ``penalty`` seconds
         (e.g. the timeout), so a failing member looks slow to latency-aware policies."""
+        self.failures += 1
         self._end()
         self.sample(penalty, now)
 
