@@ -68,6 +68,8 @@ def render(registry) -> bytes:
 def _histogram(name, documentation, label, series):
     family = HistogramMetricFamily(name, documentation, labels=[label])
     for value, histogram in sorted(series.items()):
+        if not sum(histogram.counts):
+            continue  # a pool whose requests never reached a member
         counts = histogram.counts
         buckets, seen, start = [], 0, 0
         for bound, index in zip(HISTOGRAM_BOUNDS, HISTOGRAM_INDEXES):
@@ -90,7 +92,7 @@ def _requests(recorder):
         yield requests
         yield retries
         return
-    for (route, cls, pool, member), (count,) in sorted(recorder.requests.items()):
+    for (route, cls, pool, member), count in sorted(recorder.requests().items()):
         requests.add_metric([route, cls, pool, member], count)
     yield requests
     yield _histogram("revproxy_request_duration_seconds", "Time from the request head to the "

@@ -41,17 +41,39 @@ class Histogram:
         self.sum = 0.0
 
 
+class Series:
+    """The counts of one (route, pool, member): ``classes[status // 100]`` (0..9), and the
+    route's and the pool's histograms (shared with the other series of that route/pool)."""
+
+    __slots__ = ("classes", "total", "upstream")
+
+    def __init__(self, total, upstream):
+        self.classes = [0] * 10
+        self.total = total
+        self.upstream = upstream
+
+    def by_class(self):
+        """``{"1xx": n, ..., "5xx": n, "other": n}`` (only the classes counted)."""
+        classes = self.classes
+        out = {name: classes[index + 1] for index, name in enumerate(CLASSES)
+               if classes[index + 1]}
+        other = classes[0] + sum(classes[6:])
+        if other:
+            out[OTHER] = other
+        return out
+
+
 class RequestRecorder:
     """Per-request counters (see the module docstring).
 
-    ``requests``: ``(route, status class, pool, member) -> [n]``; ``total`` and
-    ``upstream``: ``Histogram`` by route and by pool; ``retries``: attempts beyond the first,
-    by pool; ``latency`` / ``upstream_latency``: ``LatencyWindow`` of the last ``window``
-    seconds. ``route``/``pool``/``member`` are ``""`` when the request had none (a 404 with
-    no route, a cache hit: no member)."""
+    ``series``: ``(route, pool, member) -> Series``; ``total`` and ``upstream``:
+    ``Histogram`` by route and by pool; ``retries``: attempts beyond the first, by pool;
+    ``latency`` / ``upstream_latency``: ``LatencyWindow`` of the last ``window`` seconds.
+    ``route``/``pool``/``member`` are ``""`` when the request had none (a 404 with no route,
+    a cache hit: no member). ``record`` costs about a microsecond (bench/admin_recorder.py)."""
 
     def __init__(self, window: int = 60, max_series: int = 5000):
-        self.requests = {}
+        self.series = {}
         self.total = {}
         self.upstream = {}
         self.retries = {}
@@ -67,65 +89,76 @@ class RequestRecorder:
         route = ctx.route
         route = route.name if route is not None else ""
         if exchange is not None:
-            pool = exchange.pool.name
-            member = ctx.member or ""
+            key = (route, exchange.pool.name, ctx.member or "")
         else:
-            pool = member = ""
-        key = (route, status_class(status), pool, member)
-        counter = self.requests.get(key)
-        if counter is None:
-            counter = self._new_series(key)
-        counter[0] += 1
+            key = (route, "", "")
+        series = self.series.get(key)
+        if series is None:
+            series = self._new_series(key)
+        series.classes[status // 100 if 0 <= status < 1000 else 0] += 1
         elapsed = now - ctx.started_at
-        self.latency.add(elapsed, now)
-        histogram = self.total.get(route)
-        if histogram is None:
-            histogram = self.total[route] = Histogram()
-        histogram.counts[bisect_left(BOUNDS, elapsed)] += 1
+        index = bisect_left(BOUNDS, elapsed)
+        histogram = series.total
+        histogram.counts[index] += 1
         histogram.sum += elapsed
+        self.latency.add_at(index, elapsed, now)
         if exchange is not None:
             upstream_time = exchange.upstream_time
             if upstream_time is not None:
-                self.upstream_latency.add(upstream_time, now)
-                histogram = self.upstream.get(pool)
-                if histogram is None:
-                    histogram = self.upstream[pool] = Histogram()
-                histogram.counts[bisect_left(BOUNDS, upstream_time)] += 1
+                index = bisect_left(BOUNDS, upstream_time)
+                histogram = series.upstream
+                histogram.counts[index] += 1
                 histogram.sum += upstream_time
+                self.upstream_latency.add_at(index, upstream_time, now)
             if exchange.attempts > 1:
+                pool = key[1]
                 self.retries[pool] = self.retries.get(pool, 0) + exchange.attempts - 1
 
     def _new_series(self, key):
-        if len(self.requests) >= self.max_series:
+        if len(self.series) >= self.max_series:
             if not self._warned:
                 self._warned = True
                 log.warn("admin metrics: more than {n} request series; new ones counted "
                          "under route 'other'", n=self.max_series)
-            key = (OTHER, key[1], "", "")
-            counter = self.requests.get(key)
-            if counter is not None:
-                return counter
-        counter = self.requests[key] = [0]
-        return counter
+            key = (OTHER, "", "")
+            series = self.series.get(key)
+            if series is not None:
+                return series
+        route, pool, _ = key
+        total = self.total.get(route)
+        if total is None:
+            total = self.total[route] = Histogram()
+        upstream = self.upstream.get(pool)
+        if upstream is None:
+            upstream = self.upstream[pool] = Histogram()
+        series = self.series[key] = Series(total, upstream)
+        return series
 
     # -- reading -------------------------------------------------------------------------------
+    def requests(self):
+        """``{(route, status class, pool, member): n}`` of every count so far."""
+        out = {}
+        for (route, pool, member), series in self.series.items():
+            for cls, count in series.by_class().items():
+                out[(route, cls, pool, member)] = count
+        return out
+
     def by_class(self) -> dict:
         """``{"total": n, "1xx": n, ... "5xx": n}`` (``other`` only in the total)."""
-        out = dict.fromkeys(CLASSES, 0)
-        total = 0
-        for (_, cls, _, _), (count,) in self.requests.items():
-            total += count
-            if cls in out:
-                out[cls] += count
-        out["total"] = total
+        classes = [0] * 10
+        for series in self.series.values():
+            for index, count in enumerate(series.classes):
+                classes[index] += count
+        out = {name: classes[index + 1] for index, name in enumerate(CLASSES)}
+        out["total"] = sum(classes)
         return out
 
     def by_member(self) -> dict:
         """``{pool: {member: (requests, 5xx answers)}}`` of the answers members gave."""
         out = {}
-        for (_, cls, pool, member), (count,) in self.requests.items():
+        for (_, pool, member), series in self.series.items():
             if not member:
                 continue
             requests, errors = out.setdefault(pool, {}).get(member, (0, 0))
-            out[pool][member] = (requests + count, errors + (count if cls == "5xx" else 0))
+            out[pool][member] = (requests + sum(series.classes), errors + series.classes[5])
         return out

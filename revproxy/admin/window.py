@@ -85,11 +85,15 @@ class LatencyWindow:
         self._current = 0  # its index
 
     def add(self, value: float, now: float) -> None:
+        self.add_at(bisect_left(BOUNDS, value), value, now)
+
+    def add_at(self, bucket: int, value: float, now: float) -> None:
+        """``add`` with the bucket of ``value`` already known (``bucket_of(value)``)."""
         second = int(now)
         if second != self._second:
             self._advance(second)
         index = self._current
-        self._counts[index][bisect_left(BOUNDS, value)] += 1
+        self._counts[index][bucket] += 1
         if value > self._largest[index]:
             self._largest[index] = value
 
