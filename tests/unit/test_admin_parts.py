@@ -8,6 +8,7 @@ import os
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.task import Clock
+from twisted.trial import unittest as trial_unittest
 
 from revproxy.admin import auth
 from revproxy.admin.control import AdminControl
@@ -24,6 +25,7 @@ from revproxy.config.errors import ConfigError
 from revproxy.config.load import parse_config
 from revproxy.server.runtime import Stats
 from revproxy.upstream.spool import SpoolBudget
+from tests.unit.world import World, config_dict
 
 
 POOLS = {"main": {"members": ["http://10.0.0.1:80", "http://10.0.0.2:80"]}}
@@ -301,3 +303,32 @@ def test_overrides_follow_a_member_that_leaves_and_comes_back():
     assert rebuilt.members[1].state.status(0.0) == "draining"
     pool.set_admin_weight(member, None)
     assert member.weight == 1.0 and pool.overrides == {member.name: {"state": "draining"}}
+
+
+# -- process-wide cut counts (Stats), and --admin through the twistd options ----------------
+class CutCountTests(trial_unittest.TestCase):
+    def test_slow_request_body_and_slow_reader_are_counted(self):
+        """A 408 for a body under min_request_rate counts one request cut; a connection
+        whose reader is too slow counts one response cut."""
+        world = World(self, config_dict(limits={"min_request_rate": 100, "min_rate_grace": 5,
+                                                "body_timeout": 60}))
+        proto, client = world.client()
+        proto.dataReceived(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n")
+        world.reactor.advance(5.5)
+        self.assertTrue(client.value().startswith(b"HTTP/1.1 408 "))
+        stats = world.runtime.stats
+        self.assertEqual((stats.slow_request_cuts, stats.slow_response_cuts), (1, 0))
+        other, _ = world.client()
+        other.reader_too_slow(10.0, 5.0)
+        self.assertEqual((stats.slow_request_cuts, stats.slow_response_cuts), (1, 1))
+
+
+def test_admin_command_line_option_replaces_the_config_listeners():
+    """twistd revproxy --admin E --admin F: [admin] listen is (E, F)."""
+    from revproxy.tap import Options
+
+    options = Options()
+    options.parseOptions(["--upstream", "http://127.0.0.1:9", "--admin", "tcp:0",
+                          "--admin", "unix:/tmp/revproxy-admin.sock"])
+    assert options.config.admin.listen == ("tcp:0", "unix:/tmp/revproxy-admin.sock")
+    assert options.load().admin.listen == ("tcp:0", "unix:/tmp/revproxy-admin.sock")
