@@ -131,6 +131,7 @@ class Runtime:
     admin_token = None  # the admin API's bearer token (bytes), or None (revproxy.admin.auth)
     ip_access = None  # revproxy.protection.iplists.IPAccess, or None without [[ip_lists]]
     user_hooks = None  # the [[hooks]] plugins alone (``hooks`` adds the built-in ones)
+    firewall = None  # revproxy.firewall.build.Firewall, or None when [firewall] is off
 
     def __init__(self, config, clock, stats, budget, temp_dir, access_log, backends, randbytes,
                  deadlines, outbox, cache=None, hooks=NO_HOOKS, tls=None, rng=None):
