@@ -478,3 +478,29 @@ class AdminApiTests(unittest.TestCase):
         members = {m["name"]: m for m in doc["pools"]["main"]["members"]}
         self.assertEqual(members[dead_name]["connect_errors"], 2)
         self.assertEqual(members[dead_name]["failures"], 2)
+
+
+class AdminFirewallTests(unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_firewall_blocks_show_in_stats_status_and_metrics(self):
+        """A [firewall] with a deny_paths Python rule: a blocked request counts in
+        /api/stats firewall.blocked, in the status and in revproxy_firewall_requests_total."""
+        members, _ = start_members(self, count=1)
+        data = proxy_config([members[0].port], admin=admin_section(), firewall={
+            "mode": "on", "crs": "",
+            "python": [{"plugin": "deny_paths", "options": {"prefixes": "/.git"}}]})
+        service, port = yield start_proxy(self, data)
+        client = Client(service.ports[0].getHost().port, port, testcase=self)
+        yield client.proxied(b"/.git/config")
+        yield client.proxied(b"/fine")
+        _, stats = yield client.get(b"/api/stats")
+        self.assertEqual(stats["firewall"], {"blocked": 1, "detected": 0})
+        self.assertEqual(stats["requests"]["4xx"], 1)
+        _, status = yield client.get(b"/api/status")
+        self.assertEqual(status["firewall"]["blocked"], 1)
+        response, text = yield client.call(b"GET", b"/metrics", raw=True)
+        families = {f.name: f for f in text_string_to_metric_families(text.decode("utf-8"))}
+        values = {s.labels["outcome"]: s.value
+                  for s in families["revproxy_firewall_requests"].samples}
+        self.assertEqual(values["blocked"], 1)
+        self.assertGreaterEqual(values["evaluated"], 2)
