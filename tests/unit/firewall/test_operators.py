@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 from hypothesis import given, settings
@@ -13,7 +12,7 @@ from revproxy.firewall.seclang.api import Match
 from revproxy.firewall.seclang.operators import (
     OperatorError, UnsupportedOperator, build_operator, to_int)
 from revproxy.firewall.seclang.pcre2py import translate
-from revproxy.firewall.seclang.phrases import PhraseMatcher
+from revproxy.firewall.seclang.phrases import PhraseMatcher, _trie_regex
 
 
 def no_macros(text: str) -> bytes:
@@ -136,15 +135,15 @@ def test_trie_regex_agrees_with_naive_search(phrases, data):
         assert found.lower() in data.lower()
 
 
-def test_pm_scales_to_thousands_of_phrases():
-    """5,000 phrases over 64 KiB: the fallback engine stays fast."""
+def test_pm_fallback_is_a_trie_not_an_alternation_per_phrase():
+    """The fallback regex shares prefixes, so its cost per byte is the trie depth; 5,000
+    phrases over 64 KiB still find the one that occurs."""
+    assert _trie_regex([b"abc", b"abd", b"ab"]) == b"ab(?:(?:c|d))?"
     phrases = [("w%05dz" % i).encode() for i in range(5000)]
     matcher = PhraseMatcher(phrases, engine="regex")
     data = b"lorem ipsum w1234 " * 3600
-    start = time.perf_counter()
     assert matcher.search(data) is None
     assert matcher.search(data + b"W04999Z") == b"w04999z"
-    assert time.perf_counter() - start < 5
 
 
 def test_pm_from_file(tmp_path):

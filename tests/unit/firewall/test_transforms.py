@@ -91,7 +91,7 @@ def test_unchanged_input_is_returned_as_the_same_object(name):
 binary = st.binary(max_size=200)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(binary)
 def test_decoders_never_raise_and_never_grow(data):
     """Decoders accept any bytes and never return more bytes than they got."""
@@ -103,7 +103,7 @@ def test_decoders_never_raise_and_never_grow(data):
         assert len(T[name](data)) <= len(data), name
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(binary)
 def test_every_transformation_takes_any_bytes(data):
     """No transformation raises, whatever the bytes."""
@@ -111,6 +111,7 @@ def test_every_transformation_takes_any_bytes(data):
         assert isinstance(fn(data), bytes), name
 
 
+@settings(deadline=None)
 @given(binary)
 def test_url_round_trip(data):
     """urlDecode(urlEncode(x)) == x, and urlDecodeUni agrees on encoded input."""
@@ -118,6 +119,7 @@ def test_url_round_trip(data):
     assert T["urldecodeuni"](T["urlencode"](data)) == data
 
 
+@settings(deadline=None)
 @given(binary)
 def test_hex_and_base64_round_trips(data):
     """hexDecode(hexEncode(x)) == x; base64Decode(base64Encode(x)) == x (both decoders)."""
@@ -127,6 +129,7 @@ def test_hex_and_base64_round_trips(data):
     assert T["base64encode"](data) == base64.b64encode(data)
 
 
+@settings(deadline=None)
 @given(binary)
 def test_idempotent_transformations(data):
     """Applying these twice is applying them once."""
@@ -137,6 +140,7 @@ def test_idempotent_transformations(data):
         assert T[name](once) == once, name
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=100).filter(lambda b: b"\\" not in b and b"." not in b))
 def test_paths_without_dots_or_double_slashes_are_untouched(data):
     """normalizePath changes nothing when there is nothing to normalise."""
@@ -151,4 +155,4 @@ def test_escape_decoders_are_fast_on_large_input():
     start = time.perf_counter()
     for name in ("urldecodeuni", "jsdecode", "htmlentitydecode", "cssdecode"):
         T[name](data)
-    assert time.perf_counter() - start < 10
+    assert time.perf_counter() - start < 60  # quadratic would take hours
