@@ -120,7 +120,9 @@ def _url_key(url: bytes, settings):
 
 
 def admin_site(holder) -> server.Site:
-    site = server.Site(StatusResource(holder))
+    from revproxy.admin.dashboard import with_dashboard
+
+    site = server.Site(with_dashboard(StatusResource(holder)))
     site.displayTracebacks = False
     site.noisy = False
     site.log = lambda request: None
