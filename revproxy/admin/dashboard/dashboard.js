@@ -83,16 +83,18 @@
   function chart(canvas, series, options) {
     if (!canvas) return;
     options = options || {};
-    var p = prepare(canvas), ctx = p.ctx, w = p.width, h = p.height, pad = 16;
+    var p = prepare(canvas), ctx = p.ctx, w = p.width, h = p.height, pad = options.bare ? 2 : 16;
     var top = scaleMax(options.stacked ? [{ values: stackTotals(series) }] : series, options.max);
     var step = (w - 2) / (KEEP - 1);
     var y = function (v) { return h - pad - (Math.min(v, top) / top) * (h - pad - 4); };
-    ctx.strokeStyle = getComputedStyle(document.body).getPropertyValue("--line") || "#ddd";
-    ctx.lineWidth = 1;
-    ctx.beginPath(); ctx.moveTo(0, h - pad + .5); ctx.lineTo(w, h - pad + .5); ctx.stroke();
-    ctx.fillStyle = getComputedStyle(document.body).getPropertyValue("--muted") || "#667";
-    ctx.font = "10px system-ui, sans-serif";
-    ctx.fillText((options.format || fmt)(top) + (options.unit || ""), 2, 10);
+    if (!options.bare) { // the baseline and the scale's top value
+      ctx.strokeStyle = getComputedStyle(document.body).getPropertyValue("--line") || "#ddd";
+      ctx.lineWidth = 1;
+      ctx.beginPath(); ctx.moveTo(0, h - pad + .5); ctx.lineTo(w, h - pad + .5); ctx.stroke();
+      ctx.fillStyle = getComputedStyle(document.body).getPropertyValue("--muted") || "#667";
+      ctx.font = "10px system-ui, sans-serif";
+      ctx.fillText((options.format || fmt)(top) + (options.unit || ""), 2, 10);
+    }
     var base = null;
     series.forEach(function (s) {
       var values = s.values, start = w - 1 - (values.length - 1) * step;
@@ -265,7 +267,7 @@
         cell(row, m.weight === undefined ? "-" : fmt(m.weight, 2), "num");
         var spark = document.createElement("canvas");
         cell(row, spark);
-        chart(spark, [{ values: h.requests, color: COLORS.rate }, { values: h.errors, color: COLORS["5xx"] }], {});
+        chart(spark, [{ values: h.requests, color: COLORS.rate }, { values: h.errors, color: COLORS["5xx"] }], { bare: true, fill: true });
       });
       wrap.appendChild(table); box.appendChild(wrap); root.appendChild(box);
     });
