@@ -90,6 +90,7 @@ class FakeAdmin(resource.Resource):
         body = request.content.read()
         document = json.loads(body) if body else None
         args = {k.decode(): v[0].decode() for k, v in request.args.items()}
+        args.update(document or {})
         self.posts.append((path, args, document))
         parts = [unquote(p) for p in path.strip("/").split("/")]
         if parts[:2] == ["api", "members"] and len(parts) == 5:
@@ -97,7 +98,7 @@ class FakeAdmin(resource.Resource):
             if key not in self.states:
                 return self._answer(request, 404, {"error": "no member %s/%s" % key})
             if parts[4] == "weight":
-                self.weights[key] = float(args.get("weight", (document or {}).get("weight")))
+                self.weights[key] = args["weight"]
             else:
                 self.states[key] = {"drain": "draining", "enable": "healthy",
                                     "disable": "disabled"}[parts[4]]
@@ -108,9 +109,9 @@ class FakeAdmin(resource.Resource):
             return self._answer(request, 200, {"purged": 3})
         if path == "/api/reload":
             if self.reload_error:
-                return self._answer(request, 200, {"accepted": False,
+                return self._answer(request, 409, {"reloaded": False, "generation": 0,
                                                    "error": self.reload_error})
-            return self._answer(request, 200, {"accepted": True, "generation": 1})
+            return self._answer(request, 200, {"reloaded": True, "generation": 1})
         return self._answer(request, 404, {"error": "not found: " + path})
 
     def _answer(self, request, code, document):

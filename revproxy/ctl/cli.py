@@ -66,7 +66,7 @@ def parser() -> argparse.ArgumentParser:
                                   else "set a member's weight")
         sub.add_argument("target", metavar="POOL/MEMBER")
         if action == "weight":
-            sub.add_argument("weight", type=float, metavar="N")
+            sub.add_argument("weight", type=int, metavar="N")
     purge = commands.add_parser("purge", help="purge the cache by URL, prefix or tag")
     purge.add_argument("url", nargs="?", help="an absolute URL (with its variants)")
     purge.add_argument("--prefix", help="every key starting with it (http://host/path/)")

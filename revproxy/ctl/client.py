@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from typing import Optional
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import treq
 from treq.client import HTTPClient
@@ -82,26 +82,21 @@ class AdminClient:
     def stats(self):
         return self._call("GET", "/api/stats")
 
-    def member(self, pool: str, member: str, action: str, weight: Optional[float] = None):
-        """``action``: drain, enable, disable or weight (then ``weight`` is required)."""
+    def member(self, pool: str, member: str, action: str, weight: Optional[int] = None):
+        """``action``: drain, enable, disable or weight (then ``weight``, an integer, is
+        sent as JSON ``{"weight": N}``)."""
         path = "/api/members/%s/%s/%s" % (_segment(pool), _segment(member), action)
-        body = None
-        if action == "weight":
-            body = {"weight": weight}
-            path += "?" + urlencode({"weight": _number(weight)})
+        body = {"weight": weight} if action == "weight" else None
         return self._call("POST", path, body)
 
     def purge(self, url: Optional[str] = None, prefix: Optional[str] = None,
               tag: Optional[str] = None, soft: bool = False):
-        """Exactly one of ``url``, ``prefix``, ``tag``."""
-        args = [(k, v) for k, v in (("url", url), ("prefix", prefix), ("tag", tag))
-                if v is not None]
-        if soft:
-            args.append(("soft", "1"))
-        body = dict(args)
+        """Exactly one of ``url``, ``prefix``, ``tag``; sent as a JSON body."""
+        body = {k: v for k, v in (("url", url), ("prefix", prefix), ("tag", tag))
+                if v is not None}
         if soft:
             body["soft"] = True
-        return self._call("POST", "/api/purge?" + urlencode(args), body)
+        return self._call("POST", "/api/purge", body)
 
     def reload(self):
         return self._call("POST", "/api/reload")
@@ -144,12 +139,6 @@ class AdminClient:
         except (UnicodeDecodeError, ValueError):
             raise AdminError("%s answered %d with something that is not JSON: %r"
                              % (url, response.code, content[:80]), UNREACHABLE)
-
-
-def _number(value):
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 def _failure_text(e) -> str:

@@ -57,9 +57,9 @@ class CtlAgainstFakeAdminTests(unittest.TestCase):
         self.assertEqual([p[0] for p in self.fake.posts], [
             "/api/members/main/127.0.0.1:8001/drain", "/api/members/main/127.0.0.1:8002/disable",
             "/api/members/main/127.0.0.1:8002/enable", "/api/members/main/127.0.0.1:8001/weight"])
-        self.assertEqual(self.fake.posts[-1][1:], ({"weight": "3"}, {"weight": 3.0}))
+        self.assertEqual(self.fake.posts[-1][2], {"weight": 3})
         self.assertEqual(self.fake.states[("main", "127.0.0.1:8001")], "draining")
-        self.assertEqual(self.fake.weights[("main", "127.0.0.1:8001")], 3.0)
+        self.assertEqual(self.fake.weights[("main", "127.0.0.1:8001")], 3)
 
     @defer.inlineCallbacks
     def test_purge_forms(self):
@@ -68,19 +68,19 @@ class CtlAgainstFakeAdminTests(unittest.TestCase):
                      ["purge", "--tag", "t1", "--soft"]):
             code, out, _ = yield self.ctl(*argv)
             self.assertEqual((code, out), (0, "purge: purged 3\n"))
-        self.assertEqual([p[1] for p in self.fake.posts],
+        self.assertEqual([p[2] for p in self.fake.posts],
                          [{"url": "http://a/x"}, {"prefix": "http://a/"},
-                          {"tag": "t1", "soft": "1"}])
+                          {"tag": "t1", "soft": True}])
 
     @defer.inlineCallbacks
     def test_reload_refused_exits_1_with_the_reason(self):
         self.fake.reload_error = "rp.toml: [pools.main] members: expected a list"
         code, out, err = yield self.ctl("reload")
         self.assertEqual(code, client.REFUSED)
-        self.assertIn("reload refused: rp.toml: [pools.main] members", err)
+        self.assertIn("/api/reload: rp.toml: [pools.main] members: expected a list", err)
         self.fake.reload_error = None
         code, out, _ = yield self.ctl("reload")
-        self.assertEqual((code, out), (0, "reload: accepted=yes generation=1\n"))
+        self.assertEqual((code, out), (0, "reload: generation=1 reloaded=yes\n"))
 
     @defer.inlineCallbacks
     def test_unknown_member_exits_5(self):

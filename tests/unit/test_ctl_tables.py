@@ -105,8 +105,8 @@ class ParseTests(unittest.TestCase):
         """POOL/MEMBER: the member keeps its own slashes (https://host:port members)."""
         args = cli.parse(["drain", "main/https://10.0.0.1:443"], {})
         self.assertEqual((args.pool, args.member), ("main", "https://10.0.0.1:443"))
-        args = cli.parse(["weight", "main/m", "2.5"], {})
-        self.assertEqual(args.weight, 2.5)
+        args = cli.parse(["weight", "main/m", "25"], {})
+        self.assertEqual(args.weight, 25)
 
     def test_usage_errors(self):
         """Each bad command line is a UsageError naming what was expected."""
@@ -114,6 +114,7 @@ class ParseTests(unittest.TestCase):
                             (["purge"], "exactly one"),
                             (["purge", "http://a/", "--tag", "t"], "exactly one"),
                             (["weight", "p/m", "-1"], ">= 0"),
+                            (["weight", "p/m", "1.5"], "invalid int"),
                             (["frobnicate"], "invalid choice"),
                             ([], "required")]:
             with self.assertRaises(cli.UsageError) as caught:
