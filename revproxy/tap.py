@@ -454,4 +454,14 @@ def makeService(options):
     top = service.MultiService()
     _startup_limits(options.config)
     build(options.config, reactor, load=options.load, signals=True).setServiceParent(top)
+    reactor.callWhenRunning(_freeze_startup_heap)
     return top
+
+
+def _freeze_startup_heap():
+    from revproxy.gcfreeze import freeze_startup_heap
+
+    frozen = freeze_startup_heap()
+    if frozen:
+        log.info("gc: {count} start-up objects frozen (kept out of full collections)",
+                 count=frozen)
