@@ -63,14 +63,16 @@ class FakeAdmin(resource.Resource):
     def status(self):
         return {
             "source": "<fake>",
-            "listeners": [{"name": "tcp:8080:interface=127.0.0.1", "role": "proxy"}],
-            "routes": [{"name": "default", "pool": "main"}],
+            "listeners": {"proxy": ["tcp:8080:interface=127.0.0.1"],
+                          "admin": ["tcp:9901:interface=127.0.0.1"]},
+            "routes": [{"name": "default", "pools": ["main"]}],
             "pools": {pool: {"policy": "round-robin", "queued": 0, "members": [
                 {"name": m, "state": self.states[(pool, m)], "in_flight": 0, "ewma_ms": 1.25,
                  "weight": self.weights[(pool, m)], "ejections": 0} for m in members]}
                 for pool, members in self.pools.items()},
-            "cache": {"store": "memory", "size": 0, "hit_ratio": 0.5},
-            "connections": {"idle": 1},
+            "cache": {"store": "memory", "entries": 0, "bytes": 0, "hit_ratio": 0.5},
+            "connections": {"total": 3, "by_state": {"idle": 2, "reading_head": 0,
+                                                     "in_request": 1}},
             "workers": {"count": 1, "pid": 4242},
         }
 

@@ -80,7 +80,11 @@ def status_text(doc: dict) -> str:
         summary.append(("workers", "%s (pid %s)" % (workers.get("count", "?"),
                                                     _cell(workers.get("pid", workers.get("pids"))))))
     connections = doc.get("connections")
-    if connections is not None:
+    if isinstance(connections, dict):
+        busy = {k: v for k, v in sorted((connections.get("by_state") or {}).items()) if v}
+        summary.append(("connections", "%s%s" % (_cell(connections.get("total")), (
+            " (%s)" % _cell(busy)) if busy else "")))
+    elif connections is not None:
         summary.append(("connections", _cell(connections)))
     cache = doc.get("cache")
     if isinstance(cache, dict):
@@ -101,8 +105,10 @@ def status_text(doc: dict) -> str:
 
 
 def _names(items) -> str:
-    if isinstance(items, dict):
-        return ", ".join(sorted(str(k) for k in items))
+    if isinstance(items, dict):  # {"proxy": [...], "admin": [...]}: by role
+        return "; ".join("%s: %s" % (role, _names(value) if isinstance(value, list)
+                                     else _cell(value))
+                         for role, value in sorted(items.items()) if value)
     out = []
     for item in items:
         if isinstance(item, dict):

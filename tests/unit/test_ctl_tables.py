@@ -59,7 +59,10 @@ class DocumentTextTests(unittest.TestCase):
         fake.states[("main", "127.0.0.1:8002")] = "draining"
         text = tables.status_text(fake.status())
         self.assertIn("workers      1 (pid 4242)", text)
-        self.assertIn("cache        store=memory size=0 hit_ratio=50.0%", text)
+        self.assertIn("cache        store=memory entries=0 bytes=0 hit_ratio=50.0%", text)
+        self.assertIn("listeners    admin: tcp:9901:interface=127.0.0.1; "
+                      "proxy: tcp:8080:interface=127.0.0.1", text)
+        self.assertIn("connections  3 (idle=2 in_request=1)", text)
         rows = [line.split() for line in text.splitlines() if line.startswith("main ")]
         self.assertEqual(rows, [["main", "127.0.0.1:8001", "healthy", "0", "1", "1.25", "0"],
                                 ["main", "127.0.0.1:8002", "draining", "0", "1", "1.25", "0"]])
