@@ -136,3 +136,45 @@ class SegmentTests(unittest.TestCase):
         from revproxy.ctl.client import _segment
         self.assertEqual(_segment("127.0.0.1:8001"), "127.0.0.1:8001")
         self.assertEqual(_segment("https://h:443 (sni)"), "https:%2F%2Fh:443%20%28sni%29")
+
+
+class CtlAgainstLiveProxyTests(unittest.TestCase):
+    """The real admin listener of a running proxy (``[admin] listen``)."""
+
+    @defer.inlineCallbacks
+    def start(self):
+        from tests.integration.support import backend_site, proxy_config, start_proxy
+
+        backend = listen(backend_site())
+        self.addCleanup(backend.stopListening)
+        data = proxy_config([backend.getHost().port],
+                            admin={"listen": ["tcp:0:interface=127.0.0.1"]})
+        service, _ = yield start_proxy(self, data)
+        return "http://127.0.0.1:%d" % service.ports[0].getHost().port
+
+    @defer.inlineCallbacks
+    def test_unknown_member_is_404_exit_5(self):
+        admin = yield self.start()
+        out, err = io.StringIO(), io.StringIO()
+        args = cli.parse(["--admin", admin, "drain", "main/nobody:1"], {})
+        code = yield with_timeout(cli.run(reactor, args, out, err))
+        self.assertEqual(code, client.NOT_FOUND)
+        self.assertTrue(err.getvalue().startswith("revproxy.ctl: 404 not found: "
+                                                  + admin + "/api/members/main/nobody:1/drain"),
+                        err.getvalue())
+
+    @defer.inlineCallbacks
+    def test_dashboard_served_beside_the_api(self):
+        """GET / is the dashboard page, its script and style load, /status is still JSON."""
+        import treq
+
+        admin = yield self.start()
+        page = yield with_timeout(treq.get(admin + "/", persistent=False))
+        self.assertEqual(page.code, 200)
+        self.assertIn(b"<canvas id=\"chart-rate\"", (yield treq.content(page)))
+        for path in ("/dashboard.js", "/dashboard.css"):
+            response = yield with_timeout(treq.get(admin + path, persistent=False))
+            self.assertEqual(response.code, 200)
+            yield treq.content(response)
+        status = yield with_timeout(treq.get(admin + "/status", persistent=False))
+        self.assertIn("main", json.loads((yield treq.content(status)))["pools"])
