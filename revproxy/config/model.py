@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
+from revproxy.config.firewall import FirewallSettings
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -361,6 +363,7 @@ class Config:
     rate_limits: "RateLimits" = field(default_factory=lambda: RateLimits())
     http2: Http2 = field(default_factory=Http2)
     compression: Compression = field(default_factory=Compression)
+    firewall: FirewallSettings = field(default_factory=FirewallSettings)  # [firewall]
 
     def pool(self, name: str) -> Pool:
         for pool in self.pools:

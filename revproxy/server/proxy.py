@@ -274,7 +274,7 @@ class ProxyRequest:
         if not hooks:
             self.sink.start(head.status, head.reason, headers, announced_length(head))
             return
-        view = ResponseView(head.status, head.reason, headers)
+        view = ResponseView(head.status, head.reason, headers, announced_length(head))
         self._held = []
         run_phase(hooks, (self.ctx, view), lambda: self._start_response(head, view),
                   self._answer, self._hook_failed)
