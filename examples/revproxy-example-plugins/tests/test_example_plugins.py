@@ -12,7 +12,8 @@ from twisted.trial import unittest
 from revproxy.testing import BalancerContractMixin, FakeMember, FakeRequest
 from revproxy.testing.hooks import RequestHookContractMixin, fake_context
 from revproxy.testing.stores import CacheStoreContractMixin, sample_entry
-from revproxy_examples import balancer, hook, store
+from revproxy.testing.firewall import FirewallRuleContractMixin, fake_firewall_request
+from revproxy_examples import balancer, firewall_rule, hook, store
 
 
 class WeightedRandomContractTests(BalancerContractMixin, unittest.TestCase):
@@ -78,6 +79,40 @@ class MaintenanceTests(unittest.TestCase):
                 hook.build(options, Clock())
 
 
+class JSONDepthContractTests(FirewallRuleContractMixin, unittest.TestCase):
+    def make_rule(self):
+        return firewall_rule.build({"max_depth": 3}, Clock())
+
+
+def json_request(body: bytes):
+    return fake_firewall_request(
+        b"POST /api HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body), body)
+
+
+class JSONDepthTests(unittest.TestCase):
+    def test_deep_json_denied_shallow_allowed(self):
+        rule = firewall_rule.build({"max_depth": 3}, Clock())
+        self.assertEqual(rule.evaluate(json_request(b'{"a": [{"b": 1}]}')).kind, "allow")
+        verdict = rule.evaluate(json_request(b'{"a": [{"b": [1]}]}'))
+        self.assertEqual((verdict.kind, verdict.status), ("deny", 400))
+        self.assertEqual(rule.evaluate(json_request(b"[[[[")).kind, "allow")  # not JSON
+
+    def test_depth_stops_early_and_needs_no_recursion(self):
+        """100 000 nested arrays: no RecursionError, the count stops past the limit."""
+        deep = []
+        for _ in range(100000):
+            deep = [deep]
+        self.assertEqual(firewall_rule.depth(deep, 20), 21)
+        self.assertEqual(firewall_rule.depth({"a": [1, {"b": []}]}, 20), 4)
+        self.assertEqual(firewall_rule.depth("text", 20), 0)
+
+    def test_bad_options(self):
+        for options in ({"max_depth": 0}, {"max_depth": "9"}, {"status": 503}, {"x": 1}):
+            with self.assertRaises(ValueError):
+                firewall_rule.build(options, Clock())
+
+
 class DiscoveryTests(unittest.TestCase):
     def test_revproxy_finds_each_by_name(self):
         """With the package installed, the registries know the three names."""
@@ -88,3 +123,6 @@ class DiscoveryTests(unittest.TestCase):
         self.assertIn("example-weighted-random", balancer_factories())
         self.assertIn("example-ttl-cap", store_factories())
         self.assertIn("example-maintenance", hook_factories())
+        from revproxy.firewall.pyrules import firewall_rule_factories
+
+        self.assertIn("example-json-depth", firewall_rule_factories())

@@ -5,7 +5,9 @@ revproxy/plugins/ here: this directory joins revproxy's own plugin package."""
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from revproxy.interfaces import IBalancerFactory, ICacheStoreFactory, IRequestHookFactory
+from revproxy.interfaces import (
+    IBalancerFactory, ICacheStoreFactory, IFirewallRuleFactory, IRequestHookFactory,
+)
 
 
 @implementer(IPlugin, IBalancerFactory)
@@ -38,6 +40,17 @@ class _Hook:
         return build(options, reactor)
 
 
+@implementer(IPlugin, IFirewallRuleFactory)
+class _FirewallRule:
+    name = "example-json-depth"
+    description = "refuses JSON bodies nested deeper than max_depth (example plugin)"
+
+    def build(self, options, reactor):
+        from revproxy_examples.firewall_rule import build
+        return build(options, reactor)
+
+
 example_balancer = _Balancer()
 example_store = _Store()
 example_hook = _Hook()
+example_firewall_rule = _FirewallRule()
