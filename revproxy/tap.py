@@ -5,6 +5,7 @@ This is the only module that touches the global reactor: everything else gets it
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import sys
@@ -37,6 +38,10 @@ class Options(usage.Options):
         ["cache", None, None,
          "HTTP cache store: memory, disk:PATH or memcached:HOST:PORT[,HOST:PORT...] "
          "(replaces the config's [cache] store)."],
+        ["firewall", None, None,
+         "Application firewall: crs:DIR (the OWASP CRS in DIR, blocking, paranoia level 1), "
+         "crs:DIR:pl=2, detect:crs:DIR (log only), crs:auto (Debian's modsecurity-crs) "
+         "or off (replaces the config's [firewall] mode, crs and paranoia_level)."],
     ]
     optFlags = [
         ["check", None, "Validate the configuration, print a summary and exit."],
@@ -46,18 +51,25 @@ class Options(usage.Options):
         usage.Options.__init__(self)
         self["listen"] = []
         self["upstream"] = []
+        self["admin"] = []
 
     def opt_listen(self, endpoint):
         """Endpoint to listen on (repeatable): tcp:8080:interface=127.0.0.1, or HTTPS with
         ssl:8443:privateKey=key.pem:certKey=cert.pem or tls:8443 (the [tls] certificates)."""
         self["listen"].append(endpoint)
 
+    def opt_admin(self, endpoint):
+        """Admin API endpoint (repeatable; replaces [admin] listen), e.g.
+        tcp:9901:interface=127.0.0.1 (docs/admin.md)."""
+        self["admin"].append(endpoint)
+
     def opt_upstream(self, url):
         """Backend member URL, e.g. http://127.0.0.1:8000 (repeatable: one pool)."""
         self["upstream"].append(url)
 
     def postOptions(self):
-        self.load = config_loader(self["config"], self["listen"], self["upstream"], self["cache"])
+        self.load = config_loader(self["config"], self["listen"], self["upstream"], self["cache"],
+                                  self["firewall"], self["admin"])
         try:
             config = self.load()
             check_balancers(config, {name: factory.description
@@ -66,6 +78,8 @@ class Options(usage.Options):
             if self["check"]:
                 _check_upstream_tls(config)  # start-up reads them while building
             check_tls(config)
+            if self["check"]:
+                _check_firewall(config)
         except ConfigError as e:
             # A config error is not a usage error: say what is wrong, not the whole --help.
             problems = getattr(e, "problems", None)
@@ -81,16 +95,26 @@ class Options(usage.Options):
             raise SystemExit(0)
 
 
-def config_loader(path, listen, upstreams, cache):
+def config_loader(path, listen, upstreams, cache, firewall=None, admin=()):
     """A function that reads the config as the command line asks: the file (or the embedded
-    default) with ``--listen``/``--upstream``/``--cache`` applied. Start-up and every reload
-    call it; it raises ``ConfigError``."""
-    listen, upstreams = list(listen), list(upstreams)
+    default) with ``--listen``/``--upstream``/``--cache``/``--firewall``/``--admin`` applied.
+    Start-up and every reload call it; it raises ``ConfigError``."""
+    from revproxy.admin.settings import with_admin_listen
+
+    listen, upstreams, admin = list(listen), list(upstreams), list(admin)
 
     def load():
         if path is None and upstreams:
-            return quick_config(listen, upstreams, cache)
-        return apply_overrides(load_config(path), listen, upstreams, cache)
+            config = quick_config(listen, upstreams, cache)
+        else:
+            config = apply_overrides(load_config(path), listen, upstreams, cache)
+        if firewall:
+            from dataclasses import replace
+
+            from revproxy.config.firewall import apply_firewall_flag
+
+            config = replace(config, firewall=apply_firewall_flag(config.firewall, firewall))
+        return with_admin_listen(config, admin)
 
     return load
 
@@ -101,6 +125,8 @@ def build(config, reactor, randbytes=None, batch_writes=True, load=None, signals
     ``load`` re-reads the config on reload (default: ``config`` again); ``signals`` installs
     the SIGHUP (reload) and SIGUSR1 (reopen log files) handlers when the service starts.
     """
+    from revproxy.admin.control import AdminControl
+    from revproxy.admin.recorder import RequestRecorder
     from revproxy.netio import Outbox
     from revproxy.server.logfiles import LogFiles
     from revproxy.server.reload import Reloader
@@ -117,14 +143,18 @@ def build(config, reactor, randbytes=None, batch_writes=True, load=None, signals
                     Stats(config.limits.max_connections, config.limits.max_connections_per_ip),
                     SpoolBudget(buffering.total_memory, buffering.total_disk), Deadlines(reactor),
                     Outbox(reactor, batch_writes), LogFiles())
+    shared.recorder = RequestRecorder()  # per-request counts for the admin API and metrics
     try:
         runtime = build_runtime(config, shared)
     except ConfigError as e:
         raise SystemExit("revproxy: bad configuration: %s" % e)
     shared.apply(config)
     holder = RuntimeHolder(runtime)
-    service = ProxyService(reactor, holder, extra_sites)
+    control = AdminControl(holder, shared.recorder)
+    service = ProxyService(reactor, holder, functools.partial(extra_sites, control=control))
     service.reloader = Reloader(service, shared, load or (lambda: config), build_runtime)
+    control.reloader = service.reloader
+    service.admin = control
     if signals:
         import signal
 
@@ -152,10 +182,15 @@ def build_runtime(config, shared, previous=None):
     user_hooks = _hooks(config, shared.reactor, previous)
     rate_limits = _rate_limits(config, shared.reactor, previous)
     hooks = user_hooks
+    firewall = _firewall(config, shared.reactor, previous)
+    if firewall is not None:  # after IP lists and rate limits, before the [[hooks]]
+        from revproxy.pipeline.hooks import HookSet
+
+        hooks = HookSet((firewall.hook,) + user_hooks.hooks)
     if rate_limits is not None:  # built-in hooks run before the user's
         from revproxy.pipeline.hooks import HookSet
 
-        hooks = HookSet((rate_limits,) + user_hooks.hooks)
+        hooks = HookSet((rate_limits,) + hooks.hooks)
     ip_access, hooks = _ip_access(config, shared.reactor, previous, hooks)  # IP lists first
     tls = _tls(config, shared)
     runtime = Runtime(
@@ -168,8 +203,19 @@ def build_runtime(config, shared, previous=None):
     runtime.user_hooks = user_hooks
     runtime.ip_access = ip_access
     runtime.rate_limits = rate_limits
+    runtime.firewall = firewall
+    runtime.recorder = getattr(shared, "recorder", None)
+    runtime.admin_token = _admin_token(config)
     _log_compression(config)
     return runtime
+
+
+def _admin_token(config):
+    """The admin API's bearer token (``[admin] token`` or ``token_file``, read now), or
+    None; ConfigError when it cannot be had."""
+    from revproxy.admin.auth import configured_token
+
+    return configured_token(config)
 
 
 def _log_compression(config):
@@ -246,6 +292,22 @@ def check_tls(config):
     from revproxy.tls.runtime import build_tls
 
     build_tls(config, alpn_protocols(config), time.time())
+
+
+def _firewall(config, reactor, previous):
+    """The ``Firewall`` of ``[firewall]`` (None when off): rule files read and compiled again
+    on every call (start-up and each reload); its counters carry over from ``previous``."""
+    from revproxy.firewall.build import build_firewall
+
+    running = getattr(previous, "firewall", None) if previous is not None else None
+    return build_firewall(config, reactor, running)
+
+
+def _check_firewall(config):
+    """``--check``: compile the firewall's rules (ConfigError naming file and line)."""
+    from revproxy.firewall.build import build_firewall
+
+    build_firewall(config, None)
 
 
 def _rate_limits(config, reactor, previous):
@@ -372,6 +434,8 @@ def _backends(config, shared, previous, factories, provider=None):
                               pool.balance, str(e).strip("'\""))
         backends[pool.name] = BalancedPool(shared.reactor, pool, parser_limits_for(config.limits),
                                            shared.deadlines, shared.outbox, balancer, tls)
+        if kept is not None:  # operator overrides (admin API) outlive a rebuild
+            backends[pool.name].overrides = dict(kept.overrides)
     return backends
 
 
@@ -429,13 +493,14 @@ def _cache(config, reactor, previous):
     return HttpCache(store, settings, reactor)
 
 
-def extra_sites(holder, config):
+def extra_sites(holder, config, control=None):
     """The listeners besides the proxy's: ``(role, description, factory)`` for the admin
-    listener(s) and the demo backends."""
-    from revproxy.admin.status import admin_site
+    listener(s) and the demo backends. ``control``: the admin API's ``AdminControl``."""
+    from revproxy.admin.site import admin_site
     from revproxy.demo import demo_site
 
-    sites = [("admin", description, admin_site(holder)) for description in config.admin.listen]
+    sites = [("admin", description, admin_site(holder, control))
+             for description in config.admin.listen]
     if config.demo.enabled:
         for index, port in enumerate(config.demo.ports):
             sites.append(("demo", "tcp:%d:interface=127.0.0.1" % port,

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
+from revproxy.config.firewall import FirewallSettings
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -64,6 +66,7 @@ class Server:
     request_id_header: str = "x-request-id"
     backlog: int = 0  # listen queue per listener; 0 = the system maximum (somaxconn)
     error_pages: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()  # when no route has its own
+    proxy_protocol_from: Tuple[str, ...] = ()  # CIDRs whose PROXY header haproxy: listeners believe
 
 
 @dataclass(frozen=True)
@@ -211,6 +214,10 @@ class Route:
     compress_types: Optional[Tuple[str, ...]] = None  # None = [compression] types
     compress_min_size: Optional[int] = None  # None = [compression] min_size
     compress_level: Optional[int] = None  # gzip level; None = [compression] level
+    mirror: str = ""  # "" = off; else a pool receiving a copy of each request (answer dropped)
+    mirror_percent: float = 100.0  # share of the requests copied
+    mirror_max_body: int = 64 * 1024  # larger request bodies are not copied
+    mirror_max_in_flight: int = 16  # copies awaiting their answer; beyond: dropped
 
 
 @dataclass(frozen=True)
@@ -253,6 +260,8 @@ class Admin:
     listen: Tuple[str, ...] = ()  # () = no admin listener; keep it on loopback
     debug_clients: Tuple[str, ...] = ()  # CIDRs allowed to ask for the decision header
     debug_header: str = "x-revproxy-debug"  # request header ("1") that asks for it
+    token: str = ""  # bearer token every admin call must carry ("": none; see docs/admin.md)
+    token_file: str = ""  # or a file holding it (read at start-up and on every reload)
 
 
 @dataclass(frozen=True)
@@ -361,6 +370,7 @@ class Config:
     rate_limits: "RateLimits" = field(default_factory=lambda: RateLimits())
     http2: Http2 = field(default_factory=Http2)
     compression: Compression = field(default_factory=Compression)
+    firewall: FirewallSettings = field(default_factory=FirewallSettings)  # [firewall]
 
     def pool(self, name: str) -> Pool:
         for pool in self.pools:

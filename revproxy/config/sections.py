@@ -61,6 +61,7 @@ SERVER_FIELDS: Dict[str, Parser] = {
     "shutdown_timeout": duration,
     "request_id_header": header_name,
     "backlog": count(0, 65535),
+    "proxy_protocol_from": list_of(parse_network),
 }
 
 LIMITS_FIELDS: Dict[str, Parser] = {
@@ -102,10 +103,29 @@ DEMO_FIELDS: Dict[str, Parser] = {
     "ports": list_of(count(1, 65535), min_items=1),
 }
 
+class Secret(str):
+    """A string whose repr hides it: the admin token never reaches a log line (the reload
+    log describes changed keys with their repr)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'<hidden>'"
+
+
+def admin_token(value: Any) -> str:
+    """A bearer token (RFC 6750 token68 characters), kept as a ``Secret``."""
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9\-._~+/]*=*", value):
+        raise ValueError("expected a token of letters, digits and -._~+/ (Bearer token68)")
+    return Secret(value)
+
+
 ADMIN_FIELDS: Dict[str, Parser] = {
     "listen": list_of(check_endpoint),
     "debug_clients": list_of(parse_network),
     "debug_header": header_name,
+    "token": admin_token,
+    "token_file": text(),
 }
 
 
@@ -145,7 +165,23 @@ def parse_server(root: Table) -> Server:
 
     table = root.sub_table("server", "[server]")
     extra = {"error_pages": parse_error_pages(table)}
-    return table.build(Server, SERVER_FIELDS, extra=extra, also_known=("error_pages",))
+    server = table.build(Server, SERVER_FIELDS, extra=extra, also_known=("error_pages",))
+    problem = proxy_protocol_problem(server.listen, server.proxy_protocol_from)
+    if problem is not None:
+        raise table.error(*problem)
+    return server
+
+
+def proxy_protocol_problem(listen, trusted):
+    """None, or ``(key, value, expectation)``: a ``haproxy:`` listener needs
+    ``proxy_protocol_from`` (a PROXY header believed from anyone would let any client
+    choose its address)."""
+    for description in listen:
+        if description[:8].lower() == "haproxy:" and not trusted:
+            return ("listen", description,
+                    "a haproxy: listener needs [server] proxy_protocol_from = [CIDRs of the "
+                    "load balancers allowed to send PROXY headers]")
+    return None
 
 
 def parse_limits(root: Table) -> Limits:

@@ -66,6 +66,8 @@ class H2ServerConnection(DeadlineMixin, Protocol):
     A ``connection_made`` hook that refuses the client gets GOAWAY(REFUSED_STREAM) and the
     connection closed (there is no stream to answer on yet)."""
 
+    address = None  # the peer address its factory was asked for (server.protocol.admit)
+
     def __init__(self, runtime, scheme="https", listener=""):
         self.runtime = runtime
         self.scheme = scheme
@@ -91,6 +93,12 @@ class H2ServerConnection(DeadlineMixin, Protocol):
         self.counted = False
         self.deadline = None
         self._timer_kind = None
+
+    @property
+    def activity(self) -> str:
+        """What the connection does now (the admin status): "http2" while streams are
+        open, "http2_idle" without."""
+        return "http2" if self._streams else "http2_idle"
 
     # -- Twisted ---------------------------------------------------------------------------
     def connectionMade(self):

@@ -40,8 +40,10 @@ def admit(conn) -> bool:
     """A new client connection (HTTP/1.1 or HTTP/2): set its ``client_ip``, ``client_port``
     and ``peer`` (``PeerFacts``, with an empty ``TLSFacts`` on TLS listeners, filled at the
     handshake) and count it in ``runtime.stats``; False (logged) when the total or per-IP
-    limit refuses it (``trusted_proxies`` are exempt from the per-IP one)."""
-    peer = conn.transport.getPeer()
+    limit refuses it (``trusted_proxies`` are exempt from the per-IP one). The peer is
+    ``conn.address`` when its factory set one (the client a PROXY header named:
+    ``revproxy.server.proxylisten``), else the transport's."""
+    peer = conn.address if conn.address is not None else conn.transport.getPeer()
     conn.client_ip = getattr(peer, "host", "") or ""
     conn.client_port = getattr(peer, "port", 0) or 0
     conn.peer = PeerFacts(conn.client_ip, conn.client_port, conn.scheme, conn.listener,
@@ -58,6 +60,8 @@ def admit(conn) -> bool:
 
 class ClientConnection(DeadlineMixin, Protocol):
     """One client connection. ``runtime`` is the config snapshot it was accepted under."""
+
+    address = None  # the peer address its factory was asked for (see admit)
 
     def __init__(self, runtime, scheme="http", listener=""):
         self.runtime = runtime
@@ -87,6 +91,19 @@ class ClientConnection(DeadlineMixin, Protocol):
         self._drain = None  # DrainWatch, made the first time the client falls behind
         self.held = False  # the next request waits until the client took the last response
         self._checked_out = 0  # bytes_out when the kernel's queue was last looked at
+
+    @property
+    def activity(self) -> str:
+        """What the connection does now (the admin status counts them): "tunnel",
+        "request" (a request in progress), "idle" (keep-alive, between requests) or
+        "head" (reading a request head)."""
+        if self._tunnel is not None:
+            return "tunnel"
+        if self._request is not None:
+            return "request"
+        if self._timer_kind == _IDLE:
+            return "idle"
+        return "head"
 
     # -- Twisted ---------------------------------------------------------------------------
     def connectionMade(self):
@@ -333,6 +350,7 @@ class ClientConnection(DeadlineMixin, Protocol):
 
     def reader_too_slow(self, rate, window):
         """The client took our output slower than ``min_response_rate``: cut it off."""
+        self.runtime.stats.slow_response_cuts += 1
         reason = "client too slow: took %.0f B/s over %.1fs (min_response_rate %d B/s)" % (
             rate, window, self._limits.min_response_rate)
         if self._request is not None and self._tunnel is None:
@@ -516,6 +534,7 @@ class ClientConnection(DeadlineMixin, Protocol):
             else:
                 log.info("{ip} rid={rid} 408: request body too slow", ip=self.client_ip,
                          rid=self._rid())
+            self.runtime.stats.slow_request_cuts += 1
             self._request.fail_request(408, "request body not received in time")
         elif self._request is None:
             reason = "request head not received in time"
@@ -552,7 +571,9 @@ class ProxyFactory(Factory):
             if self._scheme == "http":
                 return None  # the port closes the socket at once: not a byte read or sent
             return _Refused()  # a TLS wrapper cannot take None: abort before any handshake
-        return ClientConnection(runtime, self._scheme, self._listener)
+        conn = ClientConnection(runtime, self._scheme, self._listener)
+        conn.address = addr
+        return conn
 
 
 class _Refused(Protocol):

@@ -222,9 +222,12 @@ class ProxyRequest:
         else:
             pool = self.rt.backends[routing.pool]
             target = routing.target(self.head.target)
-        self.exchange = MemberExchange(self, pool, outgoing(self.head, headers, self._body,
-                                                            self._body_size, target))
+        sent = outgoing(self.head, headers, self._body, self._body_size, target)
+        self.exchange = MemberExchange(self, pool, sent)
         self.exchange.start()
+        if routing is not None and routing.plan.mirror is not None:
+            # a copy to the route's mirror pool, once the request's own exchange started
+            routing.plan.mirror.send(self, sent, self._upgrade is not None)
 
     def _upstream_headers(self):
         head, rt, ctx = self.head, self.rt, self.ctx
@@ -274,7 +277,7 @@ class ProxyRequest:
         if not hooks:
             self.sink.start(head.status, head.reason, headers, announced_length(head))
             return
-        view = ResponseView(head.status, head.reason, headers)
+        view = ResponseView(head.status, head.reason, headers, announced_length(head))
         self._held = []
         run_phase(hooks, (self.ctx, view), lambda: self._start_response(head, view),
                   self._answer, self._hook_failed)
@@ -505,6 +508,9 @@ class ProxyRequest:
                 log.failure("rid={rid} request_end hook {h!r} failed", rid=self._rid, h=call)
         if rt.access_log is not None:
             rt.access_log.log(self._record())
+        recorder = rt.recorder
+        if recorder is not None and not self.background:  # metrics (revproxy.admin)
+            recorder.record(self.ctx, self.sink.status, self.exchange, rt.clock.seconds())
         # The stages point back at their owner: break the cycles now, so the request is
         # freed by reference counting instead of waiting for the cyclic GC (measured: the
         # cycles cost ~10% CPU per proxied request in collections).
@@ -542,6 +548,8 @@ class ProxyRequest:
             request_id=ctx.request_id,
             route=ctx.route.name if ctx.route is not None else "-",
             attempts=exchange.attempts if exchange is not None else 0,
+            cache=self.cache.logged_status if self.cache is not None else None,
+            firewall=ctx.notes.get("firewall") if ctx.notes else None,
         )
 
 

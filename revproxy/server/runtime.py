@@ -51,6 +51,8 @@ class Stats:
         self.per_ip = PerAddress()
         self.idle = IdleConnections()
         self.shed = 0  # idle connections closed to admit new ones, since start
+        self.slow_request_cuts = 0  # request bodies refused as too slow (408), since start
+        self.slow_response_cuts = 0  # clients cut off for reading too slowly, since start
         self.shutting_down = False
         self._empty_waiters = []
 
@@ -101,6 +103,8 @@ class Shared:
     """The process-wide parts every runtime uses and a reload keeps: the reactor, randomness,
     connection accounting, the spool budget, deadlines, the output batcher, the log files."""
 
+    recorder = None  # revproxy.admin.recorder.RequestRecorder, set by tap.build
+
     def __init__(self, reactor, rng, randbytes, stats, budget, deadlines, outbox, logs):
         self.reactor = reactor
         self.rng = rng  # random.Random for balancers
@@ -123,8 +127,11 @@ class Shared:
 
 class Runtime:
     holder = None  # the RuntimeHolder that made it current: connections find the newest there
+    recorder = None  # revproxy.admin.recorder.RequestRecorder (process-wide), or None
+    admin_token = None  # the admin API's bearer token (bytes), or None (revproxy.admin.auth)
     ip_access = None  # revproxy.protection.iplists.IPAccess, or None without [[ip_lists]]
     user_hooks = None  # the [[hooks]] plugins alone (``hooks`` adds the built-in ones)
+    firewall = None  # revproxy.firewall.build.Firewall, or None when [firewall] is off
 
     def __init__(self, config, clock, stats, budget, temp_dir, access_log, backends, randbytes,
                  deadlines, outbox, cache=None, hooks=NO_HOOKS, tls=None, rng=None):
@@ -172,7 +179,7 @@ class Runtime:
         # Per-route stages (rewriting, answers, headers, split: revproxy.routing.plan), only for
         # the routes that use them; error pages read from their files (None: none configured).
         self.random = (rng or random.Random()).random
-        self.route_plans = {route.name: RoutePlan(route) for route in config.routes
+        self.route_plans = {route.name: RoutePlan(route, self.clock) for route in config.routes
                             if needs_plan(route)}
         self.error_pages = build_error_pages(config)
 
