@@ -342,10 +342,6 @@ def main(argv: Sequence[str]) -> int:
         import importlib
         mod, _, fn = argv[argv.index("--components") + 1].partition(":")
         components = getattr(importlib.import_module(mod), fn or "components")()
-    elif "--standins" in argv:
-        sys.path.insert(0, ROOT)
-        from tests.firewall import standins
-        components = standins.components()
     rule = None
     if "--rule" in argv:
         rule = int(argv[argv.index("--rule") + 1])

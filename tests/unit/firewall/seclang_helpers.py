@@ -1,15 +1,15 @@
-"""Shared helpers for the engine's unit tests: a WAF from SecLang text with the test-only
-stand-ins for operators / transformations / body processors, and request views."""
+"""Shared helpers for the engine's unit tests: a WAF from SecLang text (with the shipped
+operators, transformations and body processors unless a test passes ``components``) and
+request views."""
 
 from __future__ import annotations
 
 from revproxy.firewall.seclang.api import RequestView
-from revproxy.firewall.seclang.engine import load_waf
-from tests.firewall import standins
+from revproxy.firewall.seclang.engine import default_components, load_waf
 
 
 def waf(text: str, **kw):
-    kw.setdefault("components", standins.components())
+    kw.setdefault("components", default_components())
     return load_waf([("rules.conf", text)], **kw)
 
 

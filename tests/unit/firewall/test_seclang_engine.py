@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings, strategies as st
+
 from revproxy.firewall.seclang.api import Interruption
 from tests.unit.firewall.seclang_helpers import ids, run, view, waf
 
@@ -181,8 +183,8 @@ def test_request_body_over_the_limit_is_truncated_with_process_partial():
 def test_transformation_cache_is_shared_across_rules_with_a_common_prefix():
     """The same (prefix, value) is transformed once per transaction."""
     calls = []
-    from tests.firewall import standins
-    comps = standins.components()
+    from revproxy.firewall.seclang.engine import default_components
+    comps = default_components()
     table = dict(comps.transforms)
     table["lowercase"] = lambda v: calls.append(v) or v.lower()
     comps = comps._replace(transforms=table)
@@ -216,11 +218,11 @@ def test_prefilter_skips_rx_rules_that_cannot_match_and_keeps_those_that_can():
         import pytest
         pytest.skip("google-re2 is not installed for this interpreter (PyPy)")
     calls = []
-    from tests.firewall import standins
-    comps = standins.components()
+    from revproxy.firewall.seclang.engine import default_components
+    comps = default_components()
 
     def build(name, arg, base):
-        op = standins.build_operator(name, arg, base)
+        op = comps.build_operator(name, arg, base)
         return lambda v, e: calls.append((arg, v)) or op(v, e)
     w = waf('SecRule ARGS|!ARGS:skip "@rx (ev)il" "id:1,phase:1,log,capture,t:lowercase,'
             "logdata:'%{TX.1}'\"\n"
@@ -233,3 +235,44 @@ def test_prefilter_skips_rx_rules_that_cannot_match_and_keeps_those_that_can():
     assert {a for a, _ in calls} == {"(ev)il"}  # rules 2 and 3 never ran their operator
     calls.clear()
     assert ids(run(w, b"/?skip=evil")) == [] and calls == []
+
+
+_FUZZ_RULES = r'''
+SecRequestBodyAccess On
+SecResponseBodyAccess On
+SecRule REQUEST_HEADERS:Content-Type "json" "id:1,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON"
+SecRule ARGS|ARGS_NAMES|REQUEST_COOKIES|REQUEST_HEADERS|XML:/* "@rx (?i)(select|<script)" \
+    "id:2,phase:2,pass,log,capture,t:none,t:urlDecodeUni,t:htmlEntityDecode,t:lowercase,\
+    logdata:'%{TX.0} in %{MATCHED_VAR_NAME}',setvar:tx.score=+%{tx.critical}"
+SecRule REQUEST_FILENAME|REQUEST_BASENAME|QUERY_STRING "@pm etc passwd" "id:3,phase:2,pass,log,multiMatch,t:normalizePath"
+SecRule &ARGS "@gt 3" "id:4,phase:2,pass,log"
+SecRule REQBODY_ERROR "!@eq 0" "id:5,phase:2,pass,log"
+SecRule RESPONSE_BODY "@contains secret" "id:6,phase:4,deny,log"
+'''
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=60), st.lists(st.tuples(
+    st.sampled_from([b"cookie", b"content-type", b"x-a", b"user-agent"]),
+    st.binary(max_size=40)), max_size=4), st.one_of(st.none(), st.binary(max_size=120)),
+    st.binary(max_size=60))
+def test_any_request_evaluates_without_raising(uri, headers, body, response):
+    """Whatever the bytes, the phases return None or an Interruption and never raise."""
+    from revproxy.firewall.seclang.engine import load_waf
+    w = _fuzz_waf(load_waf)
+    tx = w.transaction(view(b"/" + uri, b"POST", headers))
+    for result in (tx.phase1(), tx.phase2(body), tx.phase3(200, [(b"content-type",
+                                                                  b"text/html")]),
+                   tx.phase4(response)):
+        assert result is None or isinstance(result, Interruption)
+    tx.phase5()
+    assert all(m.rule_id in (0, 2, 3, 4, 5, 6) for m in tx.matches)
+
+
+_FUZZ = []
+
+
+def _fuzz_waf(load_waf):
+    if not _FUZZ:
+        _FUZZ.append(load_waf([("fuzz.conf", _FUZZ_RULES)]))
+    return _FUZZ[0]

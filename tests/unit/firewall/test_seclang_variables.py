@@ -6,7 +6,6 @@ import pytest
 
 from revproxy.firewall.seclang.api import BodyResult, FilePart
 from revproxy.firewall.seclang.variables import split_target
-from tests.firewall import standins
 from tests.unit.firewall.seclang_helpers import run, view, waf
 
 URI = b"/dir/Index.php?a=1&B=two&a=3"
@@ -85,7 +84,8 @@ def test_body_collections_from_the_body_processor():
     files = (FilePart(b"up", b"a.php", 12, b"text/plain"),)
     result = BodyResult(args=((b"p", b"1"),), files=files, flags={"MULTIPART_STRICT_ERROR": 1},
                         part_headers=((b"up", b"Content-Type: text/plain"),))
-    comps = standins.components()._replace(process_body=lambda *a, **k: result)
+    from revproxy.firewall.seclang.engine import default_components
+    comps = default_components()._replace(process_body=lambda *a, **k: result)
     hs = HEADERS + ((b"content-type", b"multipart/form-data; boundary=x"),)
     got = {}
     for t in ("ARGS_POST", "ARGS", "FILES", "FILES_NAMES", "FILES_SIZES", "FILES_COMBINED_SIZE",
