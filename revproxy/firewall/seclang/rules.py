@@ -128,7 +128,7 @@ class Rule:
         "severity", "ver", "rev", "maturity", "accuracy", "disruptive", "status",
         "redirect", "allow_scope", "skip", "skip_after", "capture", "multi_match", "log",
         "auditlog", "chain", "child", "parent", "effects", "marker", "always", "raw_actions",
-        "explicit", "plan", "pre",
+        "plan", "pre",
     )
 
     def __init__(self, file: str, line: int) -> None:
@@ -170,7 +170,6 @@ class Rule:
         self.marker: Optional[str] = None
         self.always = False  # SecAction: no targets, always matches
         self.raw_actions: List[Tuple[str, Optional[str]]] = []
-        self.explicit: frozenset = frozenset()
         self.plan: Tuple = ()  # ((target, cache key), ...): set by ``finish``
         self.pre = None        # (prefilter.Group, index) when the rule is in an RE2 set
 
