@@ -230,28 +230,39 @@ class Evaluator:
         op = rule.operator
         negated = rule.negated
         expand = self._expand
+        transform = self._transform if rule.t_funcs else None
+        multi = rule.multi_match
         for t, key in rule.plan:
-            for name, value in values(t, excl, key + extra_key):
-                self.work += 1
-                if rule.multi_match:
-                    found = self._multi(rule, value)
-                else:
-                    tv = self._transform(rule, value) if rule.t_funcs else value
-                    m = op(tv, expand)
-                    if negated:
-                        m = Match(tv) if m is None else None
-                    found = ((tv, m),) if m is not None else ()
-                for tv, m in found:
+            vals = values(t, excl, key + extra_key if extra_key else key)
+            if not vals:
+                continue
+            self.work += len(vals)
+            for name, value in vals:
+                if multi:
+                    for tv, m in self._multi(rule, value):
+                        matched = True
+                        self._matched(rule, name, tv, m, detect)
+                    continue
+                tv = transform(rule, value) if transform is not None else value
+                m = op(tv, expand)
+                if negated:
+                    m = Match(tv) if m is None else None
+                if m is not None:
                     matched = True
-                    v.matched_var = tv
-                    v.matched_var_name = name.encode("latin-1", "replace")
-                    v.matched.append((name, tv))
-                    if rule.capture:
-                        self._capture(m)
-                    if not detect:
-                        for e in rule.effects:
-                            e.apply(self)
+                    self._matched(rule, name, tv, m, detect)
         return matched
+
+    def _matched(self, rule, name: str, tv: bytes, m: Match, detect: bool) -> None:
+        """One matched value: MATCHED_VAR(S), captures, then the rule's effects."""
+        v = self.vars
+        v.matched_var = tv
+        v.matched_var_name = name.encode("latin-1", "replace")
+        v.matched.append((name, tv))
+        if rule.capture:
+            self._capture(m)
+        if not detect:
+            for e in rule.effects:
+                e.apply(self)
 
     def _multi(self, rule, value: bytes) -> List[Tuple[bytes, Match]]:
         """multiMatch: the operator on the value and after every transformation that
