@@ -189,6 +189,9 @@ def build_runtime(config, shared, previous=None):
     runtime.ip_access = ip_access
     runtime.rate_limits = rate_limits
     runtime.firewall = firewall
+    from revproxy.server.mirror import keep_mirror_stages
+
+    keep_mirror_stages(runtime, previous)  # an unchanged mirror keeps its counters
     _log_compression(config)
     return runtime
 

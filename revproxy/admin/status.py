@@ -11,6 +11,8 @@ import json
 
 from twisted.web import resource, server
 
+from revproxy.server.mirror import mirror_status
+
 
 def status_document(runtime, now: float) -> dict:
     """The status as plain data (pure: everything read from ``runtime`` at ``now``)."""
@@ -20,6 +22,7 @@ def status_document(runtime, now: float) -> dict:
         "pools": {name: backend.describe(now) for name, backend in sorted(runtime.backends.items())},
         "cache": _cache_document(runtime.cache),
         "rate_limits": runtime.rate_limits.stats() if runtime.rate_limits is not None else None,
+        "mirrors": mirror_status(runtime),
     }
 
 
