@@ -283,3 +283,19 @@ class BehindBalancerTests(unittest.TestCase):
         backend, upstream = world.accept_backend()
         self.assertTrue(upstream.value().startswith(
             b"PROXY TCP4 198.51.100.20 192.0.2.1 5000 443\r\nGET "), upstream.value())
+
+
+class MirrorToPrivatePoolTests(unittest.TestCase):
+    def test_a_mirrored_copy_carries_the_same_clients_header(self):
+        data = config_dict()
+        data["pools"]["shadow"] = {"members": ["http://10.0.0.2:8000"],
+                                   "send_proxy_protocol": "v1"}
+        data["routes"] = [{"name": "app", "pool": "main", "mirror": "shadow"}]
+        world = World(self, data)
+        proto, client = world.client(A)
+        proto.dataReceived(GET)
+        backend, upstream = world.accept_backend()
+        self.assertTrue(upstream.value().startswith(b"GET "))  # main: no option
+        mirror, copy = world.accept_backend()
+        self.assertTrue(copy.value().startswith(
+            b"PROXY TCP4 203.0.113.7 10.0.0.1 40000 12345\r\nGET /x HTTP/1.1\r\n"))
