@@ -161,7 +161,7 @@ class MirrorTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_counters_on_the_admin_status_and_across_a_reload(self):
-        """GET /status on the admin site shows the route's mirror counts; a SIGHUP-style
+        """GET /api/status on the admin site shows the route's mirror counts; a SIGHUP-style
         reload that leaves the route's mirror settings alone keeps them."""
         from revproxy.admin.status import admin_site
         from revproxy.config.load import parse_config
@@ -181,8 +181,10 @@ class MirrorTests(unittest.TestCase):
         admin = listen(admin_site(service._holder))
         self.addCleanup(admin.stopListening)
         client = yield connect(admin.getHost().port)
-        client.transport.write(b"GET /status HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+        client.transport.write(b"GET /api/status HTTP/1.1\r\nHost: admin\r\n"
+                               b"Connection: close\r\n\r\n")
         [(head, body)] = yield with_timeout(client.responses(1))
+        self.assertEqual(head.status, 200, body)
         mirrors = json.loads(body)["mirrors"]
         self.assertEqual(mirrors["app"]["pool"], "shadow")
         self.assertEqual((mirrors["app"]["counts"]["sent"], mirrors["app"]["counts"]["answered"],
