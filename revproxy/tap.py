@@ -37,6 +37,10 @@ class Options(usage.Options):
         ["cache", None, None,
          "HTTP cache store: memory, disk:PATH or memcached:HOST:PORT[,HOST:PORT...] "
          "(replaces the config's [cache] store)."],
+        ["workers", None, None,
+         "Worker processes sharing the listeners under a supervisor: a number or auto "
+         "(one per core); replaces [server] workers (default 1: no supervisor)."],
+        ["worker", None, None, "(internal) run as a worker of a supervisor: its spec file."],
     ]
     optFlags = [
         ["check", None, "Validate the configuration, print a summary and exit."],
@@ -46,6 +50,10 @@ class Options(usage.Options):
         usage.Options.__init__(self)
         self["listen"] = []
         self["upstream"] = []
+
+    def parseOptions(self, options=None):
+        self.argv = list(sys.argv[1:] if options is None else options)  # workers get the same
+        usage.Options.parseOptions(self, options)
 
     def opt_listen(self, endpoint):
         """Endpoint to listen on (repeatable): tcp:8080:interface=127.0.0.1, or HTTPS with
@@ -95,11 +103,14 @@ def config_loader(path, listen, upstreams, cache):
     return load
 
 
-def build(config, reactor, randbytes=None, batch_writes=True, load=None, signals=False):
+def build(config, reactor, randbytes=None, batch_writes=True, load=None, signals=False,
+          inherited=None):
     """Wire every object for ``config`` on ``reactor``; returns the ``ProxyService``.
 
     ``load`` re-reads the config on reload (default: ``config`` again); ``signals`` installs
-    the SIGHUP (reload) and SIGUSR1 (reopen log files) handlers when the service starts.
+    the SIGHUP (reload) and SIGUSR1 (reopen log files) handlers when the service starts;
+    ``inherited`` (a worker's sockets, ``revproxy.workers.inherit.adopters``) replaces
+    listening on those endpoints.
     """
     from revproxy.netio import Outbox
     from revproxy.server.logfiles import LogFiles
@@ -123,7 +134,7 @@ def build(config, reactor, randbytes=None, batch_writes=True, load=None, signals
         raise SystemExit("revproxy: bad configuration: %s" % e)
     shared.apply(config)
     holder = RuntimeHolder(runtime)
-    service = ProxyService(reactor, holder, extra_sites)
+    service = ProxyService(reactor, holder, extra_sites, inherited=inherited)
     service.reloader = Reloader(service, shared, load or (lambda: config), build_runtime)
     if signals:
         import signal
@@ -453,5 +464,11 @@ def makeService(options):
 
     top = service.MultiService()
     _startup_limits(options.config)
+    from revproxy.workers.compose import make_service as workers_service
+
+    several = workers_service(options, reactor)  # a supervisor or one of its workers
+    if several is not None:
+        several.setServiceParent(top)
+        return top
     build(options.config, reactor, load=options.load, signals=True).setServiceParent(top)
     return top

@@ -33,6 +33,8 @@ from revproxy.config.values import (
     parse_token,
 )
 
+from revproxy.workers.count import parse_workers
+
 ACCESS_FORMATS = ("combined", "json")
 
 
@@ -53,6 +55,7 @@ def header_name(value: Any) -> str:
 
 
 SERVER_FIELDS: Dict[str, Parser] = {
+    "workers": parse_workers,  # a count or "auto" (revproxy.workers.count)
     "listen": list_of(check_endpoint, min_items=1),
     "proxy_name": parse_token,
     "trusted_proxies": list_of(parse_network),

@@ -1,0 +1,157 @@
+"""What ``twistd revproxy`` runs when workers are involved (called by ``tap.makeService``).
+
+- ``--worker SPEC``: this process is a worker: the proxy of one process, listening on the
+  sockets it inherited and serving its admin API on its private Unix socket; demo backends
+  off (the supervisor runs them); it stops when its supervisor goes away.
+- ``--workers N`` or ``[server] workers`` above 1: this process is the supervisor.
+- otherwise: None, the single-process proxy as before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from twisted.application import service
+from twisted.internet import abstract, fdesc
+from twisted.logger import Logger
+
+from revproxy.workers.count import parse_workers
+
+log = Logger(namespace="revproxy.workers")
+
+
+def workers_wanted(options) -> int:
+    """``--workers`` when given, else ``[server] workers``; always 1 in a worker."""
+    if options.get("worker"):
+        return 1
+    if options.get("workers"):
+        return parse_workers(options["workers"])
+    return options.config.server.workers
+
+
+def make_service(options, reactor):
+    """The service for ``options``, or None when this is a plain single process."""
+    if options.get("worker"):
+        return worker_service(options, reactor)
+    try:
+        count = workers_wanted(options)
+    except ValueError as e:
+        raise SystemExit("revproxy: --workers: %s" % e)
+    if count <= 1:
+        return None
+    return supervisor_service(options, reactor, count)
+
+
+# -- the worker --------------------------------------------------------------------------------
+def worker_loader(load, spec):
+    """``load`` with what makes a config a worker's: the admin listener on the private socket
+    of ``spec``, no demo backends (the supervisor serves them)."""
+
+    def worker_config():
+        config = load()
+        return replace(config, admin=replace(config.admin, listen=(spec.admin,)),
+                       demo=replace(config.demo, enabled=False))
+
+    return worker_config
+
+
+def worker_service(options, reactor):
+    from revproxy import tap
+    from revproxy.workers.inherit import adopters
+    from revproxy.workers.spec import read_spec
+
+    try:
+        spec = read_spec(options["worker"])
+    except ValueError as e:
+        raise SystemExit("revproxy: %s" % e)
+    load = worker_loader(options.load, spec)
+    top = service.MultiService()
+    proxy = tap.build(load(), reactor, load=load, signals=True,
+                      inherited=adopters(reactor, spec))
+    proxy.setServiceParent(top)
+    SupervisorWatch(reactor).setServiceParent(top)
+    log.info("worker {index} of supervisor {pid}", index=spec.index, pid=spec.supervisor)
+    return top
+
+
+class _StdinPipe(abstract.FileDescriptor):
+    """Reads (and drops) the supervisor's pipe on fd 0; ``gone()`` at end of file."""
+
+    def __init__(self, reactor, gone):
+        abstract.FileDescriptor.__init__(self, reactor)
+        self._gone = gone
+        fdesc.setNonBlocking(0)
+        self.connected = 1
+
+    def fileno(self):
+        return 0
+
+    def doRead(self):
+        return fdesc.readFromFD(0, lambda data: None)
+
+    def connectionLost(self, reason):
+        abstract.FileDescriptor.connectionLost(self, reason)
+        self._gone()
+
+
+class SupervisorWatch(service.Service):
+    """Stops this worker (gracefully, as SIGTERM does) when the supervisor's end of the stdin
+    pipe closes: the supervisor died, even by SIGKILL, and nobody would stop us."""
+
+    def __init__(self, reactor):
+        self._reactor = reactor
+        self._pipe = None
+
+    def startService(self):
+        service.Service.startService(self)
+        self._pipe = _StdinPipe(self._reactor, self._gone)
+        self._pipe.startReading()
+
+    def stopService(self):
+        service.Service.stopService(self)
+        if self._pipe is not None:
+            self._pipe.stopReading()
+
+    def _gone(self):
+        if self.running:
+            log.warn("the supervisor is gone: stopping this worker")
+            self._reactor.stop()
+
+
+# -- the supervisor ----------------------------------------------------------------------------
+def supervisor_service(options, reactor, count):
+    from revproxy.workers.supervisor import Supervisor
+
+    config = options.config
+    return Supervisor(reactor, config, options.load, options.argv, count, wanted_sockets,
+                      supervisor_sites)
+
+
+def wanted_sockets(config):
+    """``{("proxy", description): BindSpec}`` of every proxy listener, with the backlog the
+    single process would use (``[server] backlog`` or the system's). ValueError for an
+    endpoint type the supervisor cannot bind."""
+    from revproxy.server.backlog import explicit_backlog, system_backlog
+    from revproxy.workers.endpoints import bind_spec
+
+    default = config.server.backlog or system_backlog()
+    wanted = {}
+    for description in config.server.listen:
+        backlog = explicit_backlog(description) or default
+        wanted[("proxy", description)] = bind_spec(description, backlog)
+    return wanted
+
+
+def supervisor_sites(supervisor, config):
+    """The listeners the supervisor serves itself: the admin API across workers, and the demo
+    backends when the config has them (the same ports as ``tap.extra_sites``)."""
+    from revproxy.demo import demo_site
+    from revproxy.workers.fanout import fanout_site
+
+    sites = [("admin", description, fanout_site(supervisor.reactor, supervisor))
+             for description in config.admin.listen]
+    if config.demo.enabled:
+        for index, port in enumerate(config.demo.ports):
+            sites.append(("demo", "tcp:%d:interface=127.0.0.1" % port,
+                          demo_site("demo-%d" % (index + 1))))
+    return sites
