@@ -55,7 +55,6 @@ def header_name(value: Any) -> str:
 
 
 SERVER_FIELDS: Dict[str, Parser] = {
-    "workers": parse_workers,  # a count or "auto" (revproxy.workers.count)
     "listen": list_of(check_endpoint, min_items=1),
     "proxy_name": parse_token,
     "trusted_proxies": list_of(parse_network),
@@ -64,6 +63,7 @@ SERVER_FIELDS: Dict[str, Parser] = {
     "shutdown_timeout": duration,
     "request_id_header": header_name,
     "backlog": count(0, 65535),
+    "workers": parse_workers,  # a count or "auto" (revproxy.workers.count)
 }
 
 LIMITS_FIELDS: Dict[str, Parser] = {
