@@ -334,8 +334,13 @@ class ITLSProvider(Interface):
 
     def client_policy(pool):
         """The TLS policy for connections to the members of upstream pool ``pool`` (a
-        ``revproxy.config.model.Pool``), or None for the proxy's default policy (verification
-        on, the system trust store). The built-in provider returns None."""
+        ``revproxy.config.model.Pool``), or None for the default: the pool's own ``tls_*``
+        keys (verification on, the system trust store or ``tls_ca``). A policy is an object
+        with ``verify`` (bool, logged at start-up) and ``creator_for(host)`` returning the
+        ``IOpenSSLClientConnectionCreator`` for a member whose URL names ``host``, such as a
+        ``revproxy.upstream.tls.ClientTLSPolicy``. Called when the runtime is built (start-up
+        and each reload), for the ``[tls] provider``; the built-in provider returns the
+        pool's own policy (None for a pool without https:// members)."""
 
 
 class ITLSProviderFactory(Interface):

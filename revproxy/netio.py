@@ -95,6 +95,12 @@ class Outbox:
             _send(transport, chunks)
 
 
+def send_direct(transport, data: bytes) -> None:
+    """Send ``data`` now: on the socket of a plain TCP transport with nothing queued,
+    through ``transport.write`` otherwise (the TLS listener's ciphertext goes this way)."""
+    _send(transport, [data])
+
+
 def _send(transport, chunks) -> None:
     """Send ``chunks`` (a list of bytes) in order: one ``send``, or one ``sendmsg`` (no copy)
     for several; whatever the socket does not take goes to ``transport.write``.

@@ -168,11 +168,13 @@ def build_runtime(config, shared, previous=None):
 
         hooks = HookSet((rate_limits,) + user_hooks.hooks)
     ip_access, hooks = _ip_access(config, shared.reactor, previous, hooks)  # IP lists first
+    tls = _tls(config, shared)
     runtime = Runtime(
         config, shared.reactor, shared.stats, shared.budget, _temp_dir(config, previous),
-        _access_log(config, shared, previous), _backends(config, shared, previous, factories),
+        _access_log(config, shared, previous),
+        _backends(config, shared, previous, factories, tls.provider),
         shared.randbytes, shared.deadlines, shared.outbox, _cache(config, shared.reactor, previous),
-        hooks, _tls(config, shared), rng=shared.rng,
+        hooks, tls, rng=shared.rng,
     )
     runtime.user_hooks = user_hooks
     runtime.ip_access = ip_access
@@ -356,7 +358,7 @@ def _access_log(config, shared, previous):
     return AccessLog(streams["access_log"].write, logging.access_format)
 
 
-def _backends(config, shared, previous, factories):
+def _backends(config, shared, previous, factories, provider=None):
     from revproxy.balancing.pool import BalancedPool
     from revproxy.balancing.registry import build_balancer
     from revproxy.config.diff import REBUILD, pool_change
@@ -372,7 +374,7 @@ def _backends(config, shared, previous, factories):
                 and (kept.tls is None) == (not has_tls_members(pool))):
             backends[pool.name] = kept
             continue
-        tls = _client_tls(config, pool)
+        tls = _client_tls(config, pool, provider)
         try:
             balancer = build_balancer(pool.balance, dict(pool.balance_options), shared.rng,
                                       factories)
@@ -384,15 +386,18 @@ def _backends(config, shared, previous, factories):
     return backends
 
 
-def _client_tls(config, pool):
-    """The ``ClientTLSPolicy`` of a pool with https:// members (None without): reads its
-    files now; a problem is a ConfigError naming the pool's key. Verification turned off is
-    a warning in the log, every time the pool is built."""
+def _client_tls(config, pool, provider=None):
+    """The TLS policy of a pool with https:// members (None without): the ``[tls]``
+    provider's ``client_policy(pool)`` when it gives one, else the pool's own ``tls_*`` keys
+    (files read now; a problem is a ConfigError naming the pool's key). Verification turned
+    off is a warning in the log, every time the pool is built."""
     from revproxy.config.routes import table_key
     from revproxy.upstream.tls import TLSSetupError, client_policy, policy_summary
 
     try:
-        tls = client_policy(pool)
+        tls = provider.client_policy(pool) if provider is not None else None
+        if tls is None:
+            tls = client_policy(pool)
     except TLSSetupError as e:
         raise ConfigError(config.source, "[pools.%s] %s" % (table_key(pool.name), e.key),
                           e.value, e.message)
@@ -471,4 +476,14 @@ def makeService(options):
         several.setServiceParent(top)
         return top
     build(options.config, reactor, load=options.load, signals=True).setServiceParent(top)
+    reactor.callWhenRunning(_freeze_startup_heap)
     return top
+
+
+def _freeze_startup_heap():
+    from revproxy.gcfreeze import freeze_startup_heap
+
+    frozen = freeze_startup_heap()
+    if frozen:
+        log.info("gc: {count} start-up objects frozen (kept out of full collections)",
+                 count=frozen)

@@ -169,7 +169,13 @@ class TLSProviderContractMixin:
             handshake(context, client_context(), name)
 
     def test_client_policy_is_none_or_an_object(self):
-        """client_policy(pool) answers at once: None means the default policy."""
+        """client_policy(pool) answers at once: None means the default policy, anything else
+        has ``verify`` and ``creator_for(host)``."""
         from revproxy.config.model import Pool
 
-        self.make_provider().client_policy(Pool(name="p", members=("http://127.0.0.1:1",)))
+        provider = self.make_provider()
+        for members in (("http://127.0.0.1:1",), ("https://127.0.0.1:1",)):
+            policy = provider.client_policy(Pool(name="p", members=members))
+            if policy is not None:
+                self.assertIn(policy.verify, (True, False))
+                self.assertTrue(callable(policy.creator_for))

@@ -55,7 +55,11 @@ class PemTLSProvider:
         return self._map.lookup(server_name)
 
     def client_policy(self, pool):
-        return None  # upstream TLS (https:// members) is configured per pool elsewhere
+        """The pool's own ``tls_*`` keys (``revproxy.upstream.tls.client_policy``): None for
+        a pool without https:// members."""
+        from revproxy.upstream.tls import client_policy
+
+        return client_policy(pool)
 
     def names(self):
         return self._map.names()

@@ -283,10 +283,13 @@ def describe_failure(failure: Failure) -> str:
 
 
 def policy_summary(policy: ClientTLSPolicy) -> Tuple[str, ...]:
-    """What the start-up log says about a pool's TLS (verification off is a warning)."""
-    parts = ["verify " + ("on" if policy.verify else "OFF"), "min TLS " + policy.min_version]
-    if policy.server_name:
+    """What the start-up log says about a pool's TLS (verification off is a warning); a
+    provider's own policy object may have only ``verify``."""
+    parts = ["verify " + ("on" if policy.verify else "OFF")]
+    if getattr(policy, "min_version", None):
+        parts.append("min TLS " + policy.min_version)
+    if getattr(policy, "server_name", None):
         parts.append("server name " + policy.server_name)
-    if policy.client_certificate:
+    if getattr(policy, "client_certificate", None):
         parts.append("client certificate")
     return tuple(parts)

@@ -9,6 +9,7 @@ import os
 
 from twisted.internet import defer, reactor, ssl
 from twisted.internet.endpoints import SSL4ClientEndpoint, connectProtocol
+from twisted.internet.task import deferLater
 from twisted.trial import unittest
 
 from tests.integration.support import (
@@ -176,6 +177,26 @@ class TLSListenerTests(unittest.TestCase):
         self.assertEqual(head.status, 200)
         self.assertEqual(len(body), size)
         self.assertEqual(body, pattern(size))
+
+    @defer.inlineCallbacks
+    def test_ciphertext_order_kept_when_the_socket_fills(self):
+        """Two pipelined 4 MiB responses to a client that stops reading: the proxy's socket
+        fills, later ciphertext queues in Twisted's buffer instead of the direct send, and
+        both bodies still arrive whole and in order once the client reads again."""
+        from revproxy.tls.listener import DirectSendTLSProtocol, TLSListenerFactory
+
+        self.assertIs(TLSListenerFactory.protocol, DirectSendTLSProtocol)
+        client = yield self.client()
+        client.transport.pauseProducing()
+        size = 4 << 20
+        client.transport.write(b"GET /size/%d HTTP/1.1\r\nHost: a\r\n\r\n"
+                               b"GET /size/%d HTTP/1.1\r\nHost: a\r\n\r\n" % (size, size - 1))
+        yield deferLater(reactor, 0.3, lambda: None)  # let the proxy fill the socket
+        client.transport.resumeProducing()
+        [(head1, body1), (head2, body2)] = yield with_timeout(client.responses(2), 60)
+        self.assertEqual((head1.status, head2.status), (200, 200))
+        self.assertEqual(body1, pattern(size))
+        self.assertEqual(body2, pattern(size - 1))
 
     @defer.inlineCallbacks
     def test_request_body_over_tls(self):

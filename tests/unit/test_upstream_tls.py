@@ -222,3 +222,51 @@ def test_reload_turning_a_member_https_rebuilds_the_pool(tmp_path):
     after = world.service.runtime.backends["main"]
     assert after is not before and after.tls is not None
     assert [m.name for m in after.members] == ["https://10.0.0.1:443"]
+
+
+# -- the [tls] provider's client_policy ------------------------------------------------------
+class _Policy:
+    verify = True
+
+    def creator_for(self, host):
+        return ("creator", host)
+
+
+class _Provider:
+    def __init__(self, policy):
+        self.policy = policy
+        self.asked = []
+
+    def client_policy(self, pool):
+        self.asked.append(pool.name)
+        return self.policy
+
+
+def test_a_provider_policy_is_used_for_the_pool():
+    """A [tls] provider that answers client_policy(pool) decides the pool's TLS."""
+    config = parse_config(pool_data(), "conf/x.toml")
+    provider = _Provider(_Policy())
+    assert _client_tls(config, config.pools[0], provider) is provider.policy
+    assert provider.asked == [config.pools[0].name]
+
+
+def test_a_provider_answering_none_leaves_the_pool_its_own_keys(ca):
+    """None from the provider: the pool's tls_* keys, as without a provider."""
+    config = parse_config(pool_data(tls_ca=ca.cert_path), "conf/x.toml")
+    policy = _client_tls(config, config.pools[0], _Provider(None))
+    assert policy is not None and policy.verify
+    assert policy.creator_for("backend.test") is not None
+
+
+def test_the_built_in_provider_gives_the_pool_its_own_policy(ca):
+    """PemTLSProvider.client_policy: the pool's keys for https:// members, None for plain."""
+    from revproxy.tls.contexts import TLSOptions
+    from revproxy.tls.pem import load_bundle
+    from revproxy.tls.provider import PemTLSProvider
+
+    cert_path, key_path, _, _ = ca.issue("site", names=("site.test",))
+    provider = PemTLSProvider([load_bundle(cert_path, key_path)], TLSOptions())
+    config = parse_config(pool_data(tls_ca=ca.cert_path), "conf/x.toml")
+    assert provider.client_policy(config.pools[0]).verify is True
+    plain = parse_config({"pools": {"p": {"members": ["http://127.0.0.1:1"]}}}, "x").pools[0]
+    assert provider.client_policy(plain) is None
