@@ -474,8 +474,8 @@ def makeService(options):
     several = workers_service(options, reactor)  # a supervisor or one of its workers
     if several is not None:
         several.setServiceParent(top)
-        return top
-    build(options.config, reactor, load=options.load, signals=True).setServiceParent(top)
+    else:
+        build(options.config, reactor, load=options.load, signals=True).setServiceParent(top)
     reactor.callWhenRunning(_freeze_startup_heap)
     return top
 
