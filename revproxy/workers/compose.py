@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 from twisted.application import service
@@ -45,14 +46,25 @@ def make_service(options, reactor):
 # -- the worker --------------------------------------------------------------------------------
 def worker_loader(load, spec):
     """``load`` with what makes a config a worker's: the admin listener on the private socket
-    of ``spec``, no demo backends (the supervisor serves them)."""
+    of ``spec``, no demo backends (the supervisor serves them), and a disk cache store in a
+    directory of its own (``PATH/worker-N``: a disk store is one process per directory)."""
 
     def worker_config():
         config = load()
         return replace(config, admin=replace(config.admin, listen=(spec.admin,)),
-                       demo=replace(config.demo, enabled=False))
+                       demo=replace(config.demo, enabled=False),
+                       cache=worker_cache(config.cache, spec.index))
 
     return worker_config
+
+
+def worker_cache(cache, index):
+    """``[cache]`` for worker ``index``: a disk store's ``path`` gets ``/worker-N``."""
+    options = dict(cache.store_options)
+    if cache.store != "disk" or not options.get("path"):
+        return cache
+    options["path"] = os.path.join(str(options["path"]), "worker-%d" % index)
+    return replace(cache, store_options=tuple(sorted(options.items())))
 
 
 def worker_service(options, reactor):

@@ -166,7 +166,11 @@ class FanOutResource(resource.Resource):
             return 503, b"application/json", _json(
                 {"error": "no worker answered", "workers": [
                     dict(info, error=error) for info, _, error in parsed]})
-        return 200, b"application/json", _json(merge_documents(parsed, _pid()))
+        merged = merge_documents(parsed, _pid())
+        listeners = merged.get("listeners")
+        if isinstance(listeners, dict) and "admin" in listeners:  # not the private sockets
+            listeners["admin"] = list(self._supervisor.config.admin.listen)
+        return 200, b"application/json", _json(merged)
 
     def _metrics(self, answers):
         unanimous = _same_refusal(answers)
@@ -211,9 +215,9 @@ class FanOutResource(resource.Resource):
     def _reload(self, uri, headers, body):
         def checked(outcome):
             accepted, reason = outcome
-            if not accepted:
-                return 200, b"application/json", _json(
-                    {"accepted": False, "error": reason, "workers": []})
+            if not accepted:  # as one process refuses a reload (docs/admin.md)
+                return 409, b"application/json", _json(
+                    {"reloaded": False, "error": reason, "workers": []})
             return self._calls.call_all(b"POST", uri, headers, body).addCallback(self._actions)
 
         return self._supervisor.check_reload().addCallback(checked)

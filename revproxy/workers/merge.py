@@ -7,7 +7,7 @@ them up. ``combine(values)`` merges the values found at one place in every docum
   keys below, which are not amounts: latency percentiles and times take the maximum (a
   percentile cannot be summed; the maximum is the worst worker, an upper bound of the whole),
   EWMA latencies their mean, ratios are recomputed from the summed ``hits`` and ``misses``
-  beside them (else their mean), and settings that every worker has from the same config
+  beside them or in a ``metrics`` object beside them (else their mean), and settings that every worker has from the same config
   (``weight``, limits, sizes configured) the first worker's value;
 - booleans: true when true in every worker;
 - objects are merged key by key (a key missing in some workers merges the others);
@@ -96,7 +96,8 @@ def _objects(objects: List[Dict[str, Any]]) -> Dict[str, Any]:
     for obj in objects:
         keys.extend(k for k in obj if k not in keys)
     merged = {key: combine([obj.get(key) for obj in objects], key) for key in keys}
-    hits, misses = merged.get("hits"), merged.get("misses")
+    counts = merged.get("metrics") if isinstance(merged.get("metrics"), dict) else merged
+    hits, misses = counts.get("hits"), counts.get("misses")  # beside the ratio, or in metrics
     if _is_number(hits) and _is_number(misses):
         for key in merged:
             if _is_ratio(key) and _is_number(merged[key]):

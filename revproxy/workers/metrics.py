@@ -8,10 +8,13 @@ name and labels are combined:
   untyped samples are summed: the proxy as a whole served what its workers served;
 - ``_created`` samples take the earliest value, summary quantiles the maximum (a quantile
   cannot be summed: the worst worker bounds the whole);
-- gauges are summed (they are amounts: connections, in-flight requests, pool and queue sizes,
-  spool and cache bytes), except gauges whose name says they are a state, a setting or a time
-  (``_up``, ``_healthy``, ``_health``, ``_state``, ``_weight``, ``_limit``, ``_ejected``,
-  ``_info``, ``_seconds`` of a timestamp): those take the maximum across workers.
+- gauges are summed (they are amounts: connections, in-flight requests, queue sizes, spool
+  and cache bytes and entries: each worker has its own), except gauges whose name says they
+  are a state, a setting, a time or a latency (``_up``, ``_state``, ``_weight``, ``_panic``,
+  ``_members`` (a pool's member count), ``_ewma_seconds``, ``_limit``, ``_info``, a
+  timestamp...): those take the maximum across workers (``revproxy_member_up`` is 1 when
+  some worker may send to the member; ``revproxy_member_state`` is 1 for every state some
+  worker sees).
 
 The families keep the first worker's order, help text and type; families only some workers
 have are included too.
@@ -22,7 +25,8 @@ from __future__ import annotations
 from typing import Dict, List, Sequence, Tuple
 
 MAX_GAUGE_MARKERS = ("_up", "_healthy", "_health", "_state", "_weight", "_limit", "_ejected",
-                     "_info", "_timestamp_seconds", "_time_seconds")
+                     "_info", "_timestamp_seconds", "_time_seconds", "_ewma_seconds",
+                     "_members", "_panic")
 
 
 def gauge_takes_max(name: str) -> bool:

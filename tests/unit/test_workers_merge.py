@@ -148,3 +148,35 @@ class MetricsTests(unittest.TestCase):
         """A worker's text that does not parse raises ValueError (the fan-out answers 502)."""
         with self.assertRaises(ValueError):
             merge_families(["# TYPE x counter\nx{ 1\n"])
+
+
+class StatusShapeTests(unittest.TestCase):
+    def test_hit_ratio_from_the_cache_metrics(self):
+        """The status' cache ``hit_ratio`` is recomputed from the summed metrics beside it."""
+        merged = combine([{"hit_ratio": 0.9, "metrics": {"hits": 9, "misses": 1}},
+                          {"hit_ratio": 0.1, "metrics": {"hits": 1, "misses": 9}}])
+        self.assertEqual(merged["hit_ratio"], 0.5)
+        self.assertEqual(merged["metrics"], {"hits": 10, "misses": 10})
+
+    def test_member_weights_are_not_summed(self):
+        """weight, configured_weight and admin_weight are the config's, not amounts."""
+        member = {"name": "m", "weight": 3.0, "configured_weight": 3, "admin_weight": None,
+                  "in_flight": 1}
+        [merged] = combine([[member], [dict(member, in_flight=2)]])
+        self.assertEqual((merged["weight"], merged["configured_weight"], merged["in_flight"]),
+                         (3.0, 3, 3))
+
+
+class GaugeRuleTests(unittest.TestCase):
+    def test_latency_and_config_gauges_take_the_maximum(self):
+        """EWMA latencies, member counts and panic flags are not amounts."""
+        text = ("# TYPE revproxy_member_ewma_seconds gauge\n"
+                'revproxy_member_ewma_seconds{member="m"} %s\n'
+                "# TYPE revproxy_pool_members gauge\n"
+                'revproxy_pool_members{pool="p"} 3\n'
+                "# TYPE revproxy_pool_queue_size gauge\n"
+                'revproxy_pool_queue_size{pool="p"} 2\n')
+        families = {f[0]: f[4] for f in merge_families([text % "0.2", text % "0.5"])}
+        self.assertEqual(families["revproxy_member_ewma_seconds"][0][2], 0.5)
+        self.assertEqual(families["revproxy_pool_members"][0][2], 3)
+        self.assertEqual(families["revproxy_pool_queue_size"][0][2], 4)

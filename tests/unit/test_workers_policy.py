@@ -157,3 +157,23 @@ class BindingChangeTests(unittest.TestCase):
                         replace(self.config, admin=replace(self.config.admin,
                                                            listen=("tcp:2",)))):
             self.assertIn("restart", binding_change(self.config, changed))
+
+
+class WorkerConfigTests(unittest.TestCase):
+    def test_worker_config(self):
+        """A worker's config: admin on its private socket, no demo backends, a disk store in
+        a directory of its own; a memory store unchanged."""
+        from revproxy.config.load import load_config
+        from revproxy.workers.compose import worker_loader
+
+        base = load_config(None)
+        disk = replace(base, cache=replace(base.cache, store="disk",
+                                           store_options=(("max_bytes", 10), ("path", "/c"))))
+        spec = WorkerSpec(3, 1, "unix:/run/x/worker-3.sock:mode=600", ())
+        config = worker_loader(lambda: disk, spec)()
+        self.assertEqual(config.admin.listen, ("unix:/run/x/worker-3.sock:mode=600",))
+        self.assertFalse(config.demo.enabled)
+        self.assertEqual(dict(config.cache.store_options),
+                         {"max_bytes": 10, "path": "/c/worker-3"})
+        memory = replace(base, cache=replace(base.cache, store="memory"))
+        self.assertEqual(worker_loader(lambda: memory, spec)().cache, memory.cache)
