@@ -37,9 +37,6 @@ class Options(usage.Options):
         ["cache", None, None,
          "HTTP cache store: memory, disk:PATH or memcached:HOST:PORT[,HOST:PORT...] "
          "(replaces the config's [cache] store)."],
-        ["workers", None, None,
-         "Worker processes sharing the listeners under a supervisor: a number or auto "
-         "(one per core); replaces [server] workers (default 1: no supervisor)."],
         ["worker", None, None, "(internal) run as a worker of a supervisor: its spec file."],
     ]
     optFlags = [
@@ -50,6 +47,7 @@ class Options(usage.Options):
         usage.Options.__init__(self)
         self["listen"] = []
         self["upstream"] = []
+        self["workers"] = None
 
     def parseOptions(self, options=None):
         self.argv = list(sys.argv[1:] if options is None else options)  # workers get the same
@@ -59,6 +57,15 @@ class Options(usage.Options):
         """Endpoint to listen on (repeatable): tcp:8080:interface=127.0.0.1, or HTTPS with
         ssl:8443:privateKey=key.pem:certKey=cert.pem or tls:8443 (the [tls] certificates)."""
         self["listen"].append(endpoint)
+
+    def opt_workers(self, count):
+        """Worker processes under a supervisor: N, or auto (docs/workers.md)."""
+        from revproxy.workers.count import parse_workers
+
+        try:
+            self["workers"] = parse_workers(count)
+        except ValueError as e:
+            raise usage.UsageError("--workers: %s" % e)
 
     def opt_upstream(self, url):
         """Backend member URL, e.g. http://127.0.0.1:8000 (repeatable: one pool)."""

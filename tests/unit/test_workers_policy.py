@@ -177,3 +177,27 @@ class WorkerConfigTests(unittest.TestCase):
                          {"max_bytes": 10, "path": "/c/worker-3"})
         memory = replace(base, cache=replace(base.cache, store="memory"))
         self.assertEqual(worker_loader(lambda: memory, spec)().cache, memory.cache)
+
+
+class OptionTests(unittest.TestCase):
+    def test_workers_option(self):
+        """--workers takes a count or auto and wins over [server] workers; a bad value is a
+        usage error naming the option; the arguments are kept for the workers."""
+        from twisted.python import usage
+
+        from revproxy.tap import Options
+        from revproxy.workers.compose import workers_wanted
+
+        options = Options()
+        options.parseOptions(["--workers", "3"])
+        self.assertEqual(workers_wanted(options), 3)
+        self.assertEqual(options.argv, ["--workers", "3"])
+        plain = Options()
+        plain.parseOptions([])
+        self.assertEqual(workers_wanted(plain), plain.config.server.workers)
+        with self.assertRaises(usage.UsageError) as caught:
+            Options().parseOptions(["--workers", "0"])
+        self.assertIn("--workers", str(caught.exception))
+        worker = Options()
+        worker.parseOptions(["--workers", "3", "--worker", "/x/spec.json"])
+        self.assertEqual(workers_wanted(worker), 1)
