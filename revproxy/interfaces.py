@@ -355,3 +355,39 @@ class ITLSProviderFactory(Interface):
         ``revproxy.tls.contexts.TLSOptions`` the contexts must follow. Raises ValueError with
         a readable message (for a bad certificate, ``revproxy.tls.pem.CertificateProblem``,
         a ValueError naming the file); start-up and a reload then fail with it."""
+
+
+class IFirewallRule(Interface):
+    """A firewall rule written in Python (``[[firewall.python]]``), beside the SecLang rules.
+
+    Called in the reactor thread once per request, after the request body is buffered,
+    before (``order = "before"``) or after (``"after"``) the SecLang phase-2 rules; it must
+    answer at once (no I/O, no Deferred) and must not keep the request view past the call.
+    """
+
+    name = Attribute("str: the rule's name, for the decision log and the counters.")
+
+    def evaluate(request):
+        """Judge ``request`` (a ``revproxy.firewall.view.FirewallRequest``: immutable; peer,
+        method, decoded path, args, headers, cookies, parsed body, TLS facts, request id).
+
+        Returns a verdict from ``revproxy.firewall.verdicts``: ``allow()`` (or None: no
+        objection, the other rules still run), ``deny(status, reason)`` (the request is
+        answered ``status`` with the request id; in detect mode it is only logged and
+        counted) or ``score(n, reason)`` (``n`` is added to the request's anomaly score,
+        which blocks once it reaches ``[firewall] inbound_threshold``). An exception is
+        logged with its traceback and counts as no objection (a rule's bug must not take
+        the site down)."""
+
+
+class IFirewallRuleFactory(Interface):
+    """A plugin offering a Python firewall rule under a name."""
+
+    name = Attribute("str: the name the config uses (``[[firewall.python]] plugin = \"name\"``).")
+    description = Attribute("str: one line for ``--help`` and error messages.")
+
+    def build(options, reactor):
+        """A new ``IFirewallRule``. ``options`` is a dict of the entry's ``options`` table
+        (plain TOML values); ``reactor`` provides ``IReactorTime`` at least. Raises
+        ValueError with a readable message for bad options; start-up (and a reload) then
+        fails naming the entry."""

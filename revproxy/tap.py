@@ -38,6 +38,10 @@ class Options(usage.Options):
          "HTTP cache store: memory, disk:PATH or memcached:HOST:PORT[,HOST:PORT...] "
          "(replaces the config's [cache] store)."],
         ["worker", None, None, "(internal) run as a worker of a supervisor: its spec file."],
+        ["firewall", None, None,
+         "Application firewall: crs:DIR (the OWASP CRS in DIR, blocking, paranoia level 1), "
+         "crs:DIR:pl=2, detect:crs:DIR (log only), crs:auto (Debian's modsecurity-crs) "
+         "or off (replaces the config's [firewall] mode, crs and paranoia_level)."],
     ]
     optFlags = [
         ["check", None, "Validate the configuration, print a summary and exit."],
@@ -72,7 +76,8 @@ class Options(usage.Options):
         self["upstream"].append(url)
 
     def postOptions(self):
-        self.load = config_loader(self["config"], self["listen"], self["upstream"], self["cache"])
+        self.load = config_loader(self["config"], self["listen"], self["upstream"], self["cache"],
+                                  self["firewall"])
         try:
             config = self.load()
             check_balancers(config, {name: factory.description
@@ -81,6 +86,8 @@ class Options(usage.Options):
             if self["check"]:
                 _check_upstream_tls(config)  # start-up reads them while building
             check_tls(config)
+            if self["check"]:
+                _check_firewall(config)
         except ConfigError as e:
             # A config error is not a usage error: say what is wrong, not the whole --help.
             problems = getattr(e, "problems", None)
@@ -96,16 +103,24 @@ class Options(usage.Options):
             raise SystemExit(0)
 
 
-def config_loader(path, listen, upstreams, cache):
+def config_loader(path, listen, upstreams, cache, firewall=None):
     """A function that reads the config as the command line asks: the file (or the embedded
-    default) with ``--listen``/``--upstream``/``--cache`` applied. Start-up and every reload
-    call it; it raises ``ConfigError``."""
+    default) with ``--listen``/``--upstream``/``--cache``/``--firewall`` applied. Start-up and
+    every reload call it; it raises ``ConfigError``."""
     listen, upstreams = list(listen), list(upstreams)
 
     def load():
         if path is None and upstreams:
-            return quick_config(listen, upstreams, cache)
-        return apply_overrides(load_config(path), listen, upstreams, cache)
+            config = quick_config(listen, upstreams, cache)
+        else:
+            config = apply_overrides(load_config(path), listen, upstreams, cache)
+        if firewall:
+            from dataclasses import replace
+
+            from revproxy.config.firewall import apply_firewall_flag
+
+            config = replace(config, firewall=apply_firewall_flag(config.firewall, firewall))
+        return config
 
     return load
 
@@ -170,10 +185,15 @@ def build_runtime(config, shared, previous=None):
     user_hooks = _hooks(config, shared.reactor, previous)
     rate_limits = _rate_limits(config, shared.reactor, previous)
     hooks = user_hooks
+    firewall = _firewall(config, shared.reactor, previous)
+    if firewall is not None:  # after IP lists and rate limits, before the [[hooks]]
+        from revproxy.pipeline.hooks import HookSet
+
+        hooks = HookSet((firewall.hook,) + user_hooks.hooks)
     if rate_limits is not None:  # built-in hooks run before the user's
         from revproxy.pipeline.hooks import HookSet
 
-        hooks = HookSet((rate_limits,) + user_hooks.hooks)
+        hooks = HookSet((rate_limits,) + hooks.hooks)
     ip_access, hooks = _ip_access(config, shared.reactor, previous, hooks)  # IP lists first
     tls = _tls(config, shared)
     runtime = Runtime(
@@ -186,6 +206,7 @@ def build_runtime(config, shared, previous=None):
     runtime.user_hooks = user_hooks
     runtime.ip_access = ip_access
     runtime.rate_limits = rate_limits
+    runtime.firewall = firewall
     _log_compression(config)
     return runtime
 
@@ -264,6 +285,22 @@ def check_tls(config):
     from revproxy.tls.runtime import build_tls
 
     build_tls(config, alpn_protocols(config), time.time())
+
+
+def _firewall(config, reactor, previous):
+    """The ``Firewall`` of ``[firewall]`` (None when off): rule files read and compiled again
+    on every call (start-up and each reload); its counters carry over from ``previous``."""
+    from revproxy.firewall.build import build_firewall
+
+    running = getattr(previous, "firewall", None) if previous is not None else None
+    return build_firewall(config, reactor, running)
+
+
+def _check_firewall(config):
+    """``--check``: compile the firewall's rules (ConfigError naming file and line)."""
+    from revproxy.firewall.build import build_firewall
+
+    build_firewall(config, None)
 
 
 def _rate_limits(config, reactor, previous):

@@ -12,7 +12,7 @@ import re
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, UNIXClientEndpoint
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import LoopingCall
 from twisted.protocols.tls import TLSMemoryBIOFactory
@@ -60,7 +60,10 @@ class OneShotProtocol(Protocol):
 
 
 def client_endpoint(reactor: Any, host: str, port: int, timeout: float) -> Any:
-    """A TCP client endpoint; IPv6 when the host contains a colon."""
+    """A TCP client endpoint; IPv6 when the host contains a colon; a Unix-domain socket
+    when ``host`` is a path (``/...``, a ``unix:`` member)."""
+    if host.startswith("/"):
+        return UNIXClientEndpoint(reactor, host, timeout=timeout)
     kind = TCP6ClientEndpoint if ":" in host else TCP4ClientEndpoint
     return kind(reactor, host, port, timeout=timeout)
 
@@ -137,7 +140,10 @@ def _body_regex(pattern: str) -> Any:
 
 
 def host_header(host: str, port: int) -> str:
-    """``host:port``, brackets around an IPv6 address."""
+    """``host:port``, brackets around an IPv6 address; ``localhost`` for a Unix-domain socket
+    (``host`` a path: what nginx sends to ``unix:`` upstreams)."""
+    if host.startswith("/"):
+        return "localhost"
     return "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
 
 

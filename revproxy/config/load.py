@@ -18,6 +18,7 @@ except ImportError:  # Python < 3.11 (PyPy 3.9): the same parser, packaged separ
     import tomli as tomllib  # type: ignore[no-redef]
 
 from revproxy.config.errors import NO_VALUE, ConfigError
+from revproxy.config.firewall import parse_firewall
 from revproxy.config.hooks import parse_hooks
 from revproxy.config.iplists import parse_ip_lists
 from revproxy.config.tls import parse_tls
@@ -35,6 +36,7 @@ from revproxy.config.sections import (
     parse_limits,
     parse_logging,
     parse_server,
+    proxy_protocol_problem,
 )
 from revproxy.config.values import check_endpoint, parse_member_url
 
@@ -57,6 +59,7 @@ CLI_NAME = "cli"
 TOP_LEVEL_KEYS = (
     "server", "limits", "buffering", "logging", "pools", "routes", "demo", "admin", "cache",
     "hooks", "ip_lists", "tls", "rate_limits", "rate_limits_shared", "http2", "compression",
+    "firewall",
 )
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
 
@@ -122,7 +125,9 @@ def parse_config(data: Dict[str, Any], source: str) -> Config:
     rate_limits = parse_rate_limits(root, routes, cache)
     http2 = parse_http2(root)
     compression = parse_compression(root)
+    firewall = parse_firewall(root, tuple(route.name for route in routes))
     return Config(
+        firewall=firewall,
         compression=compression,
         http2=http2,
         ip_lists=ip_lists,
@@ -265,6 +270,9 @@ def apply_overrides(config: Config, listen: Sequence[str], upstreams: Sequence[s
     if listen:
         entries = _check_option("--listen", check_endpoint, listen)
         config = replace(config, server=replace(config.server, listen=entries))
+        problem = proxy_protocol_problem(entries, config.server.proxy_protocol_from)
+        if problem is not None:
+            raise ConfigError(COMMAND_LINE_SOURCE, "--listen", problem[1], problem[2])
     if upstreams:
         members = _check_option("--upstream", parse_member_url, upstreams)
         config = _route_to_cli_pool(config, members)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
+from revproxy.config.firewall import FirewallSettings
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -65,6 +67,7 @@ class Server:
     backlog: int = 0  # listen queue per listener; 0 = the system maximum (somaxconn)
     error_pages: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()  # when no route has its own
     workers: int = 1  # worker processes; 1 = no supervisor ("auto" = os.cpu_count())
+    proxy_protocol_from: Tuple[str, ...] = ()  # CIDRs whose PROXY header haproxy: listeners believe
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,10 @@ class Route:
     compress_types: Optional[Tuple[str, ...]] = None  # None = [compression] types
     compress_min_size: Optional[int] = None  # None = [compression] min_size
     compress_level: Optional[int] = None  # gzip level; None = [compression] level
+    mirror: str = ""  # "" = off; else a pool receiving a copy of each request (answer dropped)
+    mirror_percent: float = 100.0  # share of the requests copied
+    mirror_max_body: int = 64 * 1024  # larger request bodies are not copied
+    mirror_max_in_flight: int = 16  # copies awaiting their answer; beyond: dropped
 
 
 @dataclass(frozen=True)
@@ -362,6 +369,7 @@ class Config:
     rate_limits: "RateLimits" = field(default_factory=lambda: RateLimits())
     http2: Http2 = field(default_factory=Http2)
     compression: Compression = field(default_factory=Compression)
+    firewall: FirewallSettings = field(default_factory=FirewallSettings)  # [firewall]
 
     def pool(self, name: str) -> Pool:
         for pool in self.pools:

@@ -170,7 +170,19 @@ ROUTE_FIELDS: Dict[str, Parser] = {
     "compress_types": list_of(media_pattern),
     "compress_min_size": size(0),
     "compress_level": count(1, 9),
+    "mirror": text(allow_empty=False),
+    "mirror_percent": lambda value: _percent(value),
+    "mirror_max_body": size(0),
+    "mirror_max_in_flight": count(1),
 }
+MIRROR_KEYS = ("mirror_percent", "mirror_max_body", "mirror_max_in_flight")
+
+
+def _percent(value: Any) -> float:
+    """A share from 0 to 100 (percent)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 100:
+        return float(value)
+    raise ValueError("expected a percentage from 0 to 100")
 
 # Keys of the routing issue read by _routing_extra (tables with their own shapes).
 ROUTE_TABLES = ("headers", "query", "cookies", "split", "rewrite", "redirect", "respond",
@@ -387,6 +399,12 @@ def _check_references(route: Route, table: Table, pools: Tuple[Pool, ...]) -> No
         if pool not in names:
             raise table.error("split #%d" % (index + 1), pool,
                               "expected the name of a defined pool: " + ", ".join(names))
+    if route.mirror and route.mirror not in names:
+        raise table.error("mirror", route.mirror,
+                          "expected the name of a defined pool: " + ", ".join(names))
+    for key in MIRROR_KEYS:
+        if key in table.data and not route.mirror:
+            raise table.error(key, table.data[key], 'expected mirror = "POOL" beside it')
     if route.pool == "" and (route.redirect is not None or route.respond is not None):
         return
     if route.pool not in names:

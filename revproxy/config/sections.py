@@ -63,6 +63,7 @@ SERVER_FIELDS: Dict[str, Parser] = {
     "shutdown_timeout": duration,
     "request_id_header": header_name,
     "backlog": count(0, 65535),
+    "proxy_protocol_from": list_of(parse_network),
     "workers": parse_workers,  # a count or "auto" (revproxy.workers.count)
 }
 
@@ -148,7 +149,23 @@ def parse_server(root: Table) -> Server:
 
     table = root.sub_table("server", "[server]")
     extra = {"error_pages": parse_error_pages(table)}
-    return table.build(Server, SERVER_FIELDS, extra=extra, also_known=("error_pages",))
+    server = table.build(Server, SERVER_FIELDS, extra=extra, also_known=("error_pages",))
+    problem = proxy_protocol_problem(server.listen, server.proxy_protocol_from)
+    if problem is not None:
+        raise table.error(*problem)
+    return server
+
+
+def proxy_protocol_problem(listen, trusted):
+    """None, or ``(key, value, expectation)``: a ``haproxy:`` listener needs
+    ``proxy_protocol_from`` (a PROXY header believed from anyone would let any client
+    choose its address)."""
+    for description in listen:
+        if description[:8].lower() == "haproxy:" and not trusted:
+            return ("listen", description,
+                    "a haproxy: listener needs [server] proxy_protocol_from = [CIDRs of the "
+                    "load balancers allowed to send PROXY headers]")
+    return None
 
 
 def parse_limits(root: Table) -> Limits:

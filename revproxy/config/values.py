@@ -22,8 +22,10 @@ HOST_EXPECTED = (
 )
 MEMBER_EXPECTED = (
     'expected an upstream URL "http://host[:port]" or "https://host[:port]" (host name, IPv4 '
-    "or [IPv6]; port 1-65535; no path, query or user)"
+    "or [IPv6]; port 1-65535; no path, query or user), or a Unix socket "
+    '"unix:/absolute/path" (nginx\'s "http://unix:/absolute/path:" too)'
 )
+UNIX_PATH_MAX = 107  # sun_path holds 108 bytes on Linux, the terminating NUL included
 SERVER_NAME_EXPECTED = (
     'expected "" (the member\'s host) or a host name or IP address to send as SNI and verify '
     "(no port, no wildcard)"
@@ -32,7 +34,8 @@ ENDPOINT_TYPES = ("tcp", "tcp6", "unix", "ssl", "tls")
 ENDPOINT_EXPECTED = (
     "expected a Twisted server endpoint description starting with one of "
     + ", ".join(t + ":" for t in ENDPOINT_TYPES)
-    + ' (e.g. "tcp:8080:interface=127.0.0.1")'
+    + ' (e.g. "tcp:8080:interface=127.0.0.1"), optionally prefixed "haproxy:" (PROXY '
+    'protocol: "haproxy:tcp:8080")'
 )
 TOKEN_EXPECTED = "expected an HTTP token (letters, digits and !#$%&'*+-.^_`|~)"
 NAME_EXPECTED = "expected a name of 1-64 letters, digits, '_' or '-'"
@@ -181,9 +184,13 @@ _MEMBER_SCHEMES = (("http://", "http", 80), ("https://", "https", 443))
 def parse_member_url(value: Any) -> str:
     """Normalise ``http[s]://host[:port][/]`` to ``scheme://host:port`` (port 80 for http,
     443 for https). The scheme is part of the member's identity: ``http://a:443`` and
-    ``https://a:443`` are different members."""
+    ``https://a:443`` are different members. A Unix-domain socket, ``unix:/path`` or
+    nginx's ``http://unix:/path:[/]``, becomes ``unix:/path``."""
     if not isinstance(value, str):
         raise ValueError(MEMBER_EXPECTED)
+    unix = _unix_member(value)
+    if unix is not None:
+        return unix
     lowered = value[:8].lower()
     for prefix, scheme, default_port in _MEMBER_SCHEMES:
         if lowered.startswith(prefix):
@@ -200,6 +207,37 @@ def parse_member_url(value: Any) -> str:
     except ValueError:
         raise ValueError(MEMBER_EXPECTED) from None
     return "%s://%s:%d" % (scheme, host, default_port if port is None else port)
+
+
+def _unix_member(value: str) -> Optional[str]:
+    """``unix:/path`` for the two Unix-socket spellings, None for anything else; ValueError
+    for a Unix spelling whose path is not absolute, holds control characters or is too long
+    for a socket address."""
+    if value[:5].lower() == "unix:":
+        path = value[5:]
+    elif value[:12].lower() == "http://unix:":
+        path = value[12:]
+        if path.endswith(":/"):
+            path = path[:-2]
+        elif path.endswith(":"):
+            path = path[:-1]
+        else:
+            raise ValueError('expected "http://unix:/absolute/path:" (nginx ends the socket '
+                             'path with ":"; no URI after it)')
+    else:
+        return None
+    if not path.startswith("/") or any(ord(c) < 0x20 or c == "\x7f" for c in path):
+        raise ValueError('expected "unix:/absolute/path" (an absolute socket path, no control '
+                         "characters)")
+    if len(path.encode("utf-8")) > UNIX_PATH_MAX:
+        raise ValueError("expected a Unix socket path of at most %d bytes (the size of a "
+                         "socket address)" % UNIX_PATH_MAX)
+    return "unix:" + path
+
+
+def is_unix_member(url: str) -> bool:
+    """A normalised member URL names a Unix-domain socket."""
+    return url.startswith("unix:")
 
 
 def parse_server_name(value: Any) -> str:
@@ -245,6 +283,13 @@ def check_endpoint(value: Any) -> str:
         raise ValueError(ENDPOINT_EXPECTED)
     parts = _split_description(value)
     kind, rest = parts[0], parts[1:]
+    if kind == "haproxy":  # PROXY protocol before whatever the rest describes
+        inner = value[len("haproxy:"):]
+        if inner[:8] == "haproxy:" or inner[:5] == "unix:":
+            raise ValueError('expected "haproxy:" before a tcp:, tcp6:, ssl: or tls: '
+                             "endpoint (once; not unix:, whose peers have no address to trust)")
+        check_endpoint(inner)
+        return value
     if kind not in ENDPOINT_TYPES or not rest:
         raise ValueError(ENDPOINT_EXPECTED)
     positional = [part for part in rest if "=" not in part]

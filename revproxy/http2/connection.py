@@ -66,6 +66,8 @@ class H2ServerConnection(DeadlineMixin, Protocol):
     A ``connection_made`` hook that refuses the client gets GOAWAY(REFUSED_STREAM) and the
     connection closed (there is no stream to answer on yet)."""
 
+    address = None  # the peer address its factory was asked for (server.protocol.admit)
+
     def __init__(self, runtime, scheme="https", listener=""):
         self.runtime = runtime
         self.scheme = scheme

@@ -46,8 +46,9 @@ class ProtocolChoice(Protocol):
 
     deadline = None
 
-    def __init__(self, holder, scheme="https", listener="", tls=True):
+    def __init__(self, holder, scheme="https", listener="", tls=True, address=None):
         self._holder = holder
+        self._address = address  # the peer the factory was asked for (a PROXY header's)
         self._scheme = scheme
         self._listener = listener
         self._tls = tls
@@ -100,6 +101,7 @@ class ProtocolChoice(Protocol):
             chosen = H2ServerConnection(runtime, self._scheme, self._listener)
         else:
             chosen = ClientConnection(runtime, self._scheme, self._listener)
+        chosen.address = self._address
         self.chosen = chosen
         # The transport keeps calling us: bind the chosen protocol's methods here so its
         # calls go straight through (no extra frame per read).
@@ -145,5 +147,7 @@ class NegotiatingFactory(Factory):
         settings = runtime.config.http2
         if not settings.enabled or not (self._tls or settings.prior_knowledge):
             # Nothing to choose: HTTP/1.1 at once, at no cost to the plain path.
-            return ClientConnection(runtime, self._scheme, self._listener)
-        return ProtocolChoice(self._holder, self._scheme, self._listener, self._tls)
+            conn = ClientConnection(runtime, self._scheme, self._listener)
+            conn.address = addr
+            return conn
+        return ProtocolChoice(self._holder, self._scheme, self._listener, self._tls, addr)

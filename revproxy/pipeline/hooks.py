@@ -75,14 +75,16 @@ class RequestHook:
 class ResponseView:
     """The backend's response head as ``response_head`` hooks see it: ``status`` (int),
     ``reason`` (bytes) and ``headers``, the list of (name, value) about to be sent to the
-    client (lower-case names, no hop-by-hop or framing fields), which hooks may change in place."""
+    client (lower-case names, no hop-by-hop or framing fields), which hooks may change in place.
+    ``content_length`` is the body length the client is told (None when unknown: chunked)."""
 
-    __slots__ = ("status", "reason", "headers")
+    __slots__ = ("status", "reason", "headers", "content_length")
 
-    def __init__(self, status, reason, headers):
+    def __init__(self, status, reason, headers, content_length=None):
         self.status = status
         self.reason = reason
         self.headers = headers
+        self.content_length = content_length
 
 
 class HookSet:

@@ -42,6 +42,7 @@ def needs_plan(route) -> bool:
         route.split or route.strip_prefix or route.add_prefix or route.set_path
         or route.rewrite or route.forward_query != "keep" or route.redirect or route.respond
         or route.request_headers or route.response_headers or route.security_headers
+        or route.mirror
     )
 
 
@@ -55,8 +56,14 @@ def _header_ops(edits, compile_value) -> Optional[HeaderOps]:
 class RoutePlan:
     """The compiled stages of one route."""
 
-    def __init__(self, route) -> None:
+    def __init__(self, route, clock=None) -> None:
         self.route = route
+        # the mirror stage (revproxy.server.mirror): it counts and bounds per runtime
+        self.mirror = None
+        if route.mirror:
+            from revproxy.server.mirror import MirrorStage
+
+            self.mirror = MirrorStage(route, clock)
         self.name = route.name.encode("ascii")
         self.path_regex = None if route.path_regex is None else re.compile(route.path_regex)
         self.answer = self._answer_stage(route)

@@ -40,8 +40,10 @@ def admit(conn) -> bool:
     """A new client connection (HTTP/1.1 or HTTP/2): set its ``client_ip``, ``client_port``
     and ``peer`` (``PeerFacts``, with an empty ``TLSFacts`` on TLS listeners, filled at the
     handshake) and count it in ``runtime.stats``; False (logged) when the total or per-IP
-    limit refuses it (``trusted_proxies`` are exempt from the per-IP one)."""
-    peer = conn.transport.getPeer()
+    limit refuses it (``trusted_proxies`` are exempt from the per-IP one). The peer is
+    ``conn.address`` when its factory set one (the client a PROXY header named:
+    ``revproxy.server.proxylisten``), else the transport's."""
+    peer = conn.address if conn.address is not None else conn.transport.getPeer()
     conn.client_ip = getattr(peer, "host", "") or ""
     conn.client_port = getattr(peer, "port", 0) or 0
     conn.peer = PeerFacts(conn.client_ip, conn.client_port, conn.scheme, conn.listener,
@@ -58,6 +60,8 @@ def admit(conn) -> bool:
 
 class ClientConnection(DeadlineMixin, Protocol):
     """One client connection. ``runtime`` is the config snapshot it was accepted under."""
+
+    address = None  # the peer address its factory was asked for (see admit)
 
     def __init__(self, runtime, scheme="http", listener=""):
         self.runtime = runtime
@@ -552,7 +556,9 @@ class ProxyFactory(Factory):
             if self._scheme == "http":
                 return None  # the port closes the socket at once: not a byte read or sent
             return _Refused()  # a TLS wrapper cannot take None: abort before any handshake
-        return ClientConnection(runtime, self._scheme, self._listener)
+        conn = ClientConnection(runtime, self._scheme, self._listener)
+        conn.address = addr
+        return conn
 
 
 class _Refused(Protocol):

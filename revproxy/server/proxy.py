@@ -222,9 +222,12 @@ class ProxyRequest:
         else:
             pool = self.rt.backends[routing.pool]
             target = routing.target(self.head.target)
-        self.exchange = MemberExchange(self, pool, outgoing(self.head, headers, self._body,
-                                                            self._body_size, target))
+        sent = outgoing(self.head, headers, self._body, self._body_size, target)
+        self.exchange = MemberExchange(self, pool, sent)
         self.exchange.start()
+        if routing is not None and routing.plan.mirror is not None:
+            # a copy to the route's mirror pool, once the request's own exchange started
+            routing.plan.mirror.send(self, sent, self._upgrade is not None)
 
     def _upstream_headers(self):
         head, rt, ctx = self.head, self.rt, self.ctx
@@ -274,7 +277,7 @@ class ProxyRequest:
         if not hooks:
             self.sink.start(head.status, head.reason, headers, announced_length(head))
             return
-        view = ResponseView(head.status, head.reason, headers)
+        view = ResponseView(head.status, head.reason, headers, announced_length(head))
         self._held = []
         run_phase(hooks, (self.ctx, view), lambda: self._start_response(head, view),
                   self._answer, self._hook_failed)

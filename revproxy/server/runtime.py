@@ -125,6 +125,7 @@ class Runtime:
     holder = None  # the RuntimeHolder that made it current: connections find the newest there
     ip_access = None  # revproxy.protection.iplists.IPAccess, or None without [[ip_lists]]
     user_hooks = None  # the [[hooks]] plugins alone (``hooks`` adds the built-in ones)
+    firewall = None  # revproxy.firewall.build.Firewall, or None when [firewall] is off
 
     def __init__(self, config, clock, stats, budget, temp_dir, access_log, backends, randbytes,
                  deadlines, outbox, cache=None, hooks=NO_HOOKS, tls=None, rng=None):
@@ -172,7 +173,7 @@ class Runtime:
         # Per-route stages (rewriting, answers, headers, split: revproxy.routing.plan), only for
         # the routes that use them; error pages read from their files (None: none configured).
         self.random = (rng or random.Random()).random
-        self.route_plans = {route.name: RoutePlan(route) for route in config.routes
+        self.route_plans = {route.name: RoutePlan(route, self.clock) for route in config.routes
                             if needs_plan(route)}
         self.error_pages = build_error_pages(config)
 

@@ -9,6 +9,7 @@ from twisted.logger import Logger
 from revproxy.server.backlog import system_backlog as read_backlog
 from revproxy.server.backlog import with_backlog
 from revproxy.server.listeners import ListenError, ListenerSet
+from revproxy.server.proxylisten import ProxyHeaderFactory, inner_description, is_proxied
 from revproxy.http2.dispatch import NegotiatingFactory
 from revproxy.server.watchers import cache_watchers, pool_watchers, resolver_task
 from revproxy.tls.endpoints import is_tls_description, parse_tls_listener
@@ -44,6 +45,7 @@ class ProxyService(service.Service):
         self._extra_sites = extra_sites  # (holder, config) -> [(role, description, factory)]
         self._factories = {}  # proxy listener description -> its NegotiatingFactory
         self._tls_factories = {}  # TLS listener description -> its TLSListenerFactory
+        self._proxy_header_factories = {}  # haproxy: description -> its ProxyHeaderFactory
         # inherited: a worker's sockets from its supervisor (revproxy.workers.inherit)
         self._listeners = ListenerSet(reactor, inherited)
         self._pool_tasks = {}  # id(BalancedPool) -> (pool, resolver task, [watchers])
@@ -96,6 +98,11 @@ class ProxyService(service.Service):
                 # ours, not Twisted's ssl: endpoint: plain TCP, our TLS around the factory
                 endpoint = parse_tls_listener(description).tcp
                 factory = self._tls_factory(description, factory)
+            elif role == "proxy" and is_proxied(description):
+                endpoint = inner_description(description)
+            if role == "proxy" and is_proxied(description):
+                # the PROXY header comes first, before any TLS byte
+                factory = self._proxy_header_factory(description, factory)
             endpoint, backlog = with_backlog(endpoint, config.server.backlog,
                                              self._system_backlog)
             label = ", backlog %d" % backlog + ("" if role == "proxy" else ", " + role)
@@ -112,6 +119,14 @@ class ProxyService(service.Service):
             factory = self._factories[description] = NegotiatingFactory(
                 self._holder, scheme, description, tls=scheme == "https")
         return factory
+
+    def _proxy_header_factory(self, description, factory):
+        """The PROXY-header reader in front of a ``haproxy:`` listener's factory."""
+        wrapper = self._proxy_header_factories.get(description)
+        if wrapper is None:
+            wrapper = self._proxy_header_factories[description] = ProxyHeaderFactory(
+                self._holder, factory, description)
+        return wrapper
 
     def _tls_factory(self, description, proxy_factory):
         """The TLS wrapper of a TLS listener's factory: at each accept it takes the contexts

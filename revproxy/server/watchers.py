@@ -45,7 +45,9 @@ def pool_watchers(reactor, backend):
         watchers.append(ActiveChecker(reactor, reactor, members, config.health,
                                       lambda member, ok, why: backend.probe_result(member, ok, why)))
     if config.agent_port:
-        watchers.append(AgentPoller(reactor, reactor, members, config.agent_port,
+        # an agent listens on a TCP port of the member's address: Unix-socket members have none
+        tcp_members = lambda: [m for m in backend.members if not getattr(m, "unix", False)]  # noqa: E731
+        watchers.append(AgentPoller(reactor, reactor, tcp_members, config.agent_port,
                                     config.agent_interval, backend.report))
     return watchers
 

@@ -37,13 +37,24 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
 
 
+_PROXY_PREFIX = "haproxy:"  # PROXY protocol first (revproxy.server.proxylisten), then TLS
+
+
+def _without_proxy_prefix(description: str) -> str:
+    if description[:len(_PROXY_PREFIX)].lower() == _PROXY_PREFIX:
+        return description[len(_PROXY_PREFIX):]
+    return description
+
+
 def is_tls_description(description: str) -> bool:
-    return description.split(":", 1)[0].lower() in ("ssl", "tls")
+    return _without_proxy_prefix(description).split(":", 1)[0].lower() in ("ssl", "tls")
 
 
 def parse_tls_listener(description: str) -> TLSListenerSpec:
-    """The spec of an ``ssl:`` or ``tls:`` description; ValueError names a bad option."""
-    parts = split_description(description)
+    """The spec of an ``ssl:`` or ``tls:`` description (a ``haproxy:`` prefix is skipped:
+    ``tcp`` is then the plain endpoint below the PROXY header); ValueError names a bad
+    option."""
+    parts = split_description(_without_proxy_prefix(description))
     kind = parts[0].lower()
     if kind not in ("ssl", "tls"):
         raise ValueError("not a TLS listener description")

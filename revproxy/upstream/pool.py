@@ -6,7 +6,7 @@ import hashlib
 import socket
 
 from twisted.internet import error as neterror
-from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, UNIXClientEndpoint
 
 from zope.interface import implementer
 
@@ -19,6 +19,23 @@ from revproxy.upstream.tlsconn import TLSUpstreamConnection, connect_tls
 _TIMEOUT_ERRORS = (neterror.TimeoutError, neterror.TCPTimedOutError)
 
 
+def member_name(host: str, port: int) -> str:
+    """How a member is named in logs, ``/status`` and the access log: ``10.0.0.5:8080``,
+    ``[::1]:8080``, or ``unix:/run/app.sock`` for a Unix-domain socket (host ``/...``)."""
+    if host.startswith("/"):
+        return "unix:" + host
+    return ("[%s]:%d" if _is_ipv6(host) else "%s:%d") % (host, port)
+
+
+def client_endpoint(reactor, host: str, port: int, timeout: float):
+    """The client endpoint of a member: a Unix-domain socket when ``host`` is a path
+    (``/...``), else TCP (IPv6 when ``host`` is an IPv6 address)."""
+    if host.startswith("/"):
+        return UNIXClientEndpoint(reactor, host, timeout=timeout)
+    kind = TCP6ClientEndpoint if _is_ipv6(host) else TCP4ClientEndpoint
+    return kind(reactor, host, port, timeout=timeout)
+
+
 def _is_ipv6(host: str) -> bool:
     try:
         socket.inet_pton(socket.AF_INET6, host)
@@ -29,7 +46,8 @@ def _is_ipv6(host: str) -> bool:
 
 @implementer(IMember)
 class MemberPool:
-    """Connections to one member (``host``: an IP address, ``port``; over TLS when ``tls``).
+    """Connections to one member (``host``: an IP address, ``port``; over TLS when ``tls``;
+    or ``host`` the path of a Unix-domain socket, ``port`` 0).
 
     It is also the member as balancing policies see it (``IMember``): ``weight``,
     ``in_flight`` and ``ewma`` come from ``state``, the ``MemberState`` its pool gives it.
@@ -47,19 +65,19 @@ class MemberPool:
         # tls_host: the host its URL names (part of its identity, with the scheme).
         self.tls = tls
         self.tls_host = tls_host
-        self.name = ("[%s]:%d" if _is_ipv6(host) else "%s:%d") % (host, port)
+        self.unix = host.startswith("/")
+        self.name = member_name(host, port)
         if tls is not None:
             self.name = "https://" + self.name
             if tls.server_name != host:
                 self.name += " (%s)" % tls.server_name
         # Sticky-session cookie value: names the member without revealing its address.
-        self.token = hashlib.blake2b(self.name.encode("ascii"), digest_size=6).hexdigest().encode()
+        self.token = hashlib.blake2b(self.name.encode("utf-8"), digest_size=6).hexdigest().encode()
         self._reactor = reactor
         self.deadlines = deadlines
         self.outbox = outbox
         self._config = pool_config
         self._parser_limits = parser_limits
-        self._endpoint_type = TCP6ClientEndpoint if _is_ipv6(host) else TCP4ClientEndpoint
         self._idle = []
         self.open = 0  # connections open or opening, idle ones included
         self.closing = False
@@ -95,9 +113,8 @@ class MemberPool:
     def connect(self):
         """A Deferred firing with a new connection, or failing with an ``UpstreamError``."""
         config = self._config
-        endpoint = self._endpoint_type(
-            self._reactor, self.host, self.port, timeout=max(1, int(round(config.connect_timeout)))
-        )
+        endpoint = client_endpoint(self._reactor, self.host, self.port,
+                                   max(1, int(round(config.connect_timeout))))
         if self.tls is None:
             conn = UpstreamConnection(self._reactor, self._parser_limits, self)
             self.open += 1

@@ -20,7 +20,10 @@ log = Logger(namespace="revproxy.resolve")
 
 def split_member(url: str):
     """``http://host:port`` -> ``(host, port)``; IPv6 brackets removed; port 80 by default
-    (443 for https)."""
+    (443 for https). ``unix:/path`` -> ``("/path", 0)``: a member whose host starts with
+    ``/`` is a Unix-domain socket (``is_socket_path``)."""
+    if url.startswith("unix:"):
+        return url[5:], 0
     parts = urlsplit(url)
     return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
 
@@ -30,6 +33,11 @@ def member_address(url: str, weight: int):
     https:// member (its TLS server name unless the pool overrides it), None for http://."""
     host, port = split_member(url)
     return host, port, weight, (host if url.startswith("https://") else None)
+
+
+def is_socket_path(host: str) -> bool:
+    """The member ``host`` is the path of a Unix-domain socket (no resolution, no port)."""
+    return host.startswith("/")
 
 
 def is_ip(host: str) -> bool:
@@ -77,7 +85,8 @@ class MemberResolver:
 
     @property
     def needs_dns(self) -> bool:
-        return any(not is_ip(member[0]) for member in self._members)
+        return any(not (is_ip(member[0]) or is_socket_path(member[0]))
+                   for member in self._members)
 
     def start(self):
         """Resolve now; when a name is involved, again every ``resolve_interval``."""
@@ -101,7 +110,7 @@ class MemberResolver:
     def refresh(self):
         addresses = []
         for host, port, weight, tls_host in self._members:
-            if is_ip(host):
+            if is_ip(host) or is_socket_path(host):
                 addresses.append((host, port, weight, tls_host))
                 continue
             try:

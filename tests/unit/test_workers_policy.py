@@ -103,6 +103,11 @@ class EndpointTests(unittest.TestCase):
         spec = bind_spec("ssl:8443:interface=127.0.0.1:privateKey=k.pem:certKey=c.pem", 10)
         self.assertEqual(spec.address, ("127.0.0.1", 8443))
 
+    def test_proxy_protocol_listeners_bind_their_endpoint(self):
+        """haproxy:tcp:... binds the TCP endpoint after the prefix."""
+        spec = bind_spec("haproxy:tcp:8081:interface=127.0.0.1", 10)
+        self.assertEqual((spec.family, spec.address), (socket.AF_INET, ("127.0.0.1", 8081)))
+
     def test_other_endpoints_are_refused_with_a_reason(self):
         """unix: and unknown types cannot be shared: the message names the description."""
         for description in ("unix:/tmp/x.sock", "systemd:domain=INET:index=0"):

@@ -123,7 +123,8 @@ class BodyResult(NamedTuple):
     MULTIPART_BOUNDARY_QUOTED etc.), ``error`` (REQBODY_ERROR_MSG, b"" if none),
     ``part_headers`` (MULTIPART_PART_HEADERS: (part name, raw header line) pairs),
     ``xml`` (None, or an object with ``xpath(expr: str) -> List[bytes]`` for XML:/...),
-    ``raw_length`` (bytes seen)."""
+    ``raw_length`` (bytes seen), ``multipart_name`` / ``multipart_filename``
+    (MULTIPART_NAME / MULTIPART_FILENAME: the last part ``name`` / ``filename`` seen)."""
 
     args: Pairs = ()
     files: Sequence[FilePart] = ()
@@ -132,6 +133,8 @@ class BodyResult(NamedTuple):
     part_headers: Pairs = ()
     xml: object = None
     raw_length: int = 0
+    multipart_name: bytes = b""
+    multipart_filename: bytes = b""
 
 
 class Transaction:

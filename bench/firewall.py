@@ -1,0 +1,256 @@
+"""Benchmark the firewall: a benign 1 KiB GET and a 4 KiB form POST through revproxy with the
+CRS at paranoia level 1 on and with the firewall off, CPython and PyPy, in one run; then the
+time of single requests carrying a large adversarial body (the limits must hold).
+
+Run with the venv's python from the repo root (see bench/README.md, "Firewall"):
+
+    .venv/bin/python bench/firewall.py [--duration 5] [--crs DIR] [--json out.json]
+
+The backend (nginx: /1k.bin static, /form answers 200 to a POST) and wrk share CPU 0; each
+proxy runs alone on CPU 1. Requests carry a browser-like Host, User-Agent and Accept (wrk's
+bare requests would match CRS rule 920350, a numeric Host, and log a line each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import shutil
+import subprocess
+import sys
+import time
+from typing import List, Optional
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import proxies  # noqa: E402  (bench/ is not a package)
+import run  # noqa: E402  (reused: pinning, ports, processes, wrk, signals)
+
+DEFAULT_CRS = os.path.join(os.path.dirname(proxies.REPO), "shared", "crs-v4.28.0")
+HEADERS = {"Host": "bench.example", "Accept": "text/html,application/xhtml+xml,*/*;q=0.8",
+           "User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128"}
+FORM = "&".join("field%d=%s" % (i, ("value-%d-" % i + "abcdefghij" * 6)[:70])
+                for i in range(56))[:4096]
+NAMES = ("revproxy-cpython-off", "revproxy-cpython-crs", "revproxy-pypy-off",
+         "revproxy-pypy-crs")
+SCENARIOS = ("get-1k", "post-4k")
+ADVERSARIAL_SIZE = 1024 * 1024  # the default request_body_limit
+
+BACKEND = """    sendfile on;
+    default_type application/octet-stream;
+    client_max_body_size 16m;
+    server {{
+        listen 127.0.0.1:{port};
+        root {docroot};
+        location = /form {{ client_body_buffer_size 64k; return 200 "ok\\n"; }}
+        location = {status} {{ stub_status; }}
+    }}
+"""
+
+CONF = """[logging]
+access_log = ""
+
+[pools.bench]
+members = ["http://127.0.0.1:{upstream}"]
+
+[[routes]]
+name = "default"
+pool = "bench"
+
+[firewall]
+mode = "{mode}"
+crs = "{crs}"
+paranoia_level = 1
+"""
+
+POST_LUA = """wrk.method = "POST"
+wrk.body = "{body}"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+"""
+
+
+def adversarial_bodies():
+    """Large bodies meant to cost the engine the most: many arguments (args limit), one
+    huge argument of near-matches for the SQL and XSS patterns, nested JSON."""
+    many = "&".join("a%d=%s" % (i, "1' or '" if i % 2 else "<scr") for i in range(60000))
+    near = "q=" + ("select/*" + "x" * 60 + "*/ from " + "'" * 20 + "(" * 20) * 1200
+    deep = "[" * 20000 + "]" * 20000
+    return [
+        ("many-args", "application/x-www-form-urlencoded", many),
+        ("near-miss", "application/x-www-form-urlencoded", near),
+        ("deep-json", "application/json", deep),
+    ]
+
+
+def launch(name: str, work: str, port: int, upstream: int, crs: str) -> proxies.Launch:
+    venv = ".venv-pypy" if "-pypy" in name else ".venv"
+    twistd = proxies.venv_bin(venv, "twistd")
+    if twistd is None:
+        return proxies.Launch([], "%s/ is missing (run scripts/setup-env)" % venv)
+    conf = os.path.join(work, name + ".toml")
+    with open(conf, "w") as f:
+        f.write(CONF.format(upstream=upstream, mode="on" if name.endswith("-crs") else "off",
+                            crs=crs))
+    return proxies.Launch([twistd, "-n", "--pidfile=", "revproxy", "--config", conf,
+                           "--listen", "tcp:%d:interface=127.0.0.1" % port],
+                          env=proxies.revproxy_env())
+
+
+def request(port: int, method: str, path: str, body: Optional[str] = None,
+            ctype: Optional[str] = None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        headers = dict(HEADERS)
+        if ctype:
+            headers["Content-Type"] = ctype
+        started = time.perf_counter()
+        conn.request(method, path, body=body.encode() if body else None, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        return response.status, time.perf_counter() - started
+    finally:
+        conn.close()
+
+
+def wrk(port: int, scenario: str, work: str, seconds: int) -> dict:
+    argv = ["wrk", "-t1", "-c50", "-d%ds" % seconds, "--timeout", "10s", "--latency"]
+    for key, value in HEADERS.items():
+        argv += ["-H", "%s: %s" % (key, value)]
+    if scenario == "post-4k":
+        script = os.path.join(work, "post.lua")
+        with open(script, "w") as f:
+            f.write(POST_LUA.format(body=FORM))
+        argv += ["-s", script, "http://127.0.0.1:%d/form" % port]
+    else:
+        argv.append("http://127.0.0.1:%d/1k.bin" % port)
+    done = subprocess.run(run.pinned(0, argv), stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=seconds + 60)
+    text = done.stdout.decode("utf-8", "replace")
+    if done.returncode != 0 or "Requests/sec" not in text:
+        raise RuntimeError("wrk failed: " + text[-400:])
+    return run.parse_wrk(text)
+
+
+def adversarial(port: int, repeat: int) -> List[dict]:
+    rows = []
+    for label, ctype, body in adversarial_bodies():
+        times, statuses = [], set()
+        for _ in range(repeat):
+            status, seconds = request(port, "POST", "/form", body, ctype)
+            statuses.add(status)
+            times.append(seconds * 1000)
+        times.sort()
+        p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
+        rows.append({"body": label, "bytes": len(body), "statuses": sorted(statuses),
+                     "p99_ms": p99, "max_ms": times[-1], "median_ms": times[len(times) // 2]})
+        print("  adversarial %-10s %8d B  status %s  median %.1f ms  p99 %.1f ms  max %.1f ms"
+              % (label, len(body), sorted(statuses), times[len(times) // 2], p99, times[-1]))
+    return rows
+
+
+def bench_proxy(name, procs, upstream, args):
+    port = run.free_port()
+    spec = launch(name, procs.work, port, upstream, args.crs)
+    if spec.skip:
+        raise LookupError(spec.skip)
+    proc = procs.start(name, spec.argv, cpu=1, env=spec.env)
+    try:
+        problem = run.wait_ready(proc, port)
+        if problem:
+            raise LookupError("did not start: %s\n%s" % (problem, procs.log_tail(name)))
+        status, _ = request(port, "GET", "/?id=1%27%20or%201=1--")
+        expected = 403 if name.endswith("-crs") else 200
+        if status != expected:
+            raise RuntimeError("%s: an attack got %d, expected %d" % (name, status, expected))
+        for scenario in SCENARIOS:  # warm the JIT and the pools
+            wrk(port, scenario, procs.work, run.WARMUP_SECONDS)
+        rows = []
+        for scenario in SCENARIOS:
+            cpu_before, started = run.cpu_seconds(proc.pid), time.monotonic()
+            row = wrk(port, scenario, procs.work, args.duration)
+            cpu = run.cpu_seconds(proc.pid) - cpu_before
+            row.update(proxy=name, scenario=scenario,
+                       cpu_us_per_req=cpu * 1e6 / row["requests"] if row["requests"] else None,
+                       cpu_busy=cpu / (time.monotonic() - started))
+            rows.append(row)
+            print("  %-8s %9.0f req/s  p99 %.2f ms  errors %d" % (
+                scenario, row["rps"], row["p99_ms"], row["errors"]))
+        extra = adversarial(port, args.repeat) if name.endswith("-crs") else []
+        return rows, extra
+    finally:
+        procs.stop(proc)
+
+
+def print_table(rows: List[dict]) -> None:
+    off = {(r["proxy"].rsplit("-", 1)[0], r["scenario"]): r["rps"] for r in rows
+           if r["proxy"].endswith("-off")}
+    fmt = "%-22s %-8s %9s %8s %8s %8s %6s %9s"
+    print(fmt % ("proxy", "scenario", "req/s", "p50 ms", "p99 ms", "µs/req", "busy", "÷ off"))
+    for r in rows:
+        base = off.get((r["proxy"].rsplit("-", 1)[0], r["scenario"]))
+        ratio = r["rps"] / base if base else None
+        print(fmt % (r["proxy"], r["scenario"], "%.0f" % r["rps"], "%.2f" % r["p50_ms"],
+                     "%.2f" % r["p99_ms"], run._us(r.get("cpu_us_per_req")),
+                     run._busy(r.get("cpu_busy")), run._ratio(ratio)))
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=5, help="seconds per scenario (5)")
+    parser.add_argument("--crs", default=DEFAULT_CRS, help="CRS directory (%(default)s)")
+    parser.add_argument("--repeat", type=int, default=20,
+                        help="requests per adversarial body (20)")
+    parser.add_argument("--only", default="", help="subset of: " + ", ".join(NAMES))
+    parser.add_argument("--json", metavar="FILE")
+    args = parser.parse_args(argv)
+    names = [n for n in NAMES if not args.only or n in args.only.split(",")]
+    sys.stdout.reconfigure(line_buffering=True)
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
+        return 2
+    if not os.path.isdir(os.path.join(args.crs, "rules")):
+        print("no CRS at %s (--crs DIR)" % args.crs, file=sys.stderr)
+        return 2
+    report = {"duration": args.duration, "crs": args.crs, "load": os.getloadavg(),
+              "results": [], "adversarial": {}, "skipped": {}}
+    print("load average before: %.2f %.2f %.2f" % os.getloadavg())
+
+    def body(procs):
+        docroot = proxies.write_docroot(procs.work)
+        port = run.free_port()
+        spec = proxies.nginx_launch(procs.work, "backend", BACKEND.format(
+            port=port, docroot=docroot, status=proxies.BACKEND_STATUS))
+        if spec.skip:
+            raise RuntimeError("backend: " + spec.skip)
+        proc = procs.start("backend", spec.argv, cpu=0)
+        problem = run.wait_ready(proc, port)
+        if problem:
+            raise RuntimeError("backend (nginx) %s" % problem)
+        for name in names:
+            print("%s:" % name)
+            try:
+                rows, extra = bench_proxy(name, procs, port, args)
+                report["results"].extend(rows)
+                if extra:
+                    report["adversarial"][name] = extra
+            except (LookupError, RuntimeError) as e:
+                report["skipped"][name] = str(e)
+                print("  note: skipped: %s" % e)
+
+    status = run.guarded("revproxy-bench-firewall-", body)
+    print()
+    if report["results"]:
+        print_table(report["results"])
+    print("load average after: %.2f %.2f %.2f" % os.getloadavg())
+    for name, why in report["skipped"].items():
+        print("skipped %s: %s" % (name, why.splitlines()[0]))
+    if args.json:
+        import json
+
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
