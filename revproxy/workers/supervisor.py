@@ -230,6 +230,7 @@ class Supervisor(service.Service):
         if config.server.workers != self.config.server.workers:
             log.warn("reload: [server] workers changed to {n}: takes effect at the next "
                      "start", n=config.server.workers)
+        self.config = config  # shutdown_timeout and the next reload's comparison follow it
         return True, None
 
     @staticmethod

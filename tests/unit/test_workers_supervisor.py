@@ -128,9 +128,14 @@ class SupervisorTests(unittest.TestCase):
         self.assertEqual(self.successResultOf(refused),
                          (False, "revproxy: bad configuration: x.toml: [limits] ..."))
         self.assertEqual([w.signals for w in self.workers()], [[], []])
+        from dataclasses import replace
+
+        newer = replace(self.config, server=replace(self.config.server, shutdown_timeout=7.0))
+        self.supervisor._load = lambda: newer
         accepted = self.supervisor.reload()
         self.reactor.spawned[-1].end()
         self.assertEqual(self.successResultOf(accepted), (True, None))
+        self.assertIs(self.supervisor.config, newer)
         self.assertEqual([w.signals for w in self.workers()], [["HUP"], ["HUP"]])
 
     def test_usr1_is_passed_on(self):
