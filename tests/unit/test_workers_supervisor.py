@@ -53,8 +53,8 @@ class SupervisorTests(unittest.TestCase):
         self.reactor = FakeReactor()
         self.run_dir = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, self.run_dir, True)
-        self.config = load_config(None)
-        self.supervisor = Supervisor(self.reactor, self.config, lambda: self.config,
+        self.config = self.on_disk = load_config(None)
+        self.supervisor = Supervisor(self.reactor, self.config, lambda: self.on_disk,
                                      ["--config", "x.toml"], 2, lambda config: {},
                                      lambda supervisor, config: [], python="/py", env={},
                                      run_dir=self.run_dir)
@@ -131,7 +131,7 @@ class SupervisorTests(unittest.TestCase):
         from dataclasses import replace
 
         newer = replace(self.config, server=replace(self.config.server, shutdown_timeout=7.0))
-        self.supervisor._load = lambda: newer
+        self.on_disk = newer
         accepted = self.supervisor.reload()
         self.reactor.spawned[-1].end()
         self.assertEqual(self.successResultOf(accepted), (True, None))
