@@ -7,8 +7,10 @@ them up. ``combine(values)`` merges the values found at one place in every docum
   keys below, which are not amounts: latency percentiles and times take the maximum (a
   percentile cannot be summed; the maximum is the worst worker, an upper bound of the whole),
   EWMA latencies their mean, ratios are recomputed from the summed ``hits`` and ``misses``
-  beside them or in a ``metrics`` object beside them (else their mean), and settings that every worker has from the same config
-  (``weight``, limits, sizes configured) the first worker's value;
+  beside them or in a ``metrics`` object beside them (else their mean), weights (relative
+  shares every worker has from the same config) are the first worker's; limits and
+  capacities (spool and cache sizes) are summed: each worker has its own, so the sum is the
+  whole proxy's;
 - booleans: true when true in every worker;
 - objects are merged key by key (a key missing in some workers merges the others);
 - strings equal everywhere stay; different ones (a member ``healthy`` in one worker and
@@ -27,9 +29,7 @@ MAX_KEYS = frozenset({"time", "p50", "p75", "p90", "p95", "p99", "p999", "max", 
                       "ejected_until"})
 MEAN_KEYS = frozenset({"ewma", "ewma_ms", "latency_ewma", "latency_ewma_ms", "mean",
                        "mean_ms"})
-FIRST_KEYS = frozenset({"weight", "pid", "limit", "max_connections", "max_connections_per_ip",
-                        "max_size", "max_bytes", "max_entries", "capacity", "max_conns",
-                        "max_queue"})
+FIRST_KEYS = frozenset({"pid"})  # and every key ending in "weight"
 
 
 def combine(values: Sequence[Any], key: Optional[str] = None) -> Any:
