@@ -5,6 +5,7 @@ This is the only module that touches the global reactor: everything else gets it
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import sys
@@ -52,6 +53,7 @@ class Options(usage.Options):
         self["listen"] = []
         self["upstream"] = []
         self["workers"] = None
+        self["admin"] = []
 
     def parseOptions(self, options=None):
         self.argv = list(sys.argv[1:] if options is None else options)  # workers get the same
@@ -71,13 +73,18 @@ class Options(usage.Options):
         except ValueError as e:
             raise usage.UsageError("--workers: %s" % e)
 
+    def opt_admin(self, endpoint):
+        """Admin API endpoint (repeatable; replaces [admin] listen), e.g.
+        tcp:9901:interface=127.0.0.1 (docs/admin.md)."""
+        self["admin"].append(endpoint)
+
     def opt_upstream(self, url):
         """Backend member URL, e.g. http://127.0.0.1:8000 (repeatable: one pool)."""
         self["upstream"].append(url)
 
     def postOptions(self):
         self.load = config_loader(self["config"], self["listen"], self["upstream"], self["cache"],
-                                  self["firewall"])
+                                  self["firewall"], self["admin"])
         try:
             config = self.load()
             check_balancers(config, {name: factory.description
@@ -103,11 +110,13 @@ class Options(usage.Options):
             raise SystemExit(0)
 
 
-def config_loader(path, listen, upstreams, cache, firewall=None):
+def config_loader(path, listen, upstreams, cache, firewall=None, admin=()):
     """A function that reads the config as the command line asks: the file (or the embedded
-    default) with ``--listen``/``--upstream``/``--cache``/``--firewall`` applied. Start-up and
-    every reload call it; it raises ``ConfigError``."""
-    listen, upstreams = list(listen), list(upstreams)
+    default) with ``--listen``/``--upstream``/``--cache``/``--firewall``/``--admin`` applied.
+    Start-up and every reload call it; it raises ``ConfigError``."""
+    from revproxy.admin.settings import with_admin_listen
+
+    listen, upstreams, admin = list(listen), list(upstreams), list(admin)
 
     def load():
         if path is None and upstreams:
@@ -120,7 +129,7 @@ def config_loader(path, listen, upstreams, cache, firewall=None):
             from revproxy.config.firewall import apply_firewall_flag
 
             config = replace(config, firewall=apply_firewall_flag(config.firewall, firewall))
-        return config
+        return with_admin_listen(config, admin)
 
     return load
 
@@ -134,6 +143,8 @@ def build(config, reactor, randbytes=None, batch_writes=True, load=None, signals
     ``inherited`` (a worker's sockets, ``revproxy.workers.inherit.adopters``) replaces
     listening on those endpoints.
     """
+    from revproxy.admin.control import AdminControl
+    from revproxy.admin.recorder import RequestRecorder
     from revproxy.netio import Outbox
     from revproxy.server.logfiles import LogFiles
     from revproxy.server.reload import Reloader
@@ -150,14 +161,19 @@ def build(config, reactor, randbytes=None, batch_writes=True, load=None, signals
                     Stats(config.limits.max_connections, config.limits.max_connections_per_ip),
                     SpoolBudget(buffering.total_memory, buffering.total_disk), Deadlines(reactor),
                     Outbox(reactor, batch_writes), LogFiles())
+    shared.recorder = RequestRecorder()  # per-request counts for the admin API and metrics
     try:
         runtime = build_runtime(config, shared)
     except ConfigError as e:
         raise SystemExit("revproxy: bad configuration: %s" % e)
     shared.apply(config)
     holder = RuntimeHolder(runtime)
-    service = ProxyService(reactor, holder, extra_sites, inherited=inherited)
+    control = AdminControl(holder, shared.recorder)
+    service = ProxyService(reactor, holder, functools.partial(extra_sites, control=control),
+                           inherited=inherited)
     service.reloader = Reloader(service, shared, load or (lambda: config), build_runtime)
+    control.reloader = service.reloader
+    service.admin = control
     if signals:
         import signal
 
@@ -207,8 +223,18 @@ def build_runtime(config, shared, previous=None):
     runtime.ip_access = ip_access
     runtime.rate_limits = rate_limits
     runtime.firewall = firewall
+    runtime.recorder = getattr(shared, "recorder", None)
+    runtime.admin_token = _admin_token(config)
     _log_compression(config)
     return runtime
+
+
+def _admin_token(config):
+    """The admin API's bearer token (``[admin] token`` or ``token_file``, read now), or
+    None; ConfigError when it cannot be had."""
+    from revproxy.admin.auth import configured_token
+
+    return configured_token(config)
 
 
 def _log_compression(config):
@@ -427,6 +453,8 @@ def _backends(config, shared, previous, factories, provider=None):
                               pool.balance, str(e).strip("'\""))
         backends[pool.name] = BalancedPool(shared.reactor, pool, parser_limits_for(config.limits),
                                            shared.deadlines, shared.outbox, balancer, tls)
+        if kept is not None:  # operator overrides (admin API) outlive a rebuild
+            backends[pool.name].overrides = dict(kept.overrides)
     return backends
 
 
@@ -484,13 +512,14 @@ def _cache(config, reactor, previous):
     return HttpCache(store, settings, reactor)
 
 
-def extra_sites(holder, config):
+def extra_sites(holder, config, control=None):
     """The listeners besides the proxy's: ``(role, description, factory)`` for the admin
-    listener(s) and the demo backends."""
-    from revproxy.admin.status import admin_site
+    listener(s) and the demo backends. ``control``: the admin API's ``AdminControl``."""
+    from revproxy.admin.site import admin_site
     from revproxy.demo import demo_site
 
-    sites = [("admin", description, admin_site(holder)) for description in config.admin.listen]
+    sites = [("admin", description, admin_site(holder, control))
+             for description in config.admin.listen]
     if config.demo.enabled:
         for index, port in enumerate(config.demo.ports):
             sites.append(("demo", "tcp:%d:interface=127.0.0.1" % port,

@@ -1,127 +1,98 @@
-"""The admin listener: a small read-only HTTP API (``GET /status``) on its own endpoint.
+"""The status document of ``GET /api/status`` (and its alias ``GET /status``): pure data.
 
-The operations issue grows it (purge, drain, metrics); today it shows pool and member state:
-what each member is (healthy, down, ejected, draining...), its in-flight requests, EWMA,
-effective weight and connections. Keep the admin listener on loopback.
+Everything is read from the runtime (and the process-wide ``AdminControl`` when given) at
+``now``: listeners, routes, pools and members (state, in-flight, EWMA, weights, operator
+overrides, ejections), the cache, the firewall (when the runtime has one), the rate limits,
+spool bytes, connections by what they are doing, and this process (``workers``).
 """
 
 from __future__ import annotations
 
-import json
+import os
 
-from twisted.web import resource, server
+# what ClientConnection.activity / H2ServerConnection.activity say -> the document's names
+_ACTIVITY = {"head": "reading_head", "request": "in_request", "idle": "idle_keepalive",
+             "tunnel": "tunnel", "http2": "http2_active", "http2_idle": "http2_idle"}
 
 
-def status_document(runtime, now: float) -> dict:
-    """The status as plain data (pure: everything read from ``runtime`` at ``now``)."""
+def status_document(runtime, now: float, control=None) -> dict:
+    """The status as plain data (JSON-ready); ``control`` (``AdminControl``) adds the
+    reload generation and the admin listeners' addresses."""
+    config = runtime.config
     return {
-        "source": runtime.config.source,
-        "connections": len(runtime.stats.connections),
-        "pools": {name: backend.describe(now) for name, backend in sorted(runtime.backends.items())},
-        "cache": _cache_document(runtime.cache),
+        "source": config.source,
+        "generation": control.generation() if control is not None else 0,
+        "listeners": {"proxy": list(config.server.listen), "admin": list(config.admin.listen)},
+        "routes": [_route(route) for route in config.routes],
+        "pools": {name: backend.describe(now)
+                  for name, backend in sorted(runtime.backends.items())},
+        "cache": cache_document(runtime.cache),
+        "firewall": firewall_stats(runtime),
         "rate_limits": runtime.rate_limits.stats() if runtime.rate_limits is not None else None,
+        "spool": spool_document(runtime.budget),
+        "connections": connections_document(runtime.stats),
+        "workers": {"count": 1, "pid": os.getpid()},
     }
 
 
-def _cache_document(cache):
+def _route(route) -> dict:
+    pools = [pool for pool, _ in route.split] if route.split else [route.pool]
+    return {"name": route.name, "pools": pools, "hosts": list(route.hosts),
+            "path_prefix": route.path_prefix, "path_regex": route.path_regex,
+            "methods": list(route.methods), "cache": route.cache}
+
+
+def cache_document(cache):
+    """The cache's counters, its store's, and the derived size and hit ratio (None: off)."""
     if cache is None:
         return None
-    document = {"store": cache.settings.store, "metrics": dict(cache.metrics)}
-    document["store_stats"] = cache.store.stats()
-    return document
+    metrics = dict(cache.metrics)
+    store = cache.store.stats()
+    return {"store": cache.settings.store, "metrics": metrics, "store_stats": store,
+            "entries": store.get("entries", -1), "bytes": store.get("bytes", -1),
+            "hit_ratio": hit_ratio(metrics)}
 
 
-class StatusResource(resource.Resource):
-    isLeaf = True
-
-    def __init__(self, holder):
-        resource.Resource.__init__(self)
-        self._holder = holder
-
-    def render_POST(self, request):
-        """``POST /purge?url=URL|prefix=PREFIX|tag=TAG[&soft=1]``: purge the cache.
-
-        ``url``: one URL with its variants; ``prefix``: every key starting with it (a URL
-        prefix: ``http://host/path/``); ``tag``: every response that carried it in a
-        Cache-Tag / Surrogate-Key header. ``soft=1`` marks them stale (revalidated on next
-        use) instead of deleting. Answers JSON ``{"purged": N}`` (-1: the store cannot count).
-        """
-        runtime = self._holder.current
-        if request.path.rstrip(b"/") != b"/purge":
-            return _plain(request, 404, b"not found: POST /purge\n")
-        if runtime.cache is None:
-            return _plain(request, 409, b"no [cache] store configured\n")
-        args = request.args
-        soft = args.get(b"soft", [b"0"])[0] in (b"1", b"true", b"yes")
-        chosen = [name for name in (b"url", b"prefix", b"tag") if name in args]
-        if len(chosen) != 1:
-            return _plain(request, 400, b"give exactly one of url=, prefix=, tag=\n")
-        value = args[chosen[0]][0]
-        if chosen[0] == b"url":
-            key = _url_key(value, runtime.cache.settings)
-            if key is None:
-                return _plain(request, 400, b"url must be http(s)://host/path\n")
-            d = runtime.cache.purge_url(key, soft)
-        elif chosen[0] == b"prefix":
-            d = runtime.cache.store.purge(prefix=value, soft=soft)
-        else:
-            d = runtime.cache.store.purge(tag=value, soft=soft)
-
-        def done(count):
-            request.setHeader(b"content-type", b"application/json")
-            request.write(json.dumps({"purged": count}).encode("ascii") + b"\n")
-            request.finish()
-
-        def failed(failure):
-            request.setResponseCode(500)
-            request.write(b"purge failed\n")
-            request.finish()
-
-        d.addCallbacks(done, failed)
-        return server.NOT_DONE_YET
-
-    def render_GET(self, request):
-        runtime = self._holder.current
-        path = request.path.rstrip(b"/")
-        if path not in (b"", b"/status"):
-            request.setResponseCode(404)
-            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-            return b"not found: try /status\n"
-        document = status_document(runtime, runtime.clock.seconds())
-        request.setHeader(b"content-type", b"application/json")
-        request.setHeader(b"cache-control", b"no-store")
-        return json.dumps(document, indent=2, sort_keys=True).encode("utf-8") + b"\n"
+def hit_ratio(metrics) -> float:
+    """Hits (stale ones included) over lookups; 0.0 before the first lookup."""
+    hits = metrics.get("hits", 0) + metrics.get("stale_served", 0)
+    lookups = hits + metrics.get("misses", 0)
+    return round(hits / float(lookups), 4) if lookups else 0.0
 
 
-def _plain(request, status, body):
-    request.setResponseCode(status)
-    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-    return body
-
-
-def _url_key(url: bytes, settings):
-    """The primary cache key of an absolute http or https URL (the scheme is part of the
-    key: a page served over an ssl: listener is purged with its https URL), or None."""
-    from urllib.parse import urlsplit
-
-    from revproxy.cache.keys import primary_key
-    from revproxy.routing.normalize import normalize_target
-
-    try:
-        parts = urlsplit(url.decode("ascii"))
-        target = normalize_target((parts.path or "/").encode("ascii"))
-    except Exception:
+def firewall_stats(runtime):
+    """``runtime.firewall.stats()`` when the runtime has a firewall, else None."""
+    firewall = getattr(runtime, "firewall", None)
+    if firewall is None:
         return None
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return None
-    query = parts.query if "?" in url.decode("ascii") else None
-    return primary_key(parts.scheme.encode("ascii"), parts.netloc.encode("ascii"), target.path,
-                       query, settings, [])
+    return firewall.stats()
 
 
-def admin_site(holder) -> server.Site:
-    site = server.Site(StatusResource(holder))
-    site.displayTracebacks = False
-    site.noisy = False
-    site.log = lambda request: None
-    return site
+def spool_document(budget) -> dict:
+    return {"memory_bytes": budget.memory_used, "disk_bytes": budget.disk_used,
+            "memory_limit": budget.total_memory, "disk_limit": budget.total_disk}
+
+
+def connections_document(stats) -> dict:
+    """Open client connections by what they are doing, and the process-wide cut counts."""
+    by_state = dict.fromkeys(_ACTIVITY.values(), 0)
+    for conn in list(stats.connections):
+        name = _ACTIVITY.get(getattr(conn, "activity", None), "other")
+        by_state[name] = by_state.get(name, 0) + 1
+    return {"total": len(stats.connections), "by_state": by_state, "shed": stats.shed,
+            "slow_request_cuts": getattr(stats, "slow_request_cuts", 0),
+            "slow_response_cuts": getattr(stats, "slow_response_cuts", 0)}
+
+
+def admin_site(holder, control=None):
+    """The admin site (moved to ``revproxy.admin.site``; kept here for old imports)."""
+    from revproxy.admin.site import admin_site as build
+
+    return build(holder, control)
+
+
+def _url_key(url, settings):
+    """The cache key of a purge URL (moved to ``revproxy.admin.actions.url_key``)."""
+    from revproxy.admin.actions import url_key
+
+    return url_key(url, settings)

@@ -11,6 +11,7 @@ from revproxy.balancing import health
 from revproxy.balancing.stats import MemberStats
 
 HEALTHY, DOWN, EJECTED, PROBING, DRAINING = "healthy", "down", "ejected", "probing", "draining"
+DISABLED = "disabled"  # taken out by an operator (the admin API), not by its health
 
 
 class MemberState:
@@ -27,11 +28,18 @@ class MemberState:
         self.reported_percent = None  # agent / load header: share of the configured weight
         self.reported_state = None  # health.DOWN, health.DRAIN or None
         self.last_probe = ""  # why the last active probe passed or failed
+        # Operator overrides (the admin API): DRAINING or DISABLED, or None; a weight that
+        # replaces the configured one, or None. Kept by a reload (see BalancedPool.overrides).
+        self.admin_state = None
+        self.admin_weight = None
+        self.ejections = 0  # times passive checks ejected it (the admin status shows it)
 
     # -- what the pool asks ------------------------------------------------------------------
     def status(self, now: float) -> str:
         if self._plain():
             return HEALTHY
+        if self.admin_state is not None:
+            return self.admin_state
         if self.probe is not None and not self.probe.healthy:
             return DOWN
         if self.reported_state == health.DOWN:
@@ -49,7 +57,7 @@ class MemberState:
         """The common case, checked first: nothing has ever been wrong with the member."""
         return (self.outlier.state == health.HEALTHY and self.reported_state is None
                 and (self.probe is None or self.probe.healthy)
-                and self.reported_percent != 0)
+                and self.reported_percent != 0 and self.admin_state is None)
 
     def may_take(self, now: float) -> bool:
         """Whether a new request may be sent: healthy, or probing and its one trial request
@@ -65,7 +73,8 @@ class MemberState:
                 and not self.outlier.trial_taken)
 
     def weight(self, now: float) -> float:
-        weight = float(self.configured_weight) * self.slow_start.factor(now)
+        configured = self.configured_weight if self.admin_weight is None else self.admin_weight
+        weight = float(configured) * self.slow_start.factor(now)
         if self.reported_percent is not None:
             weight *= self.reported_percent / 100.0
         return max(weight, 0.001)

@@ -16,7 +16,7 @@ from twisted.logger import Logger
 
 from revproxy.balancing.budget import RetryBudget
 from revproxy.balancing.health import ejection_allowed
-from revproxy.balancing.member import DRAINING, EJECTED, PROBING, MemberState
+from revproxy.balancing.member import DISABLED, DRAINING, EJECTED, PROBING, MemberState
 from revproxy.balancing.queue import WaitQueue
 from revproxy.upstream.pool import MemberPool
 
@@ -45,6 +45,10 @@ class BalancedPool:
         self._trial_pending = False  # a member may be probing: look for it first
         self.load_header_name = pool_config.load_header.lower().encode("ascii")
         self._limit = pool_config.max_connections_per_member
+        # Operator overrides by member name: {"state": DRAINING/DISABLED, "weight": N}; a
+        # reload that rebuilds the pool hands them on (tap._backends), a member that joins
+        # (again) takes its entry.
+        self.overrides = {}
 
     # -- membership ----------------------------------------------------------------------------
     def set_addresses(self, addresses):
@@ -64,6 +68,7 @@ class BalancedPool:
                 member = MemberPool(self._clock, host, port, self.config, self._parser_limits,
                                     self._deadlines, self._outbox, tls, tls_host)
                 member.state = MemberState(self.config, weight)
+                self._apply_overrides(member)
                 if self.members:  # a member joining a running pool ramps up
                     member.state.slow_start.begin(now)
             else:
@@ -100,8 +105,9 @@ class BalancedPool:
                          "balancing over all of them", pool=self.name, h=healthy_share, t=threshold)
             else:
                 log.info("pool {pool} out of panic", pool=self.name)
-        if panic:
+        if panic:  # members an operator took out stay out
             usable = [m for m in self.members if m not in exclude
+                      and m.state.admin_state is None
                       and not (self._limit and m.in_flight >= self._limit)]
         if usable:
             return usable, None
@@ -151,6 +157,7 @@ class BalancedPool:
         if state.status(now) == EJECTED:
             self._trial_pending = True
         if was != EJECTED and state.status(now) == EJECTED:
+            state.ejections += 1
             log.warn("pool {pool}: member {m} ejected after {n} consecutive failures, until +{s:.0f}s",
                      pool=self.name, m=member.name, n=self.config.outlier.consecutive_failures,
                      s=state.outlier.ejection_ends - now)
@@ -177,6 +184,54 @@ class BalancedPool:
         if not ends:
             return 1
         return max(1, min(30, int(math.ceil(min(ends) - now))))
+
+    # -- operator overrides (the admin API) -------------------------------------------------
+    def member_named(self, name):
+        """The member called ``name`` (``MemberPool.name``), or None."""
+        for member in self.members:
+            if member.name == name:
+                return member
+        return None
+
+    def set_admin_state(self, member, state):
+        """Take ``member`` out (``DRAINING``: no new request, those in flight finish and its
+        connections stay; ``DISABLED``: the same, and its idle connections close) or put it
+        back (None: it ramps up through slow start)."""
+        if state not in (None, DRAINING, DISABLED):
+            raise ValueError("admin state must be None, %r or %r" % (DRAINING, DISABLED))
+        was = member.state.admin_state
+        member.state.admin_state = state
+        self._remember(member.name, "state", state)
+        if state == DISABLED:
+            member.close_idle()
+            member.closing = False  # it may come back: only the idle ones are closed
+        elif state is None and was is not None:
+            member.state.slow_start.begin(self._clock.seconds())
+        log.info("pool {pool}: member {m} {what} by the admin API", pool=self.name,
+                 m=member.name, what=state or "enabled")
+
+    def set_admin_weight(self, member, weight):
+        """Give ``member`` the weight ``weight`` instead of its configured one (None: back
+        to the configured weight). Policies that read weights only at ``set_members`` (the
+        hash ring) are told again."""
+        member.state.admin_weight = weight
+        self._remember(member.name, "weight", weight)
+        self.balancer.set_members(self.members)
+
+    def _remember(self, name, key, value):
+        entry = self.overrides.setdefault(name, {})
+        if value is None:
+            entry.pop(key, None)
+        else:
+            entry[key] = value
+        if not entry:
+            del self.overrides[name]
+
+    def _apply_overrides(self, member):
+        entry = self.overrides.get(member.name)
+        if entry:
+            member.state.admin_state = entry.get("state")
+            member.state.admin_weight = entry.get("weight")
 
     # -- seeing why ----------------------------------------------------------------------------
     def describe(self, now):
@@ -215,6 +270,12 @@ def _describe_member(member, now):
         "ewma_ms": round(member.ewma * 1000.0, 3),
         "weight": round(member.weight, 3),
         "configured_weight": state.configured_weight,
+        "admin_state": state.admin_state,
+        "admin_weight": state.admin_weight,
+        "requests": state.stats.requests,
+        "failures": state.stats.failures,
+        "connect_errors": member.connect_errors,
+        "ejections": state.ejections,
         "open_connections": member.open,
         "idle_connections": member.idle,
         "ejected_until": state.outlier.ejection_ends if state.status(now) == EJECTED else None,
@@ -224,4 +285,4 @@ def _describe_member(member, now):
     }
 
 
-__all__ = ["BalancedPool", "NO_MEMBER", "NONE_HEALTHY", "ALL_BUSY", "DRAINING"]
+__all__ = ["BalancedPool", "NO_MEMBER", "NONE_HEALTHY", "ALL_BUSY", "DRAINING", "DISABLED"]

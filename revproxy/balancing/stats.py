@@ -18,7 +18,7 @@ class MemberStats:
     (``decay`` seconds per e-fold) whatever the request rate.
     """
 
-    __slots__ = ("decay", "in_flight", "ewma", "last_update")
+    __slots__ = ("decay", "in_flight", "ewma", "last_update", "requests", "failures")
 
     def __init__(self, decay: float = 5.0):
         if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not decay > 0:
@@ -27,10 +27,13 @@ class MemberStats:
         self.in_flight = 0
         self.ewma = 0.0
         self.last_update = None  # time of the last sample; None before the first
+        self.requests = 0  # requests sent to the member (retries included), ever
+        self.failures = 0  # of them, those that failed (connect, timeout, 5xx...)
 
     def start(self) -> None:
         """A request was sent to the member."""
         self.in_flight += 1
+        self.requests += 1
 
     def finish(self, duration: float, now: float) -> None:
         """A request ended after ``duration`` seconds (to the response head), at ``now``."""
@@ -40,6 +43,7 @@ class MemberStats:
     def fail(self, now: float, penalty: float) -> None:
         """A request failed at ``now``: counted as a response that took ``penalty`` seconds
         (e.g. the timeout), so a failing member looks slow to latency-aware policies."""
+        self.failures += 1
         self._end()
         self.sample(penalty, now)
 

@@ -261,6 +261,8 @@ class Admin:
     listen: Tuple[str, ...] = ()  # () = no admin listener; keep it on loopback
     debug_clients: Tuple[str, ...] = ()  # CIDRs allowed to ask for the decision header
     debug_header: str = "x-revproxy-debug"  # request header ("1") that asks for it
+    token: str = ""  # bearer token every admin call must carry ("": none; see docs/admin.md)
+    token_file: str = ""  # or a file holding it (read at start-up and on every reload)
 
 
 @dataclass(frozen=True)

@@ -106,10 +106,29 @@ DEMO_FIELDS: Dict[str, Parser] = {
     "ports": list_of(count(1, 65535), min_items=1),
 }
 
+class Secret(str):
+    """A string whose repr hides it: the admin token never reaches a log line (the reload
+    log describes changed keys with their repr)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'<hidden>'"
+
+
+def admin_token(value: Any) -> str:
+    """A bearer token (RFC 6750 token68 characters), kept as a ``Secret``."""
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9\-._~+/]*=*", value):
+        raise ValueError("expected a token of letters, digits and -._~+/ (Bearer token68)")
+    return Secret(value)
+
+
 ADMIN_FIELDS: Dict[str, Parser] = {
     "listen": list_of(check_endpoint),
     "debug_clients": list_of(parse_network),
     "debug_header": header_name,
+    "token": admin_token,
+    "token_file": text(),
 }
 
 

@@ -94,6 +94,12 @@ class H2ServerConnection(DeadlineMixin, Protocol):
         self.deadline = None
         self._timer_kind = None
 
+    @property
+    def activity(self) -> str:
+        """What the connection does now (the admin status): "http2" while streams are
+        open, "http2_idle" without."""
+        return "http2" if self._streams else "http2_idle"
+
     # -- Twisted ---------------------------------------------------------------------------
     def connectionMade(self):
         transport = self.transport

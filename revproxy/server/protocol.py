@@ -92,6 +92,19 @@ class ClientConnection(DeadlineMixin, Protocol):
         self.held = False  # the next request waits until the client took the last response
         self._checked_out = 0  # bytes_out when the kernel's queue was last looked at
 
+    @property
+    def activity(self) -> str:
+        """What the connection does now (the admin status counts them): "tunnel",
+        "request" (a request in progress), "idle" (keep-alive, between requests) or
+        "head" (reading a request head)."""
+        if self._tunnel is not None:
+            return "tunnel"
+        if self._request is not None:
+            return "request"
+        if self._timer_kind == _IDLE:
+            return "idle"
+        return "head"
+
     # -- Twisted ---------------------------------------------------------------------------
     def connectionMade(self):
         transport = self.transport
@@ -337,6 +350,7 @@ class ClientConnection(DeadlineMixin, Protocol):
 
     def reader_too_slow(self, rate, window):
         """The client took our output slower than ``min_response_rate``: cut it off."""
+        self.runtime.stats.slow_response_cuts += 1
         reason = "client too slow: took %.0f B/s over %.1fs (min_response_rate %d B/s)" % (
             rate, window, self._limits.min_response_rate)
         if self._request is not None and self._tunnel is None:
@@ -520,6 +534,7 @@ class ClientConnection(DeadlineMixin, Protocol):
             else:
                 log.info("{ip} rid={rid} 408: request body too slow", ip=self.client_ip,
                          rid=self._rid())
+            self.runtime.stats.slow_request_cuts += 1
             self._request.fail_request(408, "request body not received in time")
         elif self._request is None:
             reason = "request head not received in time"

@@ -508,6 +508,9 @@ class ProxyRequest:
                 log.failure("rid={rid} request_end hook {h!r} failed", rid=self._rid, h=call)
         if rt.access_log is not None:
             rt.access_log.log(self._record())
+        recorder = rt.recorder
+        if recorder is not None and not self.background:  # metrics (revproxy.admin)
+            recorder.record(self.ctx, self.sink.status, self.exchange, rt.clock.seconds())
         # The stages point back at their owner: break the cycles now, so the request is
         # freed by reference counting instead of waiting for the cyclic GC (measured: the
         # cycles cost ~10% CPU per proxied request in collections).

@@ -35,12 +35,14 @@ class Reloader:
         self._load = load
         self._build_runtime = build_runtime
         self.generation = 0  # configurations applied since start-up
+        self.last_error = None  # why the last reload was refused (None: it was applied)
 
     def reload(self, load=None):
         """Reload from ``load`` (default: the loader given at construction)."""
         service = self._service
         if not service.running or self._shared.stats.shutting_down:
             log.warn("reload ignored: the proxy is not running")
+            self.last_error = "the proxy is not running"
             return False
         old = service.runtime
         log.info("reloading the configuration ({source})", source=old.config.source)
@@ -59,6 +61,7 @@ class Reloader:
             return self._refused(str(e))
         self._shared.apply(config)
         self.generation += 1
+        self.last_error = None
         changes = describe_changes(old.config, config)
         for line in changes:
             log.info("reload: {change}", change=line)
@@ -67,6 +70,7 @@ class Reloader:
         return True
 
     def _refused(self, why):
+        self.last_error = why
         log.error("reload refused: {why}; the running configuration stays", why=why)
         return False
 

@@ -51,6 +51,8 @@ class Stats:
         self.per_ip = PerAddress()
         self.idle = IdleConnections()
         self.shed = 0  # idle connections closed to admit new ones, since start
+        self.slow_request_cuts = 0  # request bodies refused as too slow (408), since start
+        self.slow_response_cuts = 0  # clients cut off for reading too slowly, since start
         self.shutting_down = False
         self._empty_waiters = []
 
@@ -101,6 +103,8 @@ class Shared:
     """The process-wide parts every runtime uses and a reload keeps: the reactor, randomness,
     connection accounting, the spool budget, deadlines, the output batcher, the log files."""
 
+    recorder = None  # revproxy.admin.recorder.RequestRecorder, set by tap.build
+
     def __init__(self, reactor, rng, randbytes, stats, budget, deadlines, outbox, logs):
         self.reactor = reactor
         self.rng = rng  # random.Random for balancers
@@ -123,6 +127,8 @@ class Shared:
 
 class Runtime:
     holder = None  # the RuntimeHolder that made it current: connections find the newest there
+    recorder = None  # revproxy.admin.recorder.RequestRecorder (process-wide), or None
+    admin_token = None  # the admin API's bearer token (bytes), or None (revproxy.admin.auth)
     ip_access = None  # revproxy.protection.iplists.IPAccess, or None without [[ip_lists]]
     user_hooks = None  # the [[hooks]] plugins alone (``hooks`` adds the built-in ones)
     firewall = None  # revproxy.firewall.build.Firewall, or None when [firewall] is off

@@ -94,8 +94,9 @@ class ProxyService(service.Service):
         wanted = {}
         for role, description, factory in sites:
             endpoint = description
-            if role == "proxy" and is_tls_description(description):
+            if role in ("proxy", "admin") and is_tls_description(description):
                 # ours, not Twisted's ssl: endpoint: plain TCP, our TLS around the factory
+                # (an admin listener gets our defaults and client certificates too)
                 endpoint = parse_tls_listener(description).tcp
                 factory = self._tls_factory(description, factory)
             elif role == "proxy" and is_proxied(description):

@@ -156,6 +156,42 @@ def tls_descriptions(config):
     return [d for d in config.server.listen if is_tls_description(d)]
 
 
+def admin_tls_descriptions(config):
+    """The admin listeners served over our TLS (``ssl:`` with their own certificate)."""
+    return [d for d in config.admin.listen if is_tls_description(d)]
+
+
+def _admin_tls(config, options, now):
+    """``description -> ListenerTLS`` of the TLS admin listeners: HTTP/1.1 only in ALPN (the
+    admin site speaks nothing else), the listener's ``client_auth`` (default "off") with
+    ``[tls] client_ca``: ``client_auth=required`` makes a client certificate the admin
+    credential, alone or with the bearer token."""
+    tls = config.tls
+    admin_options = TLSOptions(min_version=options.min_version, ciphers=options.ciphers,
+                               tls13_suites=options.tls13_suites, groups=options.groups,
+                               session_tickets=options.session_tickets,
+                               session_timeout=options.session_timeout, alpn=("http/1.1",),
+                               client_ca=options.client_ca)
+    listeners = {}
+    for description in admin_tls_descriptions(config):
+        try:
+            spec = parse_tls_listener(description)
+        except ValueError as e:
+            raise ConfigError(config.source, "[admin] listen", description, str(e)) from None
+        if spec.kind != "ssl":
+            raise ConfigError(config.source, "[admin] listen", description,
+                              "an admin listener over TLS is ssl:PORT:privateKey=KEY:certKey="
+                              "CERT (its own certificate), not tls:")
+        client_auth = spec.client_auth or "off"
+        if client_auth != "off" and not tls.client_ca:
+            raise ConfigError(config.source, "[admin] listen", description,
+                              "client_auth=%s needs [tls] client_ca (a CA bundle)" % client_auth)
+        provider = _ssl_provider(config, description, spec, admin_options)
+        listeners[description] = ListenerTLS(provider, admin_options, client_auth,
+                                             tls.ticket_key_lifetime, now)
+    return listeners
+
+
 def build_tls(config, alpn, now, factories=None):
     """The ``TLSRuntime`` of ``config``'s TLS listeners, ALPN list ``alpn`` (str), the clock
     at ``now``. Raises ``ConfigError`` (``CertificateErrors`` for files)."""
@@ -177,7 +213,7 @@ def build_tls(config, alpn, now, factories=None):
     wants_provider = any(s.kind == "tls" for s in specs.values()) or tls.certificates or \
         tls.certificate_dir
     if not specs and not wants_provider:
-        return TLSRuntime({})
+        return TLSRuntime(_admin_tls(config, options, now))
     for description, spec in specs.items():
         if spec.kind == "tls" and tls.provider == "pem" and not (
                 tls.certificates or tls.certificate_dir):
@@ -203,4 +239,5 @@ def build_tls(config, alpn, now, factories=None):
                                                                   options)
         listeners[description] = ListenerTLS(chosen, options, client_auth,
                                              tls.ticket_key_lifetime, now)
+    listeners.update(_admin_tls(config, options, now))
     return TLSRuntime(listeners, provider)

@@ -81,6 +81,7 @@ class MemberPool:
         self._idle = []
         self.open = 0  # connections open or opening, idle ones included
         self.closing = False
+        self.connect_errors = 0  # connects that failed or timed out, ever (metrics)
 
     state = None  # revproxy.balancing.member.MemberState, set by the BalancedPool
 
@@ -131,6 +132,7 @@ class MemberPool:
             return result
 
         def failed(failure):
+            self.connect_errors += 1
             if conn.transport is None:  # else connectionLost has counted it (TLS handshake)
                 self.open -= 1
             if timer.active():

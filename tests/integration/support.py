@@ -150,78 +150,122 @@ def start_proxy(testcase, data, temp_dir=None):
 
 # -- a raw client ----------------------------------------------------------------------------
 class RawClient(protocol.Protocol):
-    """Sends bytes; collects everything; parses responses with the strict parser."""
+    """Sends bytes; collects everything; parses responses with the strict parser.
+
+    Arrivals are kept as a list of chunks and parsed incrementally (one parser per
+    ``responses`` waiter, fed only what is new): a multi-megabyte response costs linear
+    time, not a re-parse of everything on each arrival (which made large-body tests slow
+    enough to time out on a loaded machine)."""
 
     def __init__(self):
-        self.received = b""
+        self._chunks = []
+        self._joined = b""
         self.closed = defer.Deferred()
         self._waiters = []
 
+    @property
+    def received(self):
+        """Everything received so far (bytes)."""
+        if self._chunks:
+            self._joined += b"".join(self._chunks)
+            self._chunks = []
+        return self._joined
+
+    @received.setter
+    def received(self, value):
+        """Forget what arrived (``client.received = b""``); waiters already parsing keep
+        their place."""
+        self._chunks = []
+        self._joined = value
+
     def dataReceived(self, data):
-        self.received += data
-        self._check()
+        self._chunks.append(data)
+        self._check(data)
 
     def connectionLost(self, reason=None):
-        self._check()
-        for count, d, _ in self._waiters:
-            if not d.called:
-                d.errback(AssertionError("closed after %r" % self.received[-300:]))
+        self._check(b"")
+        for waiter in self._waiters:
+            if not waiter[1].called:
+                waiter[1].errback(AssertionError("closed after %r" % self.received[-300:]))
         self._waiters = []
         self.closed.callback(self.received)
 
     def responses(self, count, methods=None):
         """A Deferred of the first ``count`` complete responses as (head, body) pairs."""
         d = defer.Deferred()
-        self._waiters.append((count, d, methods))
-        self._check()
+        reader = ResponseReader(methods)
+        reader.feed(self.received)
+        self._waiters.append((count, d, reader))
+        self._check(b"")
         return d
 
     def until(self, predicate):
         """A Deferred firing once ``predicate(received)`` holds (checked on each arrival)."""
         d = defer.Deferred()
         self._waiters.append((predicate, d, None))
-        self._check()
+        self._check(b"")
         return d
 
-    def _check(self):
+    def _check(self, data):
         for waiter in list(self._waiters):
             if callable(waiter[0]):
                 if waiter[0](self.received):
                     self._waiters.remove(waiter)
                     waiter[1].callback(self.received)
                 continue
-            count, d, methods = waiter
-            parsed = parse_responses(self.received, methods)
-            if len(parsed) >= count:
+            count, d, reader = waiter
+            if data:
+                reader.feed(data)
+            if len(reader.out) >= count:
                 self._waiters.remove(waiter)
-                d.callback(parsed[:count])
+                d.callback(reader.out[:count])
+
+
+class ResponseReader:
+    """Responses parsed as bytes arrive: ``feed(data)``, complete ones in ``out`` as
+    (head, body) pairs (1xx heads as (head, b"")); stops at the first parse error."""
+
+    def __init__(self, methods=None):
+        self.out = []
+        self._methods = list(methods or [])
+        self._parser = ResponseParser(Limits())
+        self._parser.expect(self._next_method())
+        self._head, self._body = None, []
+        self._broken = False
+
+    def _next_method(self):
+        return self._methods.pop(0) if self._methods else b"GET"
+
+    def feed(self, data):
+        if self._broken or not data:
+            return
+        parser = self._parser
+        parser.feed(data)
+        while True:
+            event = parser.next_event()
+            if event is NEED_DATA:
+                return
+            if event is END:
+                self.out.append((self._head, b"".join(self._body)))
+                self._head, self._body = None, []
+                parser.expect(self._next_method())
+            elif isinstance(event, bytes):
+                self._body.append(event)
+            elif hasattr(event, "status"):
+                if event.status < 200 and event.status != 101:
+                    self.out.append((event, b""))
+                else:
+                    self._head = event
+            else:
+                self._broken = True
+                return
 
 
 def parse_responses(data, methods=None):
     """Every complete response in ``data`` (1xx heads included as (head, b""))."""
-    parser = ResponseParser(Limits())
-    out = []
-    methods = list(methods or [])
-    parser.expect(methods.pop(0) if methods else b"GET")
-    parser.feed(data)
-    head, body = None, []
-    while True:
-        event = parser.next_event()
-        if event is NEED_DATA:
-            return out
-        if event is END:
-            out.append((head, b"".join(body)))
-            head, body = None, []
-            parser.expect(methods.pop(0) if methods else b"GET")
-        elif isinstance(event, bytes):
-            body.append(event)
-        elif hasattr(event, "status"):
-            if event.status < 200 and event.status != 101:
-                out.append((event, b""))
-            else:
-                head = event
-        else:
-            return out
+    reader = ResponseReader(methods)
+    reader.feed(data)
+    return reader.out
 
 
 @defer.inlineCallbacks

@@ -1,0 +1,123 @@
+"""libinjection: the pure-Python port against libinjection 3.9.2's own verdicts."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from revproxy.firewall.seclang import libinjection
+from revproxy.firewall.seclang.libinjection import _sqli_data, python_is_sqli, python_is_xss
+
+from .crs_corpus import corpus
+
+# (input, fingerprint) as the C library (libinjection-python 1.1.6) reports them.
+SQLI = [
+    (b"1' OR '1'='1", b"s&sos"),
+    (b"1 UNION SELECT password FROM users", b"1UEnk"),
+    (b"admin'--", b"sc"),
+    (b"1;DROP TABLE users", b"1;Tnn"),
+    (b"1 or 1=1", b"1&1"),
+    (b"-1839' or '1'='1", b"s&sos"),
+    (b"' or sleep(5)#", b"s&f(1"),
+    (b"SELECT * FROM t WHERE a=1", b"Eoknk"),
+    (b"1/*!union*/select", b"X"),
+    (b"x' AND 1=(SELECT COUNT(*) FROM tabname); --", b"s&1o("),
+]
+NOT_SQLI = [b"hello world", b"O'Reilly", b"foo@example.com", b"@@version", b"3.14", b""]
+XSS = [b"<script>alert(1)</script>", b"<img src=x onerror=alert(1)>",
+       b'<a href="javascript:alert(1)">', b"<!DOCTYPE html>", b'" onmouseover="alert(1)',
+       b"<svg/onload=alert(1)>", b"' style='x:expression(alert(1))",
+       b"<a href=\"&#106;avascript:alert(1)\">"]
+NOT_XSS = [b"hello <b>world</b>", b"1 < 2", b'<a href="/x">ok</a>', b"<div>plain</div>", b""]
+
+
+@pytest.mark.parametrize("data,fingerprint", SQLI)
+def test_sqli_port_gives_the_c_fingerprint(data, fingerprint):
+    """The port flags known SQL injections with libinjection's own fingerprints."""
+    assert python_is_sqli(data) == (True, fingerprint)
+    assert libinjection.is_sqli(data) == (True, fingerprint)
+
+
+@pytest.mark.parametrize("data", NOT_SQLI)
+def test_sqli_port_passes_benign_text(data):
+    """Ordinary text, e-mail addresses and numbers are not SQL injection."""
+    assert python_is_sqli(data) == (False, b"")
+
+
+@pytest.mark.parametrize("data", XSS)
+def test_xss_port_flags_vectors(data):
+    """Script tags, event handlers, javascript: URLs (entity-encoded too), doctype, style."""
+    assert python_is_xss(data) is True
+    assert libinjection.is_xss(data) is True
+
+
+@pytest.mark.parametrize("data", NOT_XSS)
+def test_xss_port_passes_harmless_html(data):
+    """Plain markup and comparisons are not XSS."""
+    assert python_is_xss(data) is False
+
+
+def test_data_module_keeps_the_licence_and_the_whole_table():
+    """The generated data keeps libinjection's BSD notice and all 9352 keywords."""
+    assert "Nick Galbreath" in _sqli_data.__doc__ and "Redistribution" in _sqli_data.__doc__
+    assert len(_sqli_data.KEYWORDS) == 9352 and len(_sqli_data.CHAR_PARSE_MAP) == 256
+
+
+def test_invalid_utf8_goes_to_the_port():
+    """Bytes the native binding cannot take (not UTF-8) are judged by the port."""
+    assert libinjection.is_sqli(b"\xff1' OR '1'='1") == python_is_sqli(b"\xff1' OR '1'='1")
+    assert libinjection.is_xss(b"\xff<script>") is True
+
+
+NATIVE = libinjection._native is not None
+
+
+@pytest.mark.skipif(not NATIVE, reason="libinjection-python (optional extra) not installed")
+def test_port_agrees_with_the_c_library_on_the_crs_corpus():
+    """On every CRS 4 test payload, the port and the C library give the same answers."""
+    payloads = corpus(("REQUEST-9",))
+    if not payloads:
+        pytest.skip("CRS regression tests not found under ../shared")
+    differences = []
+    for data in payloads:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        if libinjection.native_is_sqli(data) != python_is_sqli(data):
+            differences.append(("sqli", data))
+        if libinjection.native_is_xss(data) != python_is_xss(data):
+            differences.append(("xss", data))
+    assert len(payloads) > 1000
+    assert differences == []
+
+
+@pytest.mark.skipif(not NATIVE, reason="libinjection-python (optional extra) not installed")
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("abor1 '\"-#/*();=<>&|xsUNIOSELCT`@$\\{}.,"))))
+def test_port_agrees_with_the_c_library_on_sql_like_text(text):
+    """Random SQL-ish strings: same verdict and fingerprint as the C library."""
+    data = text.encode("utf-8")
+    assert python_is_sqli(data) == libinjection.native_is_sqli(data)
+    assert python_is_xss(data) == libinjection.native_is_xss(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_port_never_raises_on_bytes(data):
+    """Any bytes: a verdict, never an exception."""
+    found, fingerprint = python_is_sqli(data)
+    assert isinstance(found, bool) and (fingerprint != b"") == found
+    assert python_is_xss(data) in (True, False)
+
+
+def test_port_is_linear_on_large_hostile_input():
+    """64 KiB of nested quotes and comments is judged in bounded time."""
+    data = (b"'/*\"<a href=`" * 5000)[: 64 * 1024]
+    start = time.perf_counter()
+    python_is_sqli(data)
+    python_is_xss(data)
+    assert time.perf_counter() - start < 60  # exponential would never end
