@@ -158,14 +158,14 @@ class Load:
 
 
 @defer.inlineCallbacks
-def http(method, url, body=None):
+def http(method, url, body=None, headers=None):
     from io import BytesIO
 
     from twisted.web.client import FileBodyProducer
 
     agent = Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
     producer = FileBodyProducer(BytesIO(body)) if body is not None else None
-    response = yield with_timeout(agent.request(method, url, None, producer), 20)
+    response = yield with_timeout(agent.request(method, url, headers, producer), 20)
     data = yield readBody(response)
     return response.code, response.headers, data
 
