@@ -66,7 +66,8 @@ class Supervisor(service.Service):
     demo)."""
 
     def __init__(self, reactor, config, load, args, count, wanted_sockets, sites,
-                 python=sys.executable, policy=RestartPolicy, env=None, run_dir=None):
+                 python=sys.executable, policy=RestartPolicy, env=None, run_dir=None,
+                 install_signals=True):
         from revproxy.server.listeners import ListenerSet
 
         self._reactor = self.reactor = reactor
@@ -83,6 +84,8 @@ class Supervisor(service.Service):
         self._listeners = ListenerSet(reactor)
         self.run_dir = None
         self.signals = None  # revproxy.server.signals.SignalHandlers
+        self._install_signals = install_signals  # False in unit tests: not the test process'
+        self._privileged = False
         self._stopping = False
         self._all_gone = None  # Deferred while stopping
         self._checking = defer.succeed(None)  # reload checks run one at a time
@@ -90,11 +93,13 @@ class Supervisor(service.Service):
     # -- starting --------------------------------------------------------------------------------
     def privilegedStartService(self):
         service.Service.privilegedStartService(self)
-        from revproxy.server.signals import SignalHandlers
+        self._privileged = True
+        if self._install_signals:
+            from revproxy.server.signals import SignalHandlers
 
-        self.signals = SignalHandlers(self._reactor, {signal.SIGHUP: self.reload,
-                                                      signal.SIGUSR1: self.reopen_logs})
-        self.signals.install()  # before binding: SIGHUP's default action would kill us
+            self.signals = SignalHandlers(self._reactor, {signal.SIGHUP: self.reload,
+                                                          signal.SIGUSR1: self.reopen_logs})
+            self.signals.install()  # before binding: SIGHUP's default action would kill us
         try:
             self.sockets.bind_all(self._wanted_sockets(self.config))
             wanted = {(role, description): (description, description, factory, ", " + role)
@@ -110,7 +115,7 @@ class Supervisor(service.Service):
 
     def startService(self):
         service.Service.startService(self)
-        if not self.sockets.sockets and self.config.server.listen:
+        if not self._privileged:
             self.privilegedStartService()  # started without it (tests)
         # after twistd dropped privileges: the workers' admin sockets are created in it
         self.run_dir = tempfile.mkdtemp(prefix="revproxy-workers-", dir=self._run_dir_parent)
@@ -133,8 +138,15 @@ class Supervisor(service.Service):
         argv = [self._python, "-c", TWISTD, "--nodaemon", "--pidfile=", "revproxy"] + \
             self._args + ["--worker", spec_path]
         proc = WorkerProcess(slot.index, self._ended)
-        slot.process = self._reactor.spawnProcess(proc, self._python, argv, env=self._env,
-                                                  childFDs=mapping)
+        try:
+            slot.process = self._reactor.spawnProcess(proc, self._python, argv,
+                                                      env=self._env, childFDs=mapping)
+        except Exception as e:  # out of processes or descriptors: try again later
+            delay = slot.policy.exited(self._reactor.seconds())
+            log.error("worker {index} could not start: {e}; trying again in {delay:g}s",
+                      index=slot.index, e=e, delay=delay)
+            slot.pending = self._reactor.callLater(delay, self._start, slot)
+            return
         slot.pid = slot.process.pid
         slot.started_at = self._reactor.seconds()
         slot.policy.started(slot.started_at)

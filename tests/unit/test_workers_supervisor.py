@@ -57,7 +57,7 @@ class SupervisorTests(unittest.TestCase):
         self.supervisor = Supervisor(self.reactor, self.config, lambda: self.on_disk,
                                      ["--config", "x.toml"], 2, lambda config: {},
                                      lambda supervisor, config: [], python="/py", env={},
-                                     run_dir=self.run_dir)
+                                     run_dir=self.run_dir, install_signals=False)
         self.supervisor.startService()
 
     def workers(self):
@@ -137,6 +137,26 @@ class SupervisorTests(unittest.TestCase):
         self.assertEqual(self.successResultOf(accepted), (True, None))
         self.assertIs(self.supervisor.config, newer)
         self.assertEqual([w.signals for w in self.workers()], [["HUP"], ["HUP"]])
+
+    def test_a_failed_spawn_is_retried_with_back_off(self):
+        """spawnProcess raising (no more processes): logged, tried again after 1 s."""
+        spawn = self.reactor.spawnProcess
+        failing = [True]
+
+        def flaky(*args, **kw):
+            if failing:
+                failing.pop()
+                raise OSError(11, "Resource temporarily unavailable")
+            return spawn(*args, **kw)
+
+        self.reactor.spawnProcess = flaky
+        self.workers()[0].end(signal=9)
+        self.reactor.advance(1.0)  # the restart fails
+        self.assertEqual(len(self.workers()), 2)
+        self.assertFalse(self.supervisor.slots[0].process)
+        self.reactor.advance(2.0)  # and is tried again
+        self.assertEqual(len(self.workers()), 3)
+        self.assertEqual(len(self.flushLoggedErrors()), 0)
 
     def test_usr1_is_passed_on(self):
         """SIGUSR1 reaches every running worker."""
