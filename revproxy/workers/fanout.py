@@ -38,8 +38,9 @@ log = Logger(namespace="revproxy.workers")
 
 TIMEOUT = 10.0  # seconds a worker has to answer one admin call
 MAX_BODY = 1024 * 1024  # request body relayed to the workers
-MERGED = {b"/api/status": "status", b"/status": "status", b"/api/stats": "stats"}
+MERGED = frozenset({b"/api/status", b"/status", b"/api/stats"})  # documents summed
 FORWARDED_HEADERS = (b"authorization", b"content-type", b"accept")
+RELAYED_HEADERS = (b"allow", b"www-authenticate")  # from a worker's answer, with its status
 
 
 @implementer(IAgentEndpointFactory)
@@ -112,10 +113,12 @@ class FanOutResource(resource.Resource):
         d = defer.maybeDeferred(self._answer, request)
 
         def send(answer):
-            status, content_type, body = answer
+            status, content_type, body = answer[:3]
             if gone:
                 return
             request.setResponseCode(status)
+            for name, value in (answer[3] if len(answer) > 3 else {}).items():
+                request.setHeader(name, value)
             request.setHeader(b"content-type", content_type)
             request.setHeader(b"cache-control", b"no-store")
             request.write(body)
@@ -202,14 +205,14 @@ class FanOutResource(resource.Resource):
                 results.append((info, status, doc if error is None else
                                 body.decode("utf-8", "replace"), None))
         status, doc = merge_actions(results)
-        return status, b"application/json", _json(doc)
+        return status, b"application/json", _json(doc), _relayed(answers[0][2])
 
     def _first(self, answers):
         for info, status, headers, body in answers:
             if status is not None:
                 content_type = (headers.getRawHeaders(b"content-type") or
                                 [b"application/octet-stream"])[0]
-                return status, content_type, body
+                return status, content_type, body, _relayed(headers)
         return 503, b"application/json", _json({"error": "no worker is running"})
 
     def _reload(self, uri, headers, body):
@@ -230,8 +233,21 @@ def _same_refusal(answers):
     if len(statuses) == 1 and None not in statuses and 200 not in statuses:
         _, status, headers, body = answers[0]
         content_type = (headers.getRawHeaders(b"content-type") or [b"application/json"])[0]
-        return status, content_type, body
+        return status, content_type, body, _relayed(headers)
     return None
+
+
+def _relayed(headers):
+    """The headers of a worker's answer that go with its status (``Allow`` of a 405,
+    ``WWW-Authenticate`` of a 401)."""
+    if headers is None:
+        return {}
+    found = {}
+    for name in RELAYED_HEADERS:
+        values = headers.getRawHeaders(name)
+        if values:
+            found[name] = values[0]
+    return found
 
 
 def _parse_json(body):

@@ -175,10 +175,13 @@ class FakeCalls:
         self.seen.append((method, uri, headers, body))
         path = uri.split(b"?")[0]
         result = []
-        for index, (status, content_type, data) in enumerate(self.answers[(method, path)]):
+        for index, answer in enumerate(self.answers[(method, path)]):
+            status, content_type, data = answer[:3]
+            fields = {b"content-type": [content_type]}
+            fields.update(answer[3] if len(answer) > 3 else {})
             info = {"index": index, "pid": 100 + index}
-            result.append((info, status, Headers({b"content-type": [content_type]})
-                           if status is not None else None, data))
+            result.append((info, status, Headers(fields) if status is not None else None,
+                           data))
         return defer.succeed(result)
 
 
@@ -195,8 +198,8 @@ class FakeSupervisor:
         return defer.succeed(self._outcome)
 
 
-def call(resource, method, path, body=b"", headers=None):
-    request = DummyRequest(path.lstrip(b"/").split(b"/"))
+def call(resource, method, path, body=b"", headers=None, request=None):
+    request = request or DummyRequest(path.lstrip(b"/").split(b"/"))
     request.method, request.path, request.uri = method, path, path
     for name, value in (headers or {}).items():
         request.requestHeaders.setRawHeaders(name, [value])
@@ -234,10 +237,23 @@ class FanOutTests(unittest.TestCase):
         self.assertEqual(calls.seen[0][2], {b"authorization": [b"Bearer t"]})
 
     def test_same_refusal_everywhere_is_relayed(self):
-        """A 401 from every worker is the answer, as it is."""
+        """A 401 from every worker is the answer, as it is, with its WWW-Authenticate."""
         refusal = b'{"error": "a valid bearer token is required"}'
-        fan, _ = self.fan({(b"GET", b"/api/stats"): [(401, JSON, refusal)] * 2})
-        self.assertEqual(call(fan, b"GET", b"/api/stats"), (401, refusal))
+        fan, _ = self.fan({(b"GET", b"/api/stats"): [
+            (401, JSON, refusal, {b"www-authenticate": [b"Bearer"]})] * 2})
+        request = DummyRequest([b""])
+        self.assertEqual(call(fan, b"GET", b"/api/stats", request=request), (401, refusal))
+        self.assertEqual(request.responseHeaders.getRawHeaders(b"www-authenticate"),
+                         [b"Bearer"])
+
+    def test_wrong_method_keeps_allow(self):
+        """A 405 every worker gave for a POST keeps its Allow header."""
+        fan, _ = self.fan({(b"POST", b"/api/stats"): [
+            (405, JSON, b'{"error": "method not allowed"}', {b"allow": [b"GET, HEAD"]})] * 2})
+        request = DummyRequest([b""])
+        status, _ = call(fan, b"POST", b"/api/stats", request=request)
+        self.assertEqual(status, 405)
+        self.assertEqual(request.responseHeaders.getRawHeaders(b"allow"), [b"GET, HEAD"])
 
     def test_no_worker_answering_is_503(self):
         """Every worker down: 503 with each one's error."""
