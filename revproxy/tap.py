@@ -225,6 +225,9 @@ def build_runtime(config, shared, previous=None):
     runtime.firewall = firewall
     runtime.recorder = getattr(shared, "recorder", None)
     runtime.admin_token = _admin_token(config)
+    from revproxy.server.mirror import keep_mirror_stages
+
+    keep_mirror_stages(runtime, previous)  # an unchanged mirror keeps its counters
     _log_compression(config)
     return runtime
 

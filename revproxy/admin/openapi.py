@@ -66,7 +66,7 @@ def _member_action(summary):
 def openapi_document() -> dict:
     paths = {
         "/api/status": {"get": _op("Listeners, routes, pools and members, cache, firewall, "
-                                   "rate limits, spool, connections, workers",
+                                   "rate limits, spool, connections, workers, mirrors",
                                    {"200": _json("The status document")}, tags=["status"])},
         "/status": {"get": _op("Alias of /api/status", {"200": _json("The status document")},
                                tags=["status"], deprecated=True)},

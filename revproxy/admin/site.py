@@ -260,9 +260,11 @@ def _json(request, status, document) -> bytes:
 def admin_site(holder, control=None) -> server.Site:
     """The admin listener's site on ``holder``; ``control`` (``AdminControl``) carries the
     recorder and the reloader (a bare one when not given: status and purge still work)."""
+    from revproxy.admin.dashboard import with_dashboard
+
     if control is None:
         control = AdminControl(holder)
-    site = server.Site(AdminResource(control))
+    site = server.Site(with_dashboard(AdminResource(control)))
     site.displayTracebacks = False
     site.noisy = False
     site.log = lambda request: None

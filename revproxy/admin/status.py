@@ -3,12 +3,15 @@
 Everything is read from the runtime (and the process-wide ``AdminControl`` when given) at
 ``now``: listeners, routes, pools and members (state, in-flight, EWMA, weights, operator
 overrides, ejections), the cache, the firewall (when the runtime has one), the rate limits,
-spool bytes, connections by what they are doing, and this process (``workers``).
+spool bytes, connections by what they are doing, this process (``workers``), and the
+mirror counters of each mirroring route (``mirrors``).
 """
 
 from __future__ import annotations
 
 import os
+
+from revproxy.server.mirror import mirror_status
 
 # what ClientConnection.activity / H2ServerConnection.activity say -> the document's names
 _ACTIVITY = {"head": "reading_head", "request": "in_request", "idle": "idle_keepalive",
@@ -32,6 +35,7 @@ def status_document(runtime, now: float, control=None) -> dict:
         "spool": spool_document(runtime.budget),
         "connections": connections_document(runtime.stats),
         "workers": {"count": 1, "pid": os.getpid()},
+        "mirrors": mirror_status(runtime),
     }
 
 

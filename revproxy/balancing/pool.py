@@ -18,7 +18,7 @@ from revproxy.balancing.budget import RetryBudget
 from revproxy.balancing.health import ejection_allowed
 from revproxy.balancing.member import DISABLED, DRAINING, EJECTED, PROBING, MemberState
 from revproxy.balancing.queue import WaitQueue
-from revproxy.upstream.pool import MemberPool
+from revproxy.upstream.proxysend import member_pool_class
 
 log = Logger(namespace="revproxy.balancing")
 
@@ -45,6 +45,8 @@ class BalancedPool:
         self._trial_pending = False  # a member may be probing: look for it first
         self.load_header_name = pool_config.load_header.lower().encode("ascii")
         self._limit = pool_config.max_connections_per_member
+        # MemberPool, or PrivateMemberPool with send_proxy_protocol (upstream/proxysend.py)
+        self._member_class = member_pool_class(pool_config)
         # Operator overrides by member name: {"state": DRAINING/DISABLED, "weight": N}; a
         # reload that rebuilds the pool hands them on (tap._backends), a member that joins
         # (again) takes its entry.
@@ -65,8 +67,9 @@ class BalancedPool:
             member = current.pop((host, port, tls_host), None)
             if member is None:
                 tls = self.tls.creator_for(tls_host) if tls_host is not None else None
-                member = MemberPool(self._clock, host, port, self.config, self._parser_limits,
-                                    self._deadlines, self._outbox, tls, tls_host)
+                member = self._member_class(self._clock, host, port, self.config,
+                                            self._parser_limits, self._deadlines, self._outbox,
+                                            tls, tls_host)
                 member.state = MemberState(self.config, weight)
                 self._apply_overrides(member)
                 if self.members:  # a member joining a running pool ramps up

@@ -15,7 +15,6 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, UNIXClientEndpoint
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import LoopingCall
-from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -23,6 +22,7 @@ from revproxy.http1.parser import (
     END, NEED_DATA, Limits, ProtocolError, ResponseHead, ResponseParser,
 )
 from revproxy.netio import QuietFactory
+from revproxy.upstream.tlsconn import tls_client_factory
 
 log = Logger()
 
@@ -69,16 +69,17 @@ def client_endpoint(reactor: Any, host: str, port: int, timeout: float) -> Any:
 
 
 def run_exchange(reactor: Any, clock: Any, host: str, port: int, timeout: float,
-                 proto: OneShotProtocol, failed: Callable[[str], Any], tls: Any = None
-                 ) -> Deferred:
+                 proto: OneShotProtocol, failed: Callable[[str], Any], tls: Any = None,
+                 preface: bytes = b"") -> Deferred:
     """Connect ``proto`` to ``host:port`` and fire with its result, or with
     ``failed(reason)`` on a connect error or when ``timeout`` seconds pass first (the
     connection attempt is cancelled / the connection aborted). Never errbacks, except
     with ``CancelledError`` when the caller cancels it (which also aborts everything).
     ``tls``: a connection creator (an https:// member's): the exchange runs over TLS, the
-    handshake inside the same deadline."""
+    handshake inside the same deadline; ``preface``: bytes written in clear before the TLS
+    handshake (a PROXY header; a plain exchange's protocol writes its own)."""
     return _Exchange(clock, timeout, proto, failed).start(
-        client_endpoint(reactor, host, port, timeout), tls, clock)
+        client_endpoint(reactor, host, port, timeout), tls, clock, preface)
 
 
 class _Exchange:
@@ -93,12 +94,12 @@ class _Exchange:
         self._timer = clock.callLater(timeout, self._stop, "timeout after %gs" % timeout)
         self._connecting: Optional[Deferred] = None
 
-    def start(self, endpoint: Any, tls: Any = None, clock: Any = None) -> Deferred:
+    def start(self, endpoint: Any, tls: Any = None, clock: Any = None,
+              preface: bytes = b"") -> Deferred:
         self._proto.done.addCallback(self._settle)
         factory = QuietFactory(self._proto)
         if tls is not None:
-            factory = TLSMemoryBIOFactory(tls, True, factory, clock)
-            factory.noisy = False
+            factory = tls_client_factory(tls, factory, clock, preface)
         self._connecting = endpoint.connect(factory)
         self._connecting.addErrback(self._connect_failed)
         return self.result
@@ -242,19 +243,23 @@ class HttpProbeProtocol(OneShotProtocol):
 
 
 def http_probe(reactor: Any, host: str, port: int, check: Any, clock: Any,
-               tls: Any = None) -> Deferred:
+               tls: Any = None, preface: bytes = b"") -> Deferred:
     """Probe ``host:port`` once as ``check`` (a ``HealthCheck``) says. Fires with
     ``(ok, reason)``: ok when the status is in ``expect_status`` and, if set,
     ``expect_body`` is found in the first 64 KiB of the body. Connect errors, the
     ``check.timeout`` deadline, protocol errors and an early close give ``(False, why)``;
     it never errbacks unless cancelled (``CancelledError``). ``tls``: the connection
-    creator of an https:// member (the probe goes over TLS, verified like requests)."""
+    creator of an https:// member (the probe goes over TLS, verified like requests).
+    ``preface``: bytes the connection opens with, in clear even over TLS (the PROXY
+    header of a ``send_proxy_protocol`` pool: ``PROXY UNKNOWN`` / LOCAL)."""
     try:
-        proto = HttpProbeProtocol(probe_request(host, port, check), check, tls is not None)
+        request = probe_request(host, port, check)
+        proto = HttpProbeProtocol(request if tls is not None else preface + request, check,
+                                  tls is not None)
     except (UnicodeError, RuntimeError) as exc:  # a method/path the config should refuse
         return _fired((False, "bad probe request: %s" % exc))
     return run_exchange(reactor, clock, host, port, check.timeout, proto,
-                        lambda reason: (False, reason), tls)
+                        lambda reason: (False, reason), tls, preface)
 
 
 def _fired(value: Any) -> Deferred:
@@ -351,10 +356,14 @@ class ActiveChecker:
 
     def _query(self, member: Any) -> Deferred:
         tls = getattr(member, "tls", None)
+        extra = {}
         if tls is not None:  # an https:// member is probed over TLS
-            return self._probe(self._reactor, member.host, member.port, self._check,
-                               self._clock, tls=tls)
-        return self._probe(self._reactor, member.host, member.port, self._check, self._clock)
+            extra["tls"] = tls
+        preface = getattr(member, "probe_preface", b"")
+        if preface:  # send_proxy_protocol: a member that wants a header gets one
+            extra["preface"] = preface
+        return self._probe(self._reactor, member.host, member.port, self._check,
+                           self._clock, **extra)
 
     def _on_result(self, member: Any, result: Tuple[bool, str]) -> None:
         ok, reason = result

@@ -129,6 +129,9 @@ class Pool:
     tls_client_cert: str = ""  # PEM certificate (+ chain) presented to members; "" = none
     tls_client_key: str = ""  # its PEM private key (required with tls_client_cert)
     tls_min_version: str = "1.2"  # "1.2" or "1.3"
+    # "" = off; "v1" / "v2": each member connection opens with a PROXY header naming its
+    # client, and is private to that client connection (revproxy.upstream.proxysend)
+    send_proxy_protocol: str = ""
 
     def weight_of(self, url: str) -> int:
         if not self.weights:

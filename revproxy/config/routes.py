@@ -84,6 +84,8 @@ POOL_FIELDS: Dict[str, Parser] = {
     "tls_client_cert": text(),
     "tls_client_key": text(),
     "tls_min_version": one_of(("1.2", "1.3")),
+    "send_proxy_protocol": empty_or(one_of(("v1", "v2")),
+                                    '"v1" or "v2" (the PROXY protocol version sent to members)'),
 }
 
 

@@ -12,16 +12,39 @@ class PeerFacts:
     protocol version, cipher, the verified client certificate's subject and SHA-256
     fingerprint. It is filled in place when the handshake completes (``tls.complete``):
     request hooks see it complete, ``connection_made`` hooks see it still empty.
+    ``local_address()`` is the address the client connected to (see there).
     """
 
-    __slots__ = ("client_ip", "client_port", "scheme", "listener", "tls")
+    __slots__ = ("client_ip", "client_port", "scheme", "listener", "tls", "_local")
 
-    def __init__(self, client_ip="", client_port=0, scheme="http", listener="", tls=None):
+    def __init__(self, client_ip="", client_port=0, scheme="http", listener="", tls=None,
+                 local=None):
         self.client_ip = client_ip
         self.client_port = client_port
         self.scheme = scheme
         self.listener = listener
         self.tls = tls
+        # (ip, port), None, or a callable giving a Twisted address (the transport's getHost,
+        # asked on first use only: a getsockname per connection nobody needs is not paid)
+        self._local = local
+
+    def local_address(self):
+        """``(ip, port)`` the client connected to: the listener's address, or the
+        destination a trusted PROXY header named; None when there is no IP address (a
+        Unix-socket listener) or it cannot be known any more (the connection closed)."""
+        local = self._local
+        if local is None or local.__class__ is tuple:
+            return local
+        try:
+            address = local()
+            local = (address.host, address.port)
+        except Exception:  # a closed socket, a Unix address (no host / port)
+            local = None
+        if local is not None and not (isinstance(local[0], str) and local[0]
+                                      and isinstance(local[1], int)):
+            local = None
+        self._local = local
+        return local
 
     def __repr__(self):
         return "<PeerFacts %s:%d %s>" % (self.client_ip, self.client_port, self.scheme)

@@ -40,14 +40,14 @@ class AccessRecord:
 
     __slots__ = ("client_ip", "time", "method", "target", "version", "status", "bytes_sent",
                  "referer", "user_agent", "upstream", "upstream_time", "total_time",
-                 "request_id", "route", "attempts")
+                 "request_id", "route", "attempts", "cache", "firewall")
 
     def __init__(self, client_ip: str, time: float, method: Text, target: Text,
                  version: Text, status: int, bytes_sent: int, referer: Text = None,
                  user_agent: Text = None, upstream: str = "-",
                  upstream_time: Optional[float] = None, total_time: float = 0.0,
                  request_id: Text = None, route: Optional[str] = None,
-                 attempts: int = 0) -> None:
+                 attempts: int = 0, cache: Optional[bytes] = None, firewall=None) -> None:
         self.client_ip = client_ip
         self.time = time
         self.method = method
@@ -63,6 +63,8 @@ class AccessRecord:
         self.request_id = request_id
         self.route = route
         self.attempts = attempts  # members tried (0: answered by the proxy itself)
+        self.cache = cache  # the Cache-Status value the answer carried (None: not cached route)
+        self.firewall = firewall  # ctx.notes["firewall"]: the firewall's decision, when noted
 
     def __repr__(self) -> str:
         fields = ", ".join("%s=%r" % (name, getattr(self, name)) for name in self.__slots__)
@@ -138,16 +140,63 @@ def _text(value: Text) -> Optional[str]:
 
 
 def format_json(record: AccessRecord) -> str:
-    """One JSON object (pure ASCII, no newline) with a key per record field."""
+    """One JSON object (pure ASCII, no newline): the combined format's fields (``request``
+    is its request line, ``time_local`` its time), then the proxy's: ``route``, ``member``
+    (``upstream`` too, as before), timings in seconds, ``cache`` (hit, stale, revalidated,
+    expired, bypass, miss; null off caching routes) with its ``cache_status`` field, the
+    request id and ``firewall`` (the firewall's decision as it noted it; null without)."""
     return json.dumps({
-        "client_ip": record.client_ip, "time": record.time, "method": _text(record.method),
+        "client_ip": record.client_ip, "remote_user": None, "time": record.time,
+        "time_local": _clock.format(record.time)[1:-1], "request": _request_line(record),
+        "method": _text(record.method),
         "target": _text(record.target), "version": _text(record.version),
         "status": record.status, "bytes_sent": record.bytes_sent,
         "referer": _text(record.referer), "user_agent": _text(record.user_agent),
+        "route": record.route, "member": None if record.upstream == "-" else record.upstream,
         "upstream": record.upstream, "upstream_time": record.upstream_time,
         "total_time": record.total_time, "request_id": _text(record.request_id),
-        "route": record.route, "attempts": record.attempts,
+        "attempts": record.attempts, "cache": cache_outcome(record.cache),
+        "cache_status": _text(record.cache), "firewall": _plain(record.firewall),
     }, separators=(",", ":"))
+
+
+def cache_outcome(value: Optional[bytes]) -> Optional[str]:
+    """One word for a ``Cache-Status`` value (nginx's $upstream_cache_status, lower case):
+    ``hit``; ``stale`` (served stale: while revalidating, or on an origin error);
+    ``revalidated`` (the origin said 304); ``expired`` (stale, fetched again); ``bypass``
+    (the request would not use the cache); ``miss``. None for None."""
+    if value is None:
+        return None
+    params = {}
+    for part in _raw(value).split(b";")[1:]:
+        key, _, val = part.strip().partition(b"=")
+        params[key] = val.strip(b'"')
+    detail = params.get(b"detail")
+    if detail in (b"stale-while-revalidate", b"stale-if-error"):
+        return "stale"
+    if b"hit" in params:
+        return "hit"
+    fwd = params.get(b"fwd")
+    if params.get(b"fwd-status") == b"304" and fwd in (b"stale", b"request"):
+        return "revalidated"
+    if fwd == b"stale":
+        return "expired"
+    if fwd in (b"bypass", b"method", b"request"):
+        return "bypass"
+    return "miss"
+
+
+def _plain(value):
+    """``value`` if JSON can carry it as is, else its text."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, bytes):
+        return _text(value)
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return value
 
 
 _FORMATS = {"combined": format_combined, "json": format_json}

@@ -34,7 +34,7 @@ class CacheState:
 
     __slots__ = ("key", "entry", "fwd", "filling", "tee", "tee_size", "store", "revalidating",
                  "request_time", "status_header", "decision", "head", "collapsed", "part",
-                 "fill", "stored_part")
+                 "fill", "stored_part", "served")
 
     def __init__(self, key):
         self.key = key
@@ -53,6 +53,7 @@ class CacheState:
         self.part = False  # the response is a 206 stored as a part (RFC 9111 §3.3)
         self.fill = None  # the BodyFill a large body is written to as it arrives
         self.stored_part = None  # the 206 entry found, which could not answer this request
+        self.served = None  # the Cache-Status of an answer from the cache (for the log)
 
 
 _HIT_STATUS = {}  # (ttl in whole seconds, collapsed) -> Cache-Status value
@@ -222,9 +223,9 @@ class CacheStage:
             return False
         status, content_range, body = answer
         cache.metrics["hits"] += 1
+        self.state.served = cache_status(hit=True, ttl=decision.ttl, detail="partial")
         headers = cache.served_headers(entry, self.rt.via_field) + content_range + [
-            (b"age", b"%d" % max(0, int(decision.age))),
-            (b"cache-status", cache_status(hit=True, ttl=decision.ttl, detail="partial"))]
+            (b"age", b"%d" % max(0, int(decision.age))), (b"cache-status", self.state.served)]
         self.sink.start(status, b"Partial Content", headers, len(body))
         self.sink.write(body)
         self.sink.finish()
@@ -257,6 +258,14 @@ class CacheStage:
     @property
     def status_header(self):
         return self.state.status_header if self.state is not None else None
+
+    @property
+    def logged_status(self):
+        """The Cache-Status this request's answer carried (for the access log), or None."""
+        state = self.state
+        if state is None:
+            return None
+        return state.served if state.served is not None else state.status_header
 
     # -- the origin answers --------------------------------------------------------------------
     def on_head(self, head, upstream_started):
@@ -460,6 +469,8 @@ class CacheStage:
         """Answer from a stored response: Age, Cache-Status, client conditionals, HEAD;
         ``validated`` when this request just revalidated it (a 304 from the origin)."""
         head = self.head
+        if self.state is not None:
+            self.state.served = status_header
         headers = self.cache.served_headers(entry, self.rt.via_field, validated) + [
             (b"age", b"%d" % max(0, int(age))), (b"cache-status", status_header)]
         routing = self.owner.routing

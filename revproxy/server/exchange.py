@@ -88,11 +88,14 @@ class MemberExchange:
         self.attempts += 1
         pool.started(member)
         self._busy = True
-        conn = member.take_idle()
+        if member.private:  # send_proxy_protocol: only this client's own connections
+            conn = member.take_private(self.owner.ctx.peer)
+        else:
+            conn = member.take_idle()
         if conn is not None:
             self._send(conn)
             return
-        d = member.connect()
+        d = member.connect(self.owner.ctx.peer)
         d.addCallbacks(self._connected, self._connect_failed)
 
     def _no_member(self, why):
@@ -198,7 +201,8 @@ class MemberExchange:
             if self._may_retry_fresh(error):
                 log.info("rid={rid} retrying on a fresh connection: {e}", rid=self._rid, e=error)
                 self._fresh_retried = True
-                self.member.connect().addCallbacks(self._connected, self._connect_failed)
+                self.member.connect(owner.ctx.peer).addCallbacks(self._connected,
+                                                                 self._connect_failed)
                 return
             self.member_done(False)
             self._last_error = error

@@ -12,6 +12,10 @@ only touch its own ``MirrorRequest``. Bounds, each counted in ``MirrorStage.coun
   dropped (``busy``): a slow or dead mirror pool cannot pile up work;
 * Upgrade requests (WebSocket) are never copied (``upgrade``).
 
+The counts (and copies in flight) are shown per route by the admin ``/status``
+(``mirror_status``) and kept across a reload that leaves the route's mirror settings
+unchanged (``keep_mirror_stages``).
+
 A copy carries ``x-revproxy-mirror: 1`` (besides the headers the original got, request id
 included), so the mirror's backend can tell. A copy lives at most as long as the mirror
 pool's own ``connect_timeout`` / ``first_byte_timeout`` / ``read_timeout`` allow.
@@ -68,6 +72,18 @@ class MirrorStage:
                                      FAILED), 0)
         self._drops = LogThrottle(clock) if clock is not None else None
 
+    @property
+    def settings(self):
+        """What the route configures for its mirror: a stage with the same settings after
+        a reload is the same stage (``keep_mirror_stages``)."""
+        return (self.route, self.pool, self.percent, self.max_body, self.max_in_flight)
+
+    def describe(self) -> dict:
+        """The stage for the admin ``/status``: settings, copies in flight, counts."""
+        return {"pool": self.pool, "percent": self.percent, "max_body": self.max_body,
+                "max_in_flight": self.max_in_flight, "in_flight": self.in_flight,
+                "counts": dict(self.counts)}
+
     def send(self, request, outgoing, upgrade: bool) -> str:
         """Copy ``request`` (a ProxyRequest whose exchange just started with ``outgoing``,
         its (head bytes, body)) to the mirror pool, or not; returns the fate."""
@@ -93,6 +109,27 @@ class MirrorStage:
     def finished(self, ok: bool) -> None:
         self.in_flight -= 1
         self.counts[ANSWERED if ok else FAILED] += 1
+
+
+def keep_mirror_stages(runtime, previous) -> None:
+    """On a reload (``previous``: the running runtime), a route whose mirror settings did
+    not change keeps its ``MirrorStage``: its counters go on, and copies still in flight
+    count against the same ``mirror_max_in_flight``. Nothing of ``previous`` is modified."""
+    old_plans = getattr(previous, "route_plans", None)
+    if not old_plans:
+        return
+    for name, plan in runtime.route_plans.items():
+        old = old_plans.get(name)
+        if (plan.mirror is not None and old is not None and old.mirror is not None
+                and old.mirror.settings == plan.mirror.settings):
+            plan.mirror = old.mirror
+
+
+def mirror_status(runtime) -> dict:
+    """Route name -> ``MirrorStage.describe()`` for every mirroring route (admin status)."""
+    plans = getattr(runtime, "route_plans", None) or {}
+    return {name: plan.mirror.describe() for name, plan in sorted(plans.items())
+            if plan.mirror is not None}
 
 
 class MirrorRequest:

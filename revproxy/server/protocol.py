@@ -42,12 +42,15 @@ def admit(conn) -> bool:
     handshake) and count it in ``runtime.stats``; False (logged) when the total or per-IP
     limit refuses it (``trusted_proxies`` are exempt from the per-IP one). The peer is
     ``conn.address`` when its factory set one (the client a PROXY header named:
-    ``revproxy.server.proxylisten``), else the transport's."""
+    ``revproxy.server.proxylisten``), else the transport's; the address it connected to
+    (``peer.local_address()``) is that header's destination, else the transport's host,
+    asked for only when needed."""
     peer = conn.address if conn.address is not None else conn.transport.getPeer()
     conn.client_ip = getattr(peer, "host", "") or ""
     conn.client_port = getattr(peer, "port", 0) or 0
     conn.peer = PeerFacts(conn.client_ip, conn.client_port, conn.scheme, conn.listener,
-                          TLSFacts() if conn.scheme == "https" else None)
+                          TLSFacts() if conn.scheme == "https" else None,
+                          getattr(peer, "destination", None) or conn.transport.getHost)
     runtime = conn.runtime
     stats = runtime.stats
     exempt = bool(stats.max_per_ip) and runtime.forwarding.is_trusted(conn.client_ip)

@@ -548,6 +548,8 @@ class ProxyRequest:
             request_id=ctx.request_id,
             route=ctx.route.name if ctx.route is not None else "-",
             attempts=exchange.attempts if exchange is not None else 0,
+            cache=self.cache.logged_status if self.cache is not None else None,
+            firewall=ctx.notes.get("firewall") if ctx.notes else None,
         )
 
 

@@ -52,12 +52,16 @@ def trusted_matcher(networks) -> AddressMatcher:
 
 def client_address(header, tcp_peer):
     """The address the connection speaks for: the header's source when it gives one,
-    else ``tcp_peer`` (LOCAL, UNKNOWN, UNSPEC...)."""
+    else ``tcp_peer`` (LOCAL, UNKNOWN, UNSPEC...). A source address carries the header's
+    destination as ``destination`` (``(ip, port)``: what the client connected to, sent on
+    to members with ``send_proxy_protocol``)."""
     if header.source is None:
         return tcp_peer
     host, port = header.source
     kind = IPv6Address if ":" in host else IPv4Address
-    return kind("TCP", host, port)
+    address = kind("TCP", host, port)
+    address.destination = header.destination
+    return address
 
 
 class ProxyHeaderFactory(Factory):

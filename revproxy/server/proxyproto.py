@@ -1,4 +1,4 @@
-"""The PROXY protocol header (HAProxy's, versions 1 and 2), parsed without I/O.
+"""The PROXY protocol header (HAProxy's, versions 1 and 2), parsed and written without I/O.
 
 A load balancer in front of the proxy opens each connection with one header saying who the
 client is. ``HeaderParser.feed(data)`` takes the connection's first bytes as they arrive and
@@ -13,6 +13,10 @@ What the header says:
 * v2 (binary): the ``PROXY`` command with an INET / INET6 stream address gives the client;
   ``LOCAL`` (the balancer's own health check), ``UNSPEC``, UDP and Unix families give no
   address. TLVs are skipped unread (their length is covered by the header's own length).
+
+Writing: ``encode_v1`` / ``encode_v2`` give the header a sender opens a connection with (the
+proxy towards its members with ``send_proxy_protocol``); what they write parses back to the
+same addresses (a hypothesis property).
 
 Bounds: a v1 line is at most 107 bytes (the specification's maximum), a v2 header at most
 ``MAX_V2_LENGTH`` bytes beyond its 16-byte prefix.
@@ -178,21 +182,68 @@ def parse_v2(command: int, family: int, body: bytes) -> ProxyHeader:
     return ProxyHeader(2, PROXY, name)
 
 
+def _ip(host: str):
+    """``host`` as an ``ipaddress`` object (a zone index ``%eth0`` dropped: the header has
+    no room for it); ValueError when it is not an IP address."""
+    return ipaddress.ip_address(host.partition("%")[0])
+
+
+def _port(port) -> int:
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        raise ValueError("not a TCP port: %r" % (port,))
+    return port
+
+
+def _pair(source: Tuple[str, int], destination: Tuple[str, int]):
+    """Both addresses as ipaddress objects of one family (an IPv4 one mapped into IPv6
+    when the other is IPv6, as HAProxy does) and their ports."""
+    src, dst = _ip(source[0]), _ip(destination[0])
+    if src.version != dst.version:
+        if src.version == 4:
+            src = ipaddress.IPv6Address("::ffff:" + str(src))
+        else:
+            dst = ipaddress.IPv6Address("::ffff:" + str(dst))
+    return src, dst, _port(source[1]), _port(destination[1])
+
+
+def encode_v1(source: Optional[Tuple[str, int]],
+              destination: Optional[Tuple[str, int]]) -> bytes:
+    """The v1 line a sender writes for a TCP connection from ``source`` (the client) to
+    ``destination`` (the address it connected to), each ``(ip, port)``.
+
+    Without both addresses (a Unix-socket client, an unknown family) the line is
+    ``PROXY UNKNOWN\\r\\n``: the receiver then keeps the connection's own endpoints.
+    Raises ValueError for a host that is not an IP address or a port out of range."""
+    if source is None or destination is None:
+        return b"PROXY UNKNOWN\r\n"
+    src, dst, sport, dport = _pair(source, destination)
+    return ("PROXY %s %s %s %d %d\r\n" % ("TCP4" if src.version == 4 else "TCP6",
+                                          src, dst, sport, dport)).encode("ascii")
+
+
+def encode_v2(source: Optional[Tuple[str, int]], destination: Optional[Tuple[str, int]],
+              local: bool = False, tlvs: bytes = b"") -> bytes:
+    """The v2 header for a TCP connection from ``source`` to ``destination``.
+
+    ``local`` (a connection the sender makes for itself: a health check), or a missing
+    address (a Unix-socket client, an unknown family), gives the LOCAL command with the
+    UNSPEC family and no address, as HAProxy sends it: the receiver keeps the connection's
+    own endpoints. ``tlvs``: already encoded TLVs appended. Raises ValueError as
+    ``encode_v1``."""
+    if local or source is None or destination is None:
+        return V2_SIGNATURE + struct.pack("!BBH", 0x20, 0x00, len(tlvs)) + tlvs
+    src, dst, sport, dport = _pair(source, destination)
+    family = 0x11 if src.version == 4 else 0x21
+    body = src.packed + dst.packed + struct.pack("!HH", sport, dport) + tlvs
+    return V2_SIGNATURE + struct.pack("!BBH", 0x21, family, len(body)) + body
+
+
 def v1_header(source: Tuple[str, int], destination: Tuple[str, int]) -> bytes:
-    """The v1 line a sender writes for a TCP connection from ``source`` to ``destination``
-    (for tests and for sending the header upstream)."""
-    family = "TCP6" if ":" in source[0] else "TCP4"
-    return ("PROXY %s %s %s %d %d\r\n" % (family, source[0], destination[0], source[1],
-                                          destination[1])).encode("ascii")
+    """``encode_v1`` (the name the listener tests use)."""
+    return encode_v1(source, destination)
 
 
 def v2_header(source: Optional[Tuple[str, int]], destination: Optional[Tuple[str, int]],
               local: bool = False, tlvs: bytes = b"") -> bytes:
-    """The v2 header for a TCP connection (``local``: the LOCAL command, no addresses)."""
-    if local or source is None or destination is None:
-        return V2_SIGNATURE + struct.pack("!BBH", 0x20, 0x00, len(tlvs)) + tlvs
-    src = ipaddress.ip_address(source[0])
-    dst = ipaddress.ip_address(destination[0])
-    family = 0x11 if src.version == 4 else 0x21
-    body = src.packed + dst.packed + struct.pack("!HH", source[1], destination[1]) + tlvs
-    return V2_SIGNATURE + struct.pack("!BBH", 0x21, family, len(body)) + body
+    """``encode_v2`` (the name the listener tests use)."""
+    return encode_v2(source, destination, local, tlvs)

@@ -101,6 +101,8 @@ class MemberPool:
     def idle(self) -> int:
         return len(self._idle)
 
+    private = False  # True for PrivateMemberPool (send_proxy_protocol): see upstream/proxysend
+
     def take_idle(self):
         """An idle connected connection, or None."""
         idle = self._idle
@@ -111,19 +113,14 @@ class MemberPool:
                 return conn
         return None
 
-    def connect(self):
-        """A Deferred firing with a new connection, or failing with an ``UpstreamError``."""
+    def connect(self, client=None):
+        """A Deferred firing with a new connection, or failing with an ``UpstreamError``.
+        ``client``: the ``PeerFacts`` of the request's client connection (only a
+        ``PrivateMemberPool`` uses it)."""
         config = self._config
         endpoint = client_endpoint(self._reactor, self.host, self.port,
                                    max(1, int(round(config.connect_timeout))))
-        if self.tls is None:
-            conn = UpstreamConnection(self._reactor, self._parser_limits, self)
-            self.open += 1
-            d = endpoint.connect(QuietFactory(conn))
-        else:
-            conn = TLSUpstreamConnection(self._reactor, self._parser_limits, self)
-            self.open += 1
-            d = connect_tls(endpoint, self.tls, conn, self._reactor)
+        conn, d = self._dial(endpoint, client)
         timer = self._reactor.callLater(config.connect_timeout, d.cancel)
 
         def connected(result):
@@ -147,6 +144,16 @@ class MemberPool:
 
         d.addCallbacks(connected, failed)
         return d
+
+    def _dial(self, endpoint, client):
+        """(a new connection, the Deferred of its connect attempt), counted in ``open``."""
+        if self.tls is None:
+            conn = UpstreamConnection(self._reactor, self._parser_limits, self)
+            self.open += 1
+            return conn, endpoint.connect(QuietFactory(conn))
+        conn = TLSUpstreamConnection(self._reactor, self._parser_limits, self)
+        self.open += 1
+        return conn, connect_tls(endpoint, self.tls, conn, self._reactor)
 
     def release(self, conn):
         """Take ``conn`` back after a complete exchange."""

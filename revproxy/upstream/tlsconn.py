@@ -48,11 +48,38 @@ class TLSUpstreamConnection(UpstreamConnection):
             self.transport.abortConnection()
 
 
-def connect_tls(endpoint, creator, conn, clock):
-    """Connect ``conn`` (a ``TLSUpstreamConnection``) through ``endpoint`` wrapped in TLS
-    made by ``creator``; fires with ``conn`` after the handshake (see the module doc)."""
-    factory = TLSMemoryBIOFactory(creator, True, QuietFactory(conn), clock)
+class _PrefaceTLSProtocol(TLSMemoryBIOFactory.protocol):
+    """Twisted's TLS client protocol that first writes its factory's ``preface`` in clear
+    on the connection, before the handshake (a PROXY protocol header, as HAProxy sends it
+    to ``ssl`` servers)."""
+
+    def makeConnection(self, transport):  # noqa: N802 (Twisted's name)
+        transport.write(self.factory.preface)
+        TLSMemoryBIOFactory.protocol.makeConnection(self, transport)
+
+
+class _PrefaceTLSFactory(TLSMemoryBIOFactory):
+    protocol = _PrefaceTLSProtocol
+    preface = b""
+
+
+def tls_client_factory(creator, wrapped, clock, preface=b""):
+    """A TLS client factory around ``wrapped`` with ``creator``'s settings; ``preface``
+    (bytes): written in clear before the TLS handshake (nothing when empty)."""
+    if preface:
+        factory = _PrefaceTLSFactory(creator, True, wrapped, clock)
+        factory.preface = preface
+    else:
+        factory = TLSMemoryBIOFactory(creator, True, wrapped, clock)
     factory.noisy = False
+    return factory
+
+
+def connect_tls(endpoint, creator, conn, clock, preface=b""):
+    """Connect ``conn`` (a ``TLSUpstreamConnection``) through ``endpoint`` wrapped in TLS
+    made by ``creator``; fires with ``conn`` after the handshake (see the module doc).
+    ``preface``: bytes sent in clear before the handshake (``tls_client_factory``)."""
+    factory = tls_client_factory(creator, QuietFactory(conn), clock, preface)
     handshake = conn.handshake
     d = endpoint.connect(factory)
     d.addCallback(lambda _: handshake)

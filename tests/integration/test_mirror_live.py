@@ -158,3 +158,34 @@ class MirrorTests(unittest.TestCase):
         self.assertEqual(head.status, 200)
         stage = service.runtime.route_plans["app"].mirror
         self.assertEqual((stage.counts["sent"], stage.counts["body-too-large"]), (0, 1))
+
+    @defer.inlineCallbacks
+    def test_counters_on_the_admin_status_and_across_a_reload(self):
+        """GET /api/status on the admin site shows the route's mirror counts; a SIGHUP-style
+        reload that leaves the route's mirror settings alone keeps them."""
+        from revproxy.admin.status import admin_site
+        from revproxy.config.load import parse_config
+
+        def answer(conn, head):
+            conn.transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+
+        data = self._config(self._mirror_backend(answer))
+        service, port = yield start_proxy(self, data)
+        head, _ = yield self._request(port, b"GET /echo HTTP/1.1\r\nHost: a\r\n\r\n")
+        self.assertEqual(head.status, 200)
+        stage = service.runtime.route_plans["app"].mirror
+        yield self._until(lambda: stage.counts["answered"] == 1, "the mirror's answer")
+
+        data["limits"] = {"header_timeout": 9}
+        self.assertTrue(service.reloader.reload(lambda: parse_config(data, "<test>")))
+        admin = listen(admin_site(service._holder))
+        self.addCleanup(admin.stopListening)
+        client = yield connect(admin.getHost().port)
+        client.transport.write(b"GET /api/status HTTP/1.1\r\nHost: admin\r\n"
+                               b"Connection: close\r\n\r\n")
+        [(head, body)] = yield with_timeout(client.responses(1))
+        self.assertEqual(head.status, 200, body)
+        mirrors = json.loads(body)["mirrors"]
+        self.assertEqual(mirrors["app"]["pool"], "shadow")
+        self.assertEqual((mirrors["app"]["counts"]["sent"], mirrors["app"]["counts"]["answered"],
+                          mirrors["app"]["in_flight"]), (1, 1, 0))

@@ -9,7 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from revproxy.server.accesslog import AccessLog, AccessRecord, format_combined, format_json
+from revproxy.cache.status import FWD_REASONS, cache_status
+from revproxy.server.accesslog import (
+    AccessLog, AccessRecord, cache_outcome, format_combined, format_json,
+)
 
 # 2000-10-10 13:55:36 UTC
 WHEN = 971186136.25
@@ -75,7 +78,49 @@ class TestJson:
             "version": "1.1", "status": 200, "bytes_sent": 2326, "referer": "http://r/",
             "user_agent": "curl/8", "upstream": "10.0.0.5:8001", "upstream_time": 0.0123,
             "total_time": 0.0151, "request_id": "abc", "route": "api",
-            "attempts": 0}
+            "attempts": 0, "remote_user": None, "time_local": "10/Oct/2000:13:55:36 +0000",
+            "request": "GET /x?y=1 HTTP/1.1", "member": "10.0.0.5:8001", "cache": None,
+            "cache_status": None, "firewall": None}
+
+    def test_json_has_the_cache_outcome_and_the_firewall_note(self) -> None:
+        """The Cache-Status becomes one word beside the field itself; the firewall note
+        is logged as it was noted (its text when JSON cannot carry it)."""
+        parsed = json.loads(format_json(record(
+            cache=b"revproxy; hit; ttl=42", firewall={"action": "block", "rule": 942100})))
+        assert parsed["cache"] == "hit"
+        assert parsed["cache_status"] == "revproxy; hit; ttl=42"
+        assert parsed["firewall"] == {"action": "block", "rule": 942100}
+        assert json.loads(format_json(record(firewall=object())))["firewall"].startswith(
+            "<object")
+        assert json.loads(format_json(record(upstream="-")))["member"] is None
+
+    @pytest.mark.parametrize("value, word", [
+        (b"revproxy; hit; ttl=42", "hit"),
+        (b"revproxy; hit; ttl=3; collapsed; detail=filling", "hit"),
+        (b"revproxy; hit; ttl=-3; detail=stale-while-revalidate", "stale"),
+        (b"revproxy; fwd=stale; detail=stale-if-error", "stale"),
+        (b"revproxy; fwd=stale; fwd-status=304", "revalidated"),
+        (b"revproxy; fwd=request; fwd-status=304", "revalidated"),
+        (b"revproxy; fwd=stale; fwd-status=200; stored", "expired"),
+        (b"revproxy; fwd=request; fwd-status=200", "bypass"),
+        (b"revproxy; fwd=uri-miss; fwd-status=200; stored", "miss"),
+        (b"revproxy; fwd=vary-miss; fwd-status=200", "miss"),
+        (None, None),
+    ])
+    def test_cache_outcome_words(self, value, word) -> None:
+        assert cache_outcome(value) == word
+
+    @given(st.builds(lambda **kw: cache_status(**kw), hit=st.booleans(),
+                     fwd=st.none() | st.sampled_from(sorted(FWD_REASONS)),
+                     fwd_status=st.none() | st.integers(100, 599),
+                     ttl=st.none() | st.integers(-10 ** 6, 10 ** 6), stored=st.booleans(),
+                     collapsed=st.booleans(),
+                     detail=st.none() | st.sampled_from(
+                         ["stale-while-revalidate", "stale-if-error", "filling", "partial"])))
+    def test_every_cache_status_has_a_word(self, value) -> None:
+        """Every value our cache can write maps to one of the six words."""
+        assert cache_outcome(value) in (
+            "hit", "stale", "revalidated", "expired", "bypass", "miss")
 
     def test_json_escapes_newlines_and_invalid_utf8(self) -> None:
         """CR/LF are escaped; invalid UTF-8 bytes are shown as \\xHH text."""

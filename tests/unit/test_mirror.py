@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from twisted.trial import unittest
 
 from revproxy.config.errors import ConfigError
 from revproxy.config.load import parse_config
@@ -91,3 +92,58 @@ def test_stage_counts_finishes():
     stage.in_flight = 1
     stage.finished(False)
     assert (stage.in_flight, stage.counts["answered"], stage.counts["failed"]) == (0, 1, 1)
+
+
+def _mirror_world(testcase, **route):
+    from tests.unit.world import World, config_dict
+
+    data = config_dict()
+    data["pools"]["shadow"] = {"members": ["http://10.0.0.2:8000"]}
+    settings = {"name": "app", "pool": "main", "mirror": "shadow"}
+    settings.update(route)
+    data["routes"] = [settings]
+    return World(testcase, data), data
+
+
+def _mirrored_request(world):
+    proto, client = world.client()
+    proto.dataReceived(b"GET /x HTTP/1.1\r\nHost: a.test\r\n\r\n")
+    backend, _ = world.accept_backend()
+    mirror, sent = world.accept_backend()
+    assert b"x-revproxy-mirror: 1" in sent.value()
+    backend.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    mirror.dataReceived(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+
+class MirrorStatusTests(unittest.TestCase):
+    def test_counts_are_in_the_status_and_survive_an_unchanged_reload(self):
+        """/status shows each mirroring route's counts; a reload that keeps the route's
+        mirror settings keeps them (and the stage); changed settings start afresh."""
+        from revproxy.admin.status import status_document
+
+        world, data = _mirror_world(self)
+        world.start()
+        _mirrored_request(world)
+        mirrors = status_document(world.service._holder.current, 0.0)["mirrors"]
+        self.assertEqual(mirrors["app"]["pool"], "shadow")
+        self.assertEqual(mirrors["app"]["in_flight"], 0)
+        self.assertEqual((mirrors["app"]["counts"]["sent"], mirrors["app"]["counts"]["answered"]),
+                         (1, 1))
+
+        data["limits"] = {"header_timeout": 7}  # another change; the route stays as it was
+        self.assertTrue(world.reload(data))
+        mirrors = status_document(world.service._holder.current, 0.0)["mirrors"]
+        self.assertEqual(mirrors["app"]["counts"]["sent"], 1)
+
+        data["routes"][0]["mirror_percent"] = 50
+        self.assertTrue(world.reload(data))
+        mirrors = status_document(world.service._holder.current, 0.0)["mirrors"]
+        self.assertEqual(mirrors["app"]["percent"], 50)
+        self.assertEqual(mirrors["app"]["counts"]["sent"], 0)
+
+    def test_no_mirror_no_entry(self):
+        from revproxy.admin.status import status_document
+        from tests.unit.world import World
+
+        world = World(self)
+        self.assertEqual(status_document(world.runtime, 0.0)["mirrors"], {})
