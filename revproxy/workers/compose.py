@@ -155,15 +155,50 @@ def wanted_sockets(config):
 
 
 def supervisor_sites(supervisor, config):
-    """The listeners the supervisor serves itself: the admin API across workers, and the demo
-    backends when the config has them (the same ports as ``tap.extra_sites``)."""
+    """The listeners the supervisor serves itself, ``(role, description, factory, endpoint)``:
+    the admin API across workers (an ``ssl:`` one over revproxy's TLS, as a single process
+    serves it: our defaults, ``client_auth`` with ``[tls] client_ca``; its certificate is read
+    at start-up), and the demo backends when the config has them (the same ports as
+    ``tap.extra_sites``). Raises ConfigError for a bad TLS admin listener."""
     from revproxy.demo import demo_site
+    from revproxy.tls.endpoints import is_tls_description, parse_tls_listener
     from revproxy.workers.fanout import fanout_site
 
-    sites = [("admin", description, fanout_site(supervisor.reactor, supervisor))
-             for description in config.admin.listen]
+    sites = []
+    holder = None
+    for description in config.admin.listen:
+        factory, endpoint = fanout_site(supervisor.reactor, supervisor), description
+        if is_tls_description(description):
+            from revproxy.tls.listener import TLSListenerFactory
+
+            holder = holder or _tls_holder(config, supervisor.reactor)
+            endpoint = parse_tls_listener(description).tcp
+            factory = TLSListenerFactory(holder, description, factory)
+        sites.append(("admin", description, factory, endpoint))
     if config.demo.enabled:
         for index, port in enumerate(config.demo.ports):
-            sites.append(("demo", "tcp:%d:interface=127.0.0.1" % port,
-                          demo_site("demo-%d" % (index + 1))))
+            description = "tcp:%d:interface=127.0.0.1" % port
+            sites.append(("demo", description, demo_site("demo-%d" % (index + 1)),
+                          description))
     return sites
+
+
+class _Contexts:
+    """What ``revproxy.tls.listener`` reads of a runtime: ``tls`` and ``clock``."""
+
+    def __init__(self, tls, clock):
+        self.tls = tls
+        self.clock = clock
+
+
+class _Holder:
+    def __init__(self, current):
+        self.current = current
+
+
+def _tls_holder(config, reactor):
+    from revproxy.tap import alpn_protocols
+    from revproxy.tls.runtime import build_tls
+
+    return _Holder(_Contexts(build_tls(config, alpn_protocols(config), reactor.seconds()),
+                             reactor))

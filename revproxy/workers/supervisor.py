@@ -30,6 +30,7 @@ from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from revproxy.config.errors import ConfigError
 from revproxy.server.listeners import ListenError
 from revproxy.workers.backoff import RestartPolicy
 from revproxy.workers.process import WorkerProcess, describe_exit
@@ -62,8 +63,8 @@ class Supervisor(service.Service):
     """``count`` workers for ``config``; ``args`` are the revproxy arguments the workers get
     (the supervisor's own, as given); ``load()`` re-reads the config (for SIGHUP's listener
     check); ``wanted_sockets(config)`` -> ``{(role, description): BindSpec}``; ``sites(self,
-    config)`` -> ``[(role, description, factory)]`` the supervisor listens on itself (admin,
-    demo)."""
+    config)`` -> ``[(role, description, factory, endpoint)]`` the supervisor listens on itself
+    (admin, demo)."""
 
     def __init__(self, reactor, config, load, args, count, wanted_sockets, sites,
                  python=sys.executable, policy=RestartPolicy, env=None, run_dir=None,
@@ -102,10 +103,11 @@ class Supervisor(service.Service):
             self.signals.install()  # before binding: SIGHUP's default action would kill us
         try:
             self.sockets.bind_all(self._wanted_sockets(self.config))
-            wanted = {(role, description): (description, description, factory, ", " + role)
-                      for role, description, factory in self._sites(self, self.config)}
+            wanted = {(role, description): (description, endpoint, factory, ", " + role)
+                      for role, description, factory, endpoint
+                      in self._sites(self, self.config)}
             self._listeners.adopt(self._listeners.open(wanted))
-        except (ListenError, ValueError) as e:
+        except (ListenError, ValueError, ConfigError) as e:
             self.sockets.close()
             log.critical("{e}", e=str(e))
             raise SystemExit(1)

@@ -205,15 +205,16 @@ class SupervisorCase(unittest.TestCase):
         self.config = os.path.join(self.dir, "rp.toml")
         self.write_config()
 
-    def write_config(self, extra="", members=None, listen="tcp:0:interface=127.0.0.1"):
+    def write_config(self, extra="", members=None, listen="tcp:0:interface=127.0.0.1",
+                     admin="tcp:0:interface=127.0.0.1"):
         members = members or ['"http://127.0.0.1:%d"' % self.backend.getHost().port]
         with open(self.config, "w") as f:
             f.write('[server]\nlisten = ["%s"]\nworkers = 2\n'
                     'shutdown_timeout = 10\n'
-                    '[admin]\nlisten = ["tcp:0:interface=127.0.0.1"]\n'
+                    '[admin]\nlisten = ["%s"]\n'
                     '[pools.main]\nmembers = [%s]\n'
                     '[[hooks]]\nplugin = "test-worker-pid"\n%s'
-                    % (listen, ", ".join(members), extra))
+                    % (listen, admin, ", ".join(members), extra))
 
     @defer.inlineCallbacks
     def start(self):
@@ -227,8 +228,10 @@ class SupervisorCase(unittest.TestCase):
         self.addCleanup(self.kill_all)
         [bound] = yield proc.wait_for(rb"bound \('127\.0\.0\.1', (\d+)\) \((tcp|ssl):0")
         self.port = int(bound.group(1))
-        [admin] = yield proc.wait_for(rb"port=(\d+)\) \(tcp:0:interface=127\.0\.0\.1, admin\)")
-        self.admin = b"http://127.0.0.1:%d" % int(admin.group(1))
+        [admin] = yield proc.wait_for(rb"port=(\d+)\) \((tcp|ssl):0:interface=127\.0\.0\.1[^)]*"
+                                      rb", admin\)")
+        scheme = b"https" if admin.group(2) == b"ssl" else b"http"
+        self.admin = b"%s://127.0.0.1:%d" % (scheme, int(admin.group(1)))
         yield proc.wait_for(rb"\[worker \d pid \d+\] .*shared with the other workers", count=2)
         self.worker_pids = self.started_pids()
 
@@ -416,8 +419,8 @@ class WorkersTLSTests(SupervisorCase):
         ca = CertificateAuthority("workers CA", key_type="ec")
         self.ca_path = ca.write_cert(os.path.join(self.dir, "ca.pem"))
         cert, key = ca.issue(["site.test"], key_type="ec").write(self.dir, "site")
-        self.write_config(listen="ssl:0:interface=127.0.0.1:privateKey=%s:certKey=%s"
-                          % (key, cert))
+        ssl = "ssl:0:interface=127.0.0.1:privateKey=%s:certKey=%s" % (key, cert)
+        self.write_config(listen=ssl, admin=ssl)
 
     @defer.inlineCallbacks
     def test_https_sessions_across_workers(self):
@@ -443,3 +446,31 @@ class WorkersTLSTests(SupervisorCase):
         self.assertEqual({r[1] for r in results}, set(self.worker_pids.values()))
         for _, pid, reused, _ in results:
             self.assertEqual(reused, pid == issuer, (pid, issuer, reused))
+
+    @defer.inlineCallbacks
+    def test_admin_listener_over_tls(self):
+        """An ssl: admin listener is served by the supervisor over revproxy's TLS, with the
+        workers' merged status behind it."""
+        import ssl
+
+        from twisted.internet import threads
+
+        yield self.start()
+        context = ssl.create_default_context(cafile=self.ca_path)
+        context.check_hostname = False  # the certificate names site.test; verified by the CA
+        port = int(self.admin.rsplit(b":", 1)[1])
+
+        def get_status():
+            import http.client
+
+            conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+            try:
+                conn.request("GET", "/api/status")
+                response = conn.getresponse()
+                return response.status, response.read()
+            finally:
+                conn.close()
+
+        status, body = yield threads.deferToThread(get_status)
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(body)["workers"]["up"], 2)
