@@ -41,6 +41,45 @@ log = Logger(namespace="revproxy.workers")
 
 TWISTD = "from twisted.scripts.twistd import run; run()"
 KILL_GRACE = 5.0  # after shutdown_timeout: a worker still there is killed
+RUN_DIR_PREFIX = "revproxy-workers-"
+
+
+def remove_stale_run_dirs(parent, alive=None):
+    """Remove the runtime directories in ``parent`` that a supervisor killed without its
+    clean-up left behind: ours (same owner), whose worker spec names a supervisor pid that
+    no longer runs (``alive(pid)``, default: ``os.kill(pid, 0)``). Returns how many."""
+    alive = alive or _alive
+    removed = 0
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return 0
+    for name in names:
+        path = os.path.join(parent, name)
+        if not name.startswith(RUN_DIR_PREFIX) or not os.path.isdir(path):
+            continue
+        try:
+            if os.stat(path).st_uid != os.getuid():
+                continue
+            from revproxy.workers.spec import read_spec
+
+            owner = read_spec(os.path.join(path, "worker-0.json")).supervisor
+        except (OSError, ValueError):
+            continue  # not one of ours, or still being written: leave it
+        if owner != os.getpid() and not alive(owner):
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists (another user's): not ours to judge
+    return True
 
 
 class Slot:
@@ -120,7 +159,11 @@ class Supervisor(service.Service):
         if not self._privileged:
             self.privilegedStartService()  # started without it (tests)
         # after twistd dropped privileges: the workers' admin sockets are created in it
-        self.run_dir = tempfile.mkdtemp(prefix="revproxy-workers-", dir=self._run_dir_parent)
+        parent = self._run_dir_parent or tempfile.gettempdir()
+        removed = remove_stale_run_dirs(parent)
+        if removed:
+            log.info("removed {n} runtime directories of supervisors that are gone", n=removed)
+        self.run_dir = tempfile.mkdtemp(prefix=RUN_DIR_PREFIX, dir=parent)
         for slot in self.slots:
             self._start(slot)
 

@@ -221,7 +221,8 @@ class SupervisorCase(unittest.TestCase):
         """The supervisor and its two workers, ready; sets self.port, self.admin."""
         proc = self.proc = Supervised()
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            [ROOT, os.path.join(self.dir, "plugins"), os.environ.get("PYTHONPATH", "")]))
+            [ROOT, os.path.join(self.dir, "plugins"), os.environ.get("PYTHONPATH", "")]),
+            TMPDIR=self.run_parent())  # a killed supervisor's runtime directory goes with it
         self.transport = reactor.spawnProcess(
             proc, sys.executable, [sys.executable, "-c", TWISTD, "-n", "--pidfile=",
                                    "revproxy", "--config", self.config], env=env, path=self.dir)
@@ -234,6 +235,16 @@ class SupervisorCase(unittest.TestCase):
         self.admin = b"%s://127.0.0.1:%d" % (scheme, int(admin.group(1)))
         yield proc.wait_for(rb"\[worker \d pid \d+\] .*shared with the other workers", count=2)
         self.worker_pids = self.started_pids()
+
+    def run_parent(self):
+        """A short private directory for the supervisor's runtime directory (Unix socket
+        paths must stay under 108 bytes: not under the trial temp dir), removed at the end."""
+        import shutil
+        import tempfile
+
+        parent = tempfile.mkdtemp(prefix="rpw-")
+        self.addCleanup(shutil.rmtree, parent, True)
+        return parent
 
     def started_pids(self):
         return {int(m.group(1)): int(m.group(2)) for m in

@@ -158,6 +158,22 @@ class SupervisorTests(unittest.TestCase):
         self.assertEqual(len(self.workers()), 3)
         self.assertEqual(len(self.flushLoggedErrors()), 0)
 
+    def test_stale_runtime_dirs_are_removed(self):
+        """A runtime directory whose supervisor is gone is removed at start; one whose
+        supervisor runs, or that is not a supervisor's, stays."""
+        from revproxy.workers.spec import WorkerSpec, write_spec
+        from revproxy.workers.supervisor import remove_stale_run_dirs
+
+        parent = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, parent, True)
+        for name, pid in (("revproxy-workers-dead", 999991), ("revproxy-workers-live", 4)):
+            os.mkdir(os.path.join(parent, name))
+            write_spec(os.path.join(parent, name, "worker-0.json"), WorkerSpec(0, pid, "", ()))
+        os.mkdir(os.path.join(parent, "revproxy-workers-empty"))
+        self.assertEqual(remove_stale_run_dirs(parent, alive=lambda pid: pid == 4), 1)
+        self.assertEqual(sorted(os.listdir(parent)), ["revproxy-workers-empty",
+                                                      "revproxy-workers-live"])
+
     def test_usr1_is_passed_on(self):
         """SIGUSR1 reaches every running worker."""
         self.supervisor.reopen_logs()
