@@ -38,6 +38,7 @@ class Options(usage.Options):
         ["cache", None, None,
          "HTTP cache store: memory, disk:PATH or memcached:HOST:PORT[,HOST:PORT...] "
          "(replaces the config's [cache] store)."],
+        ["worker", None, None, "(internal) run as a worker of a supervisor: its spec file."],
         ["firewall", None, None,
          "Application firewall: crs:DIR (the OWASP CRS in DIR, blocking, paranoia level 1), "
          "crs:DIR:pl=2, detect:crs:DIR (log only), crs:auto (Debian's modsecurity-crs) "
@@ -51,12 +52,26 @@ class Options(usage.Options):
         usage.Options.__init__(self)
         self["listen"] = []
         self["upstream"] = []
+        self["workers"] = None
         self["admin"] = []
+
+    def parseOptions(self, options=None):
+        self.argv = list(sys.argv[1:] if options is None else options)  # workers get the same
+        usage.Options.parseOptions(self, options)
 
     def opt_listen(self, endpoint):
         """Endpoint to listen on (repeatable): tcp:8080:interface=127.0.0.1, or HTTPS with
         ssl:8443:privateKey=key.pem:certKey=cert.pem or tls:8443 (the [tls] certificates)."""
         self["listen"].append(endpoint)
+
+    def opt_workers(self, count):
+        """Worker processes under a supervisor: N, or auto (docs/workers.md)."""
+        from revproxy.workers.count import parse_workers
+
+        try:
+            self["workers"] = parse_workers(count)
+        except ValueError as e:
+            raise usage.UsageError("--workers: %s" % e)
 
     def opt_admin(self, endpoint):
         """Admin API endpoint (repeatable; replaces [admin] listen), e.g.
@@ -119,11 +134,14 @@ def config_loader(path, listen, upstreams, cache, firewall=None, admin=()):
     return load
 
 
-def build(config, reactor, randbytes=None, batch_writes=True, load=None, signals=False):
+def build(config, reactor, randbytes=None, batch_writes=True, load=None, signals=False,
+          inherited=None):
     """Wire every object for ``config`` on ``reactor``; returns the ``ProxyService``.
 
     ``load`` re-reads the config on reload (default: ``config`` again); ``signals`` installs
-    the SIGHUP (reload) and SIGUSR1 (reopen log files) handlers when the service starts.
+    the SIGHUP (reload) and SIGUSR1 (reopen log files) handlers when the service starts;
+    ``inherited`` (a worker's sockets, ``revproxy.workers.inherit.adopters``) replaces
+    listening on those endpoints.
     """
     from revproxy.admin.control import AdminControl
     from revproxy.admin.recorder import RequestRecorder
@@ -151,7 +169,8 @@ def build(config, reactor, randbytes=None, batch_writes=True, load=None, signals
     shared.apply(config)
     holder = RuntimeHolder(runtime)
     control = AdminControl(holder, shared.recorder)
-    service = ProxyService(reactor, holder, functools.partial(extra_sites, control=control))
+    service = ProxyService(reactor, holder, functools.partial(extra_sites, control=control),
+                           inherited=inherited)
     service.reloader = Reloader(service, shared, load or (lambda: config), build_runtime)
     control.reloader = service.reloader
     service.admin = control
@@ -526,7 +545,13 @@ def makeService(options):
 
     top = service.MultiService()
     _startup_limits(options.config)
-    build(options.config, reactor, load=options.load, signals=True).setServiceParent(top)
+    from revproxy.workers.compose import make_service as workers_service
+
+    several = workers_service(options, reactor)  # a supervisor or one of its workers
+    if several is not None:
+        several.setServiceParent(top)
+    else:
+        build(options.config, reactor, load=options.load, signals=True).setServiceParent(top)
     reactor.callWhenRunning(_freeze_startup_heap)
     return top
 

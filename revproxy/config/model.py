@@ -66,6 +66,7 @@ class Server:
     request_id_header: str = "x-request-id"
     backlog: int = 0  # listen queue per listener; 0 = the system maximum (somaxconn)
     error_pages: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()  # when no route has its own
+    workers: int = 1  # worker processes; 1 = no supervisor ("auto" = os.cpu_count())
     proxy_protocol_from: Tuple[str, ...] = ()  # CIDRs whose PROXY header haproxy: listeners believe
 
 

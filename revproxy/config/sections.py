@@ -33,6 +33,8 @@ from revproxy.config.values import (
     parse_token,
 )
 
+from revproxy.workers.count import parse_workers
+
 ACCESS_FORMATS = ("combined", "json")
 
 
@@ -62,6 +64,7 @@ SERVER_FIELDS: Dict[str, Parser] = {
     "request_id_header": header_name,
     "backlog": count(0, 65535),
     "proxy_protocol_from": list_of(parse_network),
+    "workers": parse_workers,  # a count or "auto" (revproxy.workers.count)
 }
 
 LIMITS_FIELDS: Dict[str, Parser] = {

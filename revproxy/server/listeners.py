@@ -30,8 +30,10 @@ class ListenError(Exception):
 class ListenerSet:
     """The open ports, ``key -> IListeningPort``; a key is ``(role, description)``."""
 
-    def __init__(self, reactor):
+    def __init__(self, reactor, inherited=None):
         self._reactor = reactor
+        # key -> adopt(factory) -> port: sockets a worker inherited (revproxy.workers.inherit)
+        self._inherited = dict(inherited or {})
         self.ports = {}
 
     def open(self, wanted):
@@ -42,7 +44,12 @@ class ListenerSet:
         opened = {}
         try:
             for key, (description, endpoint, factory, label) in wanted.items():
-                if key not in self.ports:
+                if key in self.ports:
+                    continue
+                adopt = self._inherited.get(key)
+                if adopt is not None:
+                    opened[key] = adopt(factory)
+                else:
                     opened[key] = self._listen(description, endpoint, factory, label)
         except ListenError:
             self.close(opened.values())

@@ -36,7 +36,8 @@ class ProxyService(service.Service):
     signals = None  # revproxy.server.signals.SignalHandlers, installed before listening
     reloader = None  # revproxy.server.reload.Reloader
 
-    def __init__(self, reactor, holder, extra_sites=lambda holder, config: (), system_backlog=None):
+    def __init__(self, reactor, holder, extra_sites=lambda holder, config: (), system_backlog=None,
+                 inherited=None):
         self._reactor = reactor
         # the backlog a listener gets unless configured (revproxy.server.backlog)
         self._system_backlog = system_backlog if system_backlog is not None else read_backlog()
@@ -45,7 +46,8 @@ class ProxyService(service.Service):
         self._factories = {}  # proxy listener description -> its NegotiatingFactory
         self._tls_factories = {}  # TLS listener description -> its TLSListenerFactory
         self._proxy_header_factories = {}  # haproxy: description -> its ProxyHeaderFactory
-        self._listeners = ListenerSet(reactor)
+        # inherited: a worker's sockets from its supervisor (revproxy.workers.inherit)
+        self._listeners = ListenerSet(reactor, inherited)
         self._pool_tasks = {}  # id(BalancedPool) -> (pool, resolver task, [watchers])
         self._cache_tasks = (None, [])  # (store, [sweeper])
         self.listening = None  # Deferred of the ports (admin and demo first, proxy last)
