@@ -57,9 +57,9 @@ class Ctl:
         elif o == "ruleremovebyid":
             tx.remove_ids(self.arg)
         elif o == "ruleremovebytag":
-            tx.removed_tags.add(self.arg)
+            tx.remove_tag(self.arg)
         elif o == "ruleremovebymsg":
-            tx.removed_msgs.add(self.arg)
+            tx.remove_msg(self.arg)
         elif o in ("ruleremovetargetbyid", "ruleremovetargetbytag", "ruleremovetargetbymsg"):
             tx.remove_target(o[16:], self.arg[0], self.arg[1])
         elif o == "requestbodyprocessor":

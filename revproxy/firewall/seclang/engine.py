@@ -11,11 +11,12 @@ action takes effect only when the engine is On and the rule is not in "detect" m
 
 from __future__ import annotations
 
+import bisect
 import time
 from typing import Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, \
     Tuple
 
-from . import prefilter
+from . import fastpath, prefilter
 from .api import Interruption, Match, MatchRecord, RequestView, SecLangError
 from .evaluate import Evaluator
 from .loader import Components, Settings, load_sources
@@ -30,6 +31,11 @@ def default_components() -> Components:
         return bodies.BodyLimits(max_args=s.arguments_limit, max_depth=s.json_depth_limit)
     return Components(operators.build_operator, transforms.TRANSFORMS, bodies.process_body,
                       bodies.parse_query, bodies.parse_cookies, limits)
+
+
+def _shipped_build_operator():
+    from . import operators
+    return operators.build_operator
 
 
 class WAF:
@@ -58,6 +64,10 @@ class WAF:
         self.prefilter_groups, self.prefiltered = prefilter.build(
             [r for r in kept if r.marker is None])
         self.all_rules = [r for r in kept if r.marker is None]
+        default_ops = components.build_operator is _shipped_build_operator()
+        for r in self.all_rules:
+            for link in r.chain_rules():
+                link.fast = fastpath.specialise(link, default_ops)
         self.phases: Dict[int, List[Rule]] = {}
         self.markers: Dict[int, Dict[str, int]] = {}
         for phase in (1, 2, 3, 4, 5):
@@ -69,6 +79,8 @@ class WAF:
                     self.markers[phase].setdefault(r.marker, i)
         self.rule_ids: FrozenSet[int] = frozenset(r.id for r in self.all_rules)
         self._by_tag: Dict[str, FrozenSet[int]] = {}
+        self._by_msg: Dict[str, FrozenSet[int]] = {}
+        self._sorted_ids = sorted(self.rule_ids)
         self.body_limits = components.body_limits(settings) if components.body_limits \
             else None
         self.needs_request_body = settings.request_body_access
@@ -78,6 +90,21 @@ class WAF:
         ids = self._by_tag.get(tag)
         if ids is None:
             ids = self._by_tag[tag] = frozenset(r.id for r in self.all_rules if tag in r.tags)
+        return ids
+
+    def ids_in_ranges(self, ranges) -> List[int]:
+        """The ids of loaded rules inside the (low, high) ``ranges``."""
+        ids = self._sorted_ids
+        out: List[int] = []
+        for a, b in ranges:
+            out.extend(ids[bisect.bisect_left(ids, a):bisect.bisect_right(ids, b)])
+        return out
+
+    def ids_with_msg(self, msg: str) -> FrozenSet[int]:
+        ids = self._by_msg.get(msg)
+        if ids is None:
+            ids = self._by_msg[msg] = frozenset(
+                r.id for r in self.all_rules if r.msg is not None and r.msg.text == msg)
         return ids
 
     def describe(self) -> Dict[int, Tuple[int, str, Tuple[str, ...]]]:

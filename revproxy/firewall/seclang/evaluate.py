@@ -11,6 +11,7 @@ from typing import Dict, List, Optional, Tuple
 from .api import Interruption, Match, MatchRecord
 from .macros import compile_macro
 from .prefilter import hits as prefilter_hits
+from .rules import CACHED, LIVE
 from .variables import Variables
 
 _TCACHE_MAX = 50000       # entries of the per-transaction transformation cache
@@ -39,6 +40,8 @@ class Evaluator:
         self.removed_tags: set = set()
         self.removed_msgs: set = set()
         self._removed_targets: List[Tuple[str, object, list]] = []
+        self._removed_ids: set = set()   # ids of every rule the removals above remove
+        self._extra_excl: Dict[object, Tuple[list, str]] = {}  # rule -> removed targets
         self._processor: Optional[str] = None
         self.request_body_access = s.request_body_access
         self.force_body_variable = False
@@ -84,9 +87,19 @@ class Evaluator:
 
     def remove_ids(self, ranges) -> None:
         self.removed_ranges.extend(ranges)
+        self._removed_ids.update(self.waf.ids_in_ranges(ranges))
+
+    def remove_tag(self, tag: str) -> None:
+        self.removed_tags.add(tag)
+        self._removed_ids.update(self.waf.ids_with_tag(tag))
+
+    def remove_msg(self, msg: str) -> None:
+        self.removed_msgs.add(msg)
+        self._removed_ids.update(self.waf.ids_with_msg(msg))
 
     def remove_target(self, how: str, which, targets) -> None:
         self._removed_targets.append((how, which, targets))
+        self._extra_excl.clear()
 
     # --- phases -------------------------------------------------------------------------
     def done(self, phase: int) -> bool:
@@ -110,6 +123,7 @@ class Evaluator:
         markers = self.waf.markers[phase]
         detect_ids = self.waf.detect_ids
         limit = self.waf.work_limit
+        removed = self._removed_ids
         i, n, skip = 0, len(rules), 0
         while i < n:
             rule = rules[i]
@@ -119,8 +133,7 @@ class Evaluator:
             if skip:
                 skip -= 1
                 continue
-            if (self.removed_ranges or self.removed_tags or self.removed_msgs) and \
-                    self._removed(rule):
+            if removed and rule.id in removed:
                 continue
             detect = rule.id in detect_ids
             if not self._eval_chain(rule, detect):
@@ -178,16 +191,6 @@ class Evaluator:
         self.engine_mode = "Off"  # stop evaluating this transaction
         return self.interruption
 
-    def _removed(self, rule) -> bool:
-        rid = rule.id
-        for a, b in self.removed_ranges:
-            if a <= rid <= b:
-                return True
-        if self.removed_tags and not self.removed_tags.isdisjoint(rule.tags):
-            return True
-        return bool(self.removed_msgs) and rule.msg is not None and \
-            rule.msg.text in self.removed_msgs
-
     # --- one rule -----------------------------------------------------------------------
     def _eval_chain(self, rule, detect: bool) -> bool:
         self.vars.matched = []
@@ -200,6 +203,21 @@ class Evaluator:
         return True
 
     def _eval_rule(self, rule, detect: bool) -> bool:
+        fast = rule.fast
+        if fast is not None:
+            return fast(self, detect)
+        return self._eval_general(rule, detect)
+
+    def _extra_for(self, rule) -> Tuple[list, str]:
+        """(targets ``ctl:ruleRemoveTarget*`` removed from ``rule``, their cache key)."""
+        extra = self._extra_excl.get(rule)
+        if extra is None:
+            found = self._targets_removed_for(rule)
+            extra = self._extra_excl[rule] = (
+                found, "|" + ",".join(x.text for x in found) if found else "")
+        return extra
+
+    def _eval_general(self, rule, detect: bool) -> bool:
         v = self.vars
         v.rule = rule
         if rule.always:
@@ -222,18 +240,32 @@ class Evaluator:
         excl = rule.exclusions
         extra_key = ""
         if self._removed_targets:
-            extra = self._targets_removed_for(rule)
-            if extra:
-                excl = excl + extra
-                extra_key = "|" + ",".join(x.text for x in extra)
+            extra = self._extra_for(rule)
+            if extra[0]:
+                excl = excl + extra[0]
+                extra_key = extra[1]
         matched = False
         op = rule.operator
         negated = rule.negated
         expand = self._expand
         transform = self._transform if rule.t_funcs else None
         multi = rule.multi_match
-        for t, key in rule.plan:
-            vals = values(t, excl, key + extra_key if extra_key else key)
+        vcache = v._vcache
+        stores = self.stores
+        for t, key, kind in rule.plan:
+            if extra_key:
+                vals = values(t, excl, key + extra_key)
+            elif kind is CACHED:
+                vals = vcache.get(key)
+                if vals is None:
+                    vals = values(t, excl, key)
+            elif kind is LIVE:
+                vals = values(t, excl, key)
+            else:  # TX:name and friends: read live from the store
+                val = stores[kind[0]].get(kind[1])
+                if val is None:
+                    continue
+                vals = ((kind[2], val),)
             if not vals:
                 continue
             self.work += len(vals)

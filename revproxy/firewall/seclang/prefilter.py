@@ -65,7 +65,7 @@ def eligible(rule) -> bool:
         return False
     if not rule.plan or has_macro(rule.op_arg):
         return False
-    return all(not t.count and t.name not in _VOLATILE for t, _ in rule.plan)
+    return all(not t.count and t.name not in _VOLATILE for t, _, _ in rule.plan)
 
 
 def build(rules) -> Tuple[int, int]:
@@ -101,7 +101,7 @@ def build(rules) -> Tuple[int, int]:
             continue
         targets = {}
         for link, _ in added:
-            for t, _key in link.plan:
+            for t, _key, _ in link.plan:
                 targets.setdefault(t.text, t)
         group = Group(groups, rset, len(added),
                       tuple((t, text + "|") for text, t in targets.items()))

@@ -14,6 +14,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .api import SecLangError
 from .parser import VariableSpec
+from .scalars import WRITABLE
 
 # Variables the engine knows; anything else is refused at load with its name.
 COLLECTIONS = frozenset("""
@@ -44,6 +45,16 @@ WEBSERVER_ERROR_LOG REQBODY_PROCESSOR_ERROR_MSG MSC_PCRE_LIMITS_EXCEEDED
 
 KNOWN_VARIABLES = COLLECTIONS | SCALARS
 
+# Targets whose values change between rules (never kept by ``Variables.values``).
+VOLATILE = frozenset(WRITABLE + (
+    "MATCHED_VAR", "MATCHED_VARS", "MATCHED_VAR_NAME", "MATCHED_VARS_NAMES", "RULE",
+    "DURATION", "TIME", "TIME_DAY", "TIME_EPOCH", "TIME_HOUR", "TIME_MIN", "TIME_MON",
+    "TIME_SEC", "TIME_WDAY", "TIME_YEAR", "REQBODY_PROCESSOR", "REQUEST_BODY",
+    "HIGHEST_SEVERITY",
+))
+CACHED = "cached"
+LIVE = "live"
+
 
 class Target:
     """One rule target: ``name`` (upper-case), ``key`` (lower-case str or None), ``regex``
@@ -70,6 +81,17 @@ class Target:
         if self.key_bytes is None:
             return True
         return self.key_bytes == key_lower
+
+    def read_kind(self):
+        """How the evaluation loop reads this target: ``CACHED`` (values kept per
+        transaction under the plan's key), ``(store, key, name)`` for ``TX:name`` and the
+        other writable collections read by key, read live from the store; or ``LIVE``
+        (computed on every read)."""
+        if self.name in WRITABLE:
+            if self.key is not None and self.regex is None and not self.count:
+                return (self.name.lower(), self.key, self.name + ":" + self.key)
+            return LIVE
+        return LIVE if self.name in VOLATILE else CACHED
 
     def __repr__(self) -> str:
         return "Target(%s)" % self.text
@@ -128,7 +150,7 @@ class Rule:
         "severity", "ver", "rev", "maturity", "accuracy", "disruptive", "status",
         "redirect", "allow_scope", "skip", "skip_after", "capture", "multi_match", "log",
         "auditlog", "chain", "child", "parent", "effects", "marker", "always", "raw_actions",
-        "plan", "pre",
+        "plan", "pre", "fast",
     )
 
     def __init__(self, file: str, line: int) -> None:
@@ -170,14 +192,15 @@ class Rule:
         self.marker: Optional[str] = None
         self.always = False  # SecAction: no targets, always matches
         self.raw_actions: List[Tuple[str, Optional[str]]] = []
-        self.plan: Tuple = ()  # ((target, cache key), ...): set by ``finish``
+        self.plan: Tuple = ()  # ((target, cache key, read kind), ...): set by ``finish``
         self.pre = None        # (prefilter.Group, index) when the rule is in an RE2 set
+        self.fast = None       # fastpath.specialise's run(tx, detect), set by the WAF
 
     def finish(self) -> None:
         """Freeze the targets after every SecRuleUpdateTarget*: each with the text key the
         transaction caches its values under (the same text means the same values)."""
         excl = ",".join(x.text for x in self.exclusions)
-        self.plan = tuple((t, t.text + "|" + excl) for t in self.targets)
+        self.plan = tuple((t, t.text + "|" + excl, t.read_kind()) for t in self.targets)
 
     def set_transforms(self, names: Sequence[str], table: Dict[str, Callable]) -> None:
         self.t_names = tuple(names)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .api import BodyResult, RequestView
+from .rules import VOLATILE
 from .scalars import SCALARS as _SCALARS, WRITABLE, percent_decode  # noqa: F401
 
 Entry = Tuple[bytes, str, bytes]  # (lower-case key, display name, value)
@@ -271,12 +272,7 @@ class Variables:
         return v
 
 
-_VOLATILE = frozenset(WRITABLE + (
-    "MATCHED_VAR", "MATCHED_VARS", "MATCHED_VAR_NAME", "MATCHED_VARS_NAMES", "RULE",
-    "DURATION", "TIME", "TIME_DAY", "TIME_EPOCH", "TIME_HOUR", "TIME_MIN", "TIME_MON",
-    "TIME_SEC", "TIME_WDAY", "TIME_YEAR", "REQBODY_PROCESSOR", "REQUEST_BODY",
-    "HIGHEST_SEVERITY",
-))
+_VOLATILE = VOLATILE
 
 _STABLE = frozenset((  # request-line and connection facts: computed once
     "REQUEST_METHOD", "REQUEST_PROTOCOL", "REQUEST_URI_RAW", "REQUEST_URI",

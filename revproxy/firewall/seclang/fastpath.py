@@ -1,0 +1,97 @@
+"""Specialised evaluation for the commonest rule shape: one key of a writable collection.
+
+Half the rules the CRS runs for a benign request read one TX variable: the paranoia-level
+gates (``TX:DETECTION_PARANOIA_LEVEL "@lt 1" ... skipAfter``), the setup defaults
+(``&TX:crs_setup_version "@eq 0"``) and the anomaly-score checks. ``specialise(rule,
+default_ops)`` returns, for such a rule, a function ``run(tx, detect) -> bool`` that does
+what ``Evaluator._eval_rule`` does for it with no target loop, no value list and, for a
+static numeric comparison, no regular expression per value: it reads the store, transforms
+the value, compares, and on a match hands over to ``tx._matched`` (MATCHED_VAR, captures,
+effects) exactly as the general loop does. Any other rule gets None (the general loop).
+
+Taken: a rule (or chain link) with exactly one target, ``TX:name`` or ``&TX:name`` (any
+writable collection), no prefilter, no ``multiMatch``. The numeric shortcut applies only to
+the shipped operators (``default_ops``), with an argument holding no macro.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, Optional
+
+from .api import Match
+from .operators import to_int
+
+_COMPARE: Dict[str, Callable[[int, int], bool]] = {
+    "eq": lambda a, b: a == b, "ge": lambda a, b: a >= b, "gt": lambda a, b: a > b,
+    "le": lambda a, b: a <= b, "lt": lambda a, b: a < b,
+}
+_INTS: Dict[bytes, int] = {}  # value -> to_int(value): TX values are few and repeat
+_INTS_MAX = 4096
+
+
+def _int(value: bytes) -> int:
+    n = _INTS.get(value)
+    if n is None:
+        if len(_INTS) >= _INTS_MAX:
+            _INTS.clear()
+        n = _INTS[value] = to_int(value)
+    return n
+
+
+def _reader(rule):
+    """(store name, key, display name, count) of the rule's one target, or None."""
+    if len(rule.plan) != 1 or rule.multi_match or rule.pre is not None or rule.always:
+        return None
+    t = rule.plan[0][0]
+    if t.regex is not None or t.key is None or t.name not in _WRITABLE:
+        return None
+    if t.count:
+        if rule.exclusions:
+            return None
+        return t.name.lower(), t.key, t.text.lstrip("&"), True
+    return t.name.lower(), t.key, t.name + ":" + t.key, False
+
+
+def specialise(rule, default_ops: bool) -> Optional[Callable]:
+    """``run(tx, detect) -> bool`` for a one-key rule (see the module doc), else None."""
+    reader = _reader(rule)
+    if reader is None:
+        return None
+    store, key, name, count = reader
+    negated = rule.negated
+    has_t = bool(rule.t_funcs)
+    compare = None
+    if default_ops and rule.op_name.lower() in _COMPARE and "%{" not in rule.op_arg:
+        compare = _COMPARE[rule.op_name.lower()]
+        constant = to_int(rule.op_arg.encode("utf-8"))
+    op = rule.operator
+
+    def run(tx, detect: bool) -> bool:
+        tx.vars.rule = rule
+        if tx._removed_targets and tx._extra_for(rule)[0]:
+            return tx._eval_general(rule, detect)
+        s = tx.stores[store]
+        if count:
+            value = b"1" if key in s else b"0"
+        else:
+            value = s.get(key)
+            if value is None:
+                return False
+        tx.work += 1
+        tv = tx._transform(rule, value) if has_t else value
+        if compare is not None:
+            if compare(_int(tv), constant) == negated:
+                return False
+            m = Match(tv)
+        else:
+            m = op(tv, tx._expand)
+            if negated:
+                m = Match(tv) if m is None else None
+            if m is None:
+                return False
+        tx._matched(rule, name, tv, m, detect)
+        return True
+    return run
+
+
+_WRITABLE = frozenset(("TX", "IP", "GLOBAL", "SESSION", "USER", "RESOURCE", "ENV"))
