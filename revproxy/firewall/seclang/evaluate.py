@@ -317,8 +317,9 @@ class Evaluator:
 
     def _transformer(self, rule):
         if not rule.t_funcs:
-            return lambda value: value
-        return lambda value: self._transform(rule, value)
+            return None
+        transform = self._transform
+        return lambda value: transform(rule, value)
 
     def invalidate(self) -> None:
         """New data arrived (body, response): values and prefilter hits are stale."""

@@ -39,13 +39,16 @@ class Group:
     """One RE2 set; ``id`` keys the transaction's cache of its hits; ``targets`` are
     (target, values cache key) pairs covering every member's targets."""
 
-    __slots__ = ("id", "set", "size", "targets")
+    __slots__ = ("id", "set", "size", "targets", "raw_match")
 
     def __init__(self, gid: int, rset, size: int, targets) -> None:
         self.id = gid
         self.set = rset
         self.size = size
         self.targets = targets
+        # the C set's Match (bytes in, list out) without the wrapper's frame per value
+        inner = getattr(rset, "_set", None)
+        self.raw_match = inner.Match if inner is not None else rset.Match
 
     def match(self, value: bytes) -> List[int]:
         return self.set.Match(value) or []
@@ -115,16 +118,16 @@ def build(rules) -> Tuple[int, int]:
 def hits(group: Group, values_of, transform) -> Tuple[frozenset, int]:
     """(the pattern indexes of ``group`` that match at least one of its transformed values,
     how many values were run through the set); ``values_of(target, cache_key)`` reads a
-    target with no exclusion."""
+    target with no exclusion; ``transform`` is the group's chain (None: no transformation)."""
     out: set = set()
-    match = group.set.Match
+    match = group.raw_match
     seen = set()
     for t, key in group.targets:
         for _name, value in values_of(t, key):
             if value in seen:
                 continue
             seen.add(value)
-            found = match(transform(value))
+            found = match(transform(value) if transform is not None else value)
             if found:  # None or [] when nothing matches
                 out.update(found)
                 if len(out) == group.size:

@@ -46,11 +46,12 @@ WEBSERVER_ERROR_LOG REQBODY_PROCESSOR_ERROR_MSG MSC_PCRE_LIMITS_EXCEEDED
 KNOWN_VARIABLES = COLLECTIONS | SCALARS
 
 # Targets whose values change between rules (never kept by ``Variables.values``).
+# REQUEST_BODY is not one: it changes only when the body arrives, which drops every kept
+# value (``ctl:forceRequestBodyVariable`` takes effect then, not before).
 VOLATILE = frozenset(WRITABLE + (
     "MATCHED_VAR", "MATCHED_VARS", "MATCHED_VAR_NAME", "MATCHED_VARS_NAMES", "RULE",
     "DURATION", "TIME", "TIME_DAY", "TIME_EPOCH", "TIME_HOUR", "TIME_MIN", "TIME_MON",
-    "TIME_SEC", "TIME_WDAY", "TIME_YEAR", "REQBODY_PROCESSOR", "REQUEST_BODY",
-    "HIGHEST_SEVERITY",
+    "TIME_SEC", "TIME_WDAY", "TIME_YEAR", "REQBODY_PROCESSOR", "HIGHEST_SEVERITY",
 ))
 CACHED = "cached"
 LIVE = "live"
