@@ -121,3 +121,39 @@ def test_port_is_linear_on_large_hostile_input():
     python_is_sqli(data)
     python_is_xss(data)
     assert time.perf_counter() - start < 60  # exponential would never end
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=80).map(lambda b: b.replace(b"<", b"").replace(b"=", b""))
+       | st.text(alphabet=st.sampled_from(list("onerror src href style ' \"`>/\t\0&#x;:a1")))
+       .map(lambda t: t.encode("utf-8")))
+def test_xss_fast_path_agrees_with_the_tokenizer(data):
+    """Without '<' and '=' the shortcut's False is what all five contexts conclude."""
+    from revproxy.firewall.seclang.libinjection import _xss
+    full = any(_xss.is_xss_in(data, flags) for flags in range(5))
+    assert python_is_xss(data) == full
+    if b"<" not in data and b"=" not in data:
+        assert full is False
+
+
+def test_memo_gives_the_same_verdicts_and_stays_bounded(monkeypatch):
+    """Memoised verdicts equal fresh ones; the memo never exceeds its entry bound and
+    never keeps inputs longer than MEMO_MAX_INPUT."""
+    monkeypatch.setattr(libinjection, "MEMO_MAX_ENTRIES", 50)
+    libinjection.clear_memo()
+    for data, fingerprint in SQLI:
+        assert libinjection.is_sqli(data) == (True, fingerprint)
+        assert libinjection.is_sqli(data) == (True, fingerprint)  # from the memo
+    for data in XSS:
+        assert libinjection.is_xss(data) is True and libinjection.is_xss(data) is True
+    for data in NOT_XSS:
+        assert libinjection.is_xss(data) is False and libinjection.is_xss(data) is False
+    for i in range(200):
+        libinjection.is_sqli(b"value %d" % i)
+        libinjection.is_xss(b"value %d" % i)
+        assert len(libinjection._sqli_memo) <= 50 and len(libinjection._xss_memo) <= 50
+    long = b"1' OR '1'='1" + b" " * libinjection.MEMO_MAX_INPUT
+    assert libinjection.is_sqli(long)[0] is True
+    assert long not in libinjection._sqli_memo
+    libinjection.clear_memo()
+    assert not libinjection._sqli_memo and not libinjection._xss_memo

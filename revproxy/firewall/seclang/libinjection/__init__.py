@@ -7,11 +7,16 @@ bundles): the C library through the ``libinjection-python`` binding when it impo
 pure-Python port (``_sqli``, ``_xss``) everywhere else, PyPy included. The binding takes
 ``str`` and encodes it as UTF-8, so input that is not valid UTF-8 always goes to the port.
 ``IMPLEMENTATION`` says which one serves valid UTF-8: "native" or "python".
+
+Verdicts on short inputs (at most ``MEMO_MAX_INPUT`` bytes: argument names, cookie and
+header values, most form fields) are memoised process-wide, at most ``MEMO_MAX_ENTRIES``
+per detector (the memo is emptied when full), so the memo holds a bounded number of
+attacker bytes (about 4096 x 256 = 1 MiB per detector).
 """
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Dict, Tuple
 
 from . import _sqli, _xss
 
@@ -42,9 +47,46 @@ def native_is_xss(data: bytes) -> bool:
     return bool(_native_xss(data.decode("utf-8"))["is_xss"])
 
 
+MEMO_MAX_INPUT = 256
+MEMO_MAX_ENTRIES = 4096
+_sqli_memo: Dict[bytes, Tuple[bool, bytes]] = {}
+_xss_memo: Dict[bytes, bool] = {}
+
+
+def clear_memo() -> None:
+    """Forget every memoised verdict."""
+    _sqli_memo.clear()
+    _xss_memo.clear()
+
+
 def is_sqli(data: bytes) -> Tuple[bool, bytes]:
     """(True, fingerprint such as b"s&sos") when ``data`` is SQL injection, else
     (False, b"")."""
+    if len(data) > MEMO_MAX_INPUT:
+        return _is_sqli(data)
+    r = _sqli_memo.get(data)
+    if r is None:
+        r = _is_sqli(data)
+        if len(_sqli_memo) >= MEMO_MAX_ENTRIES:
+            _sqli_memo.clear()
+        _sqli_memo[data] = r
+    return r
+
+
+def is_xss(data: bytes) -> bool:
+    """True when ``data`` holds an XSS vector (in text or in an HTML attribute)."""
+    if len(data) > MEMO_MAX_INPUT:
+        return _is_xss(data)
+    r = _xss_memo.get(data)
+    if r is None:
+        r = _is_xss(data)
+        if len(_xss_memo) >= MEMO_MAX_ENTRIES:
+            _xss_memo.clear()
+        _xss_memo[data] = r
+    return r
+
+
+def _is_sqli(data: bytes) -> Tuple[bool, bytes]:
     if _native is not None:
         try:
             return native_is_sqli(data)
@@ -53,8 +95,7 @@ def is_sqli(data: bytes) -> Tuple[bool, bytes]:
     return python_is_sqli(data)
 
 
-def is_xss(data: bytes) -> bool:
-    """True when ``data`` holds an XSS vector (in text or in an HTML attribute)."""
+def _is_xss(data: bytes) -> bool:
     if _native is not None:
         try:
             return native_is_xss(data)

@@ -8,6 +8,8 @@ strings; ``char`` is signed, so bytes >= 0x80 compare as negative numbers.
 
 from __future__ import annotations
 
+import re
+
 from ._sqli_data import CHAR_PARSE_MAP, KEYWORDS
 
 TOKEN_SIZE = 32
@@ -31,6 +33,7 @@ _WORD_STOP = frozenset(b" []{}<>:\\?=@!#~+-*/&|^%(),';\t\n\v\f\r\"\xa0\x00")
 _VAR_STOP = frozenset(b" <>:\\?=@!#~+-*/&|^%(),';\t\n\v\f\r'`\"\x00")
 _DIGITS = frozenset(b"0123456789")
 _HEXDIGITS = frozenset(b"0123456789ABCDEFabcdef")
+_BINDIGITS = frozenset(b"01")
 _MONEY = frozenset(b"0123456789.,")
 _LETTERS = frozenset(b"abcdefghjiklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 KEYWORD_TYPES = {word: ord(kind) for word, kind in KEYWORDS.items()}
@@ -45,27 +48,37 @@ def is_white(ch: int) -> bool:
     return ch in _WHITE
 
 
+def _set_class(chars: frozenset) -> bytes:
+    return b"".join(re.escape(bytes((c,))) for c in sorted(chars))
+
+
+_SPAN_RE: dict = {}
+_CSPAN_RE: dict = {}
+
+
 def span(s: bytes, start: int, end: int, accept: frozenset) -> int:
     """strlenspn: bytes from ``start`` in ``accept`` (NUL always accepted, as in C)."""
-    i = start
-    while i < end and (s[i] in accept or s[i] == 0):
-        i += 1
-    return i - start
+    rx = _SPAN_RE.get(accept)
+    if rx is None:
+        rx = _SPAN_RE[accept] = re.compile(b"[\\x00" + _set_class(accept) + b"]*")
+    return rx.match(s, start, end).end() - start
 
 
 def cspan(s: bytes, start: int, end: int, stop: frozenset) -> int:
     """strlencspn: bytes from ``start`` not in ``stop``."""
-    i = start
-    while i < end and s[i] not in stop:
-        i += 1
-    return i - start
+    rx = _CSPAN_RE.get(stop)
+    if rx is None:
+        rx = _CSPAN_RE[stop] = re.compile(b"[^" + _set_class(stop) + b"]*")
+    return rx.match(s, start, end).end() - start
 
 
 class Token:
     __slots__ = ("pos", "len", "count", "type", "str_open", "str_close", "val")
 
     def __init__(self) -> None:
-        self.clear()
+        self.pos = self.len = self.count = 0
+        self.type = self.str_open = self.str_close = 0
+        self.val = b""
 
     def clear(self) -> None:
         self.pos = self.len = self.count = 0
@@ -117,6 +130,7 @@ class State:
         self.s = s
         self.slen = len(s)
         self.tokenvec = [Token() for _ in range(8)]
+        self._dirty = False  # fresh tokens need no clearing
         self.reset(flags)
 
     def reset(self, flags: int) -> None:
@@ -124,8 +138,10 @@ class State:
             flags = FLAG_QUOTE_NONE | FLAG_SQL_ANSI
         self.flags = flags
         self.pos = 0
-        for token in self.tokenvec:
-            token.clear()
+        if self._dirty:
+            for token in self.tokenvec:
+                token.clear()
+        self._dirty = True
         self.current = self.tokenvec[0]
         self.fingerprint = b""
         self.stats_comment_ddw = self.stats_comment_ddx = 0
@@ -332,7 +348,7 @@ def _parse_bx_string(sf: State, digits: frozenset) -> int:
 
 
 def parse_bstring(sf: State) -> int:
-    return _parse_bx_string(sf, frozenset(b"01"))
+    return _parse_bx_string(sf, _BINDIGITS)
 
 
 def parse_xstring(sf: State) -> int:
@@ -448,7 +464,7 @@ def parse_number(sf: State) -> int:
         if s[pos + 1] in (0x58, 0x78):
             digits = _HEXDIGITS
         elif s[pos + 1] in (0x42, 0x62):
-            digits = frozenset(b"01")
+            digits = _BINDIGITS
         if digits is not None:
             xlen = span(s, pos + 2, slen, digits)
             if xlen == 0:
@@ -499,6 +515,7 @@ _PARSERS = {
     "bword": parse_bword, "money": parse_money,
 }
 PARSE_MAP = tuple(_PARSERS[name] for name in CHAR_PARSE_MAP)
+_WHITE_SKIP = frozenset(c for c, name in enumerate(CHAR_PARSE_MAP) if name == "white")
 
 
 def tokenize(sf: State) -> bool:
@@ -514,9 +531,16 @@ def tokenize(sf: State) -> bool:
         sf.stats_tokens += 1
         return True
     parsers = PARSE_MAP
-    while sf.pos < slen:
-        sf.pos = parsers[s[sf.pos]](sf)
+    pos = sf.pos
+    while pos < slen:
+        ch = s[pos]
+        if ch in _WHITE_SKIP:  # parse_white, inlined: runs of blanks are common
+            pos += 1
+            continue
+        sf.pos = pos
+        pos = sf.pos = parsers[ch](sf)
         if current.type:
             sf.stats_tokens += 1
             return True
+    sf.pos = pos
     return False

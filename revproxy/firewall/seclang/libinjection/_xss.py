@@ -115,29 +115,36 @@ def _htmlencode_startswith(prefix: bytes, s: bytes, start: int, end: int) -> boo
     return a == len(prefix)
 
 
+_BLACKTAGS = frozenset(BLACKTAG)
+_BLACKATTRS = dict(BLACKATTR)
+# The ON... names by length: a name is black when its first len(word) bytes (NULs
+# dropped, upper-cased) are one of them.
+_ON_BY_LEN = tuple(sorted(
+    (n, frozenset(w for w in BLACK_ON_ATTR if len(w) == n))
+    for n in {len(w) for w in BLACK_ON_ATTR}))
+
+
 def is_black_tag(name: bytes) -> bool:
     if len(name) < 3:
         return False
-    if any(_eq_with_null(black, name) for black in BLACKTAG):
+    if name.replace(b"\0", b"").upper() in _BLACKTAGS:
         return True
     head = name[:3].upper()
     return head in (b"SVG", b"XSL")
 
 
 def is_black_attr(name: bytes) -> int:
+    """The attribute's class; each table is one set/dict lookup of the NUL-stripped,
+    upper-cased name (or of its prefixes, for the ON... event handlers)."""
     if len(name) < 2:
         return A_NONE
     if name[:2].upper() == b"ON":
-        for black in BLACK_ON_ATTR:
-            if _eq_with_null(black, name[:len(black)]):
+        for n, words in _ON_BY_LEN:
+            if name[:n].replace(b"\0", b"").upper() in words:
                 return A_BLACK
-    if len(name) >= 5 and (_eq_with_null(b"XMLNS", name[:5])
-                           or _eq_with_null(b"XLINK", name[:5])):
+    if len(name) >= 5 and name[:5].replace(b"\0", b"").upper() in (b"XMLNS", b"XLINK"):
         return A_BLACK
-    for black, kind in BLACKATTR:
-        if _eq_with_null(black, name):
-            return kind
-    return A_NONE
+    return _BLACKATTRS.get(name.replace(b"\0", b"").upper(), A_NONE)
 
 
 def is_black_url(s: bytes, start: int, end: int) -> bool:
@@ -184,5 +191,12 @@ def is_xss_in(s: bytes, flags: int) -> bool:  # noqa: C901 - one C function
 
 
 def is_xss(s: bytes) -> bool:
-    """libinjection_xss: any of the five contexts finds XSS."""
+    """libinjection_xss: any of the five contexts finds XSS.
+
+    Fast path: without ``<`` and ``=`` no context can produce a tag, a comment, a
+    doctype or an attribute value, the only tokens that can flag (the data context
+    needs ``<`` to leave text; the attribute contexts need ``=`` to reach a value, or
+    ``>`` then ``<`` to reach a tag), so the answer is False without tokenizing."""
+    if b"<" not in s and b"=" not in s:
+        return False
     return any(is_xss_in(s, flags) for flags in range(5))
