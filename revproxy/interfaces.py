@@ -366,6 +366,10 @@ class IFirewallRule(Interface):
     """
 
     name = Attribute("str: the rule's name, for the decision log and the counters.")
+    needs_body = Attribute(
+        "Optional bool (True when absent): False says the rule judges the head only, so an "
+        "``order = \"before\"`` rule runs at head time, before SecLang phase 1 (its view's "
+        "``body`` is then b\"\"); True: it runs once the body is read, before phase 2.")
 
     def evaluate(request):
         """Judge ``request`` (a ``revproxy.firewall.view.FirewallRequest``: immutable; peer,
