@@ -30,8 +30,8 @@ KEYS = (
     "mode", "crs", "paranoia_level", "inbound_threshold", "outbound_threshold", "rules",
     "exclusions_before", "exclusions_after", "status", "request_body_limit",
     "request_body_limit_action", "request_body_no_files_limit", "response_body_access",
-    "response_body_limit", "response_body_types", "log_matched_data_max", "samples_per_rule", "modes", "python",
-    "routes",
+    "response_body_limit", "response_body_types", "log_matched_data_max", "samples_per_rule",
+    "modes", "python", "routes",
 )
 MODE_KEYS = ("ids", "tags", "mode")
 PYTHON_KEYS = ("plugin", "options", "order")
