@@ -1,10 +1,11 @@
 """Benchmark the firewall: a benign 1 KiB GET and a 4 KiB form POST through revproxy with the
 CRS at paranoia level 1 on and with the firewall off, CPython and PyPy, in one run; then the
-time of single requests carrying a large adversarial body (the limits must hold).
+time of single requests carrying large adversarial bodies (the limits must hold).
 
 Run with the venv's python from the repo root (see bench/README.md, "Firewall"):
 
     .venv/bin/python bench/firewall.py [--duration 5] [--crs DIR] [--json out.json]
+        [--venvs /work/main]   # from a worktree without venvs of its own
 
 The backend (nginx: /1k.bin static, /form answers 200 to a POST) and wrk share CPU 0; each
 proxy runs alone on CPU 1. Requests carry a browser-like Host, User-Agent and Accept (wrk's
@@ -34,7 +35,8 @@ FORM = "&".join("field%d=%s" % (i, ("value-%d-" % i + "abcdefghij" * 6)[:70])
 NAMES = ("revproxy-cpython-off", "revproxy-cpython-crs", "revproxy-pypy-off",
          "revproxy-pypy-crs")
 SCENARIOS = ("get-1k", "post-4k")
-ADVERSARIAL_SIZE = 1024 * 1024  # the default request_body_limit
+NO_FILES_LIMIT = 131072  # the default [firewall] request_body_no_files_limit
+UPLOAD_SIZE = 8 * 1024 * 1024  # under the default max_body_size (10m) and body limit
 
 BACKEND = """    sendfile on;
     default_type application/octet-stream;
@@ -69,24 +71,42 @@ wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 """
 
 
+def _cut(text: str, size: int, sep: str = "") -> str:
+    text = text[:size]
+    return text[:text.rfind(sep)] if sep and sep in text else text
+
+
 def adversarial_bodies():
-    """Large bodies meant to cost the engine the most: many arguments (args limit), one
-    huge argument of near-matches for the SQL and XSS patterns, nested JSON."""
-    many = "&".join("a%d=%s" % (i, "1' or '" if i % 2 else "<scr") for i in range(60000))
-    near = "q=" + ("select/*" + "x" * 60 + "*/ from " + "'" * 20 + "(" * 20) * 1200
-    deep = "[" * 20000 + "]" * 20000
+    """Bodies meant to cost the engine the most: at the no-files limit (inspected whole:
+    the worst case the defaults let through) many arguments, one argument of near-matches
+    for the SQL and XSS patterns, nested JSON, many multipart fields; over it (refused with
+    413 before the engine); an 8 MiB multipart upload of near-matches (a file: parsed, not
+    counted against the no-files limit)."""
+    many = "&".join("a%d=%s" % (i, "1' or '" if i % 2 else "<scr") for i in range(130000))
+    near = "q=" + ("select/*" + "x" * 60 + "*/ from " + "'" * 20 + "(" * 20) * 80000
+    half = NO_FILES_LIMIT // 2
+    fields = "".join('--XyZ\r\nContent-Disposition: form-data; name="f%d"\r\n\r\n'
+                     "1' or 1=1 <scr\r\n" % i for i in range(5000))
+    fields = _cut(fields, NO_FILES_LIMIT - 16, "--XyZ") + "--XyZ--\r\n"
+    upload = ('--XyZ\r\nContent-Disposition: form-data; name="f"; filename="a.txt"\r\n'
+              "Content-Type: text/plain\r\n\r\n" + _cut(near, UPLOAD_SIZE) + "\r\n--XyZ--\r\n")
+    form, multipart = "application/x-www-form-urlencoded", "multipart/form-data; boundary=XyZ"
     return [
-        ("many-args", "application/x-www-form-urlencoded", many),
-        ("near-miss", "application/x-www-form-urlencoded", near),
-        ("deep-json", "application/json", deep),
+        ("many-args", form, _cut(many, NO_FILES_LIMIT, "&")),
+        ("near-miss", form, _cut(near, NO_FILES_LIMIT)),
+        ("deep-json", "application/json", "[" * half + "]" * half),
+        ("mp-fields", multipart, fields),
+        ("many-args-1m", form, _cut(many, 1024 * 1024, "&")),
+        ("upload-8m", multipart, upload),
     ]
 
 
-def launch(name: str, work: str, port: int, upstream: int, crs: str) -> proxies.Launch:
+def launch(name: str, work: str, port: int, upstream: int, crs: str,
+           venvs: str = proxies.REPO) -> proxies.Launch:
     venv = ".venv-pypy" if "-pypy" in name else ".venv"
-    twistd = proxies.venv_bin(venv, "twistd")
-    if twistd is None:
-        return proxies.Launch([], "%s/ is missing (run scripts/setup-env)" % venv)
+    twistd = os.path.join(venvs, venv, "bin", "twistd")
+    if not os.access(twistd, os.X_OK):
+        return proxies.Launch([], "%s is missing (run scripts/setup-env)" % twistd)
     conf = os.path.join(work, name + ".toml")
     with open(conf, "w") as f:
         f.write(CONF.format(upstream=upstream, mode="on" if name.endswith("-crs") else "off",
@@ -150,7 +170,7 @@ def adversarial(port: int, repeat: int) -> List[dict]:
 
 def bench_proxy(name, procs, upstream, args):
     port = run.free_port()
-    spec = launch(name, procs.work, port, upstream, args.crs)
+    spec = launch(name, procs.work, port, upstream, args.crs, args.venvs)
     if spec.skip:
         raise LookupError(spec.skip)
     proc = procs.start(name, spec.argv, cpu=1, env=spec.env)
@@ -158,7 +178,7 @@ def bench_proxy(name, procs, upstream, args):
         problem = run.wait_ready(proc, port)
         if problem:
             raise LookupError("did not start: %s\n%s" % (problem, procs.log_tail(name)))
-        status, _ = request(port, "GET", "/?id=1%27%20or%201=1--")
+        status, _ = request(port, "GET", "/1k.bin?id=1%27%20or%201=1--")
         expected = 403 if name.endswith("-crs") else 200
         if status != expected:
             raise RuntimeError("%s: an attack got %d, expected %d" % (name, status, expected))
@@ -202,6 +222,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="requests per adversarial body (20)")
     parser.add_argument("--only", default="", help="subset of: " + ", ".join(NAMES))
     parser.add_argument("--json", metavar="FILE")
+    parser.add_argument("--venvs", default=proxies.REPO,
+                        help="the checkout whose .venv and .venv-pypy run the proxy (this "
+                        "one); revproxy is imported from this checkout either way")
     args = parser.parse_args(argv)
     names = [n for n in NAMES if not args.only or n in args.only.split(",")]
     sys.stdout.reconfigure(line_buffering=True)

@@ -363,6 +363,10 @@ class IFirewallRule(Interface):
     Called in the reactor thread once per request, after the request body is buffered,
     before (``order = "before"``) or after (``"after"``) the SecLang phase-2 rules; it must
     answer at once (no I/O, no Deferred) and must not keep the request view past the call.
+
+    Optional attribute ``needs_body`` (True when absent, so it is not part of the verified
+    interface): False says the rule judges the head only; an ``order = "before"`` rule then
+    runs at head time, before SecLang phase 1, and its view's ``body`` is b"".
     """
 
     name = Attribute("str: the rule's name, for the decision log and the counters.")

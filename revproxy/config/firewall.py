@@ -21,15 +21,17 @@ from revproxy.config.reader import (
 )
 
 MODES = ("on", "detect", "off")
+REQUEST_BODY_LIMIT = 13107200  # ModSecurity's modsecurity.conf-recommended
+REQUEST_BODY_NO_FILES_LIMIT = 131072
 RULE_MODES = ("off", "detect", "enforce")
 ORDERS = ("before", "after")
 RESPONSE_TYPES = ("text/plain", "text/html", "text/xml")
 KEYS = (
     "mode", "crs", "paranoia_level", "inbound_threshold", "outbound_threshold", "rules",
     "exclusions_before", "exclusions_after", "status", "request_body_limit",
-    "request_body_limit_action", "response_body_access", "response_body_limit",
-    "response_body_types", "log_matched_data_max", "samples_per_rule", "modes", "python",
-    "routes",
+    "request_body_limit_action", "request_body_no_files_limit", "response_body_access",
+    "response_body_limit", "response_body_types", "log_matched_data_max", "samples_per_rule",
+    "modes", "python", "routes",
 )
 MODE_KEYS = ("ids", "tags", "mode")
 PYTHON_KEYS = ("plugin", "options", "order")
@@ -70,8 +72,12 @@ class FirewallSettings:
     exclusions_before: Tuple[str, ...] = ()  # loaded before the CRS rules (like REQUEST-900)
     exclusions_after: Tuple[str, ...] = ()  # loaded after them (like RESPONSE-999)
     status: int = 403  # what a denied client gets (a rule's own status: deny,status:N wins)
-    request_body_limit: int = 1024 * 1024  # body bytes the engine inspects
-    request_body_limit_action: str = "reject"  # beyond the limit: "reject" (413) | "partial"
+    # ModSecurity's recommended limits: SecRequestBodyLimit 13107200 (the whole body,
+    # files included) and SecRequestBodyNoFilesLimit 131072 (a body without files: the
+    # whole of a non-multipart body, the non-file parts of a multipart one)
+    request_body_limit: int = REQUEST_BODY_LIMIT  # body bytes the engine inspects
+    request_body_limit_action: str = "reject"  # beyond a limit: "reject" (413) | "partial"
+    request_body_no_files_limit: int = REQUEST_BODY_NO_FILES_LIMIT
     response_body_access: bool = False  # inspect response bodies (phase 4)
     response_body_limit: int = 512 * 1024  # prefix of a response body inspected
     response_body_types: Tuple[str, ...] = RESPONSE_TYPES  # media types inspected
@@ -136,9 +142,11 @@ def parse_firewall(root: Table, route_names: Tuple[str, ...] = ()) -> FirewallSe
         exclusions_before=table.get("exclusions_before", files, ()),
         exclusions_after=table.get("exclusions_after", files, ()),
         status=table.get("status", _status, 403),
-        request_body_limit=table.get("request_body_limit", size(1), 1024 * 1024),
+        request_body_limit=table.get("request_body_limit", size(1), REQUEST_BODY_LIMIT),
         request_body_limit_action=table.get("request_body_limit_action",
                                             one_of(("reject", "partial")), "reject"),
+        request_body_no_files_limit=table.get("request_body_no_files_limit", size(1),
+                                              REQUEST_BODY_NO_FILES_LIMIT),
         response_body_access=table.get("response_body_access", _boolean, False),
         response_body_limit=table.get("response_body_limit", size(1), 512 * 1024),
         response_body_types=table.get("response_body_types", list_of(_media_type, unique=True),

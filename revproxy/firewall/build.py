@@ -25,6 +25,13 @@ from revproxy.firewall.stats import FirewallStats
 log = Logger(namespace="revproxy.firewall")
 
 
+def needs_body(rule) -> bool:
+    """Whether a Python rule reads the request body (its optional ``needs_body``
+    attribute; True when it does not say, so a rule written before it existed still sees
+    the body)."""
+    return bool(getattr(rule, "needs_body", True))
+
+
 class Firewall:
     """The firewall of one runtime: ``waf`` (the compiled SecLang rules, None with Python
     rules only), ``before`` / ``after`` (Python rules), ``hook`` (its ``IRequestHook``),
@@ -46,7 +53,11 @@ class Firewall:
         self._types = tuple(t.encode("ascii") for t in settings.response_body_types)
         # body work only when a loaded rule needs it (SecRequestBodyAccess /
         # SecResponseBodyAccess as the rule files left them)
-        self.reads_body = bool(self.before or self.after) or (
+        # "before" rules that do not need the body run at head time, before SecLang
+        # phase 1; the others (and every "after" rule) once the body is read
+        self.head_rules = tuple(r for r in self.before if not needs_body(r))
+        self.body_rules = tuple(r for r in self.before if needs_body(r))
+        self.reads_body = any(needs_body(r) for r in self.before + self.after) or (
             waf is not None and getattr(waf, "needs_request_body", True))
         self.inspects_response = waf is not None and getattr(
             waf, "needs_response_body", settings.response_body_access)

@@ -1,10 +1,11 @@
 """The firewall as a pipeline hook: SecLang phases and Python rules at the request's phases.
 
 ```
-request_head   phase 1 (headers, query, cookies)
-request_body   Python rules "before", phase 2 on at most request_body_limit bytes of the
-               body (only read when a rule needs it), Python rules "after", then the
-               Python scores added to the engine's anomaly score
+request_head   Python rules "before" that do not need the body (``needs_body = False``),
+               then phase 1 (headers, query, cookies)
+request_body   the body limits (``revproxy.firewall.limits``), Python rules "before" that
+               need the body, phase 2 on the body (only read when a rule needs it), Python
+               rules "after", then the Python scores added to the engine's anomaly score
 response_head  phase 3 (the backend's status and headers; a denial replaces the response)
 response_body  phase 4 on a bounded prefix, when response body access is on and the type
                matches: run once the prefix is complete (Content-Length or the limit); a
@@ -23,6 +24,7 @@ from zope.interface import implementer
 from revproxy.firewall.decision import (
     BLOCKED, DETECTED, Outcome, denial, log_text, note_text, python_match,
 )
+from revproxy.firewall.limits import body_limit, content_type
 from revproxy.firewall.verdicts import checked
 from revproxy.firewall.view import FirewallRequest, engine_view
 from revproxy.interfaces import IRequestHook
@@ -69,6 +71,10 @@ class FirewallHook(RequestHook):
         state = _State(mode)
         ctx.note(STATE, state)
         fw.counters.evaluated += 1
+        if fw.head_rules:
+            answer = self._python(ctx, state, fw.head_rules, FirewallRequest(ctx))
+            if answer is not None or state.finished:
+                return answer
         if fw.waf is None:
             return None
         tx = state.tx = fw.waf.transaction(engine_view(ctx))
@@ -83,18 +89,20 @@ class FirewallHook(RequestHook):
         size = view.size if view is not None else 0
         body, truncated = b"", False
         if size and fw.reads_body:
-            limit = fw.settings.request_body_limit
-            if size > limit:
-                if fw.settings.request_body_limit_action == "reject":
-                    return self._decide(ctx, state, Outcome(
-                        BLOCKED, 413, "limit", "request body of %d bytes over "
-                        "[firewall] request_body_limit (%d)" % (size, limit)))
-                truncated = True
-            body = view.read(limit)
+            settings = fw.settings
+            limit = body_limit(view.read, size, content_type(ctx.head.headers),
+                               settings.request_body_limit,
+                               settings.request_body_no_files_limit)
+            if limit.over is not None:
+                if settings.request_body_limit_action == "reject":
+                    return self._decide(ctx, state, Outcome(BLOCKED, 413, "limit",
+                                                            limit.over))
+                truncated = limit.read < size
+            body = view.read(limit.read)
         request = None
-        if fw.before:
+        if fw.body_rules:
             request = FirewallRequest(ctx, body, truncated)
-            answer = self._python(ctx, state, fw.before, request)
+            answer = self._python(ctx, state, fw.body_rules, request)
             if answer is not None or state.finished:
                 return answer
         tx = state.tx

@@ -47,6 +47,8 @@ class DenyPaths:
     matches ``regex``. Options: ``prefixes`` ("/.git,/wp-admin"), ``regex``, ``status``
     (403), ``score`` (0: deny; > 0: add this many points instead), ``name``."""
 
+    needs_body = False  # judged on the head: before SecLang phase 1 with order "before"
+
     def __init__(self, options):
         _options(options, ("prefixes", "regex", "status", "score", "name"))
         self.name = options.get("name", "deny_paths")
@@ -77,6 +79,8 @@ class DenyHeader:
     """Deny (or score) requests carrying header ``header`` (any value), or with a value
     containing one of ``values`` (case-insensitive). Options: ``header``, ``values``
     ("sqlmap,nikto"), ``status``, ``score``, ``name``."""
+
+    needs_body = False  # judged on the head: before SecLang phase 1 with order "before"
 
     def __init__(self, options):
         _options(options, ("header", "values", "status", "score", "name"))

@@ -33,7 +33,7 @@ SecRule REQUEST_HEADERS:Content-Type "@rx ^(?:application(?:/soap\\+|/)|text/)xm
 SecRule REQUEST_HEADERS:Content-Type "@rx ^application/json" \\
     "id:200001,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
 SecRequestBodyLimit {body_limit}
-SecRequestBodyNoFilesLimit {body_limit}
+SecRequestBodyNoFilesLimit {no_files_limit}
 SecRequestBodyLimitAction {limit_action}
 SecRule REQBODY_ERROR "!@eq 0" \\
     "id:200002,phase:2,t:none,log,deny,status:400,msg:'Failed to parse request body.',\\
@@ -62,6 +62,7 @@ def base_text(settings) -> str:
     return _BASE.format(
         engine="On" if settings.enabled else "Off",
         body_limit=settings.request_body_limit,
+        no_files_limit=settings.request_body_no_files_limit,
         limit_action="Reject" if settings.request_body_limit_action == "reject"
         else "ProcessPartial",
         response_access="On" if settings.response_body_access else "Off",

@@ -212,6 +212,25 @@ class BodyTests(unittest.TestCase):
         self.assertEqual(waf.transactions[0].bodies, [b""])
 
 
+    def test_form_over_no_files_limit_is_refused_upload_is_not(self):
+        """A URL-encoded body over request_body_no_files_limit: 413 before the engine; a
+        multipart upload of the same size whose bytes are a file passes to phase 2."""
+        fw, waf = make(request_body_no_files_limit=100)
+        answer, _ = run_request(fw, post(b"a=" + b"x" * 200))
+        self.assertEqual(answer.status, 413)
+        self.assertEqual(waf.transactions[0].bodies, [])
+        upload = (b"--B\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a\"\r\n"
+                  b"\r\n" + b"x" * 200 + b"\r\n--B--\r\n")
+        self.assertIsNone(run_request(fw, post(upload, b"multipart/form-data; boundary=B"))[0])
+        self.assertEqual(waf.transactions[1].bodies, [upload])
+
+    def test_partial_reads_the_no_files_limit_of_a_form(self):
+        fw, waf = make(request_body_no_files_limit=10, request_body_limit_action="partial")
+        self.assertIsNone(run_request(fw, post(b"0123456789union select"))[0])
+        self.assertEqual(waf.transactions[0].bodies, [b"0123456789"])
+        self.assertTrue(waf.transactions[0].body_truncated)
+
+
 class PythonRuleTests(unittest.TestCase):
     def test_deny_before_seclang(self):
         """A "before" rule's deny answers its status; the engine's phase 2 never runs."""
@@ -224,6 +243,54 @@ class PythonRuleTests(unittest.TestCase):
         self.assertEqual(waf.transactions[0].phases, [1, 5])
         self.assertEqual(ctx.notes[NOTE], "blocked:python:guard")
         self.assertEqual(fw.stats()["rules"]["python:guard"]["hits"], 1)
+
+    def test_head_rule_runs_before_phase_1(self):
+        """A "before" rule with needs_body = False runs at head time: its deny answers
+        before SecLang phase 1 runs (the transaction is never opened)."""
+        rule = Rec("head", deny(403, "no"))
+        rule.needs_body = False
+        fw, waf = make(before=(rule,))
+        ctx = post(b"a=1")
+        hook = fw.hook
+        answer = hook.request_head(ctx)
+        self.assertEqual(answer.status, 403)
+        self.assertEqual(waf.transactions, [])
+        self.assertEqual(rule.seen[0].body, b"")
+        hook.request_end(ctx, 403)
+        self.assertEqual(ctx.notes[NOTE], "blocked:python:head")
+
+    def test_head_rule_allowing_lets_phase_1_and_body_rules_run(self):
+        """An allowing head rule, then phase 1, then a body rule with the body, phase 2."""
+        head = Rec("head", None)
+        head.needs_body = False
+        body = Rec("body", None)
+        fw, waf = make(before=(head, body))
+        self.assertEqual((fw.head_rules, fw.body_rules), ((head,), (body,)))
+        self.assertIsNone(run_request(fw, post(b"a=1"))[0])
+        self.assertEqual((len(head.seen), len(body.seen)), (1, 1))
+        self.assertEqual(body.seen[0].form, (("a", "1"),))
+        self.assertEqual(waf.transactions[0].phases, [1, 2, 5])
+
+    def test_head_rule_score_adds_up_at_body_time(self):
+        """A head-time score counts with the engine's score once phase 2 has run."""
+        rule = Rec("s", score(2, "meh"))
+        rule.needs_body = False
+        fw, _ = make(before=(rule,), inbound_threshold=5)
+        self.assertEqual(run_request(fw, fake_context(BENIGN))[0].status, 403)
+
+    def test_head_rule_in_detect_mode_stops_evaluation(self):
+        rule = Rec("head", deny(403, "no"))
+        rule.needs_body = False
+        fw, waf = make(before=(rule,), mode="detect")
+        self.assertIsNone(run_request(fw, fake_context(BENIGN))[0])
+        self.assertEqual(fw.counters.detected, 1)
+        self.assertEqual(waf.transactions, [])
+
+    def test_builtin_rules_are_head_rules(self):
+        from revproxy.firewall.rules_builtin import DenyHeader, DenyPaths
+
+        self.assertFalse(DenyPaths({"prefixes": "/.git"}).needs_body)
+        self.assertFalse(DenyHeader({"header": "x-scan"}).needs_body)
 
     def test_scores_add_to_the_engine_score(self):
         """Python scores plus the engine's anomaly score reaching inbound_threshold block."""
