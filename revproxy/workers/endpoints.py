@@ -16,6 +16,8 @@ from __future__ import annotations
 import socket
 from typing import Dict, List, NamedTuple, Tuple
 
+from revproxy.config.values import split_description as split_escaped
+
 
 class BindSpec(NamedTuple):
     """One socket to bind: ``family`` (``socket.AF_INET`` or ``AF_INET6``), ``address``
@@ -29,21 +31,7 @@ class BindSpec(NamedTuple):
 def split_description(text: str) -> Tuple[str, List[str], Dict[str, str]]:
     """``kind, [positional...], {key: value}`` of a Twisted endpoint string (``\\:`` escapes
     a colon; the first ``=`` separates key and value). Raises ValueError when empty."""
-    parts: List[str] = []
-    current = []
-    escaped = False
-    for char in text:
-        if escaped:
-            current.append(char)
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == ":":
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current))
+    parts = split_escaped(text)
     if not parts[0]:
         raise ValueError("empty endpoint description")
     positional, keywords = [], {}
