@@ -52,6 +52,7 @@ class Evaluator:
         self.work = 0
         self._tcache: Dict[Tuple[int, bytes], bytes] = {}
         self._hits: Dict[int, frozenset] = {}  # prefilter group id -> matching patterns
+        self._unions: Dict[object, tuple] = {}  # prefilter.Union -> its scan
         self._ran: set = set()
         self._expand = self.expand_text
 
@@ -124,6 +125,8 @@ class Evaluator:
         detect_ids = self.waf.detect_ids
         limit = self.waf.work_limit
         removed = self._removed_ids
+        hits = self._hits
+        eval_chain = self._eval_chain
         i, n, skip = 0, len(rules), 0
         while i < n:
             rule = rules[i]
@@ -133,10 +136,15 @@ class Evaluator:
             if skip:
                 skip -= 1
                 continue
+            pre = rule.pre
+            if pre is not None:  # the prefilter already says this rule cannot match
+                h = hits.get(pre[0].id)
+                if h is not None and pre[1] not in h:
+                    continue
             if removed and rule.id in removed:
                 continue
             detect = rule.id in detect_ids
-            if not self._eval_chain(rule, detect):
+            if not eval_chain(rule, detect):
                 if self.work > limit:
                     return self._over_limit(phase)
                 continue
@@ -231,10 +239,13 @@ class Evaluator:
             group, index = pre
             h = self._hits.get(group.id)
             if h is None:
-                h, n = prefilter_hits(group, lambda t, key: values(t, (), key),
-                                      self._transformer(rule))
+                if group.union is not None:
+                    h = self._union_hits(group, rule)
+                else:
+                    h, n = prefilter_hits(group, lambda t, key: values(t, (), key),
+                                          self._transformer(rule))
+                    self.work += n
                 self._hits[group.id] = h
-                self.work += n
             if index not in h:
                 return False
         excl = rule.exclusions
@@ -315,6 +326,29 @@ class Evaluator:
                 out.append((c, m))
         return out
 
+    def _union_hits(self, group, rule) -> frozenset:
+        """``group``'s hits from its phase's union scan (run once per transaction and
+        body), plus its set run one by one on the values dirty for its chain."""
+        union = group.union
+        scan = self._unions.get(union)
+        if scan is None:
+            values = self.vars.values
+            scan = union.scan(lambda t, key: values(t, (), key))
+            self._unions[union] = scan
+            self.work += scan[2]
+        found = scan[0].get(group.id)
+        h = set(found) if found else set()
+        dirty = scan[1].get(group.id)
+        if dirty:
+            match = group.raw_match
+            transform = self._transform
+            for value in dirty:
+                got = match(transform(rule, value))
+                if got:
+                    h.update(got)
+            self.work += len(dirty)
+        return frozenset(h)
+
     def _transformer(self, rule):
         if not rule.t_funcs:
             return None
@@ -325,8 +359,12 @@ class Evaluator:
         """New data arrived (body, response): values and prefilter hits are stale."""
         self.vars.invalidate_body()
         self._hits.clear()
+        self._unions.clear()
 
     def _transform(self, rule, value: bytes) -> bytes:
+        cls = rule.t_class
+        if cls is not None and not value.translate(None, cls[0]):
+            return value.lower() if cls[1] else value  # no byte the chain reacts to
         cache = self._tcache
         ids = rule.t_ids
         r = cache.get((ids[-1], value))

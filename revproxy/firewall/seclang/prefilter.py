@@ -21,8 +21,10 @@ matches a newline), so "not in the set" implies "the operator would not match".
 
 from __future__ import annotations
 
+import re
 from typing import Dict, List, Optional, Tuple
 
+from .identity import SAFE
 from .macros import has_macro
 from .variables import _VOLATILE
 
@@ -37,30 +39,151 @@ _MIN_GROUP = 1  # even one pattern: one C call per value instead of the operator
 
 class Group:
     """One RE2 set; ``id`` keys the transaction's cache of its hits; ``targets`` are
-    (target, values cache key) pairs covering every member's targets."""
+    (target, values cache key) pairs covering every member's targets; ``cls`` the chain's
+    ``identity.Class`` (None: unclassifiable); ``union`` the phase's ``Union`` it takes
+    part in (None: values go through ``set`` one by one)."""
 
-    __slots__ = ("id", "set", "size", "targets", "raw_match")
+    __slots__ = ("id", "set", "size", "targets", "raw_match", "cls", "union", "keys",
+                 "patterns")
 
-    def __init__(self, gid: int, rset, size: int, targets) -> None:
+    def __init__(self, gid: int, rset, size: int, targets, cls=None, patterns=()) -> None:
         self.id = gid
         self.set = rset
         self.size = size
         self.targets = targets
+        self.keys = frozenset(key for _t, key in targets)
+        self.cls = cls
+        self.union = None
+        self.patterns = patterns  # (set index, pattern bytes) of the members
         # the C set's Match (bytes in, list out) without the wrapper's frame per value
-        inner = getattr(rset, "_set", None)
-        self.raw_match = inner.Match if inner is not None else rset.Match
+        self.raw_match = _raw_match(rset)
 
     def match(self, value: bytes) -> List[int]:
         return self.set.Match(value) or []
 
 
-def _options():
+def _options(max_mem: int = 64 << 20):
     o = _re2.Options()
     o.encoding = _re2.Options.Encoding.LATIN1
     o.dot_nl = True
     o.log_errors = False
-    o.max_mem = 64 << 20
+    o.max_mem = max_mem
     return o
+
+
+# A pattern that could match a value alone but not the same value between newlines:
+# absolute text anchors, or a flag group turning multi-line mode off.
+_UNSAFE_IN_TEXT = re.compile(rb"\\[Az]|\(\?[a-zA-Z]*-")
+_DIRTY_MEMO_MAX = 4096
+_MEMO_KEY_MAX = 64
+
+
+class Union:
+    """Every group of one phase whose chain is classifiable (``identity``), as two RE2
+    sets: the patterns of the chains that keep case (``raw``) and of those that
+    lower-case (``low``), each compiled in multi-line mode.
+
+    In a transaction, the phase's values are joined by newlines and each set runs once
+    on the joined text (the ``low`` one on its lower-case form). For a value holding none
+    of a group's sensitive bytes the chain's output is the value itself (or its
+    lower-case), so a pattern matching it also matches the joined text: in multi-line
+    mode ``^`` and ``$`` hold at the newlines around it, and patterns with ``\\A``,
+    ``\\z`` or a ``(?-m)`` flag keep their group out of the union. A match across two
+    values is a false "maybe" the rule itself then refutes. Values holding sensitive bytes
+    of a group (*dirty* for it) still go through that group's chain and set one by one."""
+
+    __slots__ = ("groups", "targets", "raw_match", "low_match", "raw_map", "low_map",
+                 "_dirty")
+
+    def __init__(self, groups, raw, raw_map, low, low_map) -> None:
+        self.groups = groups
+        seen: Dict[str, object] = {}
+        for g in groups:
+            for t, key in g.targets:
+                seen.setdefault(key, t)
+        self.targets = tuple((t, key) for key, t in seen.items())
+        self.raw_match = _raw_match(raw) if raw is not None else None
+        self.low_match = _raw_match(low) if low is not None else None
+        self.raw_map = raw_map
+        self.low_map = low_map
+        self._dirty: Dict[bytes, Tuple] = {}
+
+    @classmethod
+    def build(cls, groups) -> Optional["Union"]:
+        members = [g for g in groups if g.cls is not None
+                   and not any(_UNSAFE_IN_TEXT.search(p) for _i, p in g.patterns)]
+        if not members:
+            return None
+        try:
+            raw, raw_map = _union_set([g for g in members if not g.cls[1]])
+            low, low_map = _union_set([g for g in members if g.cls[1]])
+        except Exception:  # RE2 refuses the union (memory): each group on its own
+            return None
+        union = cls(tuple(members), raw, raw_map, low, low_map)
+        for g in members:
+            g.union = union
+        return union
+
+    def dirty_groups(self, residue: bytes) -> Tuple:
+        """((group, its values' cache keys), ...) for which a value whose non-SAFE bytes
+        are ``residue`` holds a sensitive byte."""
+        found = self._dirty.get(residue)
+        if found is None:
+            found = tuple((g, g.keys) for g in self.groups
+                          if residue.translate(None, g.cls[0]))
+            if len(residue) <= _MEMO_KEY_MAX:
+                if len(self._dirty) >= _DIRTY_MEMO_MAX:
+                    self._dirty.clear()
+                self._dirty[residue] = found
+        return found
+
+    def scan(self, values_of) -> Tuple[Dict[int, set], Dict[int, dict], int]:
+        """({group id: pattern indexes maybe matching}, {group id: {dirty value: None}},
+        values read); ``values_of(target, cache_key)`` reads with no exclusion."""
+        seen: Dict[bytes, None] = {}
+        dirty: Dict[int, dict] = {}
+        for t, key in self.targets:
+            for _name, value in values_of(t, key):
+                residue = value.translate(None, SAFE)
+                if residue:
+                    for g, keys in self.dirty_groups(residue):
+                        if key in keys:
+                            d = dirty.get(g.id)
+                            if d is None:
+                                d = dirty[g.id] = {}
+                            d[value] = None
+                seen[value] = None
+        found: Dict[int, set] = {}
+        if seen:
+            text = b"\n".join(seen)
+            for match, mapping, data in ((self.raw_match, self.raw_map, text),
+                                         (self.low_match, self.low_map, None)):
+                if match is None:
+                    continue
+                for i in match(data if data is not None else text.lower()) or ():
+                    gid, index = mapping[i]
+                    s = found.get(gid)
+                    if s is None:
+                        s = found[gid] = set()
+                    s.add(index)
+        return found, dirty, len(seen)
+
+
+def _raw_match(rset):
+    inner = getattr(rset, "_set", None)
+    return inner.Match if inner is not None else rset.Match
+
+
+def _union_set(groups):
+    if not groups:
+        return None, None
+    rset = _re2.Set.SearchSet(_options(256 << 20))
+    mapping: Dict[int, Tuple[int, int]] = {}
+    for g in groups:
+        for index, pattern in g.patterns:
+            mapping[rset.Add(b"(?m)" + pattern)] = (g.id, index)
+    rset.Compile()
+    return rset, mapping
 
 
 def eligible(rule) -> bool:
@@ -86,6 +209,7 @@ def build(rules) -> Tuple[int, int]:
                 key = (link.phase, link.t_ids[-1] if link.t_ids else 0)
                 buckets.setdefault(key, []).append(link)
     groups = grouped = 0
+    by_phase: Dict[int, List[Group]] = {}
     for members in buckets.values():
         if len(members) < _MIN_GROUP:
             continue
@@ -107,11 +231,16 @@ def build(rules) -> Tuple[int, int]:
             for t, _key, _ in link.plan:
                 targets.setdefault(t.text, t)
         group = Group(groups, rset, len(added),
-                      tuple((t, text + "|") for text, t in targets.items()))
+                      tuple((t, text + "|") for text, t in targets.items()),
+                      members[0].t_class,
+                      tuple((index, link.op_arg.encode("utf-8")) for link, index in added))
         groups += 1
+        by_phase.setdefault(members[0].phase, []).append(group)
         for link, index in added:
             link.pre = (group, index)
             grouped += 1
+    for phase_groups in by_phase.values():
+        Union.build(phase_groups)
     return groups, grouped
 
 

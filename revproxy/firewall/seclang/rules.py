@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from . import identity
 from .api import SecLangError
 from .parser import VariableSpec
 from .scalars import WRITABLE
@@ -151,7 +152,7 @@ class Rule:
         "severity", "ver", "rev", "maturity", "accuracy", "disruptive", "status",
         "redirect", "allow_scope", "skip", "skip_after", "capture", "multi_match", "log",
         "auditlog", "chain", "child", "parent", "effects", "marker", "always", "raw_actions",
-        "plan", "pre", "fast",
+        "plan", "pre", "fast", "t_class",
     )
 
     def __init__(self, file: str, line: int) -> None:
@@ -164,6 +165,7 @@ class Rule:
         self.t_names: Tuple[str, ...] = ()
         self.t_funcs: Tuple[Callable[[bytes], bytes], ...] = ()
         self.t_ids: Tuple[int, ...] = ()
+        self.t_class = identity.EMPTY  # identity.Class of the chain, or None
         self.operator = None
         self.op_name = ""
         self.op_arg = ""
@@ -207,6 +209,7 @@ class Rule:
         self.t_names = tuple(names)
         self.t_funcs = tuple(table[n] for n in names)
         self.t_ids = prefix_ids(self.t_names)
+        self.t_class = identity.classify(self.t_names, self.t_funcs)
 
     def chain_rules(self):
         """This rule and its chain children, in order."""

@@ -1,0 +1,64 @@
+"""The engine's shortcuts change no verdict: CRS v4.28.0 at PL1 with the RE2 prefilter (per
+group and the per-phase union over joined values) and the identity classes of
+transformation chains, against the same rules loaded with neither, on every request of
+the PL1 regression suite. The logged rule ids must be the same set for every stage.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from revproxy.firewall.seclang import identity, prefilter
+from tests.firewall import ftw
+
+CRS = ftw.crs_dir()
+
+
+def _load(monkeypatch, shortcuts: bool):
+    with monkeypatch.context() as m:
+        if not shortcuts:
+            m.setattr(prefilter, "_re2", None)
+            m.setattr(identity, "classify", lambda names, funcs: None)
+        return ftw.load_crs(CRS)
+
+
+@pytest.fixture(scope="module")
+def wafs():
+    if CRS is None:
+        pytest.skip("CRS v4.28.0 not found (../shared/crs-v4.28.0 or $REVPROXY_CRS_DIR)")
+    pytest.importorskip("yaml", reason="PyYAML (test extra) is needed to read go-ftw files")
+    mp = pytest.MonkeyPatch()
+    try:
+        fast = _load(mp, True)
+        plain = _load(mp, False)
+    finally:
+        mp.undo()
+    return fast, plain
+
+
+def test_the_plain_load_really_has_no_shortcut(wafs):
+    fast, plain = wafs
+    assert plain.prefiltered == 0
+    assert all(link.t_class is None for r in plain.all_rules for link in r.chain_rules()
+               if link.t_names)
+    if prefilter.AVAILABLE:
+        assert fast.prefiltered > 100
+        unions = {g.union for r in fast.all_rules for link in r.chain_rules()
+                  if link.pre is not None for g in (link.pre[0],) if g.union is not None}
+        assert unions, "no phase union was built"
+
+
+def test_every_pl1_regression_request_logs_the_same_ids_with_and_without(wafs):
+    fast, plain = wafs
+    cases = ftw.select_pl1(fast, ftw.load_cases(CRS))
+    assert len(cases) > 2800
+    differ = []
+    for case in cases:
+        for i, st in enumerate(case.stages):
+            a, _ = ftw.run_stage(fast, st.raw)
+            b, _ = ftw.run_stage(plain, st.raw)
+            if a != b:
+                differ.append("%d-%d stage %d: with %s, without %s"
+                              % (case.rule_id, case.test_id, i + 1,
+                                 sorted(a or ()), sorted(b or ())))
+    assert not differ, "\n".join(differ[:20])

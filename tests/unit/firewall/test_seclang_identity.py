@@ -1,0 +1,69 @@
+"""identity.classify: a value without the chain's sensitive bytes leaves the chain as
+itself (or its lower-case), checked against the transformations themselves."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from revproxy.firewall.seclang import identity
+from revproxy.firewall.seclang.transforms import TRANSFORMS
+
+CLASSIFIABLE = sorted(identity.SENSITIVE)
+# Pieces every transformation reacts to (escapes, comments, paths, spaces, UTF-8), plus
+# letters and digits, so that random values often hold some sensitive byte and often none.
+TOKENS = [b"%41", b"%u0041", b"%uff21", b"%", b"+", b"&amp;", b"&#65;", b"&#x41", b"&lt",
+          b"\\x41", b"\\u0041", b"\\n", b"\\101", b"\\", b"/*", b"*/", b"--", b"<!--",
+          b"-->", b"-", b"#", b"//", b"/./", b"/../", b"..", b".", b"/", b"\\..\\",
+          b" ", b"  ", b"\t", b"\r\n", b"\v", b"\f", b"\0", b"\xa0", b"\xc3\xa9",
+          b"\xe2\x82\xac", b"\xff", b"'", b'"', b"^", b",", b";", b" (", b" /", b"!",
+          b"A", b"Z", b"a", b"z", b"0", b"9", b"_", b"0x41", b"Select", b"abc"]
+
+
+def _apply(names, value):
+    for n in names:
+        value = TRANSFORMS[n](value)
+    return value
+
+
+@settings(max_examples=1500, deadline=None)
+@given(names=st.lists(st.sampled_from(CLASSIFIABLE), min_size=1, max_size=6),
+       value=st.lists(st.sampled_from(TOKENS), max_size=12).map(b"".join))
+def test_a_value_without_sensitive_bytes_comes_out_as_itself_or_lowered(names, value):
+    cls = identity.classify(names, [TRANSFORMS[n] for n in names])
+    assert cls is not None
+    if value.translate(None, cls[0]):
+        return  # holds a sensitive byte: no claim
+    want = value.lower() if cls[1] else value
+    assert _apply(names, value) == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=st.sampled_from(CLASSIFIABLE),
+       value=st.binary(max_size=32))
+def test_one_transformation_on_any_bytes(name, value):
+    cls = identity.classify([name], [TRANSFORMS[name]])
+    if not value.translate(None, cls[0]):
+        assert TRANSFORMS[name](value) == (value.lower() if cls[1] else value)
+
+
+def test_chains_that_change_ordinary_input_are_not_classified():
+    for name in ("base64decode", "hexdecode", "length", "md5", "sha1", "sqlhexdecode",
+                 "urlencode", "uppercase", "parityeven7bit"):
+        assert identity.classify(["lowercase", name],
+                                 [TRANSFORMS["lowercase"], TRANSFORMS[name]]) is None
+
+
+def test_a_function_that_is_not_the_shipped_one_is_not_classified():
+    assert identity.classify(["lowercase"], [lambda v: v.upper()]) is None
+
+
+def test_the_empty_chain_reacts_to_nothing():
+    assert identity.EMPTY == identity.classify((), ())
+    assert b"%&\\ \0".translate(None, identity.EMPTY[0]) == b""
+
+
+def test_sensitive_bytes_are_what_the_table_says():
+    cls = identity.classify(["urldecodeuni", "lowercase"],
+                            [TRANSFORMS["urldecodeuni"], TRANSFORMS["lowercase"]])
+    assert identity.sensitive_bytes(cls) == b"%+" and cls[1] is True
