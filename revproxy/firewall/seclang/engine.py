@@ -18,7 +18,7 @@ from typing import Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional,
 
 from . import fastpath, prefilter
 from .api import Interruption, Match, MatchRecord, RequestView, SecLangError
-from .evaluate import Evaluator
+from .evaluate import Evaluator, removal_concerns
 from .loader import Components, Settings, load_sources
 from .rules import Rule
 
@@ -80,11 +80,23 @@ class WAF:
         self.rule_ids: FrozenSet[int] = frozenset(r.id for r in self.all_rules)
         self._by_tag: Dict[str, FrozenSet[int]] = {}
         self._by_msg: Dict[str, FrozenSet[int]] = {}
+        self._links_removed: Dict[tuple, FrozenSet] = {}
         self._sorted_ids = sorted(self.rule_ids)
         self.body_limits = components.body_limits(settings) if components.body_limits \
             else None
         self.needs_request_body = settings.request_body_access
         self.needs_response_body = settings.response_body_access
+
+    def links_removed_by(self, how: str, which) -> FrozenSet:
+        """The rules and chain links a ``ctl:ruleRemoveTargetBy*`` (``how``, ``which``)
+        concerns: a transaction checks membership instead of matching every rule."""
+        key = (how, tuple(tuple(r) for r in which) if how == "byid" else which)
+        found = self._links_removed.get(key)
+        if found is None:
+            found = self._links_removed[key] = frozenset(
+                link for r in self.all_rules for link in r.chain_rules()
+                if removal_concerns(how, which, link))
+        return found
 
     def ids_with_tag(self, tag: str) -> FrozenSet[int]:
         ids = self._by_tag.get(tag)

@@ -19,6 +19,15 @@ _REQUEST_PHASES = (1, 2)
 _REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 
 
+def removal_concerns(how: str, which, rule) -> bool:
+    """Whether a ``ctl:ruleRemoveTargetBy{Id,Tag,Msg}`` (``how``, ``which``) names ``rule``."""
+    if how == "byid":
+        return any(a <= rule.id <= b for a, b in which)
+    if how == "bytag":
+        return which in rule.tags
+    return rule.msg is not None and rule.msg.text == which
+
+
 class Evaluator:
     """Per-request state. Written by ``ctl`` effects: ``engine_mode``, ``body_processor``,
     ``request_body_access``, ``force_body_variable``, ``response_body_access``,
@@ -42,6 +51,7 @@ class Evaluator:
         self._removed_targets: List[Tuple[str, object, list]] = []
         self._removed_ids: set = set()   # ids of every rule the removals above remove
         self._extra_excl: Dict[object, Tuple[list, str]] = {}  # rule -> removed targets
+        self._rt_links: frozenset = frozenset()  # links the removals above may concern
         self._processor: Optional[str] = None
         self.request_body_access = s.request_body_access
         self.force_body_variable = False
@@ -101,6 +111,7 @@ class Evaluator:
     def remove_target(self, how: str, which, targets) -> None:
         self._removed_targets.append((how, which, targets))
         self._extra_excl.clear()
+        self._rt_links = self._rt_links | self.waf.links_removed_by(how, which)
 
     # --- phases -------------------------------------------------------------------------
     def done(self, phase: int) -> bool:
@@ -250,7 +261,7 @@ class Evaluator:
                 return False
         excl = rule.exclusions
         extra_key = ""
-        if self._removed_targets:
+        if rule in self._rt_links:
             extra = self._extra_for(rule)
             if extra[0]:
                 excl = excl + extra[0]
@@ -393,13 +404,7 @@ class Evaluator:
     def _targets_removed_for(self, rule) -> list:
         out = []
         for how, which, targets in self._removed_targets:
-            if how == "byid":
-                hit = any(a <= rule.id <= b for a, b in which)
-            elif how == "bytag":
-                hit = which in rule.tags
-            else:
-                hit = rule.msg is not None and rule.msg.text == which
-            if hit:
+            if removal_concerns(how, which, rule):
                 out.extend(targets)
         return out
 

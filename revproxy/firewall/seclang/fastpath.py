@@ -68,7 +68,7 @@ def specialise(rule, default_ops: bool) -> Optional[Callable]:
 
     def run(tx, detect: bool) -> bool:
         tx.vars.rule = rule
-        if tx._removed_targets and tx._extra_for(rule)[0]:
+        if rule in tx._rt_links and tx._extra_for(rule)[0]:
             return tx._eval_general(rule, detect)
         s = tx.stores[store]
         if count:
