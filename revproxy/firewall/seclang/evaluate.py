@@ -10,6 +10,7 @@ from typing import Dict, List, Optional, Tuple
 
 from .api import Interruption, Match, MatchRecord
 from .macros import compile_macro
+from .prefilter import candidates as prefilter_candidates
 from .prefilter import hits as prefilter_hits
 from .rules import CACHED, LIVE
 from .variables import Variables
@@ -254,7 +255,8 @@ class Evaluator:
                     h = self._union_hits(group, rule)
                 else:
                     h, n = prefilter_hits(group, lambda t, key: values(t, (), key),
-                                          self._transformer(rule))
+                                          self._transformer(rule) if not group.multi
+                                          else lambda value: prefilter_candidates(rule, value))
                     self.work += n
                 self._hits[group.id] = h
             if index not in h:
@@ -352,11 +354,18 @@ class Evaluator:
         dirty = scan[1].get(group.id)
         if dirty:
             match = group.raw_match
-            transform = self._transform
-            for value in dirty:
-                got = match(transform(rule, value))
-                if got:
-                    h.update(got)
+            if group.multi:
+                for value in dirty:
+                    for c in prefilter_candidates(rule, value):
+                        got = match(c)
+                        if got:
+                            h.update(got)
+            else:
+                transform = self._transform
+                for value in dirty:
+                    got = match(transform(rule, value))
+                    if got:
+                        h.update(got)
             self.work += len(dirty)
         return frozenset(h)
 

@@ -184,6 +184,7 @@ def _pm(phrases: List[bytes]) -> Operator:
     def op(value: bytes, expand: Expand) -> Optional[Match]:
         phrase = matcher.search(value)
         return Match(phrase, (phrase,)) if phrase is not None else None
+    op.phrases = tuple(matcher.by_lower)  # read by the prefilter (an RE2 alternation)
     return op
 
 

@@ -44,9 +44,11 @@ class Group:
     part in (None: values go through ``set`` one by one)."""
 
     __slots__ = ("id", "set", "size", "targets", "raw_match", "cls", "union", "keys",
-                 "patterns")
+                 "patterns", "multi")
 
-    def __init__(self, gid: int, rset, size: int, targets, cls=None, patterns=()) -> None:
+    def __init__(self, gid: int, rset, size: int, targets, cls=None, patterns=(),
+                 multi: bool = False) -> None:
+        self.multi = multi  # multiMatch members: every changed intermediate is matched
         self.id = gid
         self.set = rset
         self.size = size
@@ -115,7 +117,7 @@ class Union:
         if not members:
             return None
         try:
-            raw, raw_map = _union_set([g for g in members if not g.cls[1]])
+            raw, raw_map = _union_set([g for g in members if not g.cls[1] or g.multi])
             low, low_map = _union_set([g for g in members if g.cls[1]])
         except Exception:  # RE2 refuses the union (memory): each group on its own
             return None
@@ -187,11 +189,47 @@ def _union_set(groups):
 
 
 def eligible(rule) -> bool:
-    if rule.op_name.lower() != "rx" or rule.negated or rule.multi_match or rule.always:
-        return False
-    if not rule.plan or has_macro(rule.op_arg):
-        return False
-    return all(not t.count and t.name not in _VOLATILE for t, _, _ in rule.plan)
+    return pattern_of(rule) is not None
+
+
+def pattern_of(rule) -> Optional[bytes]:
+    """The RE2 pattern that matches exactly where ``rule``'s operator does, or None when
+    the rule cannot take part: @rx (its pattern) and @pm / @pmFromFile (an ASCII
+    case-insensitive alternation of the phrases; RE2 also folds Latin-1 letters, a
+    superset), not negated, no macro, no count (``&``) target, no target whose values
+    change between rules (TX, MATCHED_VARS ...)."""
+    if rule.negated or rule.always or not rule.plan:
+        return None
+    if not all(not t.count and t.name not in _VOLATILE for t, _, _ in rule.plan):
+        return None
+    name = rule.op_name.lower()
+    if name == "rx":
+        return None if has_macro(rule.op_arg) else rule.op_arg.encode("utf-8")
+    if name in ("pm", "pmf", "pmfromfile"):
+        phrases = getattr(rule.operator, "phrases", None)
+        if not phrases:
+            return None
+        return b"(?i)(?:" + b"|".join(_literal(p) for p in sorted(phrases)) + b")"
+    return None
+
+
+_LITERAL_SAFE = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+
+
+def _literal(phrase: bytes) -> bytes:
+    return b"".join(bytes((c,)) if c in _LITERAL_SAFE else b"\\x%02x" % c for c in phrase)
+
+
+def candidates(rule, value: bytes) -> List[bytes]:
+    """multiMatch: the value and each transformation's output that changed it."""
+    out = [value]
+    v = value
+    for fn in rule.t_funcs:
+        nv = fn(v)
+        if nv != v:
+            out.append(nv)
+        v = nv
+    return out
 
 
 def build(rules) -> Tuple[int, int]:
@@ -206,7 +244,7 @@ def build(rules) -> Tuple[int, int]:
     for r in rules:
         for link in r.chain_rules():
             if eligible(link):
-                key = (link.phase, link.t_ids[-1] if link.t_ids else 0)
+                key = (link.phase, link.t_ids[-1] if link.t_ids else 0, link.multi_match)
                 buckets.setdefault(key, []).append(link)
     groups = grouped = 0
     by_phase: Dict[int, List[Group]] = {}
@@ -217,7 +255,7 @@ def build(rules) -> Tuple[int, int]:
         added = []
         for link in members:
             try:
-                added.append((link, rset.Add(link.op_arg.encode("utf-8"))))
+                added.append((link, rset.Add(pattern_of(link))))
             except Exception:  # RE2 refuses this pattern: it stays outside
                 continue
         if len(added) < _MIN_GROUP:
@@ -233,7 +271,8 @@ def build(rules) -> Tuple[int, int]:
         group = Group(groups, rset, len(added),
                       tuple((t, text + "|") for text, t in targets.items()),
                       members[0].t_class,
-                      tuple((index, link.op_arg.encode("utf-8")) for link, index in added))
+                      tuple((index, pattern_of(link)) for link, index in added),
+                      members[0].multi_match)
         groups += 1
         by_phase.setdefault(members[0].phase, []).append(group)
         for link, index in added:
@@ -247,15 +286,23 @@ def build(rules) -> Tuple[int, int]:
 def hits(group: Group, values_of, transform) -> Tuple[frozenset, int]:
     """(the pattern indexes of ``group`` that match at least one of its transformed values,
     how many values were run through the set); ``values_of(target, cache_key)`` reads a
-    target with no exclusion; ``transform`` is the group's chain (None: no transformation)."""
+    target with no exclusion; ``transform`` is the group's chain (None: no transformation)
+    or, for a multiMatch group, a function giving the value's candidates."""
     out: set = set()
     match = group.raw_match
     seen = set()
+    multi = group.multi
     for t, key in group.targets:
         for _name, value in values_of(t, key):
             if value in seen:
                 continue
             seen.add(value)
+            if multi:
+                for c in transform(value):
+                    found = match(c)
+                    if found:
+                        out.update(found)
+                continue
             found = match(transform(value) if transform is not None else value)
             if found:  # None or [] when nothing matches
                 out.update(found)

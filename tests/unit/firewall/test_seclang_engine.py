@@ -237,6 +237,42 @@ def test_prefilter_skips_rx_rules_that_cannot_match_and_keeps_those_that_can():
     assert ids(run(w, b"/?skip=evil")) == [] and calls == []
 
 
+def test_prefilter_takes_pm_and_multimatch_rules_and_keeps_their_verdicts():
+    """@pm phrases and multiMatch @rx join the RE2 sets (and the phase union): the
+    operator runs only when a value (or an intermediate) may match; anchors hold per
+    value although the union matches the values joined by newlines."""
+    from revproxy.firewall.seclang import prefilter
+    if not prefilter.AVAILABLE:
+        import pytest
+        pytest.skip("google-re2 is not installed for this interpreter (PyPy)")
+    calls = []
+    from revproxy.firewall.seclang.engine import default_components
+    comps = default_components()
+
+    def build(name, arg, base):
+        op = comps.build_operator(name, arg, base)
+
+        def wrapped(v, e):
+            calls.append((arg, v))
+            return op(v, e)
+        wrapped.phrases = getattr(op, "phrases", None)
+        return wrapped
+    w = waf('SecRule ARGS "@pm alpha be.ta" "id:4,phase:1,log,t:lowercase"\n'
+            'SecRule ARGS "@rx ^evil$" "id:5,phase:1,log,multiMatch,t:urlDecodeUni,'
+            't:lowercase"\n'
+            'SecRule ARGS "@rx ^ok$" "id:6,phase:1,log"\n',
+            components=comps._replace(build_operator=build))
+    assert w.prefiltered == 3
+    assert ids(run(w, b"/?a=xevil&b=evilx&c=bexta&d=okk")) == [] and calls == []
+    assert ids(run(w, b"/?a=ALPHAbet")) == [4]
+    assert ids(run(w, b"/?a=BE.TA")) == [4]
+    assert ids(run(w, b"/?z=1&a=EVIL&b=2")) == [5]       # a clean value, lowered
+    assert ids(run(w, b"/?a=%2545vil")) == [5]            # dirty: %45 -> E -> e
+    assert ids(run(w, b"/?a=1&b=ok&c=2")) == [6]
+    calls.clear()
+    assert ids(run(w, b"/?a=evi&b=l")) == [] and calls == []
+
+
 _FUZZ_RULES = r'''
 SecRequestBodyAccess On
 SecResponseBodyAccess On
