@@ -73,9 +73,34 @@ def _options(max_mem: int = 64 << 20):
     return o
 
 
-# A pattern that could match a value alone but not the same value between newlines:
-# absolute text anchors, or a flag group turning multi-line mode off.
-_UNSAFE_IN_TEXT = re.compile(rb"\\[Az]|\(\?[a-zA-Z]*-")
+# A flag group turning multi-line mode off (or any flag): such a pattern stays out.
+_FLAG_OFF = re.compile(rb"\(\?[a-zA-Z]*-")
+
+
+def in_text(pattern: bytes) -> Optional[bytes]:
+    """``pattern`` for the joined values (multi-line mode), or None when it cannot be
+    made to match wherever it matches one value: ``\\A`` becomes ``^`` and ``\\z``
+    becomes ``$``, which in multi-line mode hold at the newlines around each value (and
+    elsewhere too: a superset)."""
+    if _FLAG_OFF.search(pattern):
+        return None
+    out = bytearray(b"(?m)")
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == 0x5C and i + 1 < n:
+            nxt = pattern[i + 1]
+            if nxt == 0x41:      # \A
+                out += b"^"
+            elif nxt == 0x7A:    # \z
+                out += b"$"
+            else:
+                out += pattern[i:i + 2]
+            i += 2
+            continue
+        out.append(c)
+        i += 1
+    return bytes(out)
 _DIRTY_MEMO_MAX = 4096
 _MEMO_KEY_MAX = 64
 
@@ -89,8 +114,8 @@ class Union:
     on the joined text (the ``low`` one on its lower-case form). For a value holding none
     of a group's sensitive bytes the chain's output is the value itself (or its
     lower-case), so a pattern matching it also matches the joined text: in multi-line
-    mode ``^`` and ``$`` hold at the newlines around it, and patterns with ``\\A``,
-    ``\\z`` or a ``(?-m)`` flag keep their group out of the union. A match across two
+    mode ``^`` and ``$`` hold at the newlines around it (``in_text`` turns ``\\A`` and
+    ``\\z`` into them; a ``(?-m)`` flag keeps the group out of the union). A match across two
     values is a false "maybe" the rule itself then refutes. Values holding sensitive bytes
     of a group (*dirty* for it) still go through that group's chain and set one by one."""
 
@@ -113,7 +138,7 @@ class Union:
     @classmethod
     def build(cls, groups) -> Optional["Union"]:
         members = [g for g in groups if g.cls is not None
-                   and not any(_UNSAFE_IN_TEXT.search(p) for _i, p in g.patterns)]
+                   and all(in_text(p) is not None for _i, p in g.patterns)]
         if not members:
             return None
         try:
@@ -183,7 +208,7 @@ def _union_set(groups):
     mapping: Dict[int, Tuple[int, int]] = {}
     for g in groups:
         for index, pattern in g.patterns:
-            mapping[rset.Add(b"(?m)" + pattern)] = (g.id, index)
+            mapping[rset.Add(in_text(pattern))] = (g.id, index)
     rset.Compile()
     return rset, mapping
 

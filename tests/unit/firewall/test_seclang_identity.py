@@ -67,3 +67,28 @@ def test_sensitive_bytes_are_what_the_table_says():
     cls = identity.classify(["urldecodeuni", "lowercase"],
                             [TRANSFORMS["urldecodeuni"], TRANSFORMS["lowercase"]])
     assert identity.sensitive_bytes(cls) == b"%+" and cls[1] is True
+
+
+def test_patterns_for_joined_values_turn_text_anchors_into_line_anchors():
+    from revproxy.firewall.seclang.prefilter import in_text
+    assert in_text(rb"\Afoo\z") == rb"(?m)^foo$"
+    assert in_text(rb"a\\zb") == rb"(?m)a\\zb"          # an escaped backslash, then z
+    assert in_text(rb"x\\\zy") == rb"(?m)x\\$y"
+    assert in_text(rb"(?i-m)x") is None                   # multi-line mode turned off
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.lists(st.sampled_from(TOKENS), max_size=5).map(b"".join),
+                       min_size=1, max_size=5),
+       pattern=st.sampled_from([rb"\A(?:abc|0x41)", rb"abc\z", rb"^a", rb"z$", rb"\A\z",
+                                rb"^$", rb"(?i)select\z", rb"\A[0-9]+\z", rb"--$"]))
+def test_a_pattern_matching_one_value_matches_the_joined_values(values, pattern):
+    """The union's soundness: whatever value the pattern matches alone, its in_text form
+    matches the values joined by newlines."""
+    import pytest
+    re2 = pytest.importorskip("re2", reason="google-re2 is not installed (PyPy)")
+    from revproxy.firewall.seclang.prefilter import _options, in_text
+    one = re2.compile(pattern, _options())
+    alone = any(one.search(v) is not None for v in values)
+    joined = re2.compile(in_text(pattern), _options()).search(b"\n".join(values))
+    assert joined is not None or not alone
