@@ -11,6 +11,7 @@ from typing import Dict, List, Optional, Tuple
 from .api import Interruption, Match, MatchRecord
 from .macros import compile_macro
 from .prefilter import candidates as prefilter_candidates
+from .prefilter import MEMO_MAX, MEMO_VALUE_MAX
 from .prefilter import hits as prefilter_hits
 from .rules import CACHED, LIVE
 from .variables import Variables
@@ -139,6 +140,7 @@ class Evaluator:
         removed = self._removed_ids
         hits = self._hits
         eval_chain = self._eval_chain
+        variables = self.vars
         i, n, skip = 0, len(rules), 0
         while i < n:
             rule = rules[i]
@@ -156,7 +158,13 @@ class Evaluator:
             if removed and rule.id in removed:
                 continue
             detect = rule.id in detect_ids
-            if not eval_chain(rule, detect):
+            fast = rule.fast
+            if fast is not None and rule.child is None:  # one-key TX rule, no chain
+                variables.matched = []
+                matched = fast(self, detect)
+            else:
+                matched = eval_chain(rule, detect)
+            if not matched:
                 if self.work > limit:
                     return self._over_limit(phase)
                 continue
@@ -354,19 +362,25 @@ class Evaluator:
         dirty = scan[1].get(group.id)
         if dirty:
             match = group.raw_match
-            if group.multi:
-                for value in dirty:
-                    for c in prefilter_candidates(rule, value):
-                        got = match(c)
-                        if got:
-                            h.update(got)
-            else:
-                transform = self._transform
-                for value in dirty:
-                    got = match(transform(rule, value))
-                    if got:
-                        h.update(got)
-            self.work += len(dirty)
+            memo = group.memo
+            multi = group.multi
+            transform = self._transform
+            for value, header in dirty.items():
+                got = memo.get(value) if header else None
+                if got is None:
+                    if multi:
+                        got = ()
+                        for c in prefilter_candidates(rule, value):
+                            got += tuple(match(c) or ())
+                    else:
+                        got = tuple(match(transform(rule, value)) or ())
+                    if header and len(value) <= MEMO_VALUE_MAX:
+                        if len(memo) >= MEMO_MAX:
+                            memo.clear()
+                        memo[value] = got
+                    self.work += 1
+                if got:
+                    h.update(got)
         return frozenset(h)
 
     def _transformer(self, rule):

@@ -44,11 +44,14 @@ class Group:
     part in (None: values go through ``set`` one by one)."""
 
     __slots__ = ("id", "set", "size", "targets", "raw_match", "cls", "union", "keys",
-                 "patterns", "multi")
+                 "patterns", "multi", "memo")
 
     def __init__(self, gid: int, rset, size: int, targets, cls=None, patterns=(),
                  multi: bool = False) -> None:
         self.multi = multi  # multiMatch members: every changed intermediate is matched
+        # header value -> its hits: browsers send the same User-Agent, Accept ... on every
+        # request, and a value's hits through a fixed chain and set never change
+        self.memo: Dict[bytes, Tuple[int, ...]] = {}
         self.id = gid
         self.set = rset
         self.size = size
@@ -103,6 +106,8 @@ def in_text(pattern: bytes) -> Optional[bytes]:
     return bytes(out)
 _DIRTY_MEMO_MAX = 4096
 _MEMO_KEY_MAX = 64
+MEMO_MAX = 2048          # header values remembered per group
+MEMO_VALUE_MAX = 512     # longer header values are not remembered
 
 
 class Union:
@@ -128,7 +133,9 @@ class Union:
         for g in groups:
             for t, key in g.targets:
                 seen.setdefault(key, t)
-        self.targets = tuple((t, key) for key, t in seen.items())
+        # (target, cache key, whether its values repeat across requests: header values)
+        self.targets = tuple((t, key, key.startswith("REQUEST_HEADERS"))
+                             for key, t in seen.items())
         self.raw_match = _raw_match(raw) if raw is not None else None
         self.low_match = _raw_match(low) if low is not None else None
         self.raw_map = raw_map
@@ -165,11 +172,12 @@ class Union:
         return found
 
     def scan(self, values_of) -> Tuple[Dict[int, set], Dict[int, dict], int]:
-        """({group id: pattern indexes maybe matching}, {group id: {dirty value: None}},
-        values read); ``values_of(target, cache_key)`` reads with no exclusion."""
+        """({group id: pattern indexes maybe matching}, {group id: {dirty value: whether
+        it is a header value}}, values read); ``values_of(target, cache_key)`` reads with
+        no exclusion."""
         seen: Dict[bytes, None] = {}
         dirty: Dict[int, dict] = {}
-        for t, key in self.targets:
+        for t, key, header in self.targets:
             for _name, value in values_of(t, key):
                 residue = value.translate(None, SAFE)
                 if residue:
@@ -178,7 +186,7 @@ class Union:
                             d = dirty.get(g.id)
                             if d is None:
                                 d = dirty[g.id] = {}
-                            d[value] = None
+                            d[value] = header or d.get(value, False)
                 seen[value] = None
         found: Dict[int, set] = {}
         if seen:

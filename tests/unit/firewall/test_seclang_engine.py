@@ -273,6 +273,28 @@ def test_prefilter_takes_pm_and_multimatch_rules_and_keeps_their_verdicts():
     assert ids(run(w, b"/?a=evi&b=l")) == [] and calls == []
 
 
+def test_prefilter_remembers_header_values_without_changing_verdicts():
+    """A header value holding bytes its chain reacts to goes through the group's chain and
+    set once; later requests with the same value reuse the hits (same verdicts)."""
+    from revproxy.firewall.seclang import prefilter
+    if not prefilter.AVAILABLE:
+        import pytest
+        pytest.skip("google-re2 is not installed for this interpreter (PyPy)")
+    w = waf('SecRule REQUEST_HEADERS:User-Agent|ARGS "@rx evil" '
+            '"id:7,phase:1,log,t:urlDecodeUni"\n'
+            'SecRule REQUEST_HEADERS "@rx ^bad$" "id:8,phase:1,log,t:urlDecodeUni"\n')
+    ua = ((b"user-agent", b"x%65vil a"),)
+    group = next(r.pre[0] for r in w.all_rules if r.id == 7)
+    for _ in range(3):
+        assert ids(run(w, headers=ua)) == [7]
+    assert group.memo.get(b"x%65vil a") is not None
+    for _ in range(2):
+        assert ids(run(w, headers=((b"user-agent", b"x%20vil"),))) == []
+        assert ids(run(w, headers=((b"x-a", b"%62ad"),))) == [8]
+    assert ids(run(w, b"/?q=%2565vil")) == [7]        # ARGS: not remembered, still caught
+    assert b"%65vil" not in group.memo
+
+
 _FUZZ_RULES = r'''
 SecRequestBodyAccess On
 SecResponseBodyAccess On
