@@ -62,7 +62,7 @@ class Target:
     """One rule target: ``name`` (upper-case), ``key`` (lower-case str or None), ``regex``
     (compiled, matched against the lower-cased key) and ``count`` (``&``)."""
 
-    __slots__ = ("name", "key", "key_bytes", "regex", "count", "text", "raw_key")
+    __slots__ = ("name", "key", "key_bytes", "regex", "count", "text", "raw_key", "keep")
 
     def __init__(self, name: str, key: Optional[str], regex: Optional["re.Pattern"],
                  count: bool, text: str, raw_key: Optional[str] = None) -> None:
@@ -73,6 +73,7 @@ class Target:
         self.regex = regex
         self.count = count
         self.text = text
+        self.keep = None  # variables.key_matcher(regex), made on first use
 
     def excludes(self, name: str, key_lower: bytes) -> bool:
         """Whether this (exclusion) target removes the value ``name:key``."""

@@ -219,6 +219,12 @@ class Variables:
         if target.key is not None and target.regex is None:
             v = store.get(target.key)
             return [] if v is None else [(target.key_bytes, prefix + target.key, v, b"")]
+        if target.regex is not None:  # TX:/^MSC_/ ...: which keys match is remembered
+            keep = target.keep
+            if keep is None:
+                keep = target.keep = key_matcher(target.regex)
+            return [(k.encode("latin-1"), prefix + k, v, b"") for k, v in store.items()
+                    if keep(k)]
         items = [(k.encode("latin-1"), prefix + k, v, b"") for k, v in store.items()]
         return self._select(items, target)
 
@@ -286,3 +292,23 @@ _COLLECTION_NAMES = frozenset((
     "RESPONSE_HEADERS", "RESPONSE_HEADERS_NAMES", "FILES", "FILES_NAMES", "FILES_SIZES",
     "FILES_TMPNAMES", "FILES_TMP_CONTENT", "MULTIPART_PART_HEADERS", "GEO",
 ))
+
+
+_KEY_MEMO_MAX = 4096
+
+
+def key_matcher(rx) -> Callable[[str], bool]:
+    """``keep(key)``: whether ``rx`` finds the (Latin-1 encoded) store key, remembered (the
+    target keeps it): the CRS reads TX:/^MSC_/ and friends on every request over the
+    same keys."""
+    memo: Dict[str, bool] = {}
+    search = rx.search
+
+    def keep(key: str) -> bool:
+        hit = memo.get(key)
+        if hit is None:
+            if len(memo) >= _KEY_MEMO_MAX:
+                memo.clear()
+            hit = memo[key] = search(key.encode("latin-1")) is not None
+        return hit
+    return keep
