@@ -358,7 +358,12 @@ class Evaluator:
             self._unions[union] = scan
             self.work += scan[2]
         found = scan[0].get(group.id)
-        h = set(found) if found else set()
+        values = self.vars.values
+        if found:  # the union's "maybe" may come from another group's values: confirm
+            h, n = union.confirm(group, lambda t, key: values(t, (), key))
+            self.work += n
+        else:
+            h = set()
         dirty = scan[1].get(group.id)
         if dirty:
             match = group.raw_match

@@ -44,7 +44,7 @@ class Group:
     part in (None: values go through ``set`` one by one)."""
 
     __slots__ = ("id", "set", "size", "targets", "raw_match", "cls", "union", "keys",
-                 "patterns", "multi", "memo")
+                 "patterns", "multi", "memo", "text_match")
 
     def __init__(self, gid: int, rset, size: int, targets, cls=None, patterns=(),
                  multi: bool = False) -> None:
@@ -52,6 +52,9 @@ class Group:
         # header value -> its hits: browsers send the same User-Agent, Accept ... on every
         # request, and a value's hits through a fixed chain and set never change
         self.memo: Dict[bytes, Tuple[int, ...]] = {}
+        # with a union: the set in multi-line mode, run on this group's own values joined
+        # when the union (whose joined text holds every group's values) says "maybe"
+        self.text_match = None
         self.id = gid
         self.set = rset
         self.size = size
@@ -151,11 +154,14 @@ class Union:
         try:
             raw, raw_map = _union_set([g for g in members if not g.cls[1] or g.multi])
             low, low_map = _union_set([g for g in members if g.cls[1]])
-        except Exception:  # RE2 refuses the union (memory): each group on its own
+            text_sets = [_group_set([(i, in_text(p)) for i, p in g.patterns])
+                         for g in members]
+        except Exception:  # RE2 refuses the union or a set: each group on its own
             return None
         union = cls(tuple(members), raw, raw_map, low, low_map)
-        for g in members:
+        for g, (tset, tmap) in zip(members, text_sets):
             g.union = union
+            g.text_match = _mapped(tset, tmap)
         return union
 
     def dirty_groups(self, residue: bytes) -> Tuple:
@@ -170,6 +176,29 @@ class Union:
                     self._dirty.clear()
                 self._dirty[residue] = found
         return found
+
+    @staticmethod
+    def confirm(group, values_of) -> Tuple[set, int]:
+        """The union said some pattern of ``group`` may match some value of the phase:
+        which of its patterns match the joined values of the group's own targets (clean
+        values as they leave the chain; dirty ones raw, a superset: their own pass is
+        ``Evaluator._union_hits``'s)."""
+        own: Dict[bytes, None] = {}
+        for t, key in group.targets:
+            for _name, value in values_of(t, key):
+                own[value] = None
+        if not own:
+            return set(), 0
+        out: set = set()
+        lowers = group.cls[1]
+        match = group.text_match
+        if match is not None:
+            text = b"\n".join(own)
+            if not lowers or group.multi:
+                out.update(match(text) or ())
+            if lowers:
+                out.update(match(text.lower()) or ())
+        return out, len(own)
 
     def scan(self, values_of) -> Tuple[Dict[int, set], Dict[int, dict], int]:
         """({group id: pattern indexes maybe matching}, {group id: {dirty value: whether
@@ -207,6 +236,29 @@ class Union:
 def _raw_match(rset):
     inner = getattr(rset, "_set", None)
     return inner.Match if inner is not None else rset.Match
+
+
+def _group_set(patterns):
+    """(RE2 set of ``patterns`` [(group index, pattern)], set index -> group index), or
+    (None, None) when there are none."""
+    if not patterns:
+        return None, None
+    rset = _re2.Set.SearchSet(_options())
+    mapping = {}
+    for index, pattern in patterns:
+        mapping[rset.Add(pattern)] = index
+    rset.Compile()
+    return rset, mapping
+
+
+def _mapped(rset, mapping):
+    """``match(text) -> [group indexes]`` for a set made by ``_group_set``, or None."""
+    if rset is None:
+        return None
+    inner = _raw_match(rset)
+    if all(k == v for k, v in mapping.items()):
+        return inner
+    return lambda text: [mapping[i] for i in inner(text) or ()]
 
 
 def _union_set(groups):
