@@ -62,6 +62,32 @@ def set_groups(context: SSL.Context, groups) -> None:
         context.set_tmp_ecdh(ec.SECP256R1())
 
 
+def tls13_suites_settable() -> bool:
+    """True when the TLS 1.3 suites can be set (pyOpenSSL >= 26, or the binding's
+    ``SSL_CTX_set_ciphersuites``, which cryptography 43 on PyPy has)."""
+    return hasattr(SSL.Context, "set_tls13_ciphersuites") or \
+        hasattr(_lib, "SSL_CTX_set_ciphersuites")
+
+
+def set_tls13_suites(context: SSL.Context, suites: str) -> None:
+    """Restrict ``context``'s TLS 1.3 suites (OpenSSL names joined by ``:``). Raises
+    ValueError naming the list when OpenSSL refuses it or the bindings cannot set it."""
+    if hasattr(context, "set_tls13_ciphersuites"):
+        try:
+            context.set_tls13_ciphersuites(suites.encode("ascii"))
+        except SSL.Error:
+            raise ValueError("OpenSSL knows no TLS 1.3 suite in %r" % suites) from None
+        return
+    setter = getattr(_lib, "SSL_CTX_set_ciphersuites", None)
+    if setter is not None:
+        if setter(context._context, suites.encode("ascii")) != 1:
+            raise ValueError("OpenSSL knows no TLS 1.3 suite in %r" % suites)
+        return
+    if suites != TLS13_SUITES:
+        raise ValueError("these bindings cannot set TLS 1.3 suites: OpenSSL's default "
+                         "three AEAD suites are used; remove the setting")
+
+
 def apply_defaults(context: SSL.Context, min_version="1.2", ciphers=INTERMEDIATE_CIPHERS,
                    tls13_suites=TLS13_SUITES, groups=DEFAULT_GROUPS) -> None:
     """Give ``context`` the versions, ciphers, groups and options above. Raises ValueError
@@ -73,14 +99,7 @@ def apply_defaults(context: SSL.Context, min_version="1.2", ciphers=INTERMEDIATE
     context.set_min_proto_version(VERSIONS[min_version])
     context.set_max_proto_version(SSL.TLS1_3_VERSION)
     set_groups(context, groups)
-    if hasattr(context, "set_tls13_ciphersuites"):
-        try:
-            context.set_tls13_ciphersuites(tls13_suites.encode("ascii"))
-        except SSL.Error:
-            raise ValueError("OpenSSL knows no TLS 1.3 suite in %r" % tls13_suites) from None
-    elif tls13_suites != TLS13_SUITES:
-        raise ValueError("these bindings cannot set TLS 1.3 suites (pyOpenSSL < 26): "
-                         "OpenSSL's default three AEAD suites are used; remove the setting")
+    set_tls13_suites(context, tls13_suites)
     try:
         context.set_cipher_list(ciphers.encode("ascii"))
     except SSL.Error:

@@ -93,6 +93,22 @@ class SafeDefaultsTests(unittest.TestCase):
         """P-256 is in the profile (and the one group set where lists are not settable)."""
         handshake(self.ctx, client_context(groups="P-256"))
 
+    def test_tls13_suites_are_set_on_both_interpreters(self):
+        """The TLS 1.3 suites configured are the ones negotiated (pyOpenSSL's setter, or the
+        binding's SSL_CTX_set_ciphersuites where pyOpenSSL lacks it: PyPy)."""
+        self.assertTrue(defaults.tls13_suites_settable())
+        ctx = SSL.Context(SSL.TLS_METHOD)
+        f = fixture()
+        from OpenSSL import crypto
+        ctx.use_certificate(crypto.X509.from_cryptography(f.ecdsa.cert))
+        ctx.use_privatekey(crypto.PKey.from_cryptography_key(f.ecdsa.key))
+        defaults.apply_defaults(ctx, tls13_suites="TLS_CHACHA20_POLY1305_SHA256")
+        client, _ = handshake(ctx, client_context())
+        self.assertEqual(client.get_cipher_name(), "TLS_CHACHA20_POLY1305_SHA256")
+        with self.assertRaises(ValueError) as cm:
+            defaults.apply_defaults(SSL.Context(SSL.TLS_METHOD), tls13_suites="TLS_NOPE")
+        self.assertIn("TLS_NOPE", str(cm.exception))
+
     def test_x25519_client_accepted_where_groups_are_settable(self):
         """X25519 is the first group of the profile."""
         if not defaults.groups_settable():
