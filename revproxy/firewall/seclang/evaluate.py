@@ -10,7 +10,6 @@ from typing import Dict, List, Optional, Tuple
 
 from .api import Interruption, Match, MatchRecord
 from .macros import compile_macro
-from .prefilter import candidates as prefilter_candidates
 from .prefilter import MEMO_MAX, MEMO_VALUE_MAX
 from .prefilter import hits as prefilter_hits
 from .rules import CACHED, LIVE
@@ -63,6 +62,7 @@ class Evaluator:
         self.allowed = ""          # "", "request" (phases 1-2 skipped), "all" (1-4 skipped)
         self.work = 0
         self._tcache: Dict[Tuple[int, bytes], bytes] = {}
+        self._steps: Dict[Tuple[object, bytes], bytes] = {}  # (transformation, input) -> output
         self._hits: Dict[int, frozenset] = {}  # prefilter group id -> matching patterns
         self._unions: Dict[object, tuple] = {}  # prefilter.Union -> its scan
         self._ran: set = set()
@@ -264,7 +264,7 @@ class Evaluator:
                 else:
                     h, n = prefilter_hits(group, lambda t, key: values(t, (), key),
                                           self._transformer(rule) if not group.multi
-                                          else lambda value: prefilter_candidates(rule, value))
+                                          else lambda value: self._candidates(rule, value))
                     self.work += n
                 self._hits[group.id] = h
             if index not in h:
@@ -328,18 +328,30 @@ class Evaluator:
             for e in rule.effects:
                 e.apply(self)
 
+    def _candidates(self, rule, value: bytes) -> List[bytes]:
+        """multiMatch: the value and each transformation's output that changed it. Each
+        step (transformation, input) is cached for the transaction: the CRS's multiMatch
+        rules share steps (934100 and 934160 both base64-decode every argument)."""
+        steps = self._steps
+        if len(steps) > _TCACHE_MAX:
+            steps.clear()
+        out = [value]
+        v = value
+        for fn in rule.t_funcs:
+            key = (fn, v)
+            nv = steps.get(key)
+            if nv is None:
+                nv = steps[key] = fn(v)
+            if nv != v:
+                out.append(nv)
+            v = nv
+        return out
+
     def _multi(self, rule, value: bytes) -> List[Tuple[bytes, Match]]:
         """multiMatch: the operator on the value and after every transformation that
         changed it."""
         out = []
-        candidates = [value]
-        v = value
-        for fn in rule.t_funcs:
-            nv = fn(v)
-            if nv != v:
-                candidates.append(nv)
-            v = nv
-        for c in candidates:
+        for c in self._candidates(rule, value):
             m = rule.operator(c, self._expand)
             if rule.negated:
                 m = Match(c) if m is None else None
@@ -360,7 +372,7 @@ class Evaluator:
         found = scan[0].get(group.id)
         values = self.vars.values
         if found:  # the union's "maybe" may come from another group's values: confirm
-            h, n = union.confirm(group, lambda t, key: values(t, (), key))
+            h, n = union.confirm(group, lambda t, key: values(t, (), key), found)
             self.work += n
         else:
             h = set()
@@ -375,7 +387,7 @@ class Evaluator:
                 if got is None:
                     if multi:
                         got = ()
-                        for c in prefilter_candidates(rule, value):
+                        for c in self._candidates(rule, value):
                             got += tuple(match(c) or ())
                     else:
                         got = tuple(match(transform(rule, value)) or ())

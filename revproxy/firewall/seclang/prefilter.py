@@ -111,6 +111,7 @@ _DIRTY_MEMO_MAX = 4096
 _MEMO_KEY_MAX = 64
 MEMO_MAX = 2048          # header values remembered per group
 MEMO_VALUE_MAX = 512     # longer header values are not remembered
+CONFIRM_MIN_VALUES = 8   # a union "maybe" on fewer values is not confirmed
 
 
 class Union:
@@ -178,17 +179,20 @@ class Union:
         return found
 
     @staticmethod
-    def confirm(group, values_of) -> Tuple[set, int]:
-        """The union said some pattern of ``group`` may match some value of the phase:
-        which of its patterns match the joined values of the group's own targets (clean
+    def confirm(group, values_of, found) -> Tuple[set, int]:
+        """The union said the patterns ``found`` of ``group`` may match some value of the
+        phase: which of them match the joined values of the group's own targets (clean
         values as they leave the chain; dirty ones raw, a superset: their own pass is
-        ``Evaluator._union_hits``'s)."""
+        ``Evaluator._union_hits``'s). With a few values only, ``found`` as it is: the
+        rules then cost less than the confirmation."""
         own: Dict[bytes, None] = {}
         for t, key in group.targets:
             for _name, value in values_of(t, key):
                 own[value] = None
         if not own:
             return set(), 0
+        if len(own) <= CONFIRM_MIN_VALUES:
+            return set(found), 0
         out: set = set()
         lowers = group.cls[1]
         match = group.text_match
