@@ -62,3 +62,43 @@ def test_every_pl1_regression_request_logs_the_same_ids_with_and_without(wafs):
                               % (case.rule_id, case.test_id, i + 1,
                                  sorted(a or ()), sorted(b or ())))
     assert not differ, "\n".join(differ[:20])
+
+
+def test_debian_crs3_logs_the_same_ids_with_and_without_on_the_same_requests(monkeypatch):
+    """The same check on Debian's CRS 3.3.4 (another rule set, other chains and patterns),
+    fed the CRS v4 regression requests as a corpus."""
+    import os
+
+    from tests.firewall import test_crs3_debian as crs3
+
+    if CRS is None or not os.path.exists(crs3.LOAD) or \
+            not os.path.exists("/etc/modsecurity/crs/crs-setup.conf"):
+        pytest.skip("needs Debian's modsecurity-crs and the CRS v4 tests (setup-env)")
+    pytest.importorskip("yaml", reason="PyYAML (test extra) is needed to read go-ftw files")
+    from revproxy.firewall.seclang.engine import load_waf
+
+    with open(crs3.LOAD, encoding="utf-8") as f:
+        text = f.read()
+
+    def load():
+        return load_waf([("<engine.conf>", ftw.ENGINE_CONF), (crs3.LOAD, text)])
+    fast = load()
+    with monkeypatch.context() as m:
+        m.setattr(prefilter, "_re2", None)
+        m.setattr(identity, "classify", lambda names, funcs: None)
+        plain = load()
+    assert plain.prefiltered == 0
+    cases = ftw.load_cases(CRS)
+    differ = []
+    seen = logged = 0
+    for case in cases[::3]:  # a third of the requests keeps this under a minute
+        for st in case.stages:
+            seen += 1
+            a, _ = ftw.run_stage(fast, st.raw)
+            b, _ = ftw.run_stage(plain, st.raw)
+            logged += bool(a)
+            if a != b:
+                differ.append("%d-%d: with %s, without %s" % (
+                    case.rule_id, case.test_id, sorted(a or ()), sorted(b or ())))
+    assert seen > 1000 and logged > 300, (seen, logged)
+    assert not differ, "\n".join(differ[:20])
