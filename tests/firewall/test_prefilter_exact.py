@@ -102,3 +102,43 @@ def test_debian_crs3_logs_the_same_ids_with_and_without_on_the_same_requests(mon
                     case.rule_id, case.test_id, sorted(a or ()), sorted(b or ())))
     assert seen > 1000 and logged > 300, (seen, logged)
     assert not differ, "\n".join(differ[:20])
+
+
+_PIECES = [b"<script>", b"alert(1)", b"' or 1=1--", b"union select", b"/*", b"*/", b"../",
+           b"%2e%2e/", b"/etc/passwd", b"javascript:", b"\n", b"\r\n", b" ", b"\t", b"A",
+           b"z", b"_", b"-", b".", b"=", b"&#x3c;", b"%u003c", b"\\x3c", b"ZXZhbCg=",
+           b"eval(", b"${jndi:", b";ls", b"|id", b"$(", b"onload=", b"SELECT", b"0x41",
+           b"\xc3\xa9", b"\xff", b"%00", b"\x00", b"http://", b"file://", b"php://", b"__proto__",
+           b"&&", b"`", b"'", b'"', b"#", b"--", b"<!--", b"\\", b"%", b"+", b"value-1"]
+
+
+def test_random_requests_log_the_same_ids_with_and_without(wafs):
+    """Hypothesis: requests whose arguments, cookie, header and form body are random
+    concatenations of attack fragments, escapes, separators and plain words log the same
+    ids with the shortcuts as without them."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    from urllib.parse import quote_from_bytes
+
+    fast, plain = wafs
+    value = st.lists(st.sampled_from(_PIECES), max_size=6).map(b"".join)
+
+    @settings(max_examples=150, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(args=st.lists(st.tuples(value, value), min_size=1, max_size=4), ua=value,
+           cookie=value, body=st.lists(st.tuples(value, value), max_size=3))
+    def check(args, ua, cookie, body):
+        query = "&".join("%s=%s" % (quote_from_bytes(k or b"k"), quote_from_bytes(v))
+                         for k, v in args)
+        form = "&".join("%s=%s" % (quote_from_bytes(k or b"f"), quote_from_bytes(v))
+                        for k, v in body).encode()
+        ua_h = ua.replace(b"\r", b"").replace(b"\n", b"").replace(b"\x00", b"") or b"x"
+        ck = quote_from_bytes(cookie).encode()
+        raw = (b"POST /p?" + query.encode() + b" HTTP/1.1\r\nHost: localhost\r\n"
+               b"User-Agent: " + ua_h + b"\r\nCookie: c=" + ck + b"\r\n"
+               b"Content-Type: application/x-www-form-urlencoded\r\n"
+               b"Content-Length: %d\r\n\r\n" % len(form) + form)
+        a, _ = ftw.run_stage(fast, raw)
+        b, _ = ftw.run_stage(plain, raw)
+        assert a == b
+    check()
