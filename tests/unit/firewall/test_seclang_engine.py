@@ -210,37 +210,9 @@ def test_waf_describe_ids_with_tag_and_anomaly_score():
     assert run(w).anomaly_score == 7 and w.engine_mode == "On"
 
 
-def test_prefilter_skips_rx_rules_that_cannot_match_and_keeps_those_that_can():
-    """Grouped @rx rules run only when their RE2 set says a value may match; results,
-    captures and exclusions are those of the rule itself."""
-    from revproxy.firewall.seclang import prefilter
-    if not prefilter.AVAILABLE:
-        import pytest
-        pytest.skip("google-re2 is not installed for this interpreter (PyPy)")
-    calls = []
-    from revproxy.firewall.seclang.engine import default_components
-    comps = default_components()
-
-    def build(name, arg, base):
-        op = comps.build_operator(name, arg, base)
-        return lambda v, e: calls.append((arg, v)) or op(v, e)
-    w = waf('SecRule ARGS|!ARGS:skip "@rx (ev)il" "id:1,phase:1,log,capture,t:lowercase,'
-            "logdata:'%{TX.1}'\"\n"
-            'SecRule ARGS "@rx nothing-like-this" "id:2,phase:1,log,t:lowercase"\n'
-            'SecRule REQUEST_HEADERS "@rx ^x$" "id:3,phase:1,log,t:lowercase"\n',
-            components=comps._replace(build_operator=build))
-    assert w.prefiltered == 3
-    tx = run(w, b"/?a=EVIL&skip=evil&b=ok")
-    assert [(m.rule_id, m.variable, m.logdata) for m in tx.matches] == [(1, "ARGS:a", b"ev")]
-    assert {a for a, _ in calls} == {"(ev)il"}  # rules 2 and 3 never ran their operator
-    calls.clear()
-    assert ids(run(w, b"/?skip=evil")) == [] and calls == []
-
-
-def test_prefilter_takes_pm_and_multimatch_rules_and_keeps_their_verdicts():
-    """@pm phrases and multiMatch @rx join the RE2 sets (and the phase union): the
-    operator runs only when a value (or an intermediate) may match; anchors hold per
-    value although the union matches the values joined by newlines."""
+def _counting_components():
+    """(components whose operators record (argument, value) in ``calls``, calls); skips
+    where google-re2 (the prefilter) is not installed."""
     from revproxy.firewall.seclang import prefilter
     if not prefilter.AVAILABLE:
         import pytest
@@ -255,13 +227,38 @@ def test_prefilter_takes_pm_and_multimatch_rules_and_keeps_their_verdicts():
         def wrapped(v, e):
             calls.append((arg, v))
             return op(v, e)
-        wrapped.phrases = getattr(op, "phrases", None)
+        wrapped.phrases = getattr(op, "phrases", None)  # what the prefilter reads of @pm
         return wrapped
+    return comps._replace(build_operator=build), calls
+
+
+def test_prefilter_skips_rx_rules_that_cannot_match_and_keeps_those_that_can():
+    """Grouped @rx rules run only when their RE2 set says a value may match; results,
+    captures and exclusions are those of the rule itself."""
+    comps, calls = _counting_components()
+    w = waf('SecRule ARGS|!ARGS:skip "@rx (ev)il" "id:1,phase:1,log,capture,t:lowercase,'
+            "logdata:'%{TX.1}'\"\n"
+            'SecRule ARGS "@rx nothing-like-this" "id:2,phase:1,log,t:lowercase"\n'
+            'SecRule REQUEST_HEADERS "@rx ^x$" "id:3,phase:1,log,t:lowercase"\n',
+            components=comps)
+    assert w.prefiltered == 3
+    tx = run(w, b"/?a=EVIL&skip=evil&b=ok")
+    assert [(m.rule_id, m.variable, m.logdata) for m in tx.matches] == [(1, "ARGS:a", b"ev")]
+    assert {a for a, _ in calls} == {"(ev)il"}  # rules 2 and 3 never ran their operator
+    calls.clear()
+    assert ids(run(w, b"/?skip=evil")) == [] and calls == []
+
+
+def test_prefilter_takes_pm_and_multimatch_rules_and_keeps_their_verdicts():
+    """@pm phrases and multiMatch @rx join the RE2 sets (and the phase union): the
+    operator runs only when a value (or an intermediate) may match; anchors hold per
+    value although the union matches the values joined by newlines."""
+    comps, calls = _counting_components()
     w = waf('SecRule ARGS "@pm alpha be.ta" "id:4,phase:1,log,t:lowercase"\n'
             'SecRule ARGS "@rx ^evil$" "id:5,phase:1,log,multiMatch,t:urlDecodeUni,'
             't:lowercase"\n'
             'SecRule ARGS "@rx ^ok$" "id:6,phase:1,log"\n',
-            components=comps._replace(build_operator=build))
+            components=comps)
     assert w.prefiltered == 3
     assert ids(run(w, b"/?a=xevil&b=evilx&c=bexta&d=okk")) == [] and calls == []
     assert ids(run(w, b"/?a=ALPHAbet")) == [4]
