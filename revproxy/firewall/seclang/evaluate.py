@@ -9,13 +9,11 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Tuple
 
 from .api import Interruption, Match, MatchRecord
+from .chains import Chains
 from .macros import compile_macro
-from .prefilter import MEMO_MAX, MEMO_VALUE_MAX
-from .prefilter import hits as prefilter_hits
 from .rules import CACHED, LIVE
 from .variables import Variables
 
-_TCACHE_MAX = 50000       # entries of the per-transaction transformation cache
 _REQUEST_PHASES = (1, 2)
 _REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 
@@ -61,10 +59,9 @@ class Evaluator:
         self.response_body_limit = s.response_body_limit
         self.allowed = ""          # "", "request" (phases 1-2 skipped), "all" (1-4 skipped)
         self.work = 0
-        self._tcache: Dict[Tuple[int, bytes], bytes] = {}
-        self._steps: Dict[Tuple[object, bytes], bytes] = {}  # (transformation, input) -> output
-        self._hits: Dict[int, frozenset] = {}  # prefilter group id -> matching patterns
-        self._unions: Dict[object, tuple] = {}  # prefilter.Union -> its scan
+        self.chains = Chains(self.vars.values)
+        self._hits = self.chains.hits  # prefilter group id -> matching patterns
+        self._transform = self.chains.transform  # (rule, value) -> transformed value
         self._ran: set = set()
         self._expand = self.expand_text
 
@@ -259,14 +256,9 @@ class Evaluator:
             group, index = pre
             h = self._hits.get(group.id)
             if h is None:
-                if group.union is not None:
-                    h = self._union_hits(group, rule)
-                else:
-                    h, n = prefilter_hits(group, lambda t, key: values(t, (), key),
-                                          self._transformer(rule) if not group.multi
-                                          else lambda value: self._candidates(rule, value))
-                    self.work += n
+                h, n = self.chains.group_hits(group, rule)
                 self._hits[group.id] = h
+                self.work += n
             if index not in h:
                 return False
         excl = rule.exclusions
@@ -328,30 +320,11 @@ class Evaluator:
             for e in rule.effects:
                 e.apply(self)
 
-    def _candidates(self, rule, value: bytes) -> List[bytes]:
-        """multiMatch: the value and each transformation's output that changed it. Each
-        step (transformation, input) is cached for the transaction: the CRS's multiMatch
-        rules share steps (934100 and 934160 both base64-decode every argument)."""
-        steps = self._steps
-        if len(steps) > _TCACHE_MAX:
-            steps.clear()
-        out = [value]
-        v = value
-        for fn in rule.t_funcs:
-            key = (fn, v)
-            nv = steps.get(key)
-            if nv is None:
-                nv = steps[key] = fn(v)
-            if nv != v:
-                out.append(nv)
-            v = nv
-        return out
-
     def _multi(self, rule, value: bytes) -> List[Tuple[bytes, Match]]:
         """multiMatch: the operator on the value and after every transformation that
         changed it."""
         out = []
-        for c in self._candidates(rule, value):
+        for c in self.chains.candidates(rule, value):
             m = rule.operator(c, self._expand)
             if rule.negated:
                 m = Match(c) if m is None else None
@@ -359,78 +332,10 @@ class Evaluator:
                 out.append((c, m))
         return out
 
-    def _union_hits(self, group, rule) -> frozenset:
-        """``group``'s hits from its phase's union scan (run once per transaction and
-        body), plus its set run one by one on the values dirty for its chain."""
-        union = group.union
-        scan = self._unions.get(union)
-        if scan is None:
-            values = self.vars.values
-            scan = union.scan(lambda t, key: values(t, (), key))
-            self._unions[union] = scan
-            self.work += scan[2]
-        found = scan[0].get(group.id)
-        values = self.vars.values
-        if found:  # the union's "maybe" may come from another group's values: confirm
-            h, n = union.confirm(group, lambda t, key: values(t, (), key), found)
-            self.work += n
-        else:
-            h = set()
-        dirty = scan[1].get(group.id)
-        if dirty:
-            match = group.raw_match
-            memo = group.memo
-            multi = group.multi
-            transform = self._transform
-            for value, header in dirty.items():
-                got = memo.get(value) if header else None
-                if got is None:
-                    if multi:
-                        got = ()
-                        for c in self._candidates(rule, value):
-                            got += tuple(match(c) or ())
-                    else:
-                        got = tuple(match(transform(rule, value)) or ())
-                    if header and len(value) <= MEMO_VALUE_MAX:
-                        if len(memo) >= MEMO_MAX:
-                            memo.clear()
-                        memo[value] = got
-                    self.work += 1
-                if got:
-                    h.update(got)
-        return frozenset(h)
-
-    def _transformer(self, rule):
-        if not rule.t_funcs:
-            return None
-        transform = self._transform
-        return lambda value: transform(rule, value)
-
     def invalidate(self) -> None:
         """New data arrived (body, response): values and prefilter hits are stale."""
         self.vars.invalidate_body()
-        self._hits.clear()
-        self._unions.clear()
-
-    def _transform(self, rule, value: bytes) -> bytes:
-        cls = rule.t_class
-        if cls is not None and not value.translate(None, cls[0]):
-            return value.lower() if cls[1] else value  # no byte the chain reacts to
-        cache = self._tcache
-        ids = rule.t_ids
-        r = cache.get((ids[-1], value))
-        if r is not None:
-            return r
-        if len(cache) > _TCACHE_MAX:
-            cache.clear()
-        v = value
-        for pid, fn in zip(ids, rule.t_funcs):
-            key = (pid, value)
-            r = cache.get(key)
-            if r is None:
-                r = cache[key] = fn(v)
-            v = r
-        return v
+        self.chains.clear()
 
     def _capture(self, m: Match) -> None:
         tx = self.stores["tx"]

@@ -183,7 +183,7 @@ class Union:
         """The union said the patterns ``found`` of ``group`` may match some value of the
         phase: which of them match the joined values of the group's own targets (clean
         values as they leave the chain; dirty ones raw, a superset: their own pass is
-        ``Evaluator._union_hits``'s). With a few values only, ``found`` as it is: the
+        ``chains.Chains._union_hits``'s). With a few values only, ``found`` as it is: the
         rules then cost less than the confirmation."""
         own: Dict[bytes, None] = {}
         for t, key in group.targets:
