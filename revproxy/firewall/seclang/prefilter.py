@@ -109,8 +109,9 @@ def in_text(pattern: bytes) -> Optional[bytes]:
     return bytes(out)
 _DIRTY_MEMO_MAX = 4096
 _MEMO_KEY_MAX = 64
-MEMO_MAX = 2048          # header values remembered per group
-MEMO_VALUE_MAX = 512     # longer header values are not remembered
+MEMO_MAX = 512           # header values remembered per group (bounded memory: at most
+#                          ~MEMO_MAX x MEMO_VALUE_MAX bytes per group)
+MEMO_VALUE_MAX = 256     # longer header values are not remembered
 CONFIRM_MIN_VALUES = 8   # a union "maybe" on fewer values is not confirmed
 
 

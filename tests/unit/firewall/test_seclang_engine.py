@@ -290,6 +290,13 @@ def test_prefilter_remembers_header_values_without_changing_verdicts():
         assert ids(run(w, headers=((b"x-a", b"%62ad"),))) == [8]
     assert ids(run(w, b"/?q=%2565vil")) == [7]        # ARGS: not remembered, still caught
     assert b"%65vil" not in group.memo
+    # a client sending a new value each time: the memo stays bounded; long ones never kept
+    for i in range(prefilter.MEMO_MAX + 20):
+        run(w, headers=((b"user-agent", b"a%%20b-%d" % i),))
+        assert len(group.memo) <= prefilter.MEMO_MAX
+    long = b"%20" * prefilter.MEMO_VALUE_MAX
+    assert ids(run(w, headers=((b"user-agent", long + b"%65vil"),))) == [7]
+    assert long + b"%65vil" not in group.memo
 
 
 _FUZZ_RULES = r'''
