@@ -310,18 +310,6 @@ def _literal(phrase: bytes) -> bytes:
     return b"".join(bytes((c,)) if c in _LITERAL_SAFE else b"\\x%02x" % c for c in phrase)
 
 
-def candidates(rule, value: bytes) -> List[bytes]:
-    """multiMatch: the value and each transformation's output that changed it."""
-    out = [value]
-    v = value
-    for fn in rule.t_funcs:
-        nv = fn(v)
-        if nv != v:
-            out.append(nv)
-        v = nv
-    return out
-
-
 def build(rules) -> Tuple[int, int]:
     """Set ``rule.pre = (group, index)`` on every rule (chain links too) that takes part;
     returns (groups, rules grouped). Call after ``Rule.finish``."""
