@@ -135,13 +135,14 @@ def config_loader(path, listen, upstreams, cache, firewall=None, admin=()):
 
 
 def build(config, reactor, randbytes=None, batch_writes=True, load=None, signals=False,
-          inherited=None):
+          inherited=None, ticket_secret=None):
     """Wire every object for ``config`` on ``reactor``; returns the ``ProxyService``.
 
     ``load`` re-reads the config on reload (default: ``config`` again); ``signals`` installs
     the SIGHUP (reload) and SIGUSR1 (reopen log files) handlers when the service starts;
     ``inherited`` (a worker's sockets, ``revproxy.workers.inherit.adopters``) replaces
-    listening on those endpoints.
+    listening on those endpoints; ``ticket_secret`` (a worker's, from its supervisor) is what
+    TLS session ticket keys derive from (default: a new random one).
     """
     from revproxy.admin.control import AdminControl
     from revproxy.admin.recorder import RequestRecorder
@@ -162,6 +163,8 @@ def build(config, reactor, randbytes=None, batch_writes=True, load=None, signals
                     SpoolBudget(buffering.total_memory, buffering.total_disk), Deadlines(reactor),
                     Outbox(reactor, batch_writes), LogFiles())
     shared.recorder = RequestRecorder()  # per-request counts for the admin API and metrics
+    shared.ticket_from_supervisor = ticket_secret is not None
+    shared.ticket_secret = ticket_secret or os.urandom(32)
     try:
         runtime = build_runtime(config, shared)
     except ConfigError as e:
@@ -292,7 +295,8 @@ def _tls(config, shared):
     from revproxy.tls.defaults import FALLBACK_GROUP, groups_settable
     from revproxy.tls.runtime import build_tls
 
-    tls = build_tls(config, alpn_protocols(config), shared.reactor.seconds())
+    tls = build_tls(config, alpn_protocols(config), shared.reactor.seconds(),
+                    ticket_keys=_ticket_keys(config, shared))
     for description in config.server.listen:
         if description in tls:
             provider = tls.listener(description).provider
@@ -304,6 +308,24 @@ def _tls(config, shared):
             log.warn("TLS: these OpenSSL bindings cannot set a group list: key exchange "
                      "limited to {group} (docs/tls.md)", group=FALLBACK_GROUP)
     return tls
+
+
+def _ticket_keys(config, shared):
+    """The process's ``TicketKeys`` (resolved at the first build with a TLS listener), or None
+    where the bindings cannot set keys: then each context has OpenSSL's random keys, and a
+    worker's sessions resume on that worker only (said once in the log)."""
+    from revproxy.tls.runtime import admin_tls_descriptions, tls_descriptions
+    from revproxy.tls.ticketkeys import shared_keys
+
+    if shared.ticket_keys is False and (tls_descriptions(config) or
+                                        admin_tls_descriptions(config)):
+        shared.ticket_keys, why = shared_keys(shared.ticket_secret)
+        if shared.ticket_keys is None and shared.ticket_from_supervisor:
+            log.warn("TLS: session ticket keys cannot be shared with the other workers ({why}): "
+                     "a session resumes only on the worker that issued it", why=why)
+        elif shared.ticket_keys is None:
+            log.info("TLS: session ticket keys are OpenSSL's own ({why})", why=why)
+    return shared.ticket_keys or None
 
 
 def check_tls(config):

@@ -104,6 +104,9 @@ class Shared:
     connection accounting, the spool budget, deadlines, the output batcher, the log files."""
 
     recorder = None  # revproxy.admin.recorder.RequestRecorder, set by tap.build
+    ticket_secret = None  # bytes: what TLS session ticket keys derive from (tap.build)
+    ticket_from_supervisor = False  # the secret is shared with the other workers
+    ticket_keys = False  # revproxy.tls.ticketkeys.TicketKeys or None once resolved (tap._tls)
 
     def __init__(self, reactor, rng, randbytes, stats, budget, deadlines, outbox, logs):
         self.reactor = reactor

@@ -14,7 +14,7 @@ context it was switched to; session tickets are encrypted with the first one's k
   client the one its signature algorithms allow), ALPN selection, OCSP stapling, the CA store
   and CA names for client certificates;
 - ``build_dispatch_context`` (per listener): everything else. Rebuilding it is how ticket
-  keys rotate (``revproxy.tls.tickets``).
+  keys rotate; ``revproxy.tls.ticketkeys`` sets the keys it gets.
 """
 
 from __future__ import annotations

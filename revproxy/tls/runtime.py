@@ -11,6 +11,7 @@ from __future__ import annotations
 from revproxy.config.errors import NO_VALUE, ConfigError
 from revproxy.tls.contexts import TLSOptions, build_dispatch_context
 from revproxy.tls.endpoints import is_tls_description, parse_tls_listener
+from revproxy.tls.ticketkeys import period_of
 
 
 class CertificateErrors(ConfigError):
@@ -24,25 +25,45 @@ class CertificateErrors(ConfigError):
 
 class ListenerTLS:
     """What one TLS listener serves: ``provider`` (an ``ITLSProvider``) and its dispatch
-    context, rebuilt (new session ticket keys, empty session cache) once older than
-    ``lifetime`` seconds: lazily, at the first accept after that."""
+    context, rebuilt (new session ticket keys, empty session cache) every ``lifetime``
+    seconds: lazily, at the first accept after that.
 
-    def __init__(self, provider, options, client_auth, lifetime, now):
+    With ``ticket_keys`` (``revproxy.tls.ticketkeys.TicketKeys``) the keys are derived for
+    ``label`` and the rotation period, so every process with the same secret serves the same
+    keys and rotates at the same instants (period boundaries); without, OpenSSL draws random
+    keys for each context, rebuilt ``lifetime`` after the previous one."""
+
+    def __init__(self, provider, options, client_auth, lifetime, now, ticket_keys=None,
+                 label=""):
         self.provider = provider
         self.options = options
         self.client_auth = client_auth
         self.lifetime = lifetime
+        self.ticket_keys = ticket_keys
+        self.label = label
         self._dispatch = None
         self.built_at = None
+        self.period = None
         self.rotations = 0
         self.dispatch_context(now)
 
+    def _due(self, now):
+        if self._dispatch is None:
+            return True
+        if self.ticket_keys is not None:
+            return period_of(now, self.lifetime) != self.period
+        return bool(self.lifetime) and now - self.built_at >= self.lifetime
+
     def dispatch_context(self, now):
-        if self._dispatch is None or (self.lifetime and now - self.built_at >= self.lifetime):
+        if self._due(now):
             if self._dispatch is not None:
                 self.rotations += 1
-            self._dispatch = build_dispatch_context(self.options, self.client_auth,
-                                                    self.provider.server_context)
+            context = build_dispatch_context(self.options, self.client_auth,
+                                             self.provider.server_context)
+            if self.ticket_keys is not None:
+                self.period = period_of(now, self.lifetime)
+                self.ticket_keys.apply(context, self.label, self.period)
+            self._dispatch = context
             self.built_at = now
         return self._dispatch
 
@@ -161,7 +182,7 @@ def admin_tls_descriptions(config):
     return [d for d in config.admin.listen if is_tls_description(d)]
 
 
-def _admin_tls(config, options, now):
+def _admin_tls(config, options, now, ticket_keys=None):
     """``description -> ListenerTLS`` of the TLS admin listeners: HTTP/1.1 only in ALPN (the
     admin site speaks nothing else), the listener's ``client_auth`` (default "off") with
     ``[tls] client_ca``: ``client_auth=required`` makes a client certificate the admin
@@ -188,13 +209,15 @@ def _admin_tls(config, options, now):
                               "client_auth=%s needs [tls] client_ca (a CA bundle)" % client_auth)
         provider = _ssl_provider(config, description, spec, admin_options)
         listeners[description] = ListenerTLS(provider, admin_options, client_auth,
-                                             tls.ticket_key_lifetime, now)
+                                             tls.ticket_key_lifetime, now, ticket_keys,
+                                             description)
     return listeners
 
 
-def build_tls(config, alpn, now, factories=None):
+def build_tls(config, alpn, now, factories=None, ticket_keys=None):
     """The ``TLSRuntime`` of ``config``'s TLS listeners, ALPN list ``alpn`` (str), the clock
-    at ``now``. Raises ``ConfigError`` (``CertificateErrors`` for files)."""
+    at ``now``, session ticket keys from ``ticket_keys`` (``TicketKeys``; None: OpenSSL's
+    random keys). Raises ``ConfigError`` (``CertificateErrors`` for files)."""
     from revproxy.tls.accel import check_openssl_provider
 
     tls = config.tls
@@ -213,7 +236,7 @@ def build_tls(config, alpn, now, factories=None):
     wants_provider = any(s.kind == "tls" for s in specs.values()) or tls.certificates or \
         tls.certificate_dir
     if not specs and not wants_provider:
-        return TLSRuntime(_admin_tls(config, options, now))
+        return TLSRuntime(_admin_tls(config, options, now, ticket_keys))
     for description, spec in specs.items():
         if spec.kind == "tls" and tls.provider == "pem" and not (
                 tls.certificates or tls.certificate_dir):
@@ -238,6 +261,7 @@ def build_tls(config, alpn, now, factories=None):
         chosen = provider if spec.kind == "tls" else _ssl_provider(config, description, spec,
                                                                   options)
         listeners[description] = ListenerTLS(chosen, options, client_auth,
-                                             tls.ticket_key_lifetime, now)
-    listeners.update(_admin_tls(config, options, now))
+                                             tls.ticket_key_lifetime, now, ticket_keys,
+                                             description)
+    listeners.update(_admin_tls(config, options, now, ticket_keys))
     return TLSRuntime(listeners, provider)

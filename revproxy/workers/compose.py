@@ -79,7 +79,7 @@ def worker_service(options, reactor):
     load = worker_loader(options.load, spec)
     top = service.MultiService()
     proxy = tap.build(load(), reactor, load=load, signals=True,
-                      inherited=adopters(reactor, spec))
+                      inherited=adopters(reactor, spec), ticket_secret=spec.ticket_secret or None)
     proxy.setServiceParent(top)
     SupervisorWatch(reactor).setServiceParent(top)
     log.info("worker {index} of supervisor {pid}", index=spec.index, pid=spec.supervisor)

@@ -4,7 +4,9 @@ runtime directory (0700), written 0600, named by the worker's ``--worker`` flag.
 Fields: ``index`` (the worker slot, 0-based), ``supervisor`` (its pid), ``admin`` (the
 endpoint of the worker's private admin API: a Unix socket in the runtime directory) and
 ``listeners``: ``[{"role", "description", "fd", "family"}]``, the listening sockets the
-worker inherited as file descriptors (fd 3 upward, the same in every worker).
+worker inherited as file descriptors (fd 3 upward, the same in every worker), and
+``ticket_secret`` (hex): the supervisor's secret every worker derives its TLS session ticket
+keys from (``revproxy.tls.ticketkeys``), so a session resumes on any worker.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class WorkerSpec(NamedTuple):
     supervisor: int
     admin: str
     listeners: Tuple[InheritedSocket, ...]
+    ticket_secret: bytes = b""
 
     def by_key(self) -> Dict[Tuple[str, str], InheritedSocket]:
         return {(s.role, s.description): s for s in self.listeners}
@@ -59,7 +62,8 @@ def child_fds(parent_fds: List[Tuple[Tuple[str, str], int, int]]):
 
 def write_spec(path: str, spec: WorkerSpec) -> None:
     data = {"index": spec.index, "supervisor": spec.supervisor, "admin": spec.admin,
-            "listeners": [s._asdict() for s in spec.listeners]}
+            "listeners": [s._asdict() for s in spec.listeners],
+            "ticket_secret": spec.ticket_secret.hex()}
     fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(data, f)
@@ -74,6 +78,7 @@ def read_spec(path: str) -> WorkerSpec:
         return WorkerSpec(int(data["index"]), int(data["supervisor"]), str(data["admin"]),
                           tuple(InheritedSocket(str(s["role"]), str(s["description"]),
                                                 int(s["fd"]), int(s["family"]))
-                                for s in data["listeners"]))
+                                for s in data["listeners"]),
+                          bytes.fromhex(str(data.get("ticket_secret", ""))))
     except (OSError, KeyError, TypeError, ValueError) as e:
         raise ValueError("cannot read the worker spec %s: %s" % (path, e)) from None

@@ -32,6 +32,7 @@ from twisted.logger import Logger
 
 from revproxy.config.errors import ConfigError
 from revproxy.server.listeners import ListenError
+from revproxy.tls.ticketkeys import new_secret
 from revproxy.workers.backoff import RestartPolicy
 from revproxy.workers.process import WorkerProcess, describe_exit
 from revproxy.workers.sockets import SharedSockets
@@ -129,6 +130,7 @@ class Supervisor(service.Service):
         self._stopping = False
         self._all_gone = None  # Deferred while stopping
         self._checking = defer.succeed(None)  # reload checks run one at a time
+        self.ticket_secret = new_secret()  # every worker's TLS ticket keys (tls.ticketkeys)
 
     # -- starting --------------------------------------------------------------------------------
     def privilegedStartService(self):
@@ -179,7 +181,8 @@ class Supervisor(service.Service):
         except OSError:
             pass
         spec_path = os.path.join(self.run_dir, "worker-%d.json" % slot.index)
-        write_spec(spec_path, WorkerSpec(slot.index, os.getpid(), admin, tuple(inherited)))
+        write_spec(spec_path, WorkerSpec(slot.index, os.getpid(), admin, tuple(inherited),
+                                           self.ticket_secret))
         argv = [self._python, "-c", TWISTD, "--nodaemon", "--pidfile=", "revproxy"] + \
             self._args + ["--worker", spec_path]
         proc = WorkerProcess(slot.index, self._ended)

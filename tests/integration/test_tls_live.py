@@ -203,6 +203,46 @@ class TLSLiveTests(unittest.TestCase):
                          second)
 
 
+    @defer.inlineCallbacks
+    def test_sessions_resume_across_a_reload(self):
+        """Ticket keys derive from the process's secret (revproxy.tls.ticketkeys), not from
+        the context: a session issued before SIGHUP resumes on the rebuilt contexts after it,
+        TLS 1.3 and 1.2."""
+        import ssl
+
+        from twisted.internet import threads
+
+        for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+            context = ssl.create_default_context(cafile=self.certs.ca_path)
+            context.maximum_version = version
+            reused, session = yield threads.deferToThread(https_get, self.port, context, None)
+            self.assertFalse(reused)
+            reused, _ = yield threads.deferToThread(https_get, self.port, context, session)
+            self.assertTrue(reused, version)
+            config = parse_config(copy.deepcopy(self.data), "<test>")
+            self.assertTrue(self.service.reloader.reload(lambda: config))
+            reused, _ = yield threads.deferToThread(https_get, self.port, context, session)
+            self.assertTrue(reused, version)
+
+
+def https_get(port, context, session):
+    """One GET on a new connection offering ``session`` (blocking: run in a thread):
+    (resumed, the connection's session)."""
+    import socket
+
+    with socket.create_connection((LOOPBACK, port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="site.test", session=session) as tls:
+            tls.sendall(b"GET /echo HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n")
+            data = b""
+            while True:
+                chunk = tls.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            assert data.startswith(b"HTTP/1.1 200"), data[:100]
+            return tls.session_reused, tls.session
+
+
 class TLSCheckTests(unittest.TestCase):
     def setUp(self):
         self.mktemp_dir = os.path.abspath(self.mktemp())

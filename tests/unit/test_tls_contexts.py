@@ -39,10 +39,10 @@ def fixture():
 
 
 def listener(bundles, client_auth="off", alpn=("h2", "http/1.1"), lifetime=0.0, now=0.0,
-             client_ca="", default=None, **kw):
+             client_ca="", default=None, ticket_keys=None, label="", **kw):
     options = TLSOptions(alpn=alpn, client_ca=client_ca, **kw)
     provider = PemTLSProvider(bundles, options, default)
-    return ListenerTLS(provider, options, client_auth, lifetime, now)
+    return ListenerTLS(provider, options, client_auth, lifetime, now, ticket_keys, label)
 
 
 def peer_key(client):

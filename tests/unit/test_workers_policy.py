@@ -125,7 +125,8 @@ class SpecTests(unittest.TestCase):
         self.addCleanup(lambda: __import__("shutil").rmtree(directory))
         path = os.path.join(directory, "w.json")
         spec = WorkerSpec(1, 42, admin_endpoint(directory, 1),
-                          (InheritedSocket("proxy", "tcp:80", 3, int(socket.AF_INET)),))
+                          (InheritedSocket("proxy", "tcp:80", 3, int(socket.AF_INET)),),
+                          bytes(range(32)))
         write_spec(path, spec)
         self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
         self.assertEqual(read_spec(path), spec)
