@@ -19,7 +19,6 @@ A provider's tests reuse the contract like this::
 
 from __future__ import annotations
 
-import warnings
 
 from OpenSSL import SSL
 from OpenSSL._util import lib as _lib
@@ -32,8 +31,7 @@ __all__ = ["TLSProviderContractMixin", "client_context", "handshake", "pump"]
 
 def client_context(max_version=None, min_version=None, ciphers=None, groups=None,
                    sigalgs=None, alpn=None, cert=None, key=None, trust=None, ocsp=False):
-    """A client ``SSL.Context``. ``groups`` (e.g. "P-521") falls back to ``set_tmp_ecdh`` with
-    the first group where the bindings cannot set a list; ``sigalgs`` e.g. "ECDSA+SHA256";
+    """A client ``SSL.Context``. ``groups`` (e.g. "P-521") the groups it offers; ``sigalgs`` e.g. "ECDSA+SHA256";
     ``cert``/``key`` (cryptography objects) a client certificate; ``trust`` a CA certificate
     to verify the server with (None: no verification)."""
     context = SSL.Context(SSL.TLS_METHOD)
@@ -44,18 +42,9 @@ def client_context(max_version=None, min_version=None, ciphers=None, groups=None
     if ciphers:
         context.set_cipher_list(ciphers.encode("ascii"))
     if groups:
-        setter = getattr(_lib, "SSL_CTX_set1_groups_list", None) or getattr(
-            _lib, "SSL_CTX_set1_curves_list", None)
-        if setter is not None:
-            assert setter(context._context, groups.encode("ascii")) == 1
-        else:
-            from cryptography.hazmat.primitives.asymmetric import ec
+        from revproxy.tls.defaults import set_groups
 
-            curve = {"P-256": ec.SECP256R1, "P-384": ec.SECP384R1,
-                     "P-521": ec.SECP521R1}[groups.split(":")[0]]
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                context.set_tmp_ecdh(curve())
+        set_groups(context, groups.split(":"))  # the bindings' call or SSL_CTX_ctrl
     if sigalgs:
         assert _lib.SSL_CTX_set1_sigalgs_list(context._context, sigalgs.encode("ascii")) == 1
     if alpn:

@@ -13,7 +13,8 @@ One module per concern:
 - ``listener``: the TLS-wrapping factory that reads the current contexts at each accept;
 - ``provider``: the built-in PEM ``ITLSProvider``;
 - ``runtime``: everything above built from ``[tls]`` and the listeners, once per config;
-- ``ticketkeys``: session ticket keys derived from a secret (shared by workers), set through
-  ``SSL_CTX_ctrl``, which ``elfsyms`` finds in the binding's symbol table;
+- ``ticketkeys``: session ticket keys derived from a secret (shared by workers);
+- ``ctrl``: OpenSSL's ``SSL_CTX_ctrl`` (ticket keys, PyPy's group list), which ``elfsyms``
+  finds in the binding's symbol table;
 - ``accel``: the ``openssl_provider`` start-up check.
 """

@@ -26,20 +26,40 @@ TLS13_SUITES = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1
 DEFAULT_GROUPS = ("X25519", "P-256", "P-384")
 VERSIONS = {"1.2": SSL.TLS1_2_VERSION, "1.3": SSL.TLS1_3_VERSION}
 
-# Where the bindings cannot set a group list (cryptography < 45 on PyPy does not expose
-# SSL_CTX_set1_groups_list), one group is still settable through set_tmp_ecdh: P-256, the one
-# every client supports. X25519-only clients then need a HelloRetryRequest; nothing outside the
-# profile is ever offered.
+# cryptography < 45 (PyPy's) does not expose SSL_CTX_set1_groups_list: the list is then set
+# through SSL_CTX_ctrl (revproxy.tls.ctrl), of which that call is a macro. Where even that is
+# out of reach, one group is still settable through set_tmp_ecdh: P-256, the one every client
+# supports. X25519-only clients then need a HelloRetryRequest; nothing outside the profile is
+# ever offered.
 FALLBACK_GROUP = "P-256"
+SSL_CTRL_SET_GROUPS_LIST = 92  # OpenSSL's ssl.h (SSL_CTX_set1_groups_list)
 
 _OPTIONS = SSL.OP_NO_COMPRESSION | SSL.OP_NO_RENEGOTIATION | SSL.OP_NO_SSLv2 | SSL.OP_NO_SSLv3 \
     | SSL.OP_NO_TLSv1 | SSL.OP_NO_TLSv1_1
 
 
+def _binding_setter():
+    return getattr(_lib, "SSL_CTX_set1_groups_list", None) or getattr(
+        _lib, "SSL_CTX_set1_curves_list", None)
+
+
+def _ctrl_setter():
+    """``set1_groups_list(ctx, spec)`` through ``SSL_CTX_ctrl``, or None."""
+    from revproxy.tls import ctrl
+
+    control, _ = ctrl.ssl_ctx_ctrl()
+    if control is None:
+        return None
+    import ctypes
+
+    return lambda context, spec: control(ctrl.pointer(context), SSL_CTRL_SET_GROUPS_LIST, 0,
+                                         ctypes.c_char_p(spec))
+
+
 def groups_settable() -> bool:
     """True when a whole group list can be set (else only ``FALLBACK_GROUP``)."""
-    return hasattr(SSL.Context, "set_groups") or hasattr(_lib, "SSL_CTX_set1_groups_list") \
-        or hasattr(_lib, "SSL_CTX_set1_curves_list")
+    return hasattr(SSL.Context, "set_groups") or _binding_setter() is not None or \
+        _ctrl_setter() is not None
 
 
 def set_groups(context: SSL.Context, groups) -> None:
@@ -49,10 +69,12 @@ def set_groups(context: SSL.Context, groups) -> None:
     if hasattr(context, "set_groups"):
         context.set_groups(spec)
         return
-    setter = getattr(_lib, "SSL_CTX_set1_groups_list", None) or getattr(
-        _lib, "SSL_CTX_set1_curves_list", None)
+    setter = _binding_setter()
+    target = context._context
+    if setter is None:
+        setter, target = _ctrl_setter(), context
     if setter is not None:
-        if setter(context._context, spec.encode("ascii")) != 1:
+        if setter(target, spec.encode("ascii")) != 1:
             raise ValueError("OpenSSL refused the key-exchange groups %r" % spec)
         return
     from cryptography.hazmat.primitives.asymmetric import ec

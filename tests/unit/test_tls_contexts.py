@@ -109,11 +109,14 @@ class SafeDefaultsTests(unittest.TestCase):
             defaults.apply_defaults(SSL.Context(SSL.TLS_METHOD), tls13_suites="TLS_NOPE")
         self.assertIn("TLS_NOPE", str(cm.exception))
 
-    def test_x25519_client_accepted_where_groups_are_settable(self):
-        """X25519 is the first group of the profile."""
-        if not defaults.groups_settable():
-            raise unittest.SkipTest("these bindings set one group only (P-256)")
-        handshake(self.ctx, client_context(groups="X25519"))
+    def test_x25519_and_p384_clients_accepted_on_both_interpreters(self):
+        """The whole group list is set (on PyPy, whose binding lacks set1_groups_list,
+        through SSL_CTX_ctrl): X25519 and P-384 clients are served, without a
+        HelloRetryRequest for X25519 (the client offered no other share); X448 is not."""
+        self.assertTrue(defaults.groups_settable())
+        for group in ("X25519", "P-384"):
+            handshake(self.ctx, client_context(groups=group))
+        self.assertRaises(SSL.Error, handshake, self.ctx, client_context(groups="X448"))
 
     def test_client_cipher_preference_wins(self):
         """Server cipher preference is off: the client's order decides."""

@@ -12,9 +12,10 @@ from OpenSSL import SSL
 from twisted.trial import unittest
 
 from revproxy.testing.tls import client_context, handshake
-from revproxy.tls import ticketkeys
+from revproxy.tls import ctrl, ticketkeys
 from revproxy.tls.elfsyms import Symbol, function_symbols
-from revproxy.tls.ticketkeys import KEY_BYTES, bias_of, derive, period_of, shared_keys
+from revproxy.tls.ctrl import bias_of
+from revproxy.tls.ticketkeys import KEY_BYTES, derive, period_of, shared_keys
 from tests.unit.test_tls_contexts import bundle, fixture, listener
 
 
@@ -69,7 +70,7 @@ class ElfSymbolTests(unittest.TestCase):
 
     def test_the_installed_binding_lists_ssl_ctx_ctrl(self):
         """cryptography's wheel (what scripts/setup-env installs) keeps OpenSSL's symbols."""
-        path = ticketkeys._binding()[2]
+        path = ctrl._binding()[2]
         with open(path, "rb") as f:
             found = function_symbols(f.read(), ["SSL_CTX_ctrl", "_cffi_d_SSL_CTX_new"])
         self.assertEqual(set(found), {"SSL_CTX_ctrl", "_cffi_d_SSL_CTX_new"})
@@ -77,7 +78,7 @@ class ElfSymbolTests(unittest.TestCase):
 
 class BiasTests(unittest.TestCase):
     symbols = {"_cffi_d_" + n: Symbol(0x1000 * (i + 1) + 0x10, 1)
-               for i, n in enumerate(ticketkeys._ANCHORS)}
+               for i, n in enumerate(ctrl.ANCHORS)}
 
     def runtime(self, bias, skew=0):
         out = {name: bias + s.value for name, s in self.symbols.items()}
@@ -178,12 +179,12 @@ class SharedKeysTests(unittest.TestCase):
 
     def test_unresolvable_binding_says_why(self):
         """A binding whose file cannot be read: no setter, and the reason names it."""
-        saved = ticketkeys._resolved, ticketkeys._binding
-        self.addCleanup(setattr, ticketkeys, "_resolved", saved[0])
-        self.addCleanup(setattr, ticketkeys, "_binding", saved[1])
-        ticketkeys._resolved = None
+        saved = ctrl._resolved, ctrl._binding
+        self.addCleanup(setattr, ctrl, "_resolved", saved[0])
+        self.addCleanup(setattr, ctrl, "_binding", saved[1])
+        ctrl._resolved = None
         ffi, lib, _ = saved[1]()
-        ticketkeys._binding = lambda: (ffi, lib, "/nonexistent/_rust.so")
+        ctrl._binding = lambda: (ffi, lib, "/nonexistent/_rust.so")
         set_keys, why = ticketkeys.setter()
         self.assertIsNone(set_keys)
         self.assertIn("/nonexistent/_rust.so", why)
