@@ -565,6 +565,9 @@ def _startup_limits(config):
 def makeService(options):
     from twisted.internet import reactor
 
+    from revproxy import fastpoll
+
+    fastpoll.install(reactor)  # the epoll loop without a log context per event
     top = service.MultiService()
     _startup_limits(options.config)
     from revproxy.workers.compose import make_service as workers_service
