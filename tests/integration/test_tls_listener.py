@@ -168,6 +168,39 @@ class TLSListenerTests(unittest.TestCase):
         yield with_timeout(client.closed, 5)
 
     @defer.inlineCallbacks
+    def test_corrupt_record_after_the_handshake_closes_the_connection(self):
+        """A TLS record that fails to decrypt, sent on the TCP connection under a finished
+        handshake: the proxy drops that connection (OpenSSL's error, not "no data yet"),
+        logs no unhandled error, and keeps serving others."""
+        client = yield self.client()
+        client.transport.write(b"GET /size/10 HTTP/1.1\r\nHost: a\r\n\r\n")
+        yield with_timeout(client.responses(1))
+        client.transport.transport.write(b"\x17\x03\x03\x00\x20" + b"\x5a" * 32)
+        yield with_timeout(client.closed, 5)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        other = yield self.client()
+        other.transport.write(b"GET /size/20 HTTP/1.1\r\nHost: a\r\n\r\n")
+        [(head, body)] = yield with_timeout(other.responses(1))
+        self.assertEqual(body, pattern(20))
+
+    @defer.inlineCallbacks
+    def test_client_close_notify_ends_the_connection(self):
+        """The client's TLS close_notify (OpenSSL's "zero return"): the proxy shuts TLS down
+        and the connection leaves its books."""
+        client = yield self.client()
+        client.transport.write(b"GET /size/10 HTTP/1.1\r\nHost: a\r\n\r\n")
+        yield with_timeout(client.responses(1))
+        stats = self.service.runtime.stats
+        self.assertEqual(len(stats.connections), 1)
+        client.transport.loseConnection()  # sends close_notify first
+        yield with_timeout(client.closed, 5)
+        for _ in range(100):  # bounded: the proxy's side closes within a few loop turns
+            if not stats.connections:
+                break
+            yield deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(len(stats.connections), 0)
+
+    @defer.inlineCallbacks
     def test_large_response_over_tls(self):
         """A 1 MiB response arrives whole and intact over TLS."""
         client = yield self.client()

@@ -107,9 +107,10 @@ class DerivationTests(unittest.TestCase):
         self.assertNotIn(keys, others)
         self.assertEqual(len(others), 3)
 
-    @given(st.floats(0, 4e9), st.floats(1, 1e6))
+    @given(st.floats(0, 4e9), st.integers(1, 10 ** 6))
     def test_period_boundaries(self, now, lifetime):
-        period = period_of(now, lifetime)
+        """Lifetimes are whole seconds (config durations): the bounds are then exact."""
+        period = period_of(now, float(lifetime))
         self.assertLessEqual(period * lifetime, now)
         self.assertGreater((period + 1) * lifetime, now)
 
