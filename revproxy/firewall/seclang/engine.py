@@ -16,7 +16,7 @@ import time
 from typing import Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, \
     Tuple
 
-from . import fastpath, prefilter
+from . import fastpath, fold, prefilter
 from .api import Interruption, Match, MatchRecord, RequestView, SecLangError
 from .evaluate import Evaluator, removal_concerns
 from .loader import Components, Settings, load_sources
@@ -64,7 +64,7 @@ class WAF:
         self.prefilter_groups, self.prefiltered = prefilter.build(
             [r for r in kept if r.marker is None])
         self.all_rules = [r for r in kept if r.marker is None]
-        default_ops = components.build_operator is _shipped_build_operator()
+        default_ops = self.default_ops = components.build_operator is _shipped_build_operator()
         for r in self.all_rules:
             for link in r.chain_rules():
                 link.fast = fastpath.specialise(link, default_ops)
@@ -78,6 +78,14 @@ class WAF:
                 if r.marker is not None:
                     self.markers[phase].setdefault(r.marker, i)
         self.rule_ids: FrozenSet[int] = frozenset(r.id for r in self.all_rules)
+        # what transactions run: the lists above with the rules whose outcome is the same
+        # for every request folded into TX updates (fold.py)
+        self.run_phases, self.run_markers, self.folded = fold.fold(self) if fold.ENABLED else \
+            (self.phases, self.markers, 0)
+        self.folded_links = fold.folded_rules(self.run_phases)
+        self.folded_ids = frozenset(link.id for link in self.folded_links)
+        self.positions = {phase: {r: i for i, r in enumerate(lst)}
+                          for phase, lst in self.phases.items()}
         self._by_tag: Dict[str, FrozenSet[int]] = {}
         self._by_msg: Dict[str, FrozenSet[int]] = {}
         self._links_removed: Dict[tuple, FrozenSet] = {}

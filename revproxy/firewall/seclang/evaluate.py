@@ -64,6 +64,8 @@ class Evaluator:
         self._transform = self.chains.transform  # (rule, value) -> transformed value
         self._ran: set = set()
         self._expand = self.expand_text
+        self.unfolded = False  # running the WAF's unfolded lists (fold.py)
+        self.unfold = False    # a removal names a folded rule: switch at the next step
 
     # --- state read by the proxy, ctl and macros ---------------------------------------
     @property
@@ -97,20 +99,28 @@ class Evaluator:
 
     def remove_ids(self, ranges) -> None:
         self.removed_ranges.extend(ranges)
-        self._removed_ids.update(self.waf.ids_in_ranges(ranges))
+        self._remove(self.waf.ids_in_ranges(ranges))
 
     def remove_tag(self, tag: str) -> None:
         self.removed_tags.add(tag)
-        self._removed_ids.update(self.waf.ids_with_tag(tag))
+        self._remove(self.waf.ids_with_tag(tag))
 
     def remove_msg(self, msg: str) -> None:
         self.removed_msgs.add(msg)
-        self._removed_ids.update(self.waf.ids_with_msg(msg))
+        self._remove(self.waf.ids_with_msg(msg))
+
+    def _remove(self, ids) -> None:
+        self._removed_ids.update(ids)
+        if not self.unfolded and not self.waf.folded_ids.isdisjoint(ids):
+            self.unfold = True  # a folded rule must not run: see run_phase
 
     def remove_target(self, how: str, which, targets) -> None:
         self._removed_targets.append((how, which, targets))
         self._extra_excl.clear()
-        self._rt_links = self._rt_links | self.waf.links_removed_by(how, which)
+        links = self.waf.links_removed_by(how, which)
+        self._rt_links = self._rt_links | links
+        if not self.unfolded and not self.waf.folded_links.isdisjoint(links):
+            self.unfold = True
 
     # --- phases -------------------------------------------------------------------------
     def done(self, phase: int) -> bool:
@@ -130,8 +140,11 @@ class Evaluator:
         self._ran.add(phase)
         if phase == 1:
             self._default_processor()
-        rules = self.waf.phases[phase]
-        markers = self.waf.markers[phase]
+        waf = self.waf
+        if self.unfolded:
+            rules, markers = waf.phases[phase], waf.markers[phase]
+        else:
+            rules, markers = waf.run_phases[phase], waf.run_markers[phase]
         detect_ids = self.waf.detect_ids
         limit = self.waf.work_limit
         removed = self._removed_ids
@@ -147,6 +160,11 @@ class Evaluator:
             if skip:
                 skip -= 1
                 continue
+            if rule.delta is not None:  # rules folded at load (fold.py)
+                if rule.matches and self.engine_mode == "Off":
+                    return None  # where the first of them would have stopped the phase
+                rule.apply(self)
+                continue
             pre = rule.pre
             if pre is not None:  # the prefilter already says this rule cannot match
                 h = hits.get(pre[0].id)
@@ -161,6 +179,10 @@ class Evaluator:
                 matched = fast(self, detect)
             else:
                 matched = eval_chain(rule, detect)
+            if self.unfold:  # leave the folded list right after this rule
+                self.unfold, self.unfolded = False, True
+                rules, markers = waf.phases[phase], waf.markers[phase]
+                i, n = waf.positions[phase][rule] + 1, len(rules)
             if not matched:
                 if self.work > limit:
                     return self._over_limit(phase)

@@ -153,7 +153,7 @@ class Rule:
         "severity", "ver", "rev", "maturity", "accuracy", "disruptive", "status",
         "redirect", "allow_scope", "skip", "skip_after", "capture", "multi_match", "log",
         "auditlog", "chain", "child", "parent", "effects", "marker", "always", "raw_actions",
-        "plan", "pre", "fast", "t_class",
+        "plan", "pre", "fast", "delta", "t_class",
     )
 
     def __init__(self, file: str, line: int) -> None:
@@ -199,6 +199,7 @@ class Rule:
         self.plan: Tuple = ()  # ((target, cache key, read kind), ...): set by ``finish``
         self.pre = None        # (prefilter.Group, index) when the rule is in an RE2 set
         self.fast = None       # fastpath.specialise's run(tx, detect), set by the WAF
+        self.delta = None      # never set on a rule: fold.Delta has a true one
 
     def finish(self) -> None:
         """Freeze the targets after every SecRuleUpdateTarget*: each with the text key the

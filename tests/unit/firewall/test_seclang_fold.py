@@ -1,0 +1,130 @@
+"""Rules folded at load (revproxy.firewall.seclang.fold): what folds, what stays, and the
+same verdicts and TX values as the unfolded rules on requests that take every path."""
+
+from __future__ import annotations
+
+import pytest
+
+from revproxy.firewall.seclang import fold
+from revproxy.firewall.seclang.fold import Delta
+from tests.unit.firewall.seclang_helpers import ids, run, waf
+
+RULES = r"""
+SecRuleEngine On
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.paranoia=1,setvar:tx.limit=5"
+SecRule &TX:blocking "@eq 0" "id:2,phase:1,pass,nolog,setvar:tx.blocking=%{tx.paranoia}"
+SecRule REQUEST_URI "@beginsWith /strict" "id:3,phase:1,pass,nolog,setvar:tx.paranoia=2"
+SecRule REQUEST_URI "@beginsWith /off" "id:4,phase:1,pass,nolog,ctl:ruleRemoveById=6"
+SecRule REQUEST_URI "@beginsWith /stop" "id:5,phase:1,pass,nolog,ctl:ruleEngine=Off"
+SecRule TX:blocking "@lt 2" "id:6,phase:1,pass,nolog,skipAfter:END-PL2"
+SecRule ARGS "@contains pl2" "id:7,phase:1,deny,status:403,log"
+SecMarker "END-PL2"
+SecRule TX:paranoia "@lt 2" "id:8,phase:2,pass,nolog,skipAfter:END-P"
+SecRule ARGS "@contains strict" "id:9,phase:2,deny,status:403,log"
+SecMarker "END-P"
+SecRule ARGS "@contains bad" "id:10,phase:2,pass,log,setvar:tx.score=+%{tx.limit}"
+SecRule TX:score "@ge 5" "id:11,phase:2,deny,status:403,log"
+"""
+
+REQUESTS = [b"/", b"/?a=pl2", b"/?a=strict", b"/strict?a=strict", b"/off?a=pl2",
+            b"/stop?a=bad", b"/?a=bad", b"/strict?a=bad", b"/off?a=bad&b=pl2"]
+
+
+@pytest.fixture(scope="module")
+def pair():
+    folded = waf(RULES)
+    saved = fold.ENABLED
+    fold.ENABLED = False
+    try:
+        plain = waf(RULES)
+    finally:
+        fold.ENABLED = saved
+    return folded, plain
+
+
+
+def test_constant_rules_fold_request_dependent_ones_stay(pair):
+    folded, plain = pair
+    assert plain.folded == 0
+    kept = {r.id for lst in folded.run_phases.values() for r in lst
+            if r.marker is None and not isinstance(r, Delta)}
+    deltas = [d for lst in folded.run_phases.values() for d in lst if isinstance(d, Delta)]
+    folded_ids = {i for d in deltas for i in d.ids}
+    assert {1, 2}.issubset(folded_ids)  # constants, and a default from a constant
+    assert {3, 4, 5, 9, 10, 11}.issubset(kept)  # they read the request or a score
+    # rule 6 reads tx.blocking, which rule 3 cannot change: folded, and it skips rule 7
+    assert 6 in folded_ids and 7 not in {r.id for r in folded.run_phases[1]
+                                         if r.marker is None and not isinstance(r, Delta)}
+    # rule 8 reads tx.paranoia, which rule 3 may set: kept
+    assert 8 in kept
+
+
+@pytest.mark.parametrize("uri", REQUESTS)
+def test_same_verdict_and_logs_as_unfolded(pair, uri):
+    folded, plain = pair
+    a, b = run(folded, uri), run(plain, uri)
+    assert ids(a) == ids(b)
+    assert a.interruption == b.interruption
+    assert a.variables == b.variables
+
+
+def test_a_removal_naming_a_folded_rule_leaves_the_folded_list(pair):
+    """/off removes rule 6 (folded): rule 7 must run again, as without folding."""
+    folded, plain = pair
+    tx = run(folded, b"/off?a=pl2")
+    assert ids(tx) == [7] and tx.interruption is not None
+    assert ids(run(folded, b"/?a=pl2")) == []
+
+
+def test_engine_off_stops_where_the_unfolded_rules_stop(pair):
+    folded, _ = pair
+    tx = run(folded, b"/stop?a=bad")
+    assert ids(tx) == [] and tx.interruption is None
+
+
+def test_a_kept_skip_makes_what_it_skips_unknown():
+    """Rule 22 (request-dependent) may jump over rule 23: rule 24 reads what 23 sets, so
+    it cannot fold, and both paths give the unfolded result."""
+    rules = r"""
+SecAction "id:21,phase:1,pass,nolog,setvar:tx.level=1"
+SecRule REQUEST_URI "@beginsWith /jump" "id:22,phase:1,pass,nolog,skipAfter:LAND"
+SecAction "id:23,phase:1,pass,nolog,setvar:tx.level=2"
+SecMarker "LAND"
+SecRule TX:level "@eq 1" "id:24,phase:1,deny,status:403,log"
+"""
+    folded = waf(rules)
+    kept = {r.id for r in folded.run_phases[1] if r.marker is None and
+            not isinstance(r, Delta)}
+    assert 24 in kept and 22 in kept
+    assert ids(run(folded, b"/jump")) == [24]
+    assert ids(run(folded, b"/")) == []
+
+
+def test_a_macro_named_write_makes_its_prefix_unknown():
+    rules = r"""
+SecAction "id:31,phase:1,pass,nolog,setvar:tx.h_a=1,setvar:tx.other=1"
+SecRule REQUEST_HEADERS_NAMES "@rx ^.*$" "id:32,phase:1,pass,nolog,capture,setvar:'tx.h_%{tx.0}=0'"
+SecRule TX:h_a "@eq 1" "id:33,phase:1,pass,log"
+SecRule TX:other "@eq 1" "id:34,phase:1,pass,nolog,setvar:tx.seen=1"
+"""
+    folded = waf(rules)
+    kept = {r.id for r in folded.run_phases[1] if r.marker is None and
+            not isinstance(r, Delta)}
+    assert 33 in kept and 34 not in kept
+    assert ids(run(folded, b"/", headers=((b"a", b"x"),))) == []
+    assert ids(run(folded, b"/")) == [33]
+
+
+def test_engine_switched_off_by_a_failed_chain_stops_at_a_folded_match():
+    """ctl:ruleEngine=Off applied by a chain that then fails: the phase stops at the next
+    matching rule, here a folded SecAction, so rule 43 never logs (as unfolded)."""
+    rules = r"""
+SecRule REQUEST_URI "@beginsWith /half" "id:41,phase:1,pass,nolog,ctl:ruleEngine=Off,chain"
+    SecRule ARGS:x "@streq never" "t:none"
+SecAction "id:42,phase:1,pass,nolog,setvar:tx.a=1"
+SecRule REQUEST_URI "@rx ." "id:43,phase:1,pass,log"
+"""
+    folded = waf(rules)
+    assert any(isinstance(r, Delta) and 42 in r.ids for r in folded.run_phases[1])
+    assert ids(run(folded, b"/half")) == []
+    assert ids(run(folded, b"/")) == [43]
