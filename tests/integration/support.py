@@ -283,3 +283,23 @@ def header(head, name):
 def with_timeout(d, seconds=10):
     """Bound a Deferred so a hung proxy fails the test instead of hanging the run."""
     return d.addTimeout(seconds, reactor)
+
+
+def https_get_blocking(port, context, session=None, host="site.test", path=b"/echo"):
+    """One GET over a new TLS connection (stdlib ``ssl``) offering ``session``, answered
+    then closed: (head as text, body bytes, resumed, the connection's session). Blocking:
+    run it in a thread (``threads.deferToThread``)."""
+    import socket
+
+    with socket.create_connection((LOOPBACK, port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname=host, session=session) as tls:
+            tls.sendall(b"GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+                        % (path, host.encode("ascii")))
+            data = b""
+            while True:
+                chunk = tls.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            return head.decode("latin-1"), body, tls.session_reused, tls.session

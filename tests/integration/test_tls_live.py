@@ -18,7 +18,8 @@ from revproxy.config.load import parse_config
 from revproxy.testing.certs import CertificateAuthority
 from revproxy.testing.tls import client_context
 from tests.integration.support import (
-    LOOPBACK, RawClient, backend_site, listen, proxy_config, start_proxy, with_timeout,
+    LOOPBACK, RawClient, backend_site, https_get_blocking, listen, proxy_config, start_proxy,
+    with_timeout,
 )
 from tests.integration.test_twistd import spawn
 
@@ -226,21 +227,10 @@ class TLSLiveTests(unittest.TestCase):
 
 
 def https_get(port, context, session):
-    """One GET on a new connection offering ``session`` (blocking: run in a thread):
-    (resumed, the connection's session)."""
-    import socket
-
-    with socket.create_connection((LOOPBACK, port), timeout=10) as raw:
-        with context.wrap_socket(raw, server_hostname="site.test", session=session) as tls:
-            tls.sendall(b"GET /echo HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n")
-            data = b""
-            while True:
-                chunk = tls.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            assert data.startswith(b"HTTP/1.1 200"), data[:100]
-            return tls.session_reused, tls.session
+    """(resumed, the connection's session) of one GET offering ``session`` (blocking)."""
+    head, _, reused, session = https_get_blocking(port, context, session)
+    assert head.startswith("HTTP/1.1 200"), head
+    return reused, session
 
 
 class TLSCheckTests(unittest.TestCase):

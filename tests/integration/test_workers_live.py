@@ -16,7 +16,7 @@ from twisted.trial import unittest
 from twisted.web import resource, server
 from twisted.web.client import Agent, HTTPConnectionPool, readBody
 
-from tests.integration.support import backend_site, listen, with_timeout
+from tests.integration.support import backend_site, https_get_blocking, listen, with_timeout
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TWISTD = "from twisted.scripts.twistd import run; run()"
@@ -399,22 +399,9 @@ class WorkersTests(SupervisorCase):
 def tls_get(port, context, session):
     """One HTTPS GET on a new connection offering ``session``: (status, worker pid, reused,
     the connection's session). Blocking: run in a thread."""
-    import socket
-    import ssl
-
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-        with context.wrap_socket(raw, server_hostname="site.test", session=session) as tls:
-            tls.sendall(b"GET /echo HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n")
-            data = b""
-            while True:
-                chunk = tls.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1")
-            status = int(head.split()[1])
-            pid = int(re.search(r"(?im)^x-worker-pid: (\d+)", head).group(1))
-            return status, pid, tls.session_reused, tls.session
+    head, _, reused, session = https_get_blocking(port, context, session)
+    pid = int(re.search(r"(?im)^x-worker-pid: (\d+)", head).group(1))
+    return int(head.split()[1]), pid, reused, session
 
 
 class WorkersTLSTests(SupervisorCase):
