@@ -16,7 +16,7 @@ import time
 from typing import Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, \
     Tuple
 
-from . import fastpath, fold, prefilter
+from . import fastpath, fold, intake, prefilter
 from .api import Interruption, Match, MatchRecord, RequestView, SecLangError
 from .evaluate import Evaluator, removal_concerns
 from .loader import Components, Settings, load_sources
@@ -163,7 +163,7 @@ class Transaction(Evaluator):
                ) -> Optional[Interruption]:
         if self.done(2):
             return self.interruption
-        refused = self.take_request_body(body, body_truncated)
+        refused = intake.take_request_body(self, body, body_truncated)
         if refused is not None:
             return refused
         return self.run_phase(2)
@@ -176,7 +176,7 @@ class Transaction(Evaluator):
         return self.run_phase(3)
 
     def phase4(self, body: bytes) -> Optional[Interruption]:
-        if self.response_body_access and self.response_type_inspected():
+        if self.response_body_access and intake.response_type_inspected(self):
             limit = self.response_body_limit
             self.vars.response_body = body[:limit]
         return self.run_phase(4)
