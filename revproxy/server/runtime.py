@@ -106,7 +106,7 @@ class Shared:
     recorder = None  # revproxy.admin.recorder.RequestRecorder, set by tap.build
     ticket_secret = None  # bytes: what TLS session ticket keys derive from (tap.build)
     ticket_from_supervisor = False  # the secret is shared with the other workers
-    ticket_keys = False  # revproxy.tls.ticketkeys.TicketKeys or None once resolved (tap._tls)
+    ticket_keys = False  # revproxy.tls.ticketkeys.TicketKeys or None once resolved (tls.compose)
 
     def __init__(self, reactor, rng, randbytes, stats, budget, deadlines, outbox, logs):
         self.reactor = reactor

@@ -16,5 +16,7 @@ One module per concern:
 - ``ticketkeys``: session ticket keys derived from a secret (shared by workers);
 - ``ctrl``: OpenSSL's ``SSL_CTX_ctrl`` (ticket keys, PyPy's group list), which ``elfsyms``
   finds in the binding's symbol table;
+- ``compose``: the TLS parts ``revproxy.tap`` composes (listener contexts with ticket keys,
+  ALPN, ``--check``, pools' client TLS);
 - ``accel``: the ``openssl_provider`` start-up check.
 """

@@ -197,7 +197,7 @@ class _Holder:
 
 
 def _tls_holder(config, reactor):
-    from revproxy.tap import alpn_protocols
+    from revproxy.tls.compose import alpn_protocols
     from revproxy.tls.runtime import build_tls
 
     return _Holder(_Contexts(build_tls(config, alpn_protocols(config), reactor.seconds()),

@@ -16,7 +16,7 @@ from revproxy.config.model import Pool
 from revproxy.config.values import parse_member_url
 from revproxy.http1.parser import Limits
 from revproxy.netio import Outbox
-from revproxy.tap import _client_tls
+from revproxy.tls.compose import client_tls as _client_tls
 from revproxy.timers import Deadlines
 from revproxy.upstream import errors
 from revproxy.upstream.pool import MemberPool
