@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.trial import unittest
 
@@ -221,7 +223,8 @@ class SoftPurgeJournalTests(unittest.TestCase):
             first.put(key, sample_entry(key, tags=tags), 60.0, tags=tags)
         first.purge(tag=b"red", soft=True)
         first.purge(prefix=b"a", soft=True)
-        os.utime(self.file_of(b"b2"), None)  # b2 "rewritten" after the purges
+        after = first._stamps.last_purge + 1
+        os.utime(self.file_of(b"b2"), ns=(after, after))  # b2 "rewritten" after the purges
         first.put(b"a1", sample_entry(b"a1"), 60.0)  # rewritten after: fresh again
         self.successResultOf(first.close())
         second = self.open_store()
@@ -231,6 +234,33 @@ class SoftPurgeJournalTests(unittest.TestCase):
 
     def file_of(self, key):
         return diskfiles.file_path(self.path, diskfiles.file_name(key))
+
+    def test_order_kept_when_the_wall_clock_stands_still_or_steps_back(self):
+        """Files written after a soft purge stay fresh across a restart, those written
+        before it are stale, even if the wall clock does not move (a coarse clock) or goes
+        back (a clock step) in between."""
+        readings = iter([5000, 5000, 5000, 4000, 4000, 3000, 3000])
+        store = DiskStore(self.path, 100000, 50000, clock=self.clock,
+                          wall_ns=lambda: next(readings))
+        store.put(b"a1", sample_entry(b"a1"), 60.0)
+        store.put(b"a2", sample_entry(b"a2"), 60.0)
+        store.purge(prefix=b"a", soft=True)
+        store.put(b"a1", sample_entry(b"a1"), 60.0)
+        store.put(b"a3", sample_entry(b"a3"), 60.0)
+        store.purge(prefix=b"a3", soft=True)
+        store.put(b"a3", sample_entry(b"a3"), 60.0)
+        self.successResultOf(store.close())
+        second = self.open_store()
+        stale = {k: self.successResultOf(second.get(k)).stale for k in (b"a1", b"a2", b"a3")}
+        self.assertEqual(stale, {b"a1": False, b"a2": True, b"a3": False})
+
+    def test_record_files_carry_the_store_stamp_not_the_kernel_time(self):
+        """A record file's modification time is the store's stamp (here a fixed time in
+        2001), not whatever the file system's clock said when it was written."""
+        store = DiskStore(self.path, 100000, 50000, clock=self.clock,
+                          wall_ns=lambda: 10 ** 18)
+        store.put(b"k", sample_entry(b"k"), 60.0)
+        self.assertEqual(os.stat(self.file_of(b"k")).st_mtime_ns, 10 ** 18)
 
     def test_torn_journal_line_is_skipped(self):
         """A journal cut mid-line (a crash while appending) keeps its whole lines."""
@@ -280,3 +310,47 @@ class FileQueueTests(unittest.TestCase):
         io.run_all()
         self.failureResultOf(failed, ZeroDivisionError)
         self.assertEqual(self.successResultOf(ok), "ran")
+
+
+class StampsTests(unittest.TestCase):
+    @given(st.lists(st.tuples(st.sampled_from(["write", "purge"]),
+                              st.integers(0, 10 ** 6)), max_size=60),
+           st.integers(0, 10 ** 6), st.integers(0, 10 ** 6))
+    def test_writes_after_a_purge_are_later_and_purges_cover_earlier_writes(
+            self, calls, last_write, last_purge):
+        """Whatever the wall clock reads (standing still, going back), a record stamped
+        after a purge is later than that purge, and a purge is not earlier than any record
+        stamped before it (those found on disk at start-up included)."""
+        readings = iter([reading for _, reading in calls])
+        stamps = purgelog.Stamps(lambda: next(readings), last_write, last_purge)
+        writes, purges = [last_write], [last_purge]
+        for kind, _ in calls:
+            if kind == "write":
+                stamp = stamps.write()
+                self.assertGreater(stamp, max(purges))
+                writes.append(stamp)
+            else:
+                stamp = stamps.purge()
+                self.assertGreaterEqual(stamp, max(writes))
+                purges.append(stamp)
+
+    @given(st.integers(0, 2 ** 63), st.none() | st.binary(max_size=8),
+           st.none() | st.binary(min_size=1, max_size=8))
+    def test_journal_line_reads_back_exactly(self, at_ns, prefix, tag):
+        """A journal line gives back the purge's time to the nanosecond."""
+        purge = purgelog.SoftPurge(at_ns, prefix or None, tag)
+        root = self.mktemp()
+        os.makedirs(root)
+        purgelog.append(root, purge)
+        self.assertEqual(purgelog.read(root), [purge])
+
+    def test_journal_written_with_float_seconds_still_reads(self):
+        """A journal from before nanosecond times (``repr`` of a float) reads the same
+        instants; a line whose time is not a plain decimal is skipped."""
+        root = self.mktemp()
+        os.makedirs(root)
+        with open(os.path.join(root, purgelog.JOURNAL_NAME), "wb") as f:
+            f.write(b"1733430000.125 61 -\n1e9 61 -\n-5.0 61 -\n12 - 74\n")
+        self.assertEqual(purgelog.read(root), [
+            purgelog.SoftPurge(1733430000125000000, b"a", None),
+            purgelog.SoftPurge(12000000000, None, b"t")])

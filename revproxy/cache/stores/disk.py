@@ -51,14 +51,15 @@ class DiskStore:
     before it reports True (slower); ``clock`` has ``seconds()`` (default: system time);
     ``memory_bytes`` bounds the memory tier of decoded hot values (0: none; a value larger
     than an eighth of it is not kept there); ``io`` is the I/O runner (default inline,
-    blocking: ``from_options`` gives a thread pool). Building it scans the directory
-    (blocking, before the proxy serves)."""
+    blocking: ``from_options`` gives a thread pool); ``wall_ns`` is the wall clock in
+    nanoseconds that stamps record files and soft purges (``purgelog.Stamps``). Building it
+    scans the directory (blocking, before the proxy serves)."""
 
     name = "disk"
 
     def __init__(self, path: str, max_bytes: int = 1024 * MIB, max_object=None,
                  fsync: bool = False, clock=None, memory_bytes: int = 0, io=None,
-                 stream_above: int = STREAM_ABOVE) -> None:
+                 stream_above: int = STREAM_ABOVE, wall_ns=time.time_ns) -> None:
         if max_object is None:
             max_object = min(1024 * MIB, max_bytes)
         check_bounds(self.name, max_bytes, max_object)
@@ -77,6 +78,7 @@ class DiskStore:
         self.hits = self.misses = self.evictions = self.expirations = self.errors = 0
         self.memory_hits = 0
         self._fills = 0
+        self._stamps = purgelog.Stamps(wall_ns)
         os.makedirs(self.path, 0o700, exist_ok=True)
         self._load()
 
@@ -126,16 +128,17 @@ class DiskStore:
                     or stat.st_size > self.max_object):
                 diskfiles.unlink(path)
                 continue
-            stale = head.stale or any(p.matches(head.key, head.tags, stat.st_mtime)
-                                      for p in purges)
+            written = stat.st_mtime_ns
+            stale = head.stale or any(p.matches(head.key, head.tags, written) for p in purges)
             slot = Slot(name, stat.st_size, head.expires_at, head.tags, stale)
-            found.append((max(stat.st_atime, stat.st_mtime), name, head.key, slot,
-                          stat.st_mtime))
+            found.append((max(stat.st_atime_ns, written), name, head.key, slot, written))
         found.sort(key=lambda item: item[:2])
         for _, _, key, slot, _ in found:
             self._add(key, slot)
+        self._stamps.last_write = max([item[4] for item in found], default=0)
+        self._stamps.last_purge = max([p.at_ns for p in purges], default=0)
         oldest = min([item[4] for item in found], default=None)
-        kept = [p for p in purges if oldest is not None and p.at >= oldest]
+        kept = [p for p in purges if oldest is not None and p.at_ns >= oldest]
         if kept != purges:
             try:
                 purgelog.rewrite(self.path, kept)
@@ -253,7 +256,7 @@ class DiskStore:
         self._add(key, slot)
         self._pending[key] = (slot, value)
         d = self._files.submit(name, diskfiles.write_atomically, self._file(name), data,
-                               self.fsync)
+                               self.fsync, self._stamps.write())
         return d.addCallbacks(self._written, self._not_written, callbackArgs=(key, slot, value),
                               errbackArgs=(key, slot))
 
@@ -306,7 +309,7 @@ class DiskStore:
         for key in keys:
             self._index.slots[key].stale = True
         if keys:
-            purge = purgelog.SoftPurge(time.time(), prefix or None, tag)
+            purge = purgelog.SoftPurge(self._stamps.purge(), prefix or None, tag)
             self._files.submit(_JOURNAL, purgelog.append, self.path, purge).addErrback(
                 self._journal_failed)
         return succeed(len(keys))

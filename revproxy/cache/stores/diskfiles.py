@@ -212,15 +212,16 @@ def copy_from(fd: int, offset: int, length: int, f) -> None:
         offset += len(chunk)
 
 
-def write_atomically(path: str, data, fsync: bool) -> None:
+def write_atomically(path: str, data, fsync: bool, mtime_ns=None) -> None:
     """Make ``path`` hold ``data`` through a temp file in its directory and ``os.replace``
     (creating the directory if needed); with ``fsync``, data and directory are synced
-    first. Raises OSError (or ValueError for a short body copy), leaving no temp file
-    behind. ``data`` is bytes, or a list of bytes and ``(fd, offset, length)`` pieces
-    copied from the file ``fd`` (closed afterwards, whatever happens)."""
+    first; with ``mtime_ns``, the file's access and modification times are set to it.
+    Raises OSError (or ValueError for a short body copy), leaving no temp file behind.
+    ``data`` is bytes, or a list of bytes and ``(fd, offset, length)`` pieces copied from
+    the file ``fd`` (closed afterwards, whatever happens)."""
     pieces = [data] if isinstance(data, bytes) else list(data)
     try:
-        _write_pieces(path, pieces, fsync)
+        _write_pieces(path, pieces, fsync, mtime_ns)
     finally:
         for piece in pieces:
             if not isinstance(piece, bytes):
@@ -234,7 +235,7 @@ def _close_fd(fd):
         pass
 
 
-def _write_pieces(path, pieces, fsync):
+def _write_pieces(path, pieces, fsync, mtime_ns):
     directory, name = os.path.split(path)
     temp = os.path.join(directory, "%s%s.%d.%d" % (
         TEMP_PREFIX, name, os.getpid(), next(_temp_serial)))
@@ -250,8 +251,10 @@ def _write_pieces(path, pieces, fsync):
                     f.write(piece)
                 else:
                     copy_from(piece[0], piece[1], piece[2], f)
+            f.flush()
+            if mtime_ns is not None:
+                os.utime(f.fileno(), ns=(mtime_ns, mtime_ns))
             if fsync:
-                f.flush()
                 os.fsync(f.fileno())
         os.replace(temp, path)
     except BaseException:
