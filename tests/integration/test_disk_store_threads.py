@@ -27,9 +27,9 @@ class SlowDiskTests(unittest.TestCase):
     def slow_writes(self):
         real = diskfiles.write_atomically
 
-        def slow(path, data, fsync):
+        def slow(path, data, fsync, mtime_ns=None):
             time.sleep(_SLOW)
-            real(path, data, fsync)
+            real(path, data, fsync, mtime_ns)
 
         self.patch(diskfiles, "write_atomically", slow)
 
