@@ -2,7 +2,8 @@
 
 Run with the venv's python from the repo root (see bench/README.md, "TLS and HTTP/2"):
 
-    .venv/bin/python bench/tls.py [--duration 10] [--only nginx,revproxy-cpython] [--json out.json]
+    .venv/bin/python bench/tls.py [--duration 10] [--rounds 3] [--only nginx,revproxy-cpython]
+                                  [--json out.json]
 
 Each proxy listens twice, one port with an RSA-2048 certificate and one with an ECDSA P-256
 certificate (made by ``openssl`` for this run), in front of the fixed nginx backend over plain
@@ -14,7 +15,11 @@ HTTP. Scenarios, all on a 1 KiB file:
 - ``h2``: h2load (Debian's ``nghttp2-client``), 10 connections x 10 concurrent streams, RSA
   port; skipped for a proxy whose ALPN does not offer h2.
 
-The backend and the load generator share CPU 0; each proxy runs alone on CPU 1, one worker.
+The backend and the load generator share CPU 0; the proxies run on CPU 1, one worker, one
+measured at a time. The proxies take turns: each round runs every scenario on every proxy
+back to back, a ratio to nginx is taken within a round, and the table gives the median of
+``--rounds`` rounds (default 3) with the range, so a shared machine changing speed between
+minutes moves both sides of a ratio alike.
 Every address is 127.0.0.1; every process started is killed at the end, even on error.
 """
 
@@ -209,73 +214,121 @@ def parse_h2load(text: str, returncode: int = 0) -> Dict[str, float]:
             "errors": float(failed + errored), "p50_ms": None, "p99_ms": None}
 
 
-def bench_proxy(name: str, procs: run.Processes, upstream: int, duration: int) -> List[dict]:
+class Running:
+    """One proxy started for the run: its process, ports and the scenarios it can serve."""
+
+    def __init__(self, name: str, proc, rsa_port: int, ecdsa_port: int, h2: bool):
+        self.name, self.proc = name, proc
+        self.rsa_port, self.ecdsa_port, self.h2 = rsa_port, ecdsa_port, h2
+
+    def measures(self, duration: int):
+        plan = {"handshake-rsa": lambda: wrk(self.rsa_port, CONNECTIONS, duration, close=True),
+                "handshake-ecdsa": lambda: wrk(self.ecdsa_port, CONNECTIONS, duration,
+                                               close=True),
+                "https-keepalive": lambda: wrk(self.rsa_port, CONNECTIONS, duration,
+                                               close=False)}
+        if self.h2:
+            plan["h2"] = lambda: h2load(self.rsa_port, duration)
+        return plan
+
+
+def start_proxy(name: str, procs: run.Processes, upstream: int) -> Running:
     rsa_port, ecdsa_port = run.free_port(), run.free_port()
     found = launch(name, procs.work, rsa_port, ecdsa_port, upstream)
     if found.skip:
         raise LookupError(found.skip)
     proc = procs.start(name, found.argv, cpu=1, env=found.env)
-    try:
-        for port in (rsa_port, ecdsa_port):
-            problem = https_ready(proc, port)
-            if problem:
-                raise LookupError("did not start: %s\n%s" % (problem, procs.log_tail(name)))
-        wrk(rsa_port, CONNECTIONS, 2, close=False)  # warm-up (and the backend pool)
-        plan = [("handshake-rsa", lambda: wrk(rsa_port, CONNECTIONS, duration, close=True)),
-                ("handshake-ecdsa", lambda: wrk(ecdsa_port, CONNECTIONS, duration, close=True)),
-                ("https-keepalive", lambda: wrk(rsa_port, CONNECTIONS, duration, close=False))]
-        if alpn_offers_h2(rsa_port):
-            plan.append(("h2", lambda: h2load(rsa_port, duration)))
-        else:
-            print("  note: %s does not offer h2 in ALPN: h2 skipped" % name)
-        rows = []
-        for scenario, measure in plan:
-            cpu_before, started = run.cpu_seconds(proc.pid), time.monotonic()
-            row = measure()
-            cpu = run.cpu_seconds(proc.pid) - cpu_before
-            row["cpu_us_per_req"] = cpu * 1e6 / row["requests"] if row["requests"] else None
-            row["cpu_busy"] = cpu / (time.monotonic() - started)
-            row.update(proxy=name, scenario=scenario)
-            rows.append(row)
-            print("  %-16s %9.0f req/s  %s CPU µs/req (%s busy)  errors %d"
-                  % (scenario, row["rps"], run._us(row["cpu_us_per_req"]),
-                     run._busy(row["cpu_busy"]), row["errors"]))
-            if proc.poll() is not None:
-                print("  note: %s exited (%s) during %s" % (name, proc.returncode, scenario))
-                break
-        rss = run.peak_rss_kib(proc.pid)
-        for row in rows:
-            row["peak_rss_kib"] = rss
-        return rows
-    finally:
-        procs.stop(proc)
+    for port in (rsa_port, ecdsa_port):
+        problem = https_ready(proc, port)
+        if problem:
+            procs.stop(proc)
+            raise LookupError("did not start: %s\n%s" % (problem, procs.log_tail(name)))
+    wrk(rsa_port, CONNECTIONS, 2, close=False)  # warm-up (and the backend pool)
+    h2 = alpn_offers_h2(rsa_port)
+    if not h2:
+        print("  note: %s does not offer h2 in ALPN: h2 skipped" % name)
+    return Running(name, proc, rsa_port, ecdsa_port, h2)
+
+
+def measure_one(running: Running, scenario: str, duration: int, round_: int) -> Optional[dict]:
+    measure = running.measures(duration).get(scenario)
+    if measure is None or running.proc.poll() is not None:
+        return None
+    pid = running.proc.pid
+    cpu_before, started = run.cpu_seconds(pid), time.monotonic()
+    row = measure()
+    cpu = run.cpu_seconds(pid) - cpu_before
+    row["cpu_us_per_req"] = cpu * 1e6 / row["requests"] if row["requests"] else None
+    row["cpu_busy"] = cpu / (time.monotonic() - started)
+    row.update(proxy=running.name, scenario=scenario, round=round_)
+    print("  round %d %-18s %-16s %9.0f req/s  %s CPU µs/req (%s busy)  errors %d"
+          % (round_, running.name, scenario, row["rps"], run._us(row["cpu_us_per_req"]),
+             run._busy(row["cpu_busy"]), row["errors"]))
+    if running.proc.poll() is not None:
+        print("  note: %s exited (%s) during %s" % (running.name, running.proc.returncode,
+                                                   scenario))
+    return row
+
+
+def _median(values: List[float]) -> Optional[float]:
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
 
 
 def add_ratios(rows: List[dict]) -> None:
-    nginx = {row["scenario"]: row for row in rows if row["proxy"] == "nginx"}
+    """Each row's ratio to nginx's row of the same scenario and round (measured next to it,
+    so a change in the machine's speed between rounds cancels out)."""
+    nginx = {(row["scenario"], row.get("round", 1)): row for row in rows
+             if row["proxy"] == "nginx"}
     for row in rows:
-        base = nginx.get(row["scenario"])
+        base = nginx.get((row["scenario"], row.get("round", 1)))
         row["rps_ratio"] = row["rps"] / base["rps"] if base and base["rps"] else None
 
 
-def print_table(rows: List[dict]) -> None:
-    print("\n%-18s %-16s %10s %8s %10s %8s %10s" % ("proxy", "scenario", "req/s", "× nginx",
-                                                 "CPU µs/req", "errors", "RSS MiB"))
+def summarize(rows: List[dict]) -> List[dict]:
+    """One row per (proxy, scenario): medians over the rounds, with the ratios' range."""
+    groups: Dict[tuple, List[dict]] = {}
     for row in rows:
-        print("%-18s %-16s %10.0f %8s %10s %8d %10.1f"
+        groups.setdefault((row["proxy"], row["scenario"]), []).append(row)
+    summary = []
+    for (proxy, scenario), group in groups.items():
+        ratios = [r["rps_ratio"] for r in group if r.get("rps_ratio") is not None]
+        summary.append({
+            "proxy": proxy, "scenario": scenario, "rounds": len(group),
+            "rps": _median([r["rps"] for r in group]),
+            "cpu_us_per_req": _median([r["cpu_us_per_req"] for r in group]),
+            "errors": sum(r["errors"] for r in group),
+            "rps_ratio": _median(ratios),
+            "ratio_min": min(ratios) if ratios else None,
+            "ratio_max": max(ratios) if ratios else None,
+            "peak_rss_kib": max(r.get("peak_rss_kib", 0) for r in group)})
+    return summary
+
+
+def print_table(rows: List[dict]) -> None:
+    print("\n%-18s %-16s %10s %8s %13s %10s %8s %10s" % (
+        "proxy", "scenario", "req/s", "× nginx", "(range)", "CPU µs/req", "errors", "RSS MiB"))
+    for row in rows:
+        spread = ("%.2f-%.2f" % (row["ratio_min"], row["ratio_max"])
+                  if row.get("ratio_min") is not None else "")
+        print("%-18s %-16s %10.0f %8s %13s %10s %8d %10.1f"
               % (row["proxy"], row["scenario"], row["rps"], run._ratio(row.get("rps_ratio")),
-                 run._us(row.get("cpu_us_per_req")), row["errors"],
+                 spread, run._us(row.get("cpu_us_per_req")), row["errors"],
                  row.get("peak_rss_kib", 0) / 1024.0))
 
 
 def check_targets(rows: List[dict]) -> List[dict]:
+    """The targets judged on the median of the per-round ratios."""
     found = {(row["proxy"], row["scenario"]): row for row in rows}
     checks = []
     for proxy, scenario, baseline, bound in TARGETS:
-        mine, base = found.get((proxy, scenario)), found.get((baseline, scenario))
-        if not mine or not base or not base["rps"]:
+        mine = found.get((proxy, scenario))
+        if not mine or mine.get("rps_ratio") is None:
             continue
-        ratio = mine["rps"] / base["rps"]
+        ratio = mine["rps_ratio"]
         checks.append({"proxy": proxy, "scenario": scenario, "baseline": baseline,
                        "ratio": ratio, "bound": bound, "met": ratio >= bound})
         print("target: %s %s >= %.2f × %s: %.2f %s" % (proxy, scenario, bound, baseline, ratio,
@@ -287,6 +340,8 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per scenario")
     parser.add_argument("--only", default=",".join(NAMES), help="comma-separated proxies")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds; in each, every proxy runs each scenario in turn")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
     args.names = [n for n in args.only.split(",") if n]
@@ -300,26 +355,45 @@ def run_all(args, procs: run.Processes, report: dict) -> None:
     make_certificates(procs.work)
     upstream, kind = run.start_backend(procs, "nginx")
     report["backend"] = kind
+    running = []
     for name in args.names:
-        print("%s:" % name)
+        print("%s: starting" % name)
         try:
-            report["rows"].extend(bench_proxy(name, procs, upstream, args.duration))
+            running.append(start_proxy(name, procs, upstream))
         except (LookupError, RuntimeError) as e:  # not installed, did not start, a tool failed
             print("  skipped: %s" % e)
             report["skipped"][name] = str(e)
+    scenarios = ("handshake-rsa", "handshake-ecdsa", "https-keepalive", "h2")
+    for round_ in range(1, args.rounds + 1):
+        for scenario in scenarios:
+            for proxy in running:
+                try:
+                    row = measure_one(proxy, scenario, args.duration, round_)
+                except RuntimeError as e:  # a tool failed
+                    print("  %s %s failed: %s" % (proxy.name, scenario, e))
+                    continue
+                if row is not None:
+                    report["rows"].append(row)
+    for proxy in running:
+        rss = run.peak_rss_kib(proxy.proc.pid)
+        for row in report["rows"]:
+            if row["proxy"] == proxy.name:
+                row["peak_rss_kib"] = rss
+        procs.stop(proxy.proc)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)
-    report = {"rows": [], "skipped": {}, "duration": args.duration}
+    report = {"rows": [], "skipped": {}, "duration": args.duration, "rounds": args.rounds}
     started = time.monotonic()
 
     def body(procs):
         run_all(args, procs, report)
         add_ratios(report["rows"])
-        print_table(report["rows"])
-        report["targets"] = check_targets(report["rows"])
+        report["summary"] = summarize(report["rows"])
+        print_table(report["summary"])
+        report["targets"] = check_targets(report["summary"])
         run.write_json(report, args.json)
         print("total %.0f s" % (time.monotonic() - started))
 
