@@ -35,6 +35,7 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 
 from revproxy.http1.errors import ProtocolError
+from revproxy.http2 import hpackmemo
 from revproxy.http2.guard import HeaderBlockGuard, ResetBudget
 from revproxy.http2.heads import MalformedRequest, request_head
 from revproxy.http2.stream import PROTOCOL_ERROR, REFUSED_STREAM, StreamSink
@@ -80,6 +81,7 @@ class H2ServerConnection(DeadlineMixin, Protocol):
         settings = runtime.config.http2
         self._settings = settings
         self.h2 = H2Connection(config=_CONFIG)
+        hpackmemo.install(self.h2)
         self._guard = HeaderBlockGuard(settings.max_continuation_frames,
                                        settings.max_header_block_size)
         self._resets = ResetBudget(settings.max_resets_per_minute)
