@@ -1,0 +1,56 @@
+"""Every TLS connection made, client-facing or to a backend, tells PyPy's collector about
+the OpenSSL memory behind it (revproxy.tls.gcpressure); on CPython nothing is called."""
+
+from __future__ import annotations
+
+from OpenSSL import SSL
+from twisted.internet.task import Clock
+from twisted.trial import unittest
+
+from revproxy.tls import gcpressure
+from revproxy.tls.listener import CurrentContexts
+from revproxy.upstream.tls import _MemberCreator
+
+
+class _Listener:
+    def dispatch_context(self, now):
+        return SSL.Context(SSL.TLS_METHOD)
+
+
+class _Runtime:
+    clock = Clock()
+
+    class tls:  # noqa: N801 (stands for the runtime's TLS state)
+        @staticmethod
+        def listener(description):
+            return _Listener()
+
+
+class _Holder:
+    current = _Runtime()
+
+
+class GCPressureTests(unittest.TestCase):
+    def setUp(self):
+        self.pressure = []
+        self.patch(gcpressure, "add_memory_pressure", self.pressure.append)
+
+    def test_each_connection_adds_its_estimate(self):
+        """connection_created() adds SSL_CONNECTION_BYTES, once per call."""
+        gcpressure.connection_created()
+        gcpressure.connection_created()
+        self.assertEqual(self.pressure, [gcpressure.SSL_CONNECTION_BYTES] * 2)
+
+    def test_nothing_called_without_the_hook(self):
+        """Where there is no add_memory_pressure (CPython) it does nothing."""
+        self.patch(gcpressure, "add_memory_pressure", None)
+        gcpressure.connection_created()
+        self.assertEqual(self.pressure, [])
+
+    def test_listener_and_backend_connections_both_count(self):
+        """The listener's server connections and the pools' client connections report."""
+        CurrentContexts(_Holder(), "ssl:0").serverConnectionForTLS(object())
+        self.assertEqual(len(self.pressure), 1)
+        creator = _MemberCreator(SSL.Context(SSL.TLS_METHOD), "backend.example", False)
+        creator.clientConnectionForTLS(object())
+        self.assertEqual(len(self.pressure), 2)
