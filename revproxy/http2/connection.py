@@ -15,8 +15,6 @@ last stream accepted and lets the streams in flight finish.
 
 from __future__ import annotations
 
-from h2.config import H2Configuration
-from h2.connection import H2Connection
 from h2.errors import ErrorCodes
 from h2.events import (
     ConnectionTerminated,
@@ -29,13 +27,12 @@ from h2.events import (
     WindowUpdated,
 )
 from h2.exceptions import H2Error
-from h2.settings import SettingCodes, Settings
-from hyperframe.frame import GoAwayFrame
+from h2.settings import SettingCodes
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 
 from revproxy.http1.errors import ProtocolError
-from revproxy.http2 import hpackmemo
+from revproxy.http2 import machine
 from revproxy.http2.guard import HeaderBlockGuard, ResetBudget
 from revproxy.http2.heads import MalformedRequest, request_head
 from revproxy.http2.stream import PROTOCOL_ERROR, REFUSED_STREAM, StreamSink
@@ -47,14 +44,6 @@ from revproxy.timers import DeadlineMixin
 
 log = Logger(namespace="revproxy.http2")
 
-_CONFIG = H2Configuration(
-    client_side=False, header_encoding=None,
-    # heads.py validates requests so that a malformed one costs its stream only
-    validate_inbound_headers=False, normalize_inbound_headers=False,
-    # response fields are filtered by stream._fields (lower-case, no connection fields);
-    # h2's own pass over them cost ~4% of the proxy's CPU per stream in a profile
-    validate_outbound_headers=False, normalize_outbound_headers=False,
-)
 _IDLE, _SEND = "idle", "send"
 _ENHANCE_YOUR_CALM = ErrorCodes.ENHANCE_YOUR_CALM
 
@@ -80,8 +69,7 @@ class H2ServerConnection(DeadlineMixin, Protocol):
         self.limits = runtime.config.limits
         settings = runtime.config.http2
         self._settings = settings
-        self.h2 = H2Connection(config=_CONFIG)
-        hpackmemo.install(self.h2)
+        self.h2 = machine.new_machine()
         self._guard = HeaderBlockGuard(settings.max_continuation_frames,
                                        settings.max_header_block_size)
         self._resets = ResetBudget(settings.max_resets_per_minute)
@@ -124,20 +112,7 @@ class H2ServerConnection(DeadlineMixin, Protocol):
             run_phase(hooks, (self.peer,), self._admitted, self._refused, self._hook_failed)
 
     def _start_h2(self):
-        """Our SETTINGS are the connection's first bytes; they hold from the start (h2
-        would otherwise apply them only once the client acknowledged them)."""
-        settings = self._settings
-        h2 = self.h2
-        h2.local_settings = Settings(client=False, initial_values={
-            SettingCodes.MAX_CONCURRENT_STREAMS: settings.max_concurrent_streams,
-            SettingCodes.MAX_HEADER_LIST_SIZE: settings.max_header_list_size,
-            SettingCodes.INITIAL_WINDOW_SIZE: settings.initial_window_size,
-        })
-        h2.decoder.max_header_list_size = settings.max_header_list_size
-        h2.initiate_connection()
-        extra = settings.connection_window_size - 65535
-        if extra > 0:
-            h2.increment_flow_control_window(extra)
+        machine.start(self.h2, self._settings)
         self.send_pending()
 
     def _admitted(self):
@@ -382,13 +357,8 @@ class H2ServerConnection(DeadlineMixin, Protocol):
             return
         self._draining = True
         self._last_stream = self.h2.highest_inbound_stream_id
-        # h2's close_connection() would forbid further frames on the open streams: the
-        # GOAWAY frame is written by hand, after what h2 has queued.
-        frame = GoAwayFrame(0)
-        frame.last_stream_id = self._last_stream
-        frame.error_code = ErrorCodes.NO_ERROR
-        self.send_pending()
-        self._outbox.write(self.transport, frame.serialize())
+        self.send_pending()  # what h2 has queued goes first
+        self._outbox.write(self.transport, machine.draining_goaway(self._last_stream))
 
     def _goaway(self, code, reason):
         """GOAWAY(``code``) and close: streams in flight are cancelled."""
