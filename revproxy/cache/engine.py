@@ -1,9 +1,11 @@
-"""The shared cache as the request path sees it: look up, decide, store, invalidate, collapse.
+"""The shared cache as the request path sees it: look up, decide, collapse, purge, invalidate.
 
 Policy lives in the pure modules (``freshness``, ``storability``, ``validation``, ``vary``);
 bytes live in an ``ICacheStore``. This module holds the few stateful pieces between them:
-variant indexes for ``Vary``, request collapsing (concurrent misses for one key wait for the
-one fetch in flight, up to ``lock_timeout``) and the metrics.
+lookups through the variant indexes for ``Vary``, what a hit derives from an entry (memoised
+on it), request collapsing (concurrent misses for one key wait for the one fetch in flight,
+up to ``lock_timeout``), bodies being filled and read along, and the metrics. Storing a
+response is ``storing``'s job.
 """
 
 from __future__ import annotations
@@ -12,20 +14,17 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from revproxy.cache import freshness, validation
+from revproxy.cache import freshness
 from revproxy.cache.entry import CacheEntry, VariantIndex
 from revproxy.cache.ranges import accept_ranges
-from revproxy.cache.directives import first_field, unqualified
-from revproxy.cache.parts import Parts, parse_content_range
-from revproxy.cache.storability import no_cache_fields, private_fields, storable
+from revproxy.cache.directives import unqualified
+from revproxy.cache.storability import no_cache_fields
+from revproxy.cache.storing import KEEP_STALE, prepare
 from revproxy.cache.targeted import TargetedPolicy
-from revproxy.cache.vary import vary_key, vary_names
+from revproxy.cache.vary import variant_key
 from revproxy.interfaces import IStreamingCacheStore
 
 log = Logger(namespace="revproxy.cache")
-
-_KEEP_STALE = 3600.0  # a stale entry with a validator is kept this long for revalidation
-_MAX_VARIANTS = 32
 
 
 class Found:
@@ -59,10 +58,13 @@ class EntryMemo:
 
 
 class HttpCache:
+    """One cache over one store. ``store``, ``settings``, ``clock``, ``policy``,
+    ``tag_headers`` and ``metrics`` are what ``storing``'s functions read of it."""
+
     def __init__(self, store, settings, clock):
         self.store = store
         self.settings = settings
-        self._clock = clock
+        self.clock = clock
         self._fills = {}  # primary key -> [Deferred] of requests waiting for that fetch
         self._refreshing = set()  # keys with a background revalidation in flight
         self._streams = {}  # primary key -> entry whose body is being filled (read along)
@@ -182,7 +184,7 @@ class HttpCache:
         d = defer.Deferred()
         waiters.append(d)
         self.metrics["collapsed"] += 1
-        return d.addTimeout(self.settings.lock_timeout, self._clock)
+        return d.addTimeout(self.settings.lock_timeout, self.clock)
 
     def start_fill(self, primary: bytes) -> None:
         self._fills.setdefault(primary, [])
@@ -202,67 +204,6 @@ class HttpCache:
     def end_refresh(self, key: bytes) -> None:
         self._refreshing.discard(key)
 
-    # -- storing -------------------------------------------------------------------------------
-    def may_store(self, method, status, request_headers, response_headers, route_ttl=None,
-                  set_cookie="refuse"):
-        """(True, reason) when a response may be stored (see ``storability.storable``);
-        ``set_cookie`` is the route's ``cache_set_cookie``."""
-        policy = self.policy(response_headers)
-        ok, reason = storable(method, status, request_headers, policy, allow_heuristic=True,
-                              allow_set_cookie=set_cookie != "refuse")
-        if (not ok and route_ttl is not None and policy is response_headers
-                and reason == "no explicit freshness and no validator"):
-            return True, "route cache_ttl"  # only where a heuristic could have applied
-        return ok, reason
-
-    def put_response(self, primary, request_headers, status, reason, headers, body, request_time,
-              response_time, route_ttl=None, set_cookie="refuse"):
-        """Store a complete response; returns a Deferred (errors are logged, not raised).
-        ``set_cookie="strip"`` stores it without its Set-Cookie fields. ``body`` is bytes, or
-        with a streaming store a body in a file (``BodyFill.end()``'s)."""
-        prepared = self._prepare(primary, request_headers, status, headers, response_time,
-                                 route_ttl, set_cookie)
-        if prepared is None:
-            return defer.succeed(False)
-        key, kept, keep, tags, names = prepared
-        entry = CacheEntry(key, status, reason, kept, body, request_time,
-                           response_time, self._clock.seconds(), tags)
-        d = self.store.put(key, entry, keep, entry.tags)
-        if names:
-            d.addCallback(lambda ok: self._index(primary, names, key, keep) if ok else ok)
-        d.addCallback(self._count_store, entry)
-        d.addErrback(lambda f: log.failure("cache store failed for {key!r}", f, key=key))
-        return d
-
-    def _prepare(self, primary, request_headers, status, headers, response_time, route_ttl,
-                 set_cookie):
-        """(full key, headers to store, ttl, tags, Vary names) of a response to store, or
-        None when it must not be kept at all (``Vary: *``, nothing to keep it for)."""
-        names = vary_names(headers)
-        if names is None:  # Vary: * never matches
-            return None
-        policy = self.policy(headers)
-        if route_ttl is not None and policy is headers and not _has_explicit_freshness(headers):
-            # (a response governed by a targeted field keeps exactly what that field says)
-            headers = policy = list(headers) + [(b"cache-control", b"max-age=%d" % int(route_ttl))]
-        lifetime, _ = freshness.freshness_lifetime(
-            status, policy, heuristic_fraction=self.settings.heuristic_fraction,
-            heuristic_max=self.settings.heuristic_max, response_time=response_time)
-        keep = max(lifetime, 0.0) + max(
-            freshness.stale_while_revalidate(
-                policy, default=self.settings.stale_while_revalidate),
-            freshness.stale_if_error(policy, default=self.settings.stale_if_error),
-            _KEEP_STALE if _has_validator(headers) else 0.0)
-        if keep <= 0:
-            return None
-        key = variant_key(primary, names, request_headers) if names else primary
-        tags = self._tags(headers)
-        dropped = self.tag_headers | private_fields(policy)  # tags are not relayed
-        if set_cookie == "strip":
-            dropped = dropped | _SET_COOKIE
-        kept = [h for h in headers if h[0] not in dropped]
-        return key, kept, keep, tags, names
-
     # -- large bodies: filled into a file as they arrive, read along --------------------------
     @property
     def streams_bodies(self) -> bool:
@@ -272,14 +213,14 @@ class HttpCache:
     def begin_stream(self, primary, request_headers, status, reason, headers, request_time,
                      route_ttl=None, set_cookie="refuse", expected=None):
         """A ``BodyFill`` the response's body is written to as it arrives (then stored with
-        ``put_response(..., body=fill.end()'s body)``), or None when the store takes none or
-        the response is not to be kept. A response without ``Vary`` is readable at once by
-        other requests for ``primary`` (``filling``) until ``end_stream``."""
+        ``storing.put_response(..., body=fill.end()'s body)``), or None when the store takes
+        none or the response is not to be kept. A response without ``Vary`` is readable at
+        once by other requests for ``primary`` (``filling``) until ``end_stream``."""
         if not self.streams_bodies:
             return None
-        now = self._clock.seconds()
-        prepared = self._prepare(primary, request_headers, status, headers, now, route_ttl,
-                                 set_cookie)
+        now = self.clock.seconds()
+        prepared = prepare(self, primary, request_headers, status, headers, now, route_ttl,
+                           set_cookie)
         if prepared is None:
             return None
         fill = self.store.begin_body(expected)
@@ -304,104 +245,6 @@ class HttpCache:
         if entry is not None and entry.body is fill:
             del self._streams[primary]
 
-    def may_store_part(self, request_headers, response_headers, set_cookie="refuse"):
-        """(True, reason) when a 206 may be stored as a part of its response (RFC 9111
-        §3.3-3.4): a single ``Content-Range`` with a known length within ``max_object``, a
-        strong ETag to combine parts by, no ``Vary``, and storable as its 200 would be."""
-        content_range = parse_content_range(first_field(response_headers, b"content-range"))
-        if content_range is None:
-            return False, "206 without one Content-Range of known length"
-        if content_range[2] > self.settings.max_object:
-            return False, "206 of a representation larger than max_object"
-        if _strong_etag(response_headers) is None:
-            return False, "206 without a strong ETag (parts could not be combined)"
-        if vary_names(response_headers) != ():
-            return False, "206 with Vary (parts are kept for responses without Vary)"
-        return storable(b"GET", 200, request_headers, self.policy(response_headers),
-                        allow_heuristic=True, allow_set_cookie=set_cookie != "refuse")
-
-    def put_part(self, primary, request_headers, headers, body, request_time, response_time,
-                 set_cookie="refuse"):
-        """Combine a complete 206 body with what is stored for ``primary`` under the same
-        strong ETag (anything else stored there is replaced); once every byte is stored, the
-        entry becomes an ordinary 200. A Deferred (errors logged, not raised)."""
-        first, last, length = parse_content_range(first_field(headers, b"content-range"))
-        if len(body) != last - first + 1:
-            return defer.succeed(False)  # a body that disagrees with its Content-Range
-        etag = _strong_etag(headers)
-        kept = [h for h in headers if h[0] != b"content-range"]
-
-        def merge(current):
-            parts = Parts(length)
-            if isinstance(current, CacheEntry) and _strong_etag(current.headers) == etag:
-                if current.status != 206:
-                    return False  # the whole response is stored already
-                try:
-                    old = Parts.unpack(current.body)
-                except ValueError:
-                    old = None
-                if old is not None and old.length == length:
-                    parts = old
-            parts = parts.add(first, body)
-            if parts.complete:
-                return self.put_response(primary, request_headers, 200, b"OK", kept,
-                                         parts.chunks[0][1], request_time, response_time,
-                                         None, set_cookie)
-            return self.put_response(primary, request_headers, 206, b"Partial Content", kept,
-                                     parts.pack(), request_time, response_time, None,
-                                     set_cookie)
-
-        d = self.store.get(primary)
-        d.addCallback(merge)
-        d.addErrback(lambda f: log.failure("cache part store failed for {key!r}", f,
-                                           key=primary))
-        return d
-
-    def _index(self, primary, names, key, keep):
-        d = self.store.get(primary)
-
-        def update(current):
-            if isinstance(current, VariantIndex) and current.vary == names:
-                index = current.with_key(key, _MAX_VARIANTS)
-            else:
-                index = VariantIndex(primary, names, (key,))
-            return self.store.put(primary, index, keep)
-
-        return d.addCallback(update)
-
-    def _count_store(self, ok, entry):
-        if ok:
-            self.metrics["stored"] += 1
-            self.metrics["bytes_stored"] += entry.size
-        else:
-            self.metrics["not_stored"] += 1
-        return ok
-
-    def _tags(self, headers):
-        tags = []
-        for name, value in headers:
-            if name in self.tag_headers:
-                tags.extend(t for t in value.replace(b",", b" ").split() if t)
-        return tags
-
-    def updated(self, entry, not_modified_headers, request_time, response_time):
-        """The stored entry refreshed by a 304 (RFC 9111 §4.3.4), stored again."""
-        headers = validation.update_stored_headers(entry.headers, not_modified_headers)
-        private = private_fields(self.policy(headers))
-        if private:
-            headers = [h for h in headers if h[0] not in private]
-        fresh = entry.replace(headers=headers, request_time=request_time,
-                              response_time=response_time, stale=False)
-        self.metrics["revalidations"] += 1
-        lifetime, _ = freshness.freshness_lifetime(
-            fresh.status, self.policy(headers), heuristic_fraction=self.settings.heuristic_fraction,
-            heuristic_max=self.settings.heuristic_max, response_time=response_time)
-        keep = max(lifetime, 0.0) + (_KEEP_STALE if _has_validator(headers) else 0.0)
-        if keep > 0:
-            self.store.put(fresh.key, fresh, keep, fresh.tags).addErrback(
-                lambda f: log.failure("cache update failed", f))
-        return fresh
-
     # -- purging -------------------------------------------------------------------------------
     def purge_url(self, key: bytes, soft: bool):
         """Purge what is stored under one primary key (with its variants): delete it, or,
@@ -425,7 +268,7 @@ class HttpCache:
         if not isinstance(entry, CacheEntry):
             return 0
         stale = entry.replace(stale=True)
-        return self.store.put(entry.key, stale, _KEEP_STALE, entry.tags).addCallback(
+        return self.store.put(entry.key, stale, KEEP_STALE, entry.tags).addCallback(
             lambda ok: 1 if ok else 0)
 
     # -- invalidating --------------------------------------------------------------------------
@@ -474,7 +317,6 @@ class StoreSweeper:
 
 
 _PENDING = object()
-_SET_COOKIE = frozenset([b"set-cookie"])
 
 
 def _now(d):
@@ -497,34 +339,5 @@ _REQUEST_DIRECTIVE_FIELDS = frozenset([b"cache-control", b"pragma"])
 def _has_request_directives(headers) -> bool:
     for name, _ in headers:
         if name in _REQUEST_DIRECTIVE_FIELDS:
-            return True
-    return False
-
-
-def variant_key(primary: bytes, names, request_headers) -> bytes:
-    """The full key of the variant of ``primary`` a request selects (after a NUL)."""
-    return primary + b"\x00v:" + vary_key(names, request_headers)
-
-
-def _strong_etag(headers):
-    """The ETag value when it is one strong entity-tag (``"x"``, not ``W/"x"``), else None."""
-    etag = first_field(headers, b"etag")
-    if etag is None:
-        return None
-    etag = etag.strip(b" \t")
-    if len(etag) < 2 or etag[:1] != b'"' or etag[-1:] != b'"' or b'"' in etag[1:-1]:
-        return None
-    return etag
-
-
-def _has_validator(headers) -> bool:
-    return any(name in (b"etag", b"last-modified") for name, _ in headers)
-
-
-def _has_explicit_freshness(headers) -> bool:
-    for name, value in headers:
-        if name == b"expires":
-            return True
-        if name == b"cache-control" and (b"max-age" in value.lower()):
             return True
     return False

@@ -14,7 +14,7 @@ Choices where the RFCs leave latitude:
   when there is no explicit freshness at all (an invalid one means stale, not heuristic).
 * Qualified ``no-cache="field"`` (§5.2.2.4) does not make the response revalidate: the
   listed fields are left out of every answer from the cache that was not just revalidated
-  (``server/caching.py``); a malformed qualified member reads as unqualified.
+  (``server/cacheserve.py``); a malformed qualified member reads as unqualified.
 * Request ``no-store`` gives ``"bypass"``: RFC 9111 §5.2.1.5 would allow answering from a stored
   response, but a client saying no-store wants nothing kept or replayed.
 * Invalid request delta-seconds: ``max-age`` reads as 0 (revalidate), ``max-stale`` and

@@ -1,8 +1,9 @@
 """Range requests answered from a complete stored 200 response (RFC 9110 §14, §13.1.5).
 
-Pure functions: ``parse_range`` reads a ``Range`` value, ``if_range_allows`` evaluates
-``If-Range``, ``range_response`` makes the whole decision and builds the 206 / 416, and
-``accept_ranges`` advertises range support on full responses served from the cache.
+Pure functions: ``has_range`` tells whether a request carries a ``Range`` at all,
+``parse_range`` reads a ``Range`` value, ``if_range_allows`` evaluates ``If-Range``,
+``range_response`` makes the whole decision and builds the 206 / 416, and ``accept_ranges``
+advertises range support on full responses served from the cache.
 
 Choices where the RFC leaves latitude:
 
@@ -46,8 +47,8 @@ from revproxy.cache.directives import first_field, get_field
 from revproxy.cache.validation import parse_entity_tags
 
 __all__ = [
-    "MAX_RANGES", "MAX_SPECS", "MIN_GAP", "UNSATISFIABLE", "accept_ranges", "if_range_allows",
-    "multipart_boundary", "parse_range", "range_response",
+    "MAX_RANGES", "MAX_SPECS", "MIN_GAP", "UNSATISFIABLE", "accept_ranges", "has_range",
+    "if_range_allows", "multipart_boundary", "parse_range", "range_response",
 ]
 
 Headers = Sequence[Tuple[bytes, bytes]]
@@ -64,6 +65,11 @@ _SPEC = re.compile(rb"([0-9]*)[ \t]*-[ \t]*([0-9]*)\Z")
 _FRAMING = frozenset([b"content-length", b"content-range"])
 _NOT_IN_416 = frozenset([b"content-length", b"content-range", b"content-type",
                          b"content-encoding"])
+
+
+def has_range(headers: Headers) -> bool:
+    """True when a request's ``headers`` hold a ``Range`` field (valid or not)."""
+    return any(name == b"range" for name, _ in headers)
 
 
 def parse_range(value: bytes, length: int) -> Union[List[Range], None, str]:

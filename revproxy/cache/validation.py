@@ -39,6 +39,10 @@ _NOT_UPDATED = frozenset([
 # M-SEARCH included, is unsafe and invalidates on success (RFC 9111 §4.4).
 SAFE_METHODS = frozenset([b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PROPFIND", b"REPORT",
                           b"SEARCH"])
+# The request fields that make a request conditional (RFC 9110 §13.1): a client's are answered
+# from a stored response; while revalidating, the cache sends its own instead.
+CONDITIONAL_FIELDS = frozenset([b"if-none-match", b"if-modified-since", b"if-match",
+                                b"if-unmodified-since", b"if-range"])
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 

@@ -23,6 +23,7 @@ semantics"). So two requests get the same key only when a server must treat them
   are kept as written.
 
 A value holding a quote or a parameter we do not understand falls back to the generic rule.
+``variant_key`` is where a variant is stored: its primary key, a NUL, then this key.
 """
 
 from __future__ import annotations
@@ -65,6 +66,12 @@ def vary_key(names: Sequence[bytes], request_headers: Sequence[Tuple[bytes, byte
             normalise = _NORMALISERS.get(name, _generic)
             parts.append(name + b"=" + normalise(values))
     return b"\n".join(parts)
+
+
+def variant_key(primary: bytes, names: Sequence[bytes],
+                request_headers: Sequence[Tuple[bytes, bytes]]) -> bytes:
+    """The full key of the variant of ``primary`` a request selects (after a NUL)."""
+    return primary + b"\x00v:" + vary_key(names, request_headers)
 
 
 def _generic(values: List[bytes]) -> bytes:

@@ -5,28 +5,30 @@ store through the request's response sink, or sends the request on (``owner.forw
 watches the origin's answer (``on_head`` / ``on_data`` / ``on_end`` / ``on_failed``) to store
 it, refresh an entry or serve a stale one. Every response that passes through the cache stage
 carries a ``Cache-Status`` (RFC 9211). A background revalidation is a ``ProxyRequest`` whose
-sink is a ``DiscardSink``: no client connection is faked.
+sink is a ``DiscardSink``: no client connection is faked. This module holds the stage's
+decisions; how it answers from a stored response is ``server/cacheserve.py``, how it fills
+the cache from the origin's answer ``server/cachefill.py``.
 """
 
 from __future__ import annotations
 
 from twisted.logger import Logger
 
-from revproxy.cache import freshness, ranges, validation
+from revproxy.cache import freshness, storing, validation
 from revproxy.cache.engine import Found
 from revproxy.cache.keys import effective_uri, primary_key
-from revproxy.cache.bodies import FILL_BACKLOG, BodyFill
-from revproxy.cache.directives import first_field
-from revproxy.cache.parts import Parts, parse_content_range, part_response
+from revproxy.cache.rangefill import range_fill_head
+from revproxy.cache.ranges import has_range
 from revproxy.cache.status import cache_status
+from revproxy.cache.validation import CONDITIONAL_FIELDS
+from revproxy.server.cachefill import (begin_body_fill, drop_body_fill, end_body_fill,
+                                       store_teed, write_body_fill)
+from revproxy.server.cacheserve import serve_entry, serve_part
 from revproxy.server.sinks import DiscardSink
-from revproxy.server.streaming import BodyStreamer
 
 log = Logger(namespace="revproxy.cache")
 
 _CACHED_METHODS = frozenset([b"GET", b"HEAD"])
-_CONDITIONALS = frozenset([b"if-none-match", b"if-modified-since", b"if-match",
-                           b"if-unmodified-since", b"if-range"])
 
 
 class CacheState:
@@ -67,15 +69,6 @@ def _hit_status(ttl, collapsed):
             _HIT_STATUS.clear()
         value = _HIT_STATUS[key] = cache_status(hit=True, ttl=ttl, collapsed=collapsed)
     return value
-
-
-def _has_range(headers) -> bool:
-    return any(name == b"range" for name, _ in headers)
-
-
-def _without_range(head):
-    """A copy of a request head asking for the whole representation."""
-    return head.replace(headers=[h for h in head.headers if h[0] not in (b"range", b"if-range")])
 
 
 def background_revalidation(runtime, ctx, head, key):
@@ -142,7 +135,7 @@ class CacheStage:
         entry = found.entry
         if entry is not None and entry.status == 206:
             # an incomplete response: it answers only a range wholly within one stored part
-            if not owner.background and self._serve_part(entry, now):
+            if not owner.background and serve_part(self, entry, now):
                 return
             state.stored_part = entry
             entry = None
@@ -153,7 +146,7 @@ class CacheStage:
             state.decision = decision
             if decision.usable:
                 cache.metrics["hits"] += 1
-                self.serve_entry(entry, decision.age, _hit_status(decision.ttl, state.collapsed))
+                serve_entry(self, entry, decision.age, _hit_status(decision.ttl, state.collapsed))
                 return
             if decision.kind == "bypass":
                 state.fwd = "request"
@@ -167,7 +160,7 @@ class CacheStage:
                                              default=cache.settings.stale_while_revalidate)):
                 # RFC 5861: serve it now and revalidate in the background, once per key.
                 cache.metrics["stale_served"] += 1
-                self.serve_entry(entry, decision.age, cache_status(
+                serve_entry(self, entry, decision.age, cache_status(
                     hit=True, ttl=decision.ttl, detail="stale-while-revalidate"))
                 if cache.begin_refresh(state.key):
                     background_revalidation(self.rt, self.ctx, self.head, state.key)
@@ -182,7 +175,7 @@ class CacheStage:
             return
         cache.metrics["misses"] += 1
         state.fwd = found.fwd
-        if not owner.background and _has_range(self.head.headers):
+        if not owner.background and has_range(self.head.headers):
             # A ranged miss goes to the origin as is (the client never waits for a whole
             # video); what else to fetch for the cache is decided at its answer (on_head).
             owner.forward()
@@ -208,27 +201,8 @@ class CacheStage:
             return False
         self.state.decision = decision
         cache.metrics["hits"] += 1
-        self.serve_entry(entry, decision.age, cache_status(
+        serve_entry(self, entry, decision.age, cache_status(
             hit=True, ttl=decision.ttl, collapsed=True, detail="filling"))
-        return True
-
-    def _serve_part(self, entry, now):
-        """Answer a single-range GET from a stored part; False when it cannot."""
-        cache, head = self.cache, self.head
-        decision = cache.decide(entry, head.headers, now)
-        if not decision.usable or head.method != b"GET":
-            return False
-        answer = part_response(entry, head.headers)
-        if answer is None:
-            return False
-        status, content_range, body = answer
-        cache.metrics["hits"] += 1
-        self.state.served = cache_status(hit=True, ttl=decision.ttl, detail="partial")
-        headers = cache.served_headers(entry, self.rt.via_field) + content_range + [
-            (b"age", b"%d" % max(0, int(decision.age))), (b"cache-status", self.state.served)]
-        self.sink.start(status, b"Partial Content", headers, len(body))
-        self.sink.write(body)
-        self.sink.finish()
         return True
 
     def _only_if_cached(self):
@@ -252,7 +226,7 @@ class CacheStage:
         state = self.state
         if state is None or not state.revalidating:
             return headers
-        headers = [h for h in headers if h[0] not in _CONDITIONALS]
+        headers = [h for h in headers if h[0] not in CONDITIONAL_FIELDS]
         return headers + validation.revalidation_headers(state.entry.headers)
 
     @property
@@ -276,8 +250,8 @@ class CacheStage:
         cache = self.cache
         if state.revalidating:
             if head.status == 304:
-                state.entry = cache.updated(state.entry, head.headers, state.request_time,
-                                            self.rt.clock.seconds())
+                state.entry = storing.updated(cache, state.entry, head.headers,
+                                              state.request_time, self.rt.clock.seconds())
                 state.status_header = cache_status(fwd=state.fwd, fwd_status=304)
                 return True  # served at on_end, when the exchange is over
             if head.status >= 500 and freshness.within_sie(
@@ -287,24 +261,25 @@ class CacheStage:
                 entry = state.entry
                 state.revalidating = False
                 self.owner.abandon_upstream()
-                self.serve_entry(entry, state.decision.age, cache_status(
+                serve_entry(self, entry, state.decision.age, cache_status(
                     fwd=state.fwd, fwd_status=head.status, detail="stale-if-error"))
                 return True
         route = self.ctx.route
         if head.status == 206 and self.head.method == b"GET":
-            ok, why = cache.may_store_part(self.head.headers, head.headers,
-                                           route.cache_set_cookie)
+            ok, why = storing.may_store_part(cache, self.head.headers, head.headers,
+                                             route.cache_set_cookie)
             state.part = ok
         else:
-            ok, why = cache.may_store(self.head.method, head.status, self.head.headers,
-                                      head.headers, route.cache_ttl, route.cache_set_cookie)
+            ok, why = storing.may_store(cache, self.head.method, head.status,
+                                        self.head.headers, head.headers, route.cache_ttl,
+                                        route.cache_set_cookie)
         length = head.content_length
         state.store = ok and (length is None or length <= cache.settings.max_object)
         if ok and length is not None and length > cache.settings.max_object:
-            state.store = self._begin_fill(head, length)
+            state.store = begin_body_fill(self, head, length)
         elif state.store:
             state.tee = []
-        if head.status == 206 and not self.owner.background and _has_range(self.head.headers):
+        if head.status == 206 and not self.owner.background and has_range(self.head.headers):
             self._fill_ranges(head)
         state.status_header = cache_status(fwd=state.fwd or "miss", fwd_status=head.status,
                                            stored=state.store)
@@ -313,7 +288,7 @@ class CacheStage:
     def on_data(self, data):
         state = self.state
         if state.fill is not None:
-            self._fill_write(data)
+            write_body_fill(self, data)
             return
         if state.tee is None:
             return
@@ -323,117 +298,32 @@ class CacheStage:
             return
         tee, state.tee = state.tee, None
         # larger than memory takes: on to a file, if the store keeps bodies in files
-        state.store = self._begin_fill(state.head, None)
+        state.store = begin_body_fill(self, state.head, None)
         if state.store:
-            self._fill_write(b"".join(tee))
-            self._fill_write(data)
-
-    # -- large bodies: written to the store's file as they arrive --------------------------
-    def _begin_fill(self, head, expected):
-        """Start writing this 200's body to a file of the store (True), or not (False: not
-        a streaming store, too large for it, not a plain GET 200)."""
-        state, route = self.state, self.ctx.route
-        if head.status != 200 or self.head.method != b"GET" or state.part:
-            return False
-        fill = self.cache.begin_stream(
-            state.key, self.head.headers, head.status, head.reason,
-            self.rt.cache_headers(head.headers), state.request_time, route.cache_ttl,
-            route.cache_set_cookie, expected)
-        state.fill = fill
-        return fill is not None
-
-    def _fill_write(self, data):
-        state, cache = self.state, self.cache
-        fill = state.fill
-        if fill.queued + len(data) > cache.store.max_object:
-            self._drop_fill()
-            return
-        fill.write(data)
-        upstream = self.owner.exchange.upstream if self.owner.exchange is not None else None
-        if fill.backlog > FILL_BACKLOG and upstream is not None and fill.on_drained is None:
-            # the disk is slower than the origin: hold the origin, not the bytes
-            upstream.pauseProducing()
-            fill.on_drained = upstream.resumeProducing
-
-    def _drop_fill(self):
-        state = self.state
-        fill, state.fill = state.fill, None
-        state.store = False
-        if fill is not None:
-            fill.fail()
-            self.cache.end_stream(state.key, fill)
+            write_body_fill(self, b"".join(tee))
+            write_body_fill(self, data)
 
     def _fill_ranges(self, head):
         """A ranged miss was answered 206: fetch what the cache lacks in the background,
-        once per key, never what it has or is getting now: the whole object when its length
-        is within ``range_fill_max``, and while parts are stored, the first range missing
-        besides this one (a single range, stored as a part)."""
+        once per key (``rangefill.range_fill_head`` says what)."""
         state, cache = self.state, self.cache
-        content_range = parse_content_range(first_field(head.headers, b"content-range"))
-        if content_range is None:
-            return
-        first, last, length = content_range
-        if length > cache.settings.range_fill_max:
-            return
-        gaps = [(0, length - 1)]
-        stored = state.stored_part
-        if stored is not None:
-            try:
-                gaps = Parts.unpack(stored.body).missing()
-            except ValueError:
-                pass
-        gaps = missing_besides(gaps, first, last)
-        if not gaps:
-            return
-        if state.part:  # parts are kept: ask only for bytes the cache lacks
-            wanted = _with_range(self.head, gaps[0])
-        else:  # they are not (no strong ETag...): the whole 200
-            wanted = _without_range(self.head)
-        if cache.begin_refresh(state.key):
+        wanted = range_fill_head(self.head, head.headers, state.stored_part, state.part,
+                                 cache.settings.range_fill_max)
+        if wanted is not None and cache.begin_refresh(state.key):
             background_revalidation(self.rt, self.ctx, wanted, state.key)
 
     def on_end(self):
         """The exchange completed; True when the cache stage answers (a 304 revalidation)."""
         state = self.state
-        head = state.head
         if state.revalidating and state.entry is not None and state.status_header is not None \
                 and not self.sink.started:
-            self.serve_entry(state.entry, 0.0, state.status_header, validated=True)
+            serve_entry(self, state.entry, 0.0, state.status_header, validated=True)
             return True
         if state.fill is not None:
-            self._end_fill()
-        elif state.store and state.tee is not None and state.part:
-            self.cache.put_part(
-                state.key, self.head.headers, self.rt.cache_headers(head.headers),
-                b"".join(state.tee), state.request_time, self.rt.clock.seconds(),
-                self.ctx.route.cache_set_cookie)
-            state.tee = None
+            end_body_fill(self)
         elif state.store and state.tee is not None:
-            self.cache.put_response(
-                state.key, self.head.headers, head.status, head.reason,
-                self.rt.cache_headers(head.headers), b"".join(state.tee), state.request_time,
-                self.rt.clock.seconds(), self.ctx.route.cache_ttl,
-                self.ctx.route.cache_set_cookie)
-            state.tee = None
+            store_teed(self)
         return False
-
-    def _end_fill(self):
-        """The body is complete: store the entry once every byte is on disk."""
-        state, cache, head = self.state, self.cache, self.state.head
-        fill, state.fill = state.fill, None
-        route = self.ctx.route
-
-        def store(body):
-            return cache.put_response(
-                state.key, self.head.headers, head.status, head.reason,
-                self.rt.cache_headers(head.headers), body, state.request_time,
-                self.rt.clock.seconds(), route.cache_ttl, route.cache_set_cookie)
-
-        d = fill.end()
-        d.addCallback(store)
-        d.addErrback(lambda f: log.warn("cache fill of {key!r} not stored: {error}",
-                                        key=state.key, error=f.value))
-        d.addBoth(lambda _: cache.end_stream(state.key, fill))
 
     def finished(self):
         """The request is over: release requests waiting for this fetch."""
@@ -441,7 +331,7 @@ class CacheStage:
         if state is None:
             return
         if state.fill is not None:  # ended without its body: readers behind it abort
-            self._drop_fill()
+            drop_body_fill(self)
         if state.filling:
             state.filling = False
             self.cache.end_fill(state.key)
@@ -460,126 +350,9 @@ class CacheStage:
             return False
         self.cache.metrics["stale_served"] += 1
         state.revalidating = False
-        self.serve_entry(state.entry, state.decision.age, cache_status(
+        serve_entry(self, state.entry, state.decision.age, cache_status(
             fwd=state.fwd, detail="stale-if-error"))
         return True
-
-    # -- answering from the cache ------------------------------------------------------------
-    def serve_entry(self, entry, age, status_header, validated=False):
-        """Answer from a stored response: Age, Cache-Status, client conditionals, HEAD;
-        ``validated`` when this request just revalidated it (a 304 from the origin)."""
-        head = self.head
-        if self.state is not None:
-            self.state.served = status_header
-        headers = self.cache.served_headers(entry, self.rt.via_field, validated) + [
-            (b"age", b"%d" % max(0, int(age))), (b"cache-status", status_header)]
-        routing = self.owner.routing
-        if routing is not None:  # the route's response headers apply to hits too
-            headers = routing.response_headers(headers)
-        conditional = None
-        if any(h[0] in _CONDITIONALS for h in head.headers):
-            conditional = validation.client_conditional(head.headers, entry.headers, head.method)
-        sink = self.sink
-        if conditional is not None:
-            kept = [h for h in headers if h[0] not in (b"content-length", b"content-type",
-                                                        b"content-encoding", b"content-range")]
-            sink.start(conditional, b"Not Modified" if conditional == 304
-                       else b"Precondition Failed", kept, 0 if conditional == 412 else None)
-            sink.finish()
-            return
-        body = entry.body
-        in_file = not isinstance(body, bytes)
-        length = _full_length(body)  # None: a fill of a length still unknown
-        ranged = None
-        if _has_range(head.headers) and in_file and length is not None:
-            plan = ranges.range_plan(entry.status, headers, length, head.headers,
-                                     head.method)
-            if plan is not None and plan[1] is not None:  # one range, or none satisfiable
-                status, headers, spans = plan
-                first, last = spans[0] if spans else (0, -1)
-                sink.start(status, b"Partial Content" if status == 206
-                           else b"Range Not Satisfiable", headers, last - first + 1)
-                self._stream(body, first, last + 1)
-                return
-            # several ranges of a body in a file: the 200 (RFC 9110 §14.2 allows it)
-        elif _has_range(head.headers):
-            ranged = ranges.range_response(entry.status, headers, body, head.headers,
-                                           head.method)
-        if ranged is not None:
-            status, headers, body = ranged
-            sink.start(status, b"Partial Content" if status == 206
-                       else b"Range Not Satisfiable", headers, len(body))
-            sink.write(body)
-            sink.finish()
-            return
-        if isinstance(body, BodyFill):  # still filling: no remembered head
-            sink.start(entry.status, entry.reason, headers, length)
-            self._stream(body, 0, length)
-            return
-        self._start_full(entry, headers, int(age), status_header)
-        if in_file:
-            self._stream(body, 0, len(body))
-            return
-        sink.write(body)
-        sink.finish()
-
-    def _stream(self, source, start, end):
-        """Send bytes [start, end) of a body kept in a file, chunk by chunk, never whole."""
-        if self.head.method == b"HEAD" or (end is not None and end <= start):
-            self.sink.finish()
-            return
-        BodyStreamer(self.sink, source, start, end).start()
-
-    def _start_full(self, entry, headers, age, status_header):
-        """Start a full 200-style answer from ``entry``; the serialised head is remembered (on
-        the entry) for the hits that follow within the same second (same Age, same
-        Cache-Status)."""
-        sink, head = self.sink, self.head
-        if self.rt.stats.shutting_down or entry.status in (204, 304) or entry.status < 200 \
-                or self.owner.routing is not None:  # per-request header values: never memoised
-            sink.start(entry.status, entry.reason, headers, len(entry.body))
-            return
-        memo = self.cache.memo(entry)
-        heads = memo.heads
-        key = (age, status_header, head.method, head.version, sink.keep_alive)
-        if heads is not None:
-            known = heads.get(key)
-            if known is not None:
-                sink.start_prepared(entry.status, known, len(entry.body))
-                return
-        sink.start(entry.status, entry.reason, headers, len(entry.body))
-        if sink.pending_head is not None:
-            if heads is None or len(heads) >= memo.MAX_HEADS:
-                heads = memo.heads = {}
-            heads[key] = sink.pending_head
-
-
-def _full_length(body):
-    """The whole length of a body (bytes or in a file), or None while a fill of unknown
-    length is open."""
-    if isinstance(body, BodyFill):
-        return body.length if body.length is not None else body.expected
-    return len(body)
-
-
-def _with_range(head, span):
-    """A copy of a request head asking for the single range ``span`` (first, last)."""
-    headers = [h for h in head.headers if h[0] not in (b"range", b"if-range")]
-    return head.replace(headers=headers + [(b"range", b"bytes=%d-%d" % span)])
-
-
-def missing_besides(gaps, first, last):
-    """The inclusive ranges of ``gaps`` (sorted, disjoint) without ``first..last``."""
-    out = []
-    for a, b in gaps:
-        if b < first or a > last:
-            out.append((a, b))
-            continue
-        if a < first:
-            out.append((a, first - 1))
-        if b > last:
-            out.append((last + 1, b))
-    return out
 
 
 def invalidate_after(rt, ctx, response_head):
