@@ -20,8 +20,12 @@ from __future__ import annotations
 from hpack import Decoder, Encoder
 from hpack.table import HeaderTable
 
-MEMO_ENTRIES = 32  # blocks remembered per direction and connection
-MEMO_BLOCK = 1024  # longer blocks are not remembered (bytes, or header fields when encoding)
+# Bounds on what one connection can make the memo hold (a client chooses the blocks): at
+# most MEMO_ENTRIES blocks of MEMO_BLOCK bytes decoding to MEMO_FIELDS fields each, some
+# 40 KiB per connection at worst; a request's headers are a dozen or two fields.
+MEMO_ENTRIES = 16  # blocks remembered per direction and connection
+MEMO_BLOCK = 1024  # longer blocks are not remembered (bytes)
+MEMO_FIELDS = 32  # nor blocks of more header fields than this
 _PLAIN, _PAIRS = {tuple}, {2}
 
 
@@ -72,8 +76,8 @@ class MemoDecoder(Decoder):
             if found is not None:
                 return list(found)
         headers = Decoder.decode(self, data, raw)
-        if (key is not None and len(data) <= MEMO_BLOCK and self._state() == state
-                and len(self._memo) < MEMO_ENTRIES):
+        if (key is not None and len(data) <= MEMO_BLOCK and len(headers) <= MEMO_FIELDS
+                and self._state() == state and len(self._memo) < MEMO_ENTRIES):
             self._memo[key] = tuple(headers)
         return headers
 
@@ -95,7 +99,7 @@ class MemoEncoder(Encoder):
     def encode(self, headers, huffman=True):
         table = self.header_table
         key = None
-        if (type(headers) is list and len(headers) <= MEMO_BLOCK and not table.resized
+        if (type(headers) is list and len(headers) <= MEMO_FIELDS and not table.resized
                 and set(map(type, headers)) == _PLAIN and set(map(len, headers)) == _PAIRS):
             key = (tuple(headers), huffman)
             state = table.changes

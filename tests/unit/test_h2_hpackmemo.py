@@ -103,3 +103,19 @@ class MemoCoderTests(unittest.TestCase):
         self.assertIsInstance(connection.decoder, hpackmemo.MemoDecoder)
         self.assertIsInstance(connection.encoder, hpackmemo.MemoEncoder)
         self.assertEqual(connection.decoder.max_header_list_size, limit)
+
+    def test_memo_bounded_whatever_the_client_sends(self):
+        """A client cannot make one connection's memo hold more than MEMO_ENTRIES blocks,
+        nor a block of more than MEMO_FIELDS fields (cheap indexed fields that decode to a
+        long list are decoded every time)."""
+        decoder = hpackmemo.MemoDecoder()
+        for n in range(1, 3 * hpackmemo.MEMO_ENTRIES):
+            decoder.decode(b"\x82" * n, True)  # n times ":method GET", from the static table
+        self.assertLessEqual(len(decoder._memo), hpackmemo.MEMO_ENTRIES)
+        self.assertTrue(all(len(found) <= hpackmemo.MEMO_FIELDS
+                            for found in decoder._memo.values()))
+        fresh = hpackmemo.MemoDecoder()
+        longest = b"\x82" * hpackmemo.MEMO_FIELDS
+        fresh.decode(longest + b"\x82", True)
+        fresh.decode(longest, True)
+        self.assertEqual(list(fresh._memo), [(longest, True)])
