@@ -13,6 +13,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from revproxy import gcpressure
 from revproxy.http1.errors import ProtocolError
 from revproxy.pipeline.context import PeerFacts
 from revproxy.pipeline.hooks import run_phase
@@ -51,6 +52,7 @@ def admit(conn) -> bool:
     conn.peer = PeerFacts(conn.client_ip, conn.client_port, conn.scheme, conn.listener,
                           TLSFacts() if conn.scheme == "https" else None,
                           getattr(peer, "destination", None) or conn.transport.getHost)
+    gcpressure.connection_accepted()
     runtime = conn.runtime
     stats = runtime.stats
     exempt = bool(stats.max_per_ip) and runtime.forwarding.is_trusted(conn.client_ip)

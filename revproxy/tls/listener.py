@@ -19,7 +19,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from revproxy.netio import send_direct
-from revproxy.tls import gcpressure
+from revproxy import gcpressure
 
 CHUNK = 2 ** 15  # what Twisted reads at a time, both ways
 RECORD = 2 ** 14  # the most plaintext one TLS record holds: what one SSL_write is given
@@ -43,7 +43,7 @@ class CurrentContexts:
         runtime = self._holder.current
         listener = runtime.tls.listener(self._description)
         connection = SSL.Connection(listener.dispatch_context(runtime.clock.seconds()), None)
-        gcpressure.connection_created()
+        gcpressure.tls_connection_created()
         connection.set_app_data(tls_protocol)
         return connection
 

@@ -36,7 +36,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from revproxy.tls import gcpressure
+from revproxy import gcpressure
 from revproxy.upstream.resolve import is_ip
 
 log = Logger(namespace="revproxy.upstream.tls")
@@ -202,7 +202,7 @@ class _MemberCreator:
 
     def clientConnectionForTLS(self, tls_protocol: Any) -> Any:  # noqa: N802 (Twisted's name)
         connection = SSL.Connection(self._context, None)
-        gcpressure.connection_created()
+        gcpressure.tls_connection_created()
         connection.set_app_data(tls_protocol)
         if self._sni is not None:
             connection.set_tlsext_host_name(self._sni)

@@ -1,5 +1,6 @@
-"""Every TLS connection made, client-facing or to a backend, tells PyPy's collector about
-the OpenSSL memory behind it (revproxy.tls.gcpressure); on CPython nothing is called."""
+"""Every accepted client connection and every TLS connection made, client-facing or to a
+backend, tells PyPy's collector about the memory behind it (revproxy.gcpressure); on CPython
+nothing is called."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from OpenSSL import SSL
 from twisted.internet.task import Clock
 from twisted.trial import unittest
 
-from revproxy.tls import gcpressure
+from revproxy import gcpressure
 from revproxy.tls.listener import CurrentContexts
 from revproxy.upstream.tls import _MemberCreator
 
@@ -36,15 +37,20 @@ class GCPressureTests(unittest.TestCase):
         self.patch(gcpressure, "add_memory_pressure", self.pressure.append)
 
     def test_each_connection_adds_its_estimate(self):
-        """connection_created() adds SSL_CONNECTION_BYTES, once per call."""
-        gcpressure.connection_created()
-        gcpressure.connection_created()
-        self.assertEqual(self.pressure, [gcpressure.SSL_CONNECTION_BYTES] * 2)
+        """tls_connection_created() adds SSL_CONNECTION_BYTES and connection_accepted()
+        CONNECTION_BYTES, once per call."""
+        gcpressure.tls_connection_created()
+        gcpressure.connection_accepted()
+        gcpressure.tls_connection_created()
+        self.assertEqual(self.pressure, [gcpressure.SSL_CONNECTION_BYTES,
+                                         gcpressure.CONNECTION_BYTES,
+                                         gcpressure.SSL_CONNECTION_BYTES])
 
     def test_nothing_called_without_the_hook(self):
         """Where there is no add_memory_pressure (CPython) it does nothing."""
         self.patch(gcpressure, "add_memory_pressure", None)
-        gcpressure.connection_created()
+        gcpressure.tls_connection_created()
+        gcpressure.connection_accepted()
         self.assertEqual(self.pressure, [])
 
     def test_listener_and_backend_connections_both_count(self):
@@ -54,3 +60,15 @@ class GCPressureTests(unittest.TestCase):
         creator = _MemberCreator(SSL.Context(SSL.TLS_METHOD), "backend.example", False)
         creator.clientConnectionForTLS(object())
         self.assertEqual(len(self.pressure), 2)
+
+    def test_admitted_client_connections_count(self):
+        """Each client connection admitted (HTTP/1.1 and HTTP/2 both go through admit)
+        reports once."""
+        from revproxy.server.protocol import ProxyFactory
+        from tests.unit.world import Transport, World
+
+        world = World(self)
+        for port in (4000, 4001):
+            proto = ProxyFactory(world.service._holder, "http", "").buildProtocol(None)
+            proto.makeConnection(Transport(("192.0.2.1", port)))
+        self.assertEqual(self.pressure, [gcpressure.CONNECTION_BYTES] * 2)
