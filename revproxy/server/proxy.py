@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from twisted.logger import Logger
 
+from revproxy.gcpressure import request_started
 from revproxy.cache.validation import SAFE_METHODS
 from revproxy.compression import stage as compression
 from revproxy.http1.errors import ProtocolError
@@ -60,6 +61,7 @@ class ProxyRequest:
     )
 
     def __init__(self, runtime, peer, head, sink):
+        request_started()
         self.rt = runtime
         self.ctx = RequestContext(head, peer, runtime.clock.seconds())
         self.head = head

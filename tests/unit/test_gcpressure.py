@@ -1,4 +1,4 @@
-"""Every accepted client connection and every TLS connection made, client-facing or to a
+"""Every accepted client connection, every request and every TLS connection made, client-facing or to a
 backend, tells PyPy's collector about the memory behind it (revproxy.gcpressure); on CPython
 nothing is called."""
 
@@ -72,3 +72,18 @@ class GCPressureTests(unittest.TestCase):
             proto = ProxyFactory(world.service._holder, "http", "").buildProtocol(None)
             proto.makeConnection(Transport(("192.0.2.1", port)))
         self.assertEqual(self.pressure, [gcpressure.CONNECTION_BYTES] * 2)
+
+    def test_each_request_counts(self):
+        """Every ProxyRequest made reports once (a request that waits behind another on its
+        connection is not made yet)."""
+        from revproxy.server.protocol import ProxyFactory
+        from tests.unit.world import Transport, World
+
+        self.patch(gcpressure, "REQUEST_BYTES", 7)  # told apart from the connections'
+        world = World(self)
+        for port in (4000, 4001):
+            proto = ProxyFactory(world.service._holder, "http", "").buildProtocol(None)
+            proto.makeConnection(Transport(("192.0.2.1", port)))
+            proto.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+                               b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(self.pressure.count(7), 2)
