@@ -396,7 +396,7 @@ def _backends(config, shared, previous, factories, provider=None):
     from revproxy.balancing.pool import BalancedPool
     from revproxy.balancing.registry import build_balancer
     from revproxy.config.diff import REBUILD, pool_change
-    from revproxy.config.routes import table_key
+    from revproxy.config.reader import table_key
     from revproxy.server.runtime import parser_limits_for
     from revproxy.upstream.tls import has_tls_members
 

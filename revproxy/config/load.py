@@ -22,10 +22,12 @@ from revproxy.config.firewall import parse_firewall
 from revproxy.config.hooks import parse_hooks
 from revproxy.config.iplists import parse_ip_lists
 from revproxy.config.tls import parse_tls
-from revproxy.config.model import Cache, Config, Pool, Route
+from revproxy.config.model import Cache, Config, Pool
+from revproxy.config.pools import parse_pools
 from revproxy.config.ratelimits import parse_rate_limits
-from revproxy.config.reader import Table
-from revproxy.config.routes import parse_pools, parse_routes, table_key
+from revproxy.config.reader import Table, table_key
+from revproxy.config.routemodel import Route
+from revproxy.config.routes import parse_routes
 from revproxy.config.sections import (
     parse_admin,
     parse_buffering,

@@ -10,7 +10,8 @@ import math
 import re
 from typing import Any, Sequence, Tuple
 
-from revproxy.config.model import Cache, RateLimit, RateLimits, RateLimitsShared, Route
+from revproxy.config.model import Cache, RateLimit, RateLimits, RateLimitsShared
+from revproxy.config.routemodel import Route
 from revproxy.config.reader import (
     Table, boolean, count, duration, list_of, one_of, text,
 )

@@ -1,6 +1,8 @@
 """Parsers of the per-route matching, splitting, rewriting, answer, header and error-page keys
 (``docs/routing.md``). Templates are compiled here once so a bad one fails at load with the
 file, the route and the key; ``revproxy.routing.plan`` compiles them again for the runtime.
+Health probes (``revproxy.config.pools``) check their method and body regex with the route's
+``method`` and ``compile_regex``.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ import os
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
-from revproxy.config.model import HeaderEdits, Respond, ValueMatch
+from revproxy.config.routemodel import HeaderEdits, Respond, ValueMatch
 from revproxy.config.reader import Table, table_key
 from revproxy.config.values import parse_token
 from revproxy.routing import templates
@@ -51,6 +53,30 @@ def request_value_template(value: Any) -> templates.Template:
 
 def response_value_template(value: Any) -> templates.Template:
     return templates.compile_template(value, allowed=templates.NAMES)
+
+
+def compile_regex(value: Any) -> str:
+    """A regular expression that compiles (Python ``re`` syntax); returned as text."""
+    if not isinstance(value, str):
+        raise ValueError("expected a regular expression (a string)")
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError("expected a valid regular expression: %s" % exc) from None
+    return value
+
+
+def path_prefix(value: Any) -> str:
+    """A path prefix: starts with "/", no query, fragment or whitespace."""
+    ok = isinstance(value, str) and value.startswith("/")
+    if not ok or any(char in value for char in "?# \t\r\n"):
+        raise ValueError('expected a path starting with "/" (no query, fragment or spaces)')
+    return value
+
+
+def method(value: Any) -> str:
+    """An HTTP method token, upper-cased."""
+    return parse_token(value).upper()
 
 
 def prefix(value: Any) -> str:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from typing import Dict, List, Optional, Pattern, Sequence, Tuple
 
-from revproxy.config.model import HeaderMatch, Route
+from revproxy.config.routemodel import HeaderMatch, Route
 from revproxy.routing.matchers import ValueCheck, cookies_hold, query_holds
 
 Headers = Sequence[Tuple[bytes, bytes]]

@@ -78,7 +78,7 @@ def client_tls(config, pool, provider=None):
     provider's ``client_policy(pool)`` when it gives one, else the pool's own ``tls_*`` keys
     (files read now; a problem is a ConfigError naming the pool's key). Verification turned
     off is a warning in the log, every time the pool is built."""
-    from revproxy.config.routes import table_key
+    from revproxy.config.reader import table_key
     from revproxy.upstream.tls import TLSSetupError, client_policy, policy_summary
 
     try:

@@ -10,7 +10,8 @@ import pytest
 from revproxy.compression import encoders
 from revproxy.compression.policy import RoutePolicy, plan, policy_for, weak
 from revproxy.compression.stage import begin
-from revproxy.config.model import Compression, Route
+from revproxy.config.model import Compression
+from revproxy.config.routemodel import Route
 from revproxy.http1.heads import CHUNKED, LENGTH, NO_BODY, RequestHead, ResponseHead
 
 POLICY = RoutePolicy(("gzip",), {"gzip": 5, "br": 4, "zstd": 3},

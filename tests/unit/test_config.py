@@ -30,15 +30,14 @@ from revproxy.config.load import (
 from revproxy.config.model import (
     Admin,
     Buffering,
-    HeaderMatch,
     HealthCheck,
     Limits,
     Logging,
     Outlier,
     Pool,
-    Route,
     Server,
 )
+from revproxy.config.routemodel import HeaderMatch, Route
 from revproxy.config.values import (
     format_duration,
     format_size,

@@ -11,7 +11,7 @@ except ImportError:  # Python < 3.11
 
 from revproxy.config.errors import ConfigError
 from revproxy.config.load import parse_config
-from revproxy.config.model import HeaderEdits, Respond, ValueMatch
+from revproxy.config.routemodel import HeaderEdits, Respond, ValueMatch
 from revproxy.routing.errorpages import build_error_pages
 
 POOLS = '[pools.app]\nmembers = ["http://127.0.0.1:9000"]\n[pools.v2]\nmembers = ["http://127.0.0.1:9001"]\n'

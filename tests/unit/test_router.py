@@ -8,7 +8,7 @@ from typing import Optional, Sequence, Tuple
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from revproxy.config.model import HeaderMatch, Route
+from revproxy.config.routemodel import HeaderMatch, Route
 from revproxy.routing.router import Router, host_key
 
 Headers = Sequence[Tuple[bytes, bytes]]

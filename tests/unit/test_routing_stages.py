@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from revproxy.config.model import Route, ValueMatch
+from revproxy.config.routemodel import Route, ValueMatch
 from revproxy.routing.errorpages import ErrorPages, load_pages, PageError, wants_json
 from revproxy.routing.headerops import HeaderOps, add_security_headers
 from revproxy.routing.matchers import ValueCheck, cookie_value, cookies_hold, query_holds
