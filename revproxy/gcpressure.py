@@ -19,13 +19,16 @@ PyPy proxy:
 - plain HTTP, the default config (CRS on), about 3,500 connections a second: 1,005 MiB
   after 180 s and rising; 402 MiB flat after 30 s with the hint;
 - keep-alive plain HTTP, firewall off, about 75,000 requests a second: 576 MiB after 120 s,
-  rising by 2.4 MiB a second; 273 MiB flat with 16 KiB per request (4 KiB was enough
-  here), throughput unchanged; with the CRS on, about 4,500 requests a second: rising by
-  1.5 MiB a second with 4 KiB per request, 350 MiB flat with 16 KiB.
+  rising by 2.4 MiB a second; 314 MiB flat with 1 KiB per request, throughput unchanged;
+- the same with the CRS on, about 4,500 requests a second: still rising by 1.2 MiB a second
+  with 1 KiB per request; 345 MiB flat with 16 KiB more per firewall transaction.
 
 Each accepted client connection (``server.protocol.admit``), each request
-(``ProxyRequest``) and each TLS connection, to a client or a backend, therefore adds memory
-pressure. The figures are hints measured to bound the growth, not exact sizes. A no-op on
+(``ProxyRequest``), each firewall transaction and each TLS connection, to a client or a
+backend, therefore adds memory pressure. Too much costs latency: every hint makes major
+collections more frequent, and 16 KiB per request (rather than per firewall transaction)
+took PyPy's cache hits from 0.98 to 24 ms at p99 (bench/cache.py, 1k-c50, 100,000 hits a
+second); at 1 KiB they are back at 1.1 ms. The figures are hints measured to bound the growth, not exact sizes. A no-op on
 CPython (one call and a test per request).
 """
 
@@ -38,7 +41,8 @@ except ImportError:  # CPython: freed as soon as unreachable
 
 SSL_CONNECTION_BYTES = 256 * 1024  # a hint, see above: what bounded the growth best
 CONNECTION_BYTES = 16 * 1024  # a hint for any accepted client connection, see above
-REQUEST_BYTES = 16 * 1024  # a hint for each request (its socket calls' raw buffers)
+REQUEST_BYTES = 1024  # a hint for each request (its socket calls' raw buffers)
+FIREWALL_BYTES = 16 * 1024  # a hint for each firewall transaction (its regex and body work)
 
 
 def tls_connection_created() -> None:
@@ -57,3 +61,10 @@ def request_started() -> None:
     """Account for one request (``ProxyRequest``: HTTP/1.1, HTTP/2, background)."""
     if add_memory_pressure is not None:
         add_memory_pressure(REQUEST_BYTES)
+
+
+def firewall_transaction() -> None:
+    """Account for one firewall transaction (``firewall.hook``, where each request's is
+    made)."""
+    if add_memory_pressure is not None:
+        add_memory_pressure(FIREWALL_BYTES)

@@ -27,6 +27,7 @@ from revproxy.firewall.decision import (
 from revproxy.firewall.limits import body_limit, content_type
 from revproxy.firewall.verdicts import checked
 from revproxy.firewall.view import FirewallRequest, engine_view
+from revproxy.gcpressure import firewall_transaction
 from revproxy.interfaces import IRequestHook
 from revproxy.pipeline.hooks import Answer, RequestHook
 
@@ -77,6 +78,7 @@ class FirewallHook(RequestHook):
                 return answer
         if fw.waf is None:
             return None
+        firewall_transaction()
         tx = state.tx = fw.waf.transaction(engine_view(ctx))
         return self._interrupted(ctx, state, tx.phase1())
 

@@ -87,3 +87,9 @@ class GCPressureTests(unittest.TestCase):
             proto.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
                                b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
         self.assertEqual(self.pressure.count(7), 2)
+
+    def test_firewall_transactions_count(self):
+        """firewall_transaction() adds FIREWALL_BYTES (the firewall hook calls it for each
+        request it inspects)."""
+        gcpressure.firewall_transaction()
+        self.assertEqual(self.pressure, [gcpressure.FIREWALL_BYTES])
