@@ -222,9 +222,10 @@ class Variables:
         if target.regex is not None:  # TX:/^MSC_/ ...: which keys match is remembered
             keep = target.keep
             if keep is None:
-                keep = target.keep = key_matcher(target.regex)
+                keep = target.keep = KeyMatcher(target.regex)
+            yes = keep.matching(store)
             return [(k.encode("latin-1"), prefix + k, v, b"") for k, v in store.items()
-                    if keep(k)]
+                    if k in yes]
         items = [(k.encode("latin-1"), prefix + k, v, b"") for k, v in store.items()]
         return self._select(items, target)
 
@@ -297,18 +298,33 @@ _COLLECTION_NAMES = frozenset((
 _KEY_MEMO_MAX = 4096
 
 
-def key_matcher(rx) -> Callable[[str], bool]:
-    """``keep(key)``: whether ``rx`` finds the (Latin-1 encoded) store key, remembered (the
-    target keeps it): the CRS reads TX:/^MSC_/ and friends on every request over the
-    same keys."""
-    memo: Dict[str, bool] = {}
-    search = rx.search
+class KeyMatcher:
+    """Which store keys a regex key (``TX:/^MSC_/``) selects, remembered per key (the
+    target keeps it): the CRS reads such targets on every request over the same keys, so
+    a request costs a set comparison instead of a search (or a call) per key."""
 
-    def keep(key: str) -> bool:
-        hit = memo.get(key)
-        if hit is None:
-            if len(memo) >= _KEY_MEMO_MAX:
-                memo.clear()
-            hit = memo[key] = search(key.encode("latin-1")) is not None
-        return hit
-    return keep
+    __slots__ = ("_search", "_seen", "_yes", "_max")
+
+    def __init__(self, rx, memo_max: int = _KEY_MEMO_MAX) -> None:
+        self._search = rx.search
+        self._seen: set = set()  # keys classified so far
+        self._yes: set = set()   # those of them that match
+        self._max = memo_max
+
+    def matching(self, store) -> set:
+        """A set holding exactly the keys of ``store`` (str keys, searched Latin-1
+        encoded) that match, and possibly keys of earlier stores."""
+        seen = self._seen
+        if seen.issuperset(store):
+            return self._yes
+        if len(seen) + len(store) > self._max:
+            seen.clear()
+            self._yes = set()
+        yes = self._yes
+        search = self._search
+        for k in store:
+            if k not in seen:
+                seen.add(k)
+                if search(k.encode("latin-1")) is not None:
+                    yes.add(k)
+        return yes

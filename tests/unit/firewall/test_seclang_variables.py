@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from revproxy.firewall.seclang.api import BodyResult, FilePart
-from revproxy.firewall.seclang.variables import split_target
+from revproxy.firewall.seclang.variables import KeyMatcher, split_target
 from tests.unit.firewall.seclang_helpers import run, view, waf
 
 URI = b"/dir/Index.php?a=1&B=two&a=3"
@@ -166,3 +169,22 @@ def test_rule_collection_exposes_the_current_rule():
 ])
 def test_split_target(raw, expected):
     assert split_target(raw) == expected
+
+
+_KEYS = st.text(alphabet="abcM_S\u00e9", max_size=5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from([rb"^msc_", rb"_s", rb"a$", rb"[\xe9]", rb"^$"]),
+       st.lists(st.lists(_KEYS, max_size=8), min_size=1, max_size=6),
+       st.integers(min_value=1, max_value=10))
+def test_key_matcher_selects_what_a_search_per_key_selects(pattern, stores, memo_max):
+    """KeyMatcher's remembered answer equals searching every key, store after store, even
+    when its memo overflows and is cleared."""
+    rx = re.compile(pattern, re.IGNORECASE)
+    keep = KeyMatcher(rx, memo_max)
+    for keys in stores:
+        store = dict.fromkeys(keys, b"v")
+        yes = keep.matching(store)
+        assert [k for k in store if k in yes] == \
+            [k for k in store if rx.search(k.encode("latin-1")) is not None]
