@@ -1,5 +1,5 @@
 """The h2 state machine as the proxy sets it up: its configuration, the HPACK memo coders
-(``hpackmemo``), our SETTINGS in force from the connection's first byte, and the GOAWAY
+(``hpackmemo``), the lean sends of ``sender.Machine``, our SETTINGS in force from the connection's first byte, and the GOAWAY
 frame of a graceful shutdown."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from h2.settings import SettingCodes, Settings
 from hyperframe.frame import GoAwayFrame
 
 from revproxy.http2 import hpackmemo
+from revproxy.http2.sender import Machine
 
 CONFIG = H2Configuration(
     client_side=False, header_encoding=None,
@@ -24,8 +25,9 @@ _DEFAULT_WINDOW = 65535  # a connection's flow-control window before any WINDOW_
 
 
 def new_machine() -> H2Connection:
-    """A server-side ``H2Connection`` with the memo coders, nothing sent yet."""
-    h2 = H2Connection(config=CONFIG)
+    """A server-side ``H2Connection`` (``sender.Machine``) with the memo coders, nothing
+    sent yet."""
+    h2 = Machine(config=CONFIG)
     hpackmemo.install(h2)
     return h2
 
