@@ -1,6 +1,7 @@
 """The engine's shortcuts change no verdict: CRS v4.28.0 at PL1 with the RE2 prefilter (per
 group and the per-phase union over joined values), the identity classes of
-transformation chains and the rules folded at load (fold.py), against the same rules
+transformation chains, the rules folded at load (fold.py) and the guarded runs
+(guard.py), against the same rules
 loaded with none of them, on every request of
 the PL1 regression suite. The logged rule ids must be the same set for every stage.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from revproxy.firewall.seclang import fold, identity, prefilter
+from revproxy.firewall.seclang import fold, guard, identity, prefilter
 from tests.firewall import ftw
 
 CRS = ftw.crs_dir()
@@ -21,6 +22,7 @@ def _load(monkeypatch, shortcuts: bool):
             m.setattr(prefilter, "_re2", None)
             m.setattr(identity, "classify", lambda names, funcs: None)
             m.setattr(fold, "ENABLED", False)
+            m.setattr(guard, "ENABLED", False)
         return ftw.load_crs(CRS)
 
 
@@ -43,6 +45,7 @@ def test_the_plain_load_really_has_no_shortcut(wafs):
     assert plain.prefiltered == 0
     assert plain.folded == 0 and plain.run_phases is plain.phases
     assert fast.folded > 100
+    assert plain.guarded == 0 and fast.guarded > 20
     assert all(link.t_class is None for r in plain.all_rules for link in r.chain_rules()
                if link.t_names)
     if prefilter.AVAILABLE:
@@ -91,6 +94,7 @@ def test_debian_crs3_logs_the_same_ids_with_and_without_on_the_same_requests(mon
         m.setattr(prefilter, "_re2", None)
         m.setattr(identity, "classify", lambda names, funcs: None)
         m.setattr(fold, "ENABLED", False)
+        m.setattr(guard, "ENABLED", False)
         plain = load()
     assert plain.prefiltered == 0
     assert plain.folded == 0 and plain.run_phases is plain.phases

@@ -16,7 +16,7 @@ import time
 from typing import Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, \
     Tuple
 
-from . import fastpath, fold, intake, prefilter
+from . import fastpath, fold, guard, intake, prefilter
 from .api import Interruption, Match, MatchRecord, RequestView, SecLangError
 from .evaluate import Evaluator, removal_concerns
 from .loader import Components, Settings, load_sources
@@ -82,6 +82,11 @@ class WAF:
         # for every request folded into TX updates (fold.py)
         self.run_phases, self.run_markers, self.folded = fold.fold(self) if fold.ENABLED else \
             (self.phases, self.markers, 0)
+        # runs of pure rules whose TX inputs are usually the same, taken as one update
+        # when a runtime check says they are (guard.py)
+        self.run_phases, self.run_markers, self.guarded = \
+            guard.guard(self, self.run_phases, self.run_markers) if guard.ENABLED else \
+            (self.run_phases, self.run_markers, 0)
         self.folded_links = fold.folded_rules(self.run_phases)
         self.folded_ids = frozenset(link.id for link in self.folded_links)
         self.positions = {phase: {r: i for i, r in enumerate(lst)}

@@ -160,9 +160,19 @@ class Evaluator:
             if skip:
                 skip -= 1
                 continue
-            if rule.delta is not None:  # rules folded at load (fold.py)
+            if rule.delta is not None:  # rules folded at load (fold.py, guard.py)
+                if rule.guarded:  # its rules follow it: taken as one update or run
+                    if rule.holds(self):
+                        rule.apply(self)
+                        i += rule.length
+                        if rule.jump is not None:
+                            pos = markers.get(rule.jump)
+                            i = pos + 1 if pos is not None and pos >= i else n
+                    continue
                 if rule.matches and self.engine_mode == "Off":
-                    return None  # where the first of them would have stopped the phase
+                    if rule.stop_part is not None:  # where the first of them would have
+                        rule.stop_part.apply(self)  # stopped the phase
+                    return None
                 rule.apply(self)
                 continue
             pre = rule.pre

@@ -56,6 +56,7 @@ class Delta:
 
     marker = None
     delta = True  # what the run_phase loop checks (a rule's is None)
+    guarded = False  # (guard.Guarded)
 
     def __init__(self, sets: Dict[str, bytes], removes: Tuple[str, ...], matched, rules,
                  matches: bool):
@@ -65,6 +66,23 @@ class Delta:
         self.rules = tuple(rules)  # the folded rules
         self.ids = tuple(r.id for r in self.rules)
         self.matches = matches  # one of them matches (for every request)
+        self.stop_part: Optional[Delta] = None  # what applies before the first match
+
+    def then(self, other: "Delta") -> "Delta":
+        """One Delta doing this one then ``other`` (``stop_part``: what the pair applies
+        before its first matching rule, where ``ctl:ruleEngine=Off`` stops a phase)."""
+        gone = set(other.removes)
+        sets = {k: v for k, v in self.sets.items() if k not in gone}
+        sets.update(other.sets)
+        removes = tuple(sorted({k for k in self.removes if k not in other.sets} | gone))
+        matched = other.matched if other.matched is not None else self.matched
+        out = Delta(sets, removes, matched, self.rules + other.rules,
+                    self.matches or other.matches)
+        if self.matches:
+            out.stop_part = self.stop_part
+        elif other.matches:
+            out.stop_part = self if other.stop_part is None else self.then(other.stop_part)
+        return out
 
     def apply(self, evaluator) -> None:
         tx = evaluator.stores["tx"]
@@ -206,13 +224,29 @@ def fold(waf) -> Tuple[Dict[int, list], Dict[int, Dict[str, int]], int]:
                 if r.marker is None:
                     walk.forget(_writes(r))
             continue
-        out = _fold_phase(walk, rules, waf.markers[phase])
+        out = compact(_fold_phase(walk, rules, waf.markers[phase]))
         phases[phase] = out
         markers[phase] = {}
         for i, r in enumerate(out):
             if r.marker is not None:
                 markers[phase].setdefault(r.marker, i)
     return phases, markers, walk.folded
+
+
+def compact(rules: list) -> list:
+    """``rules`` without the markers no rule in it skips to (a kept ``skipAfter`` is the
+    only way to land on one; every marker of a targeted name stays, so each name keeps its
+    first position) and with the Deltas this leaves adjacent merged into one."""
+    targets = {r.skip_after for r in rules if r.marker is None and r.delta is None}
+    out: list = []
+    for r in rules:
+        if r.marker is not None and r.marker not in targets:
+            continue
+        if r.delta is not None and out and out[-1].delta is not None:
+            out[-1] = out[-1].then(r)
+            continue
+        out.append(r)
+    return out
 
 
 def _fold_phase(walk, rules, positions) -> list:

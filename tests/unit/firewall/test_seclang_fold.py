@@ -4,6 +4,7 @@ same verdicts and TX values as the unfolded rules on requests that take every pa
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from revproxy.firewall.seclang import fold
 from revproxy.firewall.seclang.fold import Delta
@@ -47,14 +48,14 @@ def test_constant_rules_fold_request_dependent_ones_stay(pair):
     folded, plain = pair
     assert plain.folded == 0
     kept = {r.id for lst in folded.run_phases.values() for r in lst
-            if r.marker is None and not isinstance(r, Delta)}
+            if r.marker is None and r.delta is None}
     deltas = [d for lst in folded.run_phases.values() for d in lst if isinstance(d, Delta)]
     folded_ids = {i for d in deltas for i in d.ids}
     assert {1, 2}.issubset(folded_ids)  # constants, and a default from a constant
     assert {3, 4, 5, 9, 10, 11}.issubset(kept)  # they read the request or a score
     # rule 6 reads tx.blocking, which rule 3 cannot change: folded, and it skips rule 7
     assert 6 in folded_ids and 7 not in {r.id for r in folded.run_phases[1]
-                                         if r.marker is None and not isinstance(r, Delta)}
+                                         if r.marker is None and r.delta is None}
     # rule 8 reads tx.paranoia, which rule 3 may set: kept
     assert 8 in kept
 
@@ -94,7 +95,7 @@ SecRule TX:level "@eq 1" "id:24,phase:1,deny,status:403,log"
 """
     folded = waf(rules)
     kept = {r.id for r in folded.run_phases[1] if r.marker is None and
-            not isinstance(r, Delta)}
+            r.delta is None}
     assert 24 in kept and 22 in kept
     assert ids(run(folded, b"/jump")) == [24]
     assert ids(run(folded, b"/")) == []
@@ -109,7 +110,7 @@ SecRule TX:other "@eq 1" "id:34,phase:1,pass,nolog,setvar:tx.seen=1"
 """
     folded = waf(rules)
     kept = {r.id for r in folded.run_phases[1] if r.marker is None and
-            not isinstance(r, Delta)}
+            r.delta is None}
     assert 33 in kept and 34 not in kept
     assert ids(run(folded, b"/", headers=((b"a", b"x"),))) == []
     assert ids(run(folded, b"/")) == [33]
@@ -128,3 +129,72 @@ SecRule REQUEST_URI "@rx ." "id:43,phase:1,pass,log"
     assert any(isinstance(r, Delta) and 42 in r.ids for r in folded.run_phases[1])
     assert ids(run(folded, b"/half")) == []
     assert ids(run(folded, b"/")) == [43]
+
+
+class _Ev:
+    """The part of an Evaluator a Delta touches."""
+
+    def __init__(self, tx):
+        self.stores = {"tx": dict(tx)}
+        self.vars = type("V", (), {"matched_var": b"", "matched_var_name": b""})()
+
+    def state(self):
+        return self.stores["tx"], self.vars.matched_var_name, self.vars.matched_var
+
+
+_KEY = st.sampled_from("abcd")
+_DELTA = st.builds(
+    lambda sets, removes, matched, matches: Delta(
+        sets, tuple(sorted(set(removes) - set(sets))), matched, [], matches),
+    st.dictionaries(_KEY, st.sampled_from([b"0", b"1", b"x"]), max_size=3),
+    st.lists(_KEY, max_size=3),
+    st.one_of(st.none(), st.tuples(st.sampled_from([b"TX:a", b"TX:b"]),
+                                   st.sampled_from([b"1", b"2"]))),
+    st.booleans())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_KEY, st.sampled_from([b"0", b"9"]), max_size=4),
+       st.lists(_DELTA, min_size=1, max_size=5))
+def test_merged_deltas_do_what_the_sequence_does(tx, deltas):
+    """Delta.then: applying the merge equals applying each in turn; with the engine Off
+    (stop before the first matching one) its stop_part equals the ones before it."""
+    merged = deltas[0]
+    for d in deltas[1:]:
+        merged = merged.then(d)
+    seq, one = _Ev(tx), _Ev(tx)
+    for d in deltas:
+        d.apply(seq)
+    merged.apply(one)
+    assert one.state() == seq.state()
+    assert merged.matches == any(d.matches for d in deltas)
+    if not merged.matches:
+        return
+    seq, one = _Ev(tx), _Ev(tx)
+    for d in deltas:
+        if d.matches:
+            break
+        d.apply(seq)
+    if merged.stop_part is not None:
+        merged.stop_part.apply(one)
+    assert one.state() == seq.state()
+
+
+def test_compacted_lists_keep_only_skipped_to_markers_and_merge_deltas():
+    """After folding, markers no kept rule skips to are gone and the Deltas they
+    separated are one; the verdicts are those of the unfolded rules (see above)."""
+    rules = r"""
+SecAction "id:51,phase:1,pass,nolog,setvar:tx.a=1"
+SecMarker "UNUSED"
+SecAction "id:52,phase:1,pass,nolog,setvar:tx.b=1"
+SecRule REQUEST_URI "@beginsWith /jump" "id:53,phase:1,pass,nolog,skipAfter:LAND"
+SecAction "id:54,phase:1,pass,nolog,setvar:tx.c=1"
+SecMarker "LAND"
+SecRule TX:c "@eq 1" "id:55,phase:1,pass,log"
+"""
+    folded = waf(rules)
+    lst = folded.run_phases[1]
+    assert [getattr(r, "marker", None) for r in lst if r.marker is not None] == ["LAND"]
+    assert isinstance(lst[0], Delta) and lst[0].ids == (51, 52)
+    assert ids(run(folded, b"/jump")) == []
+    assert ids(run(folded, b"/")) == [55]
