@@ -1,16 +1,16 @@
 """The engine's shortcuts change no verdict: CRS v4.28.0 at PL1 with the RE2 prefilter (per
 group and the per-phase union over joined values), the identity classes of
-transformation chains, the rules folded at load (fold.py) and the guarded runs
-(guard.py), against the same rules
-loaded with none of them, on every request of
-the PL1 regression suite. The logged rule ids must be the same set for every stage.
+transformation chains, the rules folded at load (fold.py), the guarded runs (guard.py)
+and the rules skipped on empty collections (emptyskip.py), against the same rules loaded
+with none of them, on every request of the PL1 regression suite. The logged rule ids
+must be the same set for every stage.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from revproxy.firewall.seclang import fold, guard, identity, prefilter
+from revproxy.firewall.seclang import emptyskip, fold, guard, identity, prefilter
 from tests.firewall import ftw
 
 CRS = ftw.crs_dir()
@@ -23,6 +23,7 @@ def _load(monkeypatch, shortcuts: bool):
             m.setattr(identity, "classify", lambda names, funcs: None)
             m.setattr(fold, "ENABLED", False)
             m.setattr(guard, "ENABLED", False)
+            m.setattr(emptyskip, "ENABLED", False)
         return ftw.load_crs(CRS)
 
 
@@ -46,6 +47,7 @@ def test_the_plain_load_really_has_no_shortcut(wafs):
     assert plain.folded == 0 and plain.run_phases is plain.phases
     assert fast.folded > 100
     assert plain.guarded == 0 and fast.guarded > 20
+    assert not plain.empty_plans and set(fast.empty_plans) >= {1, 2, 4}
     assert all(link.t_class is None for r in plain.all_rules for link in r.chain_rules()
                if link.t_names)
     if prefilter.AVAILABLE:
@@ -95,6 +97,7 @@ def test_debian_crs3_logs_the_same_ids_with_and_without_on_the_same_requests(mon
         m.setattr(identity, "classify", lambda names, funcs: None)
         m.setattr(fold, "ENABLED", False)
         m.setattr(guard, "ENABLED", False)
+        m.setattr(emptyskip, "ENABLED", False)
         plain = load()
     assert plain.prefiltered == 0
     assert plain.folded == 0 and plain.run_phases is plain.phases

@@ -16,7 +16,7 @@ import time
 from typing import Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, \
     Tuple
 
-from . import fastpath, fold, guard, intake, prefilter
+from . import emptyskip, fastpath, fold, guard, intake, prefilter
 from .api import Interruption, Match, MatchRecord, RequestView, SecLangError
 from .evaluate import Evaluator, removal_concerns
 from .loader import Components, Settings, load_sources
@@ -88,6 +88,14 @@ class WAF:
             guard.guard(self, self.run_phases, self.run_markers) if guard.ENABLED else \
             (self.run_phases, self.run_markers, 0)
         self.folded_links = fold.folded_rules(self.run_phases)
+        # per phase: its list without the rules reading only empty collections, chosen
+        # by a transaction at the phase's start (emptyskip.py)
+        self.empty_plans: Dict[int, emptyskip.Plan] = {}
+        if emptyskip.ENABLED:
+            for phase, lst in self.run_phases.items():
+                got = emptyskip.plan(lst)
+                if got is not None:
+                    self.empty_plans[phase] = got
         self.folded_ids = frozenset(link.id for link in self.folded_links)
         self.positions = {phase: {r: i for i, r in enumerate(lst)}
                           for phase, lst in self.phases.items()}

@@ -11,6 +11,7 @@ from typing import Dict, List, Optional, Tuple
 from .api import Interruption, Match, MatchRecord
 from .chains import Chains
 from .macros import compile_macro
+from .phaseloop import run_phase
 from .rules import CACHED, LIVE
 from .variables import Variables
 
@@ -134,90 +135,7 @@ class Evaluator:
         return (self.allowed == "all" and phase <= 4) or \
             (self.allowed == "request" and phase in _REQUEST_PHASES)
 
-    def run_phase(self, phase: int, logging: bool = False) -> Optional[Interruption]:
-        if self.done(phase):
-            return self.interruption
-        self._ran.add(phase)
-        if phase == 1:
-            self._default_processor()
-        waf = self.waf
-        if self.unfolded:
-            rules, markers = waf.phases[phase], waf.markers[phase]
-        else:
-            rules, markers = waf.run_phases[phase], waf.run_markers[phase]
-        detect_ids = self.waf.detect_ids
-        limit = self.waf.work_limit
-        removed = self._removed_ids
-        hits = self._hits
-        eval_chain = self._eval_chain
-        variables = self.vars
-        i, n, skip = 0, len(rules), 0
-        while i < n:
-            rule = rules[i]
-            i += 1
-            if rule.marker is not None:
-                continue
-            if skip:
-                skip -= 1
-                continue
-            if rule.delta is not None:  # rules folded at load (fold.py, guard.py)
-                if rule.guarded:  # its rules follow it: taken as one update or run
-                    if rule.holds(self):
-                        rule.apply(self)
-                        i += rule.length
-                        if rule.jump is not None:
-                            pos = markers.get(rule.jump)
-                            i = pos + 1 if pos is not None and pos >= i else n
-                    continue
-                if rule.matches and self.engine_mode == "Off":
-                    if rule.stop_part is not None:  # where the first of them would have
-                        rule.stop_part.apply(self)  # stopped the phase
-                    return None
-                rule.apply(self)
-                continue
-            pre = rule.pre
-            if pre is not None:  # the prefilter already says this rule cannot match
-                h = hits.get(pre[0].id)
-                if h is not None and pre[1] not in h:
-                    continue
-            if removed and rule.id in removed:
-                continue
-            detect = rule.id in detect_ids
-            fast = rule.fast
-            if fast is not None and rule.child is None:  # one-key TX rule, no chain
-                variables.matched = []
-                matched = fast(self, detect)
-            else:
-                matched = eval_chain(rule, detect)
-            if self.unfold:  # leave the folded list right after this rule
-                self.unfold, self.unfolded = False, True
-                rules, markers = waf.phases[phase], waf.markers[phase]
-                i, n = waf.positions[phase][rule] + 1, len(rules)
-            if not matched:
-                if self.work > limit:
-                    return self._over_limit(phase)
-                continue
-            act = rule.disruptive
-            enforce = not detect and not logging and self.engine_mode == "On"
-            disrupt = enforce and act in ("deny", "drop", "redirect")
-            self._log(rule, phase, disrupt)
-            if disrupt:
-                self.interruption = self._interruption(rule)
-                return self.interruption
-            if enforce and act == "allow":
-                if rule.allow_scope == "":
-                    self.allowed = "all"
-                elif rule.allow_scope == "request":
-                    self.allowed = "request"
-                return None
-            if self.engine_mode == "Off":
-                return None
-            if rule.skip_after is not None:
-                pos = markers.get(rule.skip_after)
-                i = pos + 1 if pos is not None and pos >= i else n
-            elif rule.skip:
-                skip = rule.skip
-        return None
+    run_phase = run_phase  # the phase loop (phaseloop.py)
 
     def _default_processor(self) -> None:
         if self._processor is not None:

@@ -1,0 +1,120 @@
+"""Phase lists without the rules that can only read empty collections, chosen once per phase.
+
+A rule whose first link reads only request or response collections (``ARGS``,
+``REQUEST_COOKIES``, ``FILES``, ``XML:/*``, ``REQUEST_HEADERS:Content-Type`` ...; no ``&``
+count, no TX) or the bodies (``REQUEST_BODY``, ``RESPONSE_BODY``) gets no value when each
+of those is empty on this transaction, so it cannot match and has no effect: the
+evaluation loop takes no value, runs no operator and no action (a chain stops at its first
+link). A benign GET has no arguments, cookies, files or body, and 40-odd such rules.
+
+``plan(rules)`` finds, at load, the *sources* (collection, key) those rules read; at the
+start of a phase ``Plan.lists(vars)`` tests each source once (a key: whether the
+collection's index holds it; a whole collection: whether it has entries; XML: whether a
+document was parsed; a body: whether it is set) into a bit mask and returns the phase's
+list without the rules whose every source is empty, with its marker positions, built once
+per mask and kept by the WAF. The collections and bodies cannot change during a phase (the
+request body is taken before phase 2, the response headers before phase 3, its body
+before phase 4), and ``!`` exclusions or removed targets only take values away. Not used
+for a phase with a counted ``skip:N`` (removing rules would move its count) nor on the
+unfolded lists (fold.py), which run everything.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Tuple
+
+from .variables import _COLLECTION_NAMES
+
+ENABLED = True  # tests load rule sets with and without it
+CACHE_MAX = 64  # masks kept per phase (each a list of the phase's rules)
+_KEYED, _WHOLE, _XML, _SCALAR = 0, 1, 2, 3
+# scalars set only when a body arrives (None: absent, no value); not the MULTIPART_*
+# flags, which a ctl:requestBodyProcessor in the phase may turn on
+_SCALARS = frozenset(("REQUEST_BODY", "RESPONSE_BODY"))
+
+
+def _sources(rule) -> Optional[List[Tuple[int, str, Optional[bytes]]]]:
+    """The sources of ``rule``'s first link when it reads only collections, else None."""
+    if rule.marker is not None or rule.delta is not None or not rule.targets:
+        return None
+    out = []
+    for t in rule.targets:
+        if t.count:
+            return None
+        if t.name == "XML":
+            out.append((_XML, "XML", None))
+        elif t.name in _SCALARS:
+            out.append((_SCALAR, t.name, None))
+        elif t.name not in _COLLECTION_NAMES:
+            return None
+        elif t.key is not None and t.regex is None:
+            out.append((_KEYED, t.name, t.key_bytes))
+        else:
+            out.append((_WHOLE, t.name, None))
+    return out
+
+
+class Plan:
+    """One phase's sources, which rules read only which of them, and the lists per mask."""
+
+    def __init__(self, rules: list, sources: list, needs: Dict[int, int]) -> None:
+        self.rules = rules
+        self.sources = tuple(sources)
+        self.needs = needs  # list index -> mask of the sources its rule reads
+        self._lists: Dict[int, Tuple[list, Dict[str, int]]] = {}
+
+    def mask(self, v) -> int:
+        """The sources empty on the transaction whose ``Variables`` is ``v``."""
+        mask, bit = 0, 1
+        for kind, name, key in self.sources:
+            if kind == _KEYED:
+                empty = key not in v._indexed(name)
+            elif kind == _WHOLE:
+                empty = not v.collection(name)
+            elif kind == _XML:
+                empty = v.body.xml is None
+            else:
+                empty = v.scalar(name) is None
+            if empty:
+                mask |= bit
+            bit <<= 1
+        return mask
+
+    def lists(self, v) -> Tuple[list, Dict[str, int]]:
+        """(rules, marker positions) of the phase for this transaction."""
+        mask = self.mask(v)
+        got = self._lists.get(mask)
+        if got is None:
+            if len(self._lists) >= CACHE_MAX:
+                self._lists.clear()
+            got = self._lists[mask] = self._build(mask)
+        return got
+
+    def _build(self, mask: int) -> Tuple[list, Dict[str, int]]:
+        needs = self.needs
+        out = [r for i, r in enumerate(self.rules)
+               if i not in needs or needs[i] & ~mask]
+        markers: Dict[str, int] = {}
+        for i, r in enumerate(out):
+            if r.marker is not None:
+                markers.setdefault(r.marker, i)
+        return out, markers
+
+
+def plan(rules: list) -> Optional[Plan]:
+    """The Plan of a phase list, or None (nothing to skip, or a counted ``skip:N``)."""
+    if any(r.skip for r in rules if r.marker is None and r.delta is None):
+        return None
+    index: Dict[tuple, int] = {}
+    needs: Dict[int, int] = {}
+    for i, r in enumerate(rules):
+        got = _sources(r)
+        if got is None:
+            continue
+        m = 0
+        for s in got:
+            m |= 1 << index.setdefault(s, len(index))
+        needs[i] = m
+    if not needs:
+        return None
+    return Plan(rules, sorted(index, key=index.get), needs)

@@ -1,0 +1,137 @@
+"""Rules that can only read empty collections, left out of a phase's list at its start
+(revproxy.firewall.seclang.emptyskip): the same logs, verdicts and TX values as without it
+on requests with and without arguments, cookies, headers, files, bodies and responses."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from revproxy.firewall.seclang import emptyskip
+from tests.unit.firewall.seclang_helpers import ids, run, view, waf
+
+# Every rule matches as soon as it gets one value (unconditionalMatch, or a negated
+# operator that fails on everything), so a wrongly skipped rule shows in the log.
+RULES = r"""
+SecRuleEngine DetectionOnly
+SecRequestBodyAccess On
+SecResponseBodyAccess On
+SecResponseBodyMimeType text/html
+SecRule REQUEST_HEADERS:Content-Type "^application/json" "id:1,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON"
+SecRule REQUEST_HEADERS:Content-Type "^text/xml" "id:2,phase:1,pass,nolog,ctl:requestBodyProcessor=XML"
+SecRule ARGS "@unconditionalMatch" "id:10,phase:1,pass,log,setvar:tx.a=+1"
+SecRule ARGS_GET_NAMES|REQUEST_COOKIES "!@rx ^never$" "id:11,phase:1,pass,log"
+SecRule REQUEST_HEADERS:X-Probe|REQUEST_COOKIES:/^s/ "@unconditionalMatch" "id:12,phase:1,pass,log"
+SecRule REQUEST_COOKIES_NAMES|!REQUEST_COOKIES_NAMES:sid "@unconditionalMatch" "id:13,phase:1,pass,log"
+SecRule ARGS "@unconditionalMatch" "id:20,phase:2,pass,log,setvar:tx.a=+1,chain"
+    SecRule MATCHED_VARS "@unconditionalMatch" "setvar:tx.b=+1"
+SecRule ARGS_POST|FILES|FILES_NAMES "@unconditionalMatch" "id:21,phase:2,pass,log"
+SecRule XML:/* "@unconditionalMatch" "id:22,phase:2,pass,log"
+SecRule REQUEST_BODY "@unconditionalMatch" "id:23,phase:2,pass,log"
+SecRule MULTIPART_PART_HEADERS "@unconditionalMatch" "id:24,phase:2,pass,log"
+SecRule REQUEST_BODY|ARGS_NAMES "!@streq never" "id:25,phase:2,pass,log,skipAfter:END2"
+SecRule REQUEST_URI "@unconditionalMatch" "id:26,phase:2,pass,log"
+SecMarker END2
+SecRule &ARGS "@eq 0" "id:27,phase:2,pass,log"
+SecRule RESPONSE_HEADERS:X-Back "@unconditionalMatch" "id:30,phase:3,pass,log"
+SecRule RESPONSE_BODY "@unconditionalMatch" "id:40,phase:4,pass,log"
+"""
+
+MULTIPART = (b"--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x.txt\"\r\n"
+             b"Content-Type: text/plain\r\n\r\nhi\r\n--b--\r\n")
+REQUESTS = [
+    dict(uri=b"/"),
+    dict(uri=b"/?q=1"),
+    dict(uri=b"/", headers=((b"cookie", b"sid=1"),)),
+    dict(uri=b"/", headers=((b"cookie", b"theme=1"),)),
+    dict(uri=b"/", headers=((b"x-probe", b""),)),
+    dict(uri=b"/", method=b"POST", body=b"a=1",
+         headers=((b"content-type", b"application/x-www-form-urlencoded"),)),
+    dict(uri=b"/", method=b"POST", body=b"",
+         headers=((b"content-type", b"application/x-www-form-urlencoded"),)),
+    dict(uri=b"/", method=b"POST", body=b'{"k": "v"}',
+         headers=((b"content-type", b"application/json"),)),
+    dict(uri=b"/", method=b"POST", body=b"<a><b>t</b></a>",
+         headers=((b"content-type", b"text/xml"),)),
+    dict(uri=b"/", method=b"POST", body=MULTIPART,
+         headers=((b"content-type", b"multipart/form-data; boundary=b"),)),
+    dict(uri=b"/", response=(200, [(b"content-type", b"text/html")], b"<p>")),
+    dict(uri=b"/", response=(200, [(b"content-type", b"text/html"), (b"x-back", b"1")],
+                             b"")),
+    dict(uri=b"/", response=(200, [(b"content-type", b"image/png")], b"png")),
+]
+
+
+def _pair(text):
+    skipping = waf(text)
+    saved = emptyskip.ENABLED
+    emptyskip.ENABLED = False
+    try:
+        plain = waf(text)
+    finally:
+        emptyskip.ENABLED = saved
+    return skipping, plain
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return _pair(RULES)
+
+
+def _same(a, b):
+    assert ids(a) == ids(b)
+    assert a.interruption == b.interruption
+    assert a.variables == b.variables
+
+
+@pytest.mark.parametrize("req", REQUESTS, ids=lambda r: repr(r)[:60])
+def test_same_logs_and_tx_as_without_the_skip(pair, req):
+    skipping, plain = pair
+    _same(run(skipping, **req), run(plain, **req))
+
+
+def test_an_empty_request_runs_shorter_lists(pair):
+    """On a bare GET the rules reading arguments, cookies, X-Probe, files, XML and the
+    bodies are not in the lists; the plain load has no plan at all."""
+    skipping, plain = pair
+    assert not plain.empty_plans and set(skipping.empty_plans) == {1, 2, 3, 4}
+    tx = skipping.transaction(view(b"/"))
+    rules, markers = skipping.empty_plans[2].lists(tx.vars)
+    kept = {r.id for r in rules if r.marker is None and r.delta is None}
+    assert kept == {26, 27} and markers == {"END2": [r.marker for r in rules].index("END2")}
+    assert ids(run(skipping, b"/")) == [26, 27]
+
+
+def test_a_phase_with_a_counted_skip_has_no_plan():
+    skipping, _ = _pair(RULES + 'SecRule REQUEST_URI "@rx x" "id:50,phase:2,pass,skip:1"\n')
+    assert 2 not in skipping.empty_plans and 1 in skipping.empty_plans
+
+
+_PAIR = _pair(RULES)
+
+
+@settings(max_examples=150, deadline=None)
+@given(query=st.sampled_from([b"", b"?a=1", b"?a=", b"?=x"]),
+       cookie=st.sampled_from([None, b"sid=1", b"s=1; t=2", b""]),
+       probe=st.booleans(),
+       body=st.sampled_from([None, (b"application/x-www-form-urlencoded", b"k=v"),
+                             (b"application/x-www-form-urlencoded", b""),
+                             (b"application/json", b"[1]"), (b"text/xml", b"<a/>"),
+                             (b"text/plain", b"raw"),
+                             (b"multipart/form-data; boundary=b", MULTIPART)]),
+       response=st.sampled_from([None, (200, [(b"content-type", b"text/html")], b"x"),
+                                 (404, [(b"x-back", b"")], b"")]))
+def test_random_requests_match_the_unskipped_rules(query, cookie, probe, body, response):
+    """Hypothesis over the shapes above, each collection present or empty."""
+    skipping, plain = _PAIR
+    headers = []
+    if cookie is not None:
+        headers.append((b"cookie", cookie))
+    if probe:
+        headers.append((b"x-probe", b"1"))
+    kw = dict(uri=b"/p" + query, response=response)
+    if body is not None:
+        headers.append((b"content-type", body[0]))
+        kw.update(method=b"POST", body=body[1])
+    kw["headers"] = tuple(headers)
+    _same(run(skipping, **kw), run(plain, **kw))
