@@ -197,8 +197,9 @@ class Variables:
                 return []
             return [(name, v)]
         if exclusions:
-            entries = [e for e in entries
-                       if not any(x.excludes(name, e[0]) for x in exclusions)]
+            mine = [x for x in exclusions if x.name == name]
+            if mine:  # the CRS excludes cookies and arguments by name: few concern this
+                entries = drop_excluded(entries, mine)
         if target.count:
             return [(target.text.lstrip("&"), b"%d" % len(entries))]
         return [(e[1], e[2]) for e in entries]
@@ -293,6 +294,34 @@ _COLLECTION_NAMES = frozenset((
     "RESPONSE_HEADERS", "RESPONSE_HEADERS_NAMES", "FILES", "FILES_NAMES", "FILES_SIZES",
     "FILES_TMPNAMES", "FILES_TMP_CONTENT", "MULTIPART_PART_HEADERS", "GEO",
 ))
+
+
+def drop_excluded(entries: List, exclusions: Sequence) -> List:
+    """``entries`` (lower-case key first) without those an exclusion of their collection
+    removes (``Target.excludes``): a whole-collection exclusion removes all, keys compare
+    through one set, each regex key is searched."""
+    keys = set()
+    searches = []
+    for x in exclusions:
+        if x.regex is not None:
+            searches.append(x.regex.search)
+        elif x.key_bytes is None:
+            return []
+        else:
+            keys.add(x.key_bytes)
+    if not searches:
+        return [e for e in entries if e[0] not in keys]
+    out = []
+    for e in entries:
+        k = e[0]
+        if k in keys:
+            continue
+        for search in searches:
+            if search(k) is not None:
+                break
+        else:
+            out.append(e)
+    return out
 
 
 _KEY_MEMO_MAX = 4096

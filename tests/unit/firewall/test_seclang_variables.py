@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from revproxy.firewall.seclang.api import BodyResult, FilePart
-from revproxy.firewall.seclang.variables import KeyMatcher, split_target
+from revproxy.firewall.seclang.rules import Target
+from revproxy.firewall.seclang.variables import KeyMatcher, drop_excluded, split_target
 from tests.unit.firewall.seclang_helpers import run, view, waf
 
 URI = b"/dir/Index.php?a=1&B=two&a=3"
@@ -188,3 +189,25 @@ def test_key_matcher_selects_what_a_search_per_key_selects(pattern, stores, memo
         yes = keep.matching(store)
         assert [k for k in store if k in yes] == \
             [k for k in store if rx.search(k.encode("latin-1")) is not None]
+
+
+_EXCL = st.one_of(st.sampled_from(["ARGS", "REQUEST_COOKIES"]).map(lambda n: (n, None, None)),
+                  st.tuples(st.just("ARGS"), _KEYS, st.none()),
+                  st.tuples(st.just("ARGS"), st.none(), st.sampled_from(["^a", "b$", "_"])))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_KEYS, max_size=8), st.lists(_EXCL, max_size=4))
+def test_drop_excluded_removes_what_each_exclusion_removes(keys, specs):
+    """drop_excluded (one set for the keys, a search per regex) keeps exactly the
+    entries no exclusion's ``Target.excludes`` removes."""
+    excl = []
+    for name, key, rx in specs:
+        regex = re.compile(rx.encode(), re.IGNORECASE) if rx is not None else None
+        k = key.lower() if key is not None else None
+        excl.append(Target(name, k, regex, False, "!" + name))
+    entries = [(k.lower().encode("utf-8"), "ARGS:" + k, b"v", k.encode("utf-8"))
+               for k in keys]
+    mine = [x for x in excl if x.name == "ARGS"]
+    assert drop_excluded(entries, mine) == \
+        [e for e in entries if not any(x.excludes("ARGS", e[0]) for x in excl)]
