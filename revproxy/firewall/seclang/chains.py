@@ -57,20 +57,24 @@ class Chains:
     def candidates(self, rule, value: bytes) -> List[bytes]:
         """multiMatch: the value and each transformation's output that changed it. Each
         step (transformation, input) is cached: the CRS's multiMatch rules share steps
-        (934100 and 934160 both base64-decode every argument)."""
+        (934100 and 934160 both base64-decode every argument); a run of transformations
+        the value holds no sensitive byte for is stepped over (``identity.step_runs``)."""
         steps = self._steps
         if len(steps) > CACHE_MAX:
             steps.clear()
         out = [value]
         v = value
-        for fn in rule.t_funcs:
-            key = (fn, v)
-            nv = steps.get(key)
-            if nv is None:
-                nv = steps[key] = fn(v)
-            if nv != v:
-                out.append(nv)
-            v = nv
+        for table, funcs in rule.t_runs:
+            if table is not None and not v.translate(None, table):
+                continue  # no byte the run reacts to: it adds no intermediate
+            for fn in funcs:
+                key = (fn, v)
+                nv = steps.get(key)
+                if nv is None:
+                    nv = steps[key] = fn(v)
+                if nv != v:
+                    out.append(nv)
+                v = nv
         return out
 
     # --- prefilter ----------------------------------------------------------------------

@@ -20,7 +20,7 @@ function makes the chain unclassifiable (None): it is always computed.
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from .transforms import TRANSFORMS
 
@@ -80,3 +80,37 @@ def sensitive_bytes(cls: Class) -> bytes:
 
 
 EMPTY: Class = (not_sensitive(b""), False)  # the empty chain
+
+
+Run = Tuple[Optional[bytes], Tuple[Callable, ...]]
+
+
+def step_runs(names: Sequence[str], funcs: Sequence[Callable]) -> Tuple[Run, ...]:
+    """A chain cut into runs for multiMatch, whose every changed intermediate counts:
+    ``(deletion table, functions)`` for a run of classifiable transformations that do not
+    lower-case (a value with none of the run's sensitive bytes passes each of them
+    unchanged, so the run adds no intermediate and can be stepped over), ``(None, (fn,))``
+    for any other transformation (always computed)."""
+    out: List[Run] = []
+    run_names: List[str] = []
+    run_funcs: List[Callable] = []
+
+    def close() -> None:
+        if run_names:
+            cls = classify(run_names, run_funcs)
+            if cls is None:
+                out.extend((None, (fn,)) for fn in run_funcs)
+            else:
+                out.append((cls[0], tuple(run_funcs)))
+            run_names.clear()
+            run_funcs.clear()
+    for name, fn in zip(names, funcs):
+        single = classify((name,), (fn,))
+        if single is None or single[1]:
+            close()
+            out.append((None, (fn,)))
+        else:
+            run_names.append(name)
+            run_funcs.append(fn)
+    close()
+    return tuple(out)

@@ -287,7 +287,8 @@ class Loader:
             for name in ("msg", "logdata", "tags", "severity", "ver", "rev", "maturity",
                          "accuracy", "disruptive", "status", "redirect", "allow_scope",
                          "skip", "skip_after", "capture", "multi_match", "log", "auditlog",
-                         "effects", "t_names", "t_funcs", "t_ids", "raw_actions"):
+                         "effects", "t_names", "t_funcs", "t_ids", "t_class", "t_runs",
+                         "raw_actions"):
                 setattr(rule, name, getattr(fresh, name))
 
     def _setting(self, d: Directive) -> None:

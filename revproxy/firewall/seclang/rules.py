@@ -153,7 +153,7 @@ class Rule:
         "severity", "ver", "rev", "maturity", "accuracy", "disruptive", "status",
         "redirect", "allow_scope", "skip", "skip_after", "capture", "multi_match", "log",
         "auditlog", "chain", "child", "parent", "effects", "marker", "always", "raw_actions",
-        "plan", "pre", "fast", "delta", "t_class",
+        "plan", "pre", "fast", "delta", "t_class", "t_runs",
     )
 
     def __init__(self, file: str, line: int) -> None:
@@ -167,6 +167,7 @@ class Rule:
         self.t_funcs: Tuple[Callable[[bytes], bytes], ...] = ()
         self.t_ids: Tuple[int, ...] = ()
         self.t_class = identity.EMPTY  # identity.Class of the chain, or None
+        self.t_runs: Tuple = ()  # identity.step_runs of the chain (multiMatch)
         self.operator = None
         self.op_name = ""
         self.op_arg = ""
@@ -212,6 +213,7 @@ class Rule:
         self.t_funcs = tuple(table[n] for n in names)
         self.t_ids = prefix_ids(self.t_names)
         self.t_class = identity.classify(self.t_names, self.t_funcs)
+        self.t_runs = identity.step_runs(self.t_names, self.t_funcs)
 
     def chain_rules(self):
         """This rule and its chain children, in order."""

@@ -92,3 +92,43 @@ def test_a_pattern_matching_one_value_matches_the_joined_values(values, pattern)
     alone = any(one.search(v) is not None for v in values)
     joined = re2.compile(in_text(pattern), _options()).search(b"\n".join(values))
     assert joined is not None or not alone
+
+
+def _candidates(names, value):
+    """multiMatch's definition: the value and every transformation output that changed
+    its input."""
+    out = [value]
+    for n in names:
+        nv = TRANSFORMS[n](value)
+        if nv != value:
+            out.append(nv)
+        value = nv
+    return out
+
+
+@settings(max_examples=1500, deadline=None)
+@given(names=st.lists(st.sampled_from(CLASSIFIABLE + ["base64decode", "hexdecode",
+                                                      "lowercase", "cmdline", "length"]),
+                      min_size=1, max_size=7),
+       value=st.lists(st.sampled_from(TOKENS + [b"ZXZhbCg=", b"YWJj", b"4142"]),
+                      max_size=12).map(b"".join))
+def test_multimatch_candidates_with_runs_stepped_over_are_the_same(names, value):
+    """Chains.candidates (runs of identity.step_runs stepped over when the value holds
+    none of their sensitive bytes) gives every changed intermediate, in order."""
+    from revproxy.firewall.seclang.chains import Chains
+    from revproxy.firewall.seclang.rules import Rule
+
+    rule = Rule("t", 1)
+    rule.set_transforms(names, TRANSFORMS)
+    assert [fn for _t, fns in rule.t_runs for fn in fns] == list(rule.t_funcs)
+    chains = Chains(lambda *a: [])
+    assert chains.candidates(rule, value) == _candidates(names, value)
+    assert chains.candidates(rule, value) == _candidates(names, value)  # cached steps
+
+
+def test_step_runs_group_the_classifiable_transformations():
+    names = ["urldecodeuni", "jsdecode", "removewhitespace", "base64decode", "lowercase",
+             "urldecodeuni"]
+    runs = identity.step_runs(names, [TRANSFORMS[n] for n in names])
+    assert [(t is not None, len(fns)) for t, fns in runs] == \
+        [(True, 3), (False, 1), (False, 1), (True, 1)]
