@@ -222,6 +222,16 @@ class Evaluator:
         op = rule.operator
         negated = rule.negated
         expand = self._expand
+        memo: Optional[Dict[str, bytes]] = None
+        if rule.op_memo:  # expanded once per match, not once per value (rules.py)
+            memo = {}
+            plain = expand
+
+            def expand(text: str) -> bytes:
+                got = memo.get(text)
+                if got is None:
+                    got = memo[text] = plain(text)
+                return got
         transform = self._transform if rule.t_funcs else None
         multi = rule.multi_match
         vcache = v._vcache
@@ -256,6 +266,8 @@ class Evaluator:
                 if m is not None:
                     matched = True
                     self._matched(rule, name, tv, m, detect)
+                    if memo:
+                        memo.clear()  # the effects may have changed what it reads
         return matched
 
     def _matched(self, rule, name: str, tv: bytes, m: Match, detect: bool) -> None:

@@ -14,6 +14,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import identity
 from .api import SecLangError
+from .macros import compile_macro
 from .parser import VariableSpec
 from .scalars import WRITABLE
 
@@ -121,6 +122,18 @@ def build_target(spec: VariableSpec, file: str, line: int) -> Target:
     return Target(spec.name, key, regex, spec.count, text, spec.key)
 
 
+def op_memoisable(argument: str) -> bool:
+    """Whether an operator argument holds macros whose expansion can change during one
+    rule's loop over its values only when a match runs the rule's effects: any variable
+    but the clock's (``TIME*``, ``DURATION``). ``Evaluator._eval_general`` then expands it
+    once per match instead of once per value."""
+    if "%{" not in argument:
+        return False
+    parts = compile_macro(argument).parts
+    refs = [p for p in parts if not isinstance(p, bytes)]
+    return bool(refs) and not any(c.startswith("TIME") or c == "DURATION" for c, _ in refs)
+
+
 # Transformation chains: every distinct prefix gets a small integer id so a transaction can
 # cache (prefix id, value) -> result without hashing tuples of names on every lookup.
 _prefix_ids: Dict[Tuple[str, ...], int] = {}
@@ -153,7 +166,7 @@ class Rule:
         "severity", "ver", "rev", "maturity", "accuracy", "disruptive", "status",
         "redirect", "allow_scope", "skip", "skip_after", "capture", "multi_match", "log",
         "auditlog", "chain", "child", "parent", "effects", "marker", "always", "raw_actions",
-        "plan", "pre", "fast", "delta", "t_class", "t_runs",
+        "plan", "pre", "fast", "delta", "t_class", "t_runs", "op_memo",
     )
 
     def __init__(self, file: str, line: int) -> None:
@@ -201,12 +214,14 @@ class Rule:
         self.pre = None        # (prefilter.Group, index) when the rule is in an RE2 set
         self.fast = None       # fastpath.specialise's run(tx, detect), set by the WAF
         self.delta = None      # never set on a rule: fold.Delta has a true one
+        self.op_memo = False   # the operator's argument holds a macro that may be memoised
 
     def finish(self) -> None:
         """Freeze the targets after every SecRuleUpdateTarget*: each with the text key the
         transaction caches its values under (the same text means the same values)."""
         excl = ",".join(x.text for x in self.exclusions)
         self.plan = tuple((t, t.text + "|" + excl, t.read_kind()) for t in self.targets)
+        self.op_memo = op_memoisable(self.op_arg)
 
     def set_transforms(self, names: Sequence[str], table: Dict[str, Callable]) -> None:
         self.t_names = tuple(names)
