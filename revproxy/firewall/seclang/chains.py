@@ -10,7 +10,7 @@ arrives (transformations of bytes stay true).
 
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from .prefilter import MEMO_MAX, MEMO_VALUE_MAX
 from .prefilter import hits as prefilter_hits
@@ -60,8 +60,6 @@ class Chains:
         (934100 and 934160 both base64-decode every argument); a run of transformations
         the value holds no sensitive byte for is stepped over (``identity.step_runs``)."""
         steps = self._steps
-        if len(steps) > CACHE_MAX:
-            steps.clear()
         out = [value]
         v = value
         for table, funcs in rule.t_runs:
@@ -71,6 +69,8 @@ class Chains:
                 key = (fn, v)
                 nv = steps.get(key)
                 if nv is None:
+                    if len(steps) > CACHE_MAX:
+                        steps.clear()
                     nv = steps[key] = fn(v)
                 if nv != v:
                     out.append(nv)
@@ -83,6 +83,10 @@ class Chains:
         (they share the chain)."""
         if group.union is not None:
             return self._union_hits(group, rule)
+        if group.text_match is not None:
+            found = self._joined_hits(group, rule)
+            if found is not None:
+                return found
         if group.multi:
             expand = lambda value: self.candidates(rule, value)  # noqa: E731
         elif rule.t_funcs:
@@ -90,6 +94,27 @@ class Chains:
         else:
             expand = None
         return prefilter_hits(group, self._read, expand)
+
+    def _joined_hits(self, group, rule) -> Optional[Tuple[frozenset, int]]:
+        """No hit, when the group's multi-line set finds nothing in its values as they
+        leave the chain (every changed intermediate for multiMatch) joined by newlines:
+        a pattern that matches one of them alone matches there too. None ("maybe"): the
+        values must go through the set one by one."""
+        out: Dict[bytes, None] = {}
+        n = 0
+        for t, key in group.targets:
+            for _name, value in self._read(t, key):
+                n += 1
+                if group.multi:
+                    for c in self.candidates(rule, value):
+                        out[c] = None
+                elif rule.t_funcs:
+                    out[self.transform(rule, value)] = None
+                else:
+                    out[value] = None
+        if out and group.text_match(b"\n".join(out)):
+            return None
+        return frozenset(), n
 
     def _union_hits(self, group, rule) -> Tuple[frozenset, int]:
         """``group``'s hits from its phase's union scan (run once per body), confirmed on

@@ -52,8 +52,8 @@ class Group:
         # header value -> its hits: browsers send the same User-Agent, Accept ... on every
         # request, and a value's hits through a fixed chain and set never change
         self.memo: Dict[bytes, Tuple[int, ...]] = {}
-        # with a union: the set in multi-line mode, run on this group's own values joined
-        # when the union (whose joined text holds every group's values) says "maybe"
+        # the set in multi-line mode, run on this group's own values joined: with a union
+        # when it (its joined text holds every group's values) says "maybe"; without, first
         self.text_match = None
         self.id = gid
         self.set = rset
@@ -358,6 +358,13 @@ def build(rules) -> Tuple[int, int]:
             grouped += 1
     for phase_groups in by_phase.values():
         Union.build(phase_groups)
+        for g in phase_groups:  # outside a union: its own set for its values joined
+            texts = [(i, in_text(p)) for i, p in g.patterns]
+            if g.union is None and all(p is not None for _i, p in texts):
+                try:
+                    g.text_match = _mapped(*_group_set(texts))
+                except Exception:  # RE2 refuses it: one value at a time
+                    g.text_match = None
     return groups, grouped
 
 
