@@ -171,7 +171,8 @@ class Evaluator:
         self.vars.matched = []
         r = rule
         while r is not None:
-            if not self._eval_rule(r, detect):
+            fast = r.fast  # _eval_rule, inlined
+            if not (fast(self, detect) if fast is not None else self._eval_general(r, detect)):
                 return False
             r = r.child
         self.vars.rule = rule

@@ -4,7 +4,7 @@ Half the rules the CRS runs for a benign request read one TX variable: the paran
 gates (``TX:DETECTION_PARANOIA_LEVEL "@lt 1" ... skipAfter``), the setup defaults
 (``&TX:crs_setup_version "@eq 0"``) and the anomaly-score checks. ``specialise(rule,
 default_ops)`` returns, for such a rule, a function ``run(tx, detect) -> bool`` that does
-what ``Evaluator._eval_rule`` does for it with no target loop, no value list and, for a
+what ``Evaluator._eval_general`` does for it with no target loop, no value list and, for a
 static numeric comparison, no regular expression per value: it reads the store, transforms
 the value, compares, and on a match hands over to ``tx._matched`` (MATCHED_VAR, captures,
 effects) exactly as the general loop does. Any other rule gets None (the general loop).

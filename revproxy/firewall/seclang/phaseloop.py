@@ -35,6 +35,7 @@ def run_phase(self, phase: int, logging: bool = False) -> Optional[Interruption]
     removed = self._removed_ids
     hits = self._hits
     eval_chain = self._eval_chain
+    general = self._eval_general
     variables = self.vars
     i, n, skip = 0, len(rules), 0
     while i < n:
@@ -68,10 +69,10 @@ def run_phase(self, phase: int, logging: bool = False) -> Optional[Interruption]
         if removed and rule.id in removed:
             continue
         detect = rule.id in detect_ids
-        fast = rule.fast
-        if fast is not None and rule.child is None:  # one-key TX rule, no chain
+        if rule.child is None:  # what _eval_chain does for one link, without its calls
             variables.matched = []
-            matched = fast(self, detect)
+            fast = rule.fast  # one-key TX rule
+            matched = fast(self, detect) if fast is not None else general(rule, detect)
         else:
             matched = eval_chain(rule, detect)
         if self.unfold:  # leave the folded list right after this rule

@@ -89,14 +89,14 @@ def test_a_quiet_request_takes_the_updates_instead_of_the_rules(pair, monkeypatc
     guarded, _ = pair
     seen = []
     from revproxy.firewall.seclang.evaluate import Evaluator
-    orig = Evaluator._eval_chain
+    orig = Evaluator._eval_general
 
     def spy(self, rule, detect):
         seen.append(rule.id)
         return orig(self, rule, detect)
-    monkeypatch.setattr(Evaluator, "_eval_chain", spy)
+    monkeypatch.setattr(Evaluator, "_eval_general", spy)
     for r in guarded.all_rules:
-        monkeypatch.setattr(r, "fast", None)  # every rule through _eval_chain
+        monkeypatch.setattr(r, "fast", None)  # every rule through _eval_general
     tx = run(guarded, b"/")
     assert not {5, 12, 17, 13, 14, 16} & set(seen)
     assert tx.variables["score"] == b"0" and tx.variables["done"] == b"1"

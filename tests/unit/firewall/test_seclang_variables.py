@@ -24,13 +24,12 @@ def values(target: str, uri: bytes = URI, headers=HEADERS, **kw):
             "setvar:'tx.seen=+1'\"\n" % (target, kw.pop("phase", 2)), **kw.pop("waf", {}))
     tx = w.transaction(view(uri, kw.pop("method", b"GET"), headers))
     out = []
-    orig = tx._eval_rule
+    orig = tx._matched
 
-    def spy(rule, detect):
-        r = orig(rule, detect)
-        out.extend(tx.vars.matched)
-        return r
-    tx._eval_rule = spy
+    def spy(rule, name, tv, m, detect):
+        out.append((name, tv))
+        return orig(rule, name, tv, m, detect)
+    tx._matched = spy
     tx.phase1()
     tx.phase2(kw.pop("body", None))
     if "response" in kw:
