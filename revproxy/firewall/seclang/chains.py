@@ -1,11 +1,12 @@
 """One transaction's values through transformation chains and the RE2 prefilter.
 
-``Chains(values)`` keeps what a transaction computes once and every rule reuses:
+``Chains(values, kept)`` keeps what a transaction computes once and every rule reuses:
 transformation results per (chain prefix, value), multiMatch steps per (transformation,
 input), each prefilter group's hits (``hits``: group id -> pattern indexes that may match)
 and each phase union's scan. ``values(target, exclusions, cache_key)`` is the
-transaction's ``Variables.values``. ``clear()`` forgets the hits and scans when a body
-arrives (transformations of bytes stay true).
+transaction's ``Variables.values``, ``kept`` the dict of values it keeps by cache key.
+``clear()`` forgets the hits and scans when a body arrives (transformations of bytes
+stay true).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ CACHE_MAX = 50000       # entries of each per-transaction cache
 
 
 class Chains:
-    def __init__(self, values) -> None:
+    def __init__(self, values, kept=None) -> None:
         self._values = values
+        self._kept = kept if kept is not None else {}
         self._tcache: Dict[Tuple[int, bytes], bytes] = {}
         self._steps: Dict[Tuple[object, bytes], bytes] = {}  # (transformation, in) -> out
         self.hits: Dict[int, frozenset] = {}  # prefilter group id -> matching patterns
@@ -31,7 +33,8 @@ class Chains:
         self._unions.clear()
 
     def _read(self, target, key):
-        return self._values(target, (), key)
+        got = self._kept.get(key)  # Variables.values's kept values, without its call
+        return got if got is not None else self._values(target, (), key)
 
     # --- transformations ----------------------------------------------------------------
     def transform(self, rule, value: bytes) -> bytes:

@@ -176,6 +176,7 @@ class Transaction(Evaluator):
                ) -> Optional[Interruption]:
         if self.done(2):
             return self.interruption
+        self.vars.body_final = True  # the body's collections may now be kept
         refused = intake.take_request_body(self, body, body_truncated)
         if refused is not None:
             return refused

@@ -17,6 +17,7 @@ from .variables import Variables
 
 _REQUEST_PHASES = (1, 2)
 _REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+_CAPTURE_KEYS = tuple(str(i) for i in range(10))  # TX:0 .. TX:9
 
 
 def removal_concerns(how: str, which, rule) -> bool:
@@ -60,7 +61,7 @@ class Evaluator:
         self.response_body_limit = s.response_body_limit
         self.allowed = ""          # "", "request" (phases 1-2 skipped), "all" (1-4 skipped)
         self.work = 0
-        self.chains = Chains(self.vars.values)
+        self.chains = Chains(self.vars.values, self.vars._vcache)
         self._hits = self.chains.hits  # prefilter group id -> matching patterns
         self._transform = self.chains.transform  # (rule, value) -> transformed value
         self._ran: set = set()
@@ -303,11 +304,13 @@ class Evaluator:
     def _capture(self, m: Match) -> None:
         tx = self.stores["tx"]
         caps = m.captures or (m.data,)
-        for i in range(10):
-            if i < len(caps) and caps[i] is not None:
-                tx[str(i)] = caps[i]
-            else:
-                tx.pop(str(i), None)
+        n = len(caps)
+        for i, key in enumerate(_CAPTURE_KEYS):
+            c = caps[i] if i < n else None
+            if c is not None:
+                tx[key] = c
+            elif key in tx:  # a stale group of an earlier capture
+                del tx[key]
 
     def _targets_removed_for(self, rule) -> list:
         out = []

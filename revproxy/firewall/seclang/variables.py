@@ -64,6 +64,7 @@ class Variables:
         self.body_variable = False        # REQUEST_BODY populated
         self.body_processor = b""         # REQBODY_PROCESSOR
         self.body_truncated = False
+        self.body_final = False           # phase 2 began: no body will arrive any more
         self.response_status: Optional[int] = None
         self.response_headers: Sequence[Tuple[bytes, bytes]] = ()
         self.response_body: Optional[bytes] = None
@@ -126,7 +127,7 @@ class Variables:
             return self.response_status is not None
         if self._stable_request(name):
             return True
-        return self.body_raw is not None
+        return self.body_raw is not None or self.body_final
 
     def _indexed(self, name: str) -> Dict[bytes, List]:
         idx = self._index.get(name)
