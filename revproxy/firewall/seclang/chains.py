@@ -46,13 +46,13 @@ class Chains:
         r = cache.get((ids[-1], value))
         if r is not None:
             return r
-        if len(cache) > CACHE_MAX:
-            cache.clear()
         v = value
         for pid, fn in zip(ids, rule.t_funcs):
             key = (pid, value)
             r = cache.get(key)
             if r is None:
+                if len(cache) > CACHE_MAX:
+                    cache.clear()
                 r = cache[key] = fn(v)
             v = r
         return v

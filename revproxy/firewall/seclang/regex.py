@@ -31,6 +31,7 @@ except ImportError:  # pragma: no cover
     _re2 = None
 
 RE2_AVAILABLE = _re2 is not None
+QUICK = True  # tests compile without the quick negative answer
 RE_FALLBACK_LIMIT = 32 * 1024
 MAX_CAPTURES = 10  # TX:0 .. TX:9
 
@@ -42,16 +43,23 @@ class RegexError(ValueError):
 class Regex:
     """A compiled @rx pattern. ``engine`` is "re2" or "re"."""
 
-    __slots__ = ("pattern", "engine", "_search", "limit")
+    __slots__ = ("pattern", "engine", "_search", "limit", "_quick")
 
-    def __init__(self, pattern: bytes, engine: str, compiled, limit: Optional[int]):
+    def __init__(self, pattern: bytes, engine: str, compiled, limit: Optional[int],
+                 quick=None):
         self.pattern = pattern
         self.engine = engine
         self._search = compiled.search
         self.limit = limit
+        # RE2: the pattern alone in a set, whose C Match (a list of indexes, empty when it
+        # does not match) answers the usual "no" without the wrapper's frames and groups
+        self._quick = quick
 
     def search(self, data: bytes) -> Optional[Tuple[bytes, Tuple[bytes, ...]]]:
         """(group 0, groups 0..9 with b"" for groups that did not take part) or None."""
+        quick = self._quick
+        if quick is not None and not quick(data):
+            return None
         if self.limit is not None and len(data) > self.limit:
             data = data[: self.limit]
         m = self._search(data)
@@ -67,9 +75,25 @@ def compile_re2(pattern: bytes) -> Optional[Regex]:
     if _re2 is None:
         return None
     try:
-        return Regex(pattern, "re2", _re2.compile(pattern, _RE2_OPTIONS), None)
+        return Regex(pattern, "re2", _re2.compile(pattern, _RE2_OPTIONS), None,
+                     quick_match(pattern))
     except Exception:  # re2.error: a construct RE2 does not have
         return None
+
+
+def quick_match(pattern: bytes):
+    """``match(data) -> list``: ``pattern`` alone in an RE2 set with the options of
+    ``compile_re2`` (non-empty where a search finds it), or None."""
+    if _re2 is None or not QUICK:
+        return None
+    try:
+        rset = _re2.Set.SearchSet(_RE2_OPTIONS)
+        rset.Add(pattern)
+        rset.Compile()
+    except Exception:  # refused or too big: the search alone
+        return None
+    inner = getattr(rset, "_set", None)
+    return inner.Match if inner is not None else rset.Match
 
 
 def compile_python(pattern: bytes, limit: Optional[int] = RE_FALLBACK_LIMIT) -> Regex:

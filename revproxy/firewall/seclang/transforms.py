@@ -188,11 +188,13 @@ _B64_INVALID = re.compile(b"[^A-Za-z0-9+/]+")
 
 def _b64_bits(chars: bytes) -> bytes:
     """Decode base64 alphabet characters (no padding); leftover bits dropped."""
-    if len(chars) % 4 == 1:
+    n = len(chars) % 4
+    if n == 1:
         chars = chars[:-1]
-    chars += b"=" * (-len(chars) % 4)
+    elif n:
+        chars += b"=" * (4 - n)
     try:
-        return base64.b64decode(chars)
+        return binascii.a2b_base64(chars)  # base64.b64decode without its frames
     except (binascii.Error, ValueError):  # pragma: no cover - alphabet already checked
         return b""
 
@@ -202,8 +204,7 @@ def base64_decode(data: bytes) -> bytes:
     skipped (Coraza's decoder)."""
     if b"\r" in data or b"\n" in data:
         data = data.replace(b"\r", b"").replace(b"\n", b"")
-    m = _B64_PREFIX.match(data)
-    return _b64_bits(m.group(0)) if m else b""
+    return _b64_bits(_B64_PREFIX.match(data).group(0))  # the prefix may be empty
 
 
 def base64_decode_ext(data: bytes) -> bytes:

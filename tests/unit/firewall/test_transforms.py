@@ -156,3 +156,23 @@ def test_escape_decoders_are_fast_on_large_input():
     for name in ("urldecodeuni", "jsdecode", "htmlentitydecode", "cssdecode"):
         T[name](data)
     assert time.perf_counter() - start < 60  # quadratic would take hours
+
+
+def _reference_base64_decode(data: bytes) -> bytes:
+    """The decoder before binascii was called directly (through base64.b64decode)."""
+    import re as _re
+    data = data.replace(b"\r", b"").replace(b"\n", b"")
+    chars = _re.match(b"[A-Za-z0-9+/]*", data).group(0)
+    if len(chars) % 4 == 1:
+        chars = chars[:-1]
+    chars += b"=" * (-len(chars) % 4)
+    return base64.b64decode(chars)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.binary(max_size=24),
+                 st.binary(max_size=18).map(base64.b64encode),
+                 st.lists(st.sampled_from([b"QQ", b"==", b"\r\n", b"-", b"+/", b"a"]),
+                          max_size=8).map(b"".join)))
+def test_base64_decode_is_the_reference_decoder(data):
+    assert T["base64decode"](data) == _reference_base64_decode(data)
