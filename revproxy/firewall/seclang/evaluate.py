@@ -235,6 +235,7 @@ class Evaluator:
                     got = memo[text] = plain(text)
                 return got
         transform = self._transform if rule.t_funcs else None
+        t_class = rule.t_class
         multi = rule.multi_match
         vcache = v._vcache
         stores = self.stores
@@ -261,7 +262,12 @@ class Evaluator:
                         matched = True
                         self._matched(rule, name, tv, m, detect)
                     continue
-                tv = transform(rule, value) if transform is not None else value
+                if transform is None:
+                    tv = value
+                elif t_class is not None and not value.translate(None, t_class[0]):
+                    tv = value.lower() if t_class[1] else value  # Chains.transform's test
+                else:
+                    tv = transform(rule, value)
                 m = op(tv, expand)
                 if negated:
                     m = Match(tv) if m is None else None

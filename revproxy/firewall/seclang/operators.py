@@ -94,6 +94,9 @@ _INT_MIN, _INT_MAX = -(1 << 31), (1 << 31) - 1
 def to_int(data: bytes) -> int:
     """std::stoi as ModSecurity uses it: the leading integer; non-numeric or out of the
     int range -> 0."""
+    if data.isdigit():  # ASCII digits only: the common case (lengths, counts, scores)
+        number = int(data)
+        return number if number <= _INT_MAX else 0
     m = _LEADING_INT.match(data)
     if m is None:
         return 0

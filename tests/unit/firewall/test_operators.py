@@ -269,3 +269,22 @@ def test_unsupported_operators_are_refused_by_name(name):
     with pytest.raises(UnsupportedOperator) as info:
         build_operator(name, "x", ".")
     assert info.value.name == name and isinstance(info.value, ValueError)
+
+
+def _reference_to_int(data: bytes) -> int:
+    """std::stoi through the leading-integer pattern alone (before the digits shortcut)."""
+    import re as _re
+    m = _re.match(rb"[ \t\n\v\f\r]*([+-]?[0-9]+)", data)
+    if m is None:
+        return 0
+    number = int(m.group(1))
+    return number if -(1 << 31) <= number <= (1 << 31) - 1 else 0
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.integers(0, 1 << 40).map(lambda n: b"%d" % n),
+                 st.binary(max_size=12),
+                 st.lists(st.sampled_from([b"0", b"7", b"9", b" ", b"-", b"+", b"x",
+                                           b"\xd9\xa3", b"\xb2"]), max_size=12).map(b"".join)))
+def test_to_int_digits_shortcut_is_the_leading_integer(data):
+    assert to_int(data) == _reference_to_int(data)
