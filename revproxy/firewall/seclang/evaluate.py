@@ -29,6 +29,19 @@ def removal_concerns(how: str, which, rule) -> bool:
     return rule.msg is not None and rule.msg.text == which
 
 
+def _none_match(batch, vals, transform, t_class) -> bool:
+    """Whether ``batch`` (an operator's ``none_match``) says no value of ``vals`` can
+    match once transformed; False when the chain may change a value (each is then
+    transformed and tested on its own)."""
+    values = [v for _name, v in vals]
+    if transform is not None:
+        if t_class is None or b"".join(values).translate(None, t_class[0]):
+            return False
+        if t_class[1]:
+            values = [v.lower() for v in values]
+    return batch(values)
+
+
 class Evaluator:
     """Per-request state. Written by ``ctl`` effects: ``engine_mode``, ``body_processor``,
     ``request_body_access``, ``force_body_variable``, ``response_body_access``,
@@ -236,6 +249,7 @@ class Evaluator:
                 return got
         transform = self._transform if rule.t_funcs else None
         t_class = rule.t_class
+        batch = rule.op_batch
         multi = rule.multi_match
         vcache = v._vcache
         stores = self.stores
@@ -256,6 +270,8 @@ class Evaluator:
             if not vals:
                 continue
             self.work += len(vals)
+            if batch is not None and _none_match(batch, vals, transform, t_class):
+                continue  # one check over every value: none can match
             for name, value in vals:
                 if multi:
                     for tv, m in self._multi(rule, value):

@@ -208,6 +208,8 @@ def _byte_range(argument: str) -> Operator:
 
     def op(value: bytes, expand: Expand) -> Optional[Match]:
         return Match(value) if value.translate(None, delete) else None
+    # (values) -> True when none matches: one translate over them all (Rule.op_batch)
+    op.none_match = lambda values: not b"".join(values).translate(None, delete)
     return op
 
 
@@ -226,6 +228,22 @@ def _validate_utf8(value: bytes, expand: Expand) -> Optional[Match]:
     except UnicodeDecodeError:
         return Match(value)
     return None
+
+
+def _utf8_none_match(values: List[bytes]) -> bool:
+    """Whether every value is valid UTF-8: their join with newlines is (an ASCII newline
+    completes any character and continues none)."""
+    joined = b"\n".join(values)
+    if joined.isascii():
+        return True
+    try:
+        joined.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+_validate_utf8.none_match = _utf8_none_match  # type: ignore[attr-defined]
 
 
 # --- IP addresses -------------------------------------------------------------------

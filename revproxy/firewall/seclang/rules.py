@@ -166,7 +166,7 @@ class Rule:
         "severity", "ver", "rev", "maturity", "accuracy", "disruptive", "status",
         "redirect", "allow_scope", "skip", "skip_after", "capture", "multi_match", "log",
         "auditlog", "chain", "child", "parent", "effects", "marker", "always", "raw_actions",
-        "plan", "pre", "fast", "delta", "t_class", "t_runs", "op_memo",
+        "plan", "pre", "fast", "delta", "t_class", "t_runs", "op_memo", "op_batch",
     )
 
     def __init__(self, file: str, line: int) -> None:
@@ -215,6 +215,7 @@ class Rule:
         self.fast = None       # fastpath.specialise's run(tx, detect), set by the WAF
         self.delta = None      # never set on a rule: fold.Delta has a true one
         self.op_memo = False   # the operator's argument holds a macro that may be memoised
+        self.op_batch = None   # the operator's none_match(values): no value can match
 
     def finish(self) -> None:
         """Freeze the targets after every SecRuleUpdateTarget*: each with the text key the
@@ -222,6 +223,8 @@ class Rule:
         excl = ",".join(x.text for x in self.exclusions)
         self.plan = tuple((t, t.text + "|" + excl, t.read_kind()) for t in self.targets)
         self.op_memo = op_memoisable(self.op_arg)
+        self.op_batch = None if self.negated or self.multi_match else \
+            getattr(self.operator, "none_match", None)
 
     def set_transforms(self, names: Sequence[str], table: Dict[str, Callable]) -> None:
         self.t_names = tuple(names)
