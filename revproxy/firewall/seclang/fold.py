@@ -342,8 +342,11 @@ def _try_fold(walk, rule, i, positions, entries, n):
         reads |= got
     if not walk.knows(reads):
         return None
+    before = {k: v for k, v in walk.known.items() if v is not _ABSENT}
     matched, store = walk.evaluate(rule)
     if not matched:
+        if store != before:  # a chain's first links wrote, then a later link failed:
+            return None      # its writes are in no Delta, so the rule is kept
         return dict(store), None, None
     if rule.log or rule.disruptive in ("deny", "drop", "redirect", "allow"):
         return None

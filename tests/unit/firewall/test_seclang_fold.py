@@ -198,3 +198,24 @@ SecRule TX:c "@eq 1" "id:55,phase:1,pass,log"
     assert isinstance(lst[0], Delta) and lst[0].ids == (51, 52)
     assert ids(run(folded, b"/jump")) == []
     assert ids(run(folded, b"/")) == [55]
+
+
+def test_a_chain_that_writes_then_fails_is_kept_with_its_writes():
+    """Rule 2's first link sets tx.b, its second link fails: the chain does not match but
+    tx.b is set (each link's actions run when that link matches), so rule 3 logs, as
+    unfolded."""
+    rules = r"""
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.a=1"
+SecRule TX:a "@eq 1" "id:2,phase:1,pass,nolog,setvar:tx.b=5,chain"
+    SecRule TX:a "@eq 2" ""
+SecRule TX:b "@eq 5" "id:3,phase:1,pass,log"
+"""
+    folded = waf(rules)
+    saved = fold.ENABLED
+    fold.ENABLED = False
+    try:
+        plain = waf(rules)
+    finally:
+        fold.ENABLED = saved
+    a, b = run(folded, b"/"), run(plain, b"/")
+    assert ids(a) == ids(b) == [3] and a.variables == b.variables
