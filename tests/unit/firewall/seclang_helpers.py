@@ -31,3 +31,22 @@ def run(w, uri: bytes = b"/", method: bytes = b"GET", headers=(), body=None, res
 
 def ids(tx):
     return [m.rule_id for m in tx.matches]
+
+
+def with_and_without_prefilter(rules: str):
+    """(the rules loaded with the RE2 prefilter, the same rules loaded without it); skips
+    where google-re2 is missing (PyPy)."""
+    import pytest
+
+    from revproxy.firewall.seclang import prefilter
+
+    if not prefilter.AVAILABLE:
+        pytest.skip("google-re2 is not installed (PyPy): no prefilter")
+    fast = waf(rules)
+    mp = pytest.MonkeyPatch()
+    mp.setattr(prefilter, "_re2", None)
+    try:
+        plain = waf(rules)
+    finally:
+        mp.undo()
+    return fast, plain

@@ -9,8 +9,7 @@ from urllib.parse import quote_from_bytes
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from revproxy.firewall.seclang import prefilter
-from tests.unit.firewall.seclang_helpers import ids, run, waf
+from tests.unit.firewall.seclang_helpers import ids, run, with_and_without_prefilter
 
 RULES = r"""
 SecRule ARGS "@rx a.b" "id:1,phase:2,pass,log,t:none"
@@ -27,16 +26,7 @@ PIECES = [b"a", b"b", b"x", b"y", b" ", b"END", b"end", b"q", b"%41", b"+", b"ev
 
 @pytest.fixture(scope="module")
 def pair():
-    if not prefilter.AVAILABLE:
-        pytest.skip("google-re2 is not installed (PyPy): no prefilter")
-    fast = waf(RULES)
-    mp = pytest.MonkeyPatch()
-    mp.setattr(prefilter, "_re2", None)
-    try:
-        plain = waf(RULES)
-    finally:
-        mp.undo()
-    return fast, plain
+    return with_and_without_prefilter(RULES)
 
 
 def _uri(values):

@@ -10,8 +10,7 @@ from urllib.parse import quote_from_bytes
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from revproxy.firewall.seclang import prefilter
-from tests.unit.firewall.seclang_helpers import ids, run, waf
+from tests.unit.firewall.seclang_helpers import ids, run, with_and_without_prefilter
 
 RULES = r"""
 SecRule ARGS "@rx (?:eval|alert)\(" "id:1,phase:2,pass,log,multiMatch,t:none,t:urlDecodeUni,t:base64Decode,t:jsDecode"
@@ -26,16 +25,7 @@ PIECES = [b"abc", b"YWJj", b"ZXZhbCg=", b"eval(", b"%5a%58%5a%68%62%43%67%3d", b
 
 @pytest.fixture(scope="module")
 def pair():
-    if not prefilter.AVAILABLE:
-        pytest.skip("google-re2 is not installed (PyPy): no prefilter")
-    fast = waf(RULES)
-    mp = pytest.MonkeyPatch()
-    mp.setattr(prefilter, "_re2", None)
-    try:
-        plain = waf(RULES)
-    finally:
-        mp.undo()
-    return fast, plain
+    return with_and_without_prefilter(RULES)
 
 
 def test_the_groups_stand_alone_with_a_joined_matcher(pair):
