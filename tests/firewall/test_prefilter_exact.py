@@ -1,16 +1,18 @@
 """The engine's shortcuts change no verdict: CRS v4.28.0 at PL1 with the RE2 prefilter (per
 group and the per-phase union over joined values), the identity classes of
 transformation chains, the rules folded at load (fold.py), the guarded runs (guard.py)
-and the rules skipped on empty collections (emptyskip.py), against the same rules loaded
-with none of them, on every request of the PL1 regression suite. The logged rule ids
-must be the same set for every stage.
+the rules skipped on empty collections (emptyskip.py) and those skipped on values earlier
+requests showed clean (cleanskip.py: one WAF learns across the whole suite, attacks and
+benign requests interleaved), against the same rules loaded with none of them, on every
+request of the PL1 regression suite. The logged rule ids must be the same set for every
+stage.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from revproxy.firewall.seclang import emptyskip, fold, guard, identity, prefilter
+from revproxy.firewall.seclang import cleanskip, emptyskip, fold, guard, identity, prefilter
 from tests.firewall import ftw
 
 CRS = ftw.crs_dir()
@@ -24,6 +26,7 @@ def _load(monkeypatch, shortcuts: bool):
             m.setattr(fold, "ENABLED", False)
             m.setattr(guard, "ENABLED", False)
             m.setattr(emptyskip, "ENABLED", False)
+            m.setattr(cleanskip, "ENABLED", False)
         return ftw.load_crs(CRS)
 
 
@@ -98,6 +101,7 @@ def test_debian_crs3_logs_the_same_ids_with_and_without_on_the_same_requests(mon
         m.setattr(fold, "ENABLED", False)
         m.setattr(guard, "ENABLED", False)
         m.setattr(emptyskip, "ENABLED", False)
+        m.setattr(cleanskip, "ENABLED", False)
         plain = load()
     assert plain.prefiltered == 0
     assert plain.folded == 0 and plain.run_phases is plain.phases

@@ -27,6 +27,7 @@ class Chains:
         self._steps: Dict[Tuple[object, bytes], bytes] = {}  # (transformation, in) -> out
         self.hits: Dict[int, frozenset] = {}  # prefilter group id -> matching patterns
         self._unions: Dict[object, tuple] = {}  # prefilter.Union -> its scan
+        self.union_keys = None  # the targets a union scan reads (None: all of them)
 
     def clear(self) -> None:
         self.hits.clear()
@@ -127,7 +128,7 @@ class Chains:
         work = 0
         scan = self._unions.get(union)
         if scan is None:
-            scan = self._unions[union] = union.scan(self._read)
+            scan = self._unions[union] = union.scan(self._read, self.union_keys)
             work += scan[2]
         found = scan[0].get(group.id)
         if found:  # the union's "maybe" may come from another group's values: confirm

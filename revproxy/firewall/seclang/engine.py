@@ -16,7 +16,7 @@ import time
 from typing import Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, \
     Tuple
 
-from . import emptyskip, fastpath, fold, guard, intake, prefilter
+from . import cleanskip, emptyskip, fastpath, fold, guard, intake, prefilter
 from .api import Interruption, Match, MatchRecord, RequestView, SecLangError
 from .evaluate import Evaluator, removal_concerns
 from .loader import Components, Settings, load_sources
@@ -36,6 +36,11 @@ def default_components() -> Components:
 def _shipped_build_operator():
     from . import operators
     return operators.build_operator
+
+
+def _shipped_transforms():
+    from . import transforms
+    return transforms.TRANSFORMS
 
 
 class WAF:
@@ -90,10 +95,14 @@ class WAF:
         self.folded_links = fold.folded_rules(self.run_phases)
         # per phase: its list without the rules reading only empty collections, chosen
         # by a transaction at the phase's start (emptyskip.py)
+        # and without the pure rules whose values earlier requests showed clean
+        # (cleanskip.py)
         self.empty_plans: Dict[int, emptyskip.Plan] = {}
-        if emptyskip.ENABLED:
+        if cleanskip.ENABLED or emptyskip.ENABLED:
             for phase, lst in self.run_phases.items():
-                got = emptyskip.plan(lst)
+                got = cleanskip.plan(lst, default_ops and components.transforms is
+                                     _shipped_transforms()) if cleanskip.ENABLED else \
+                    emptyskip.plan(lst)
                 if got is not None:
                     self.empty_plans[phase] = got
         self.folded_ids = frozenset(link.id for link in self.folded_links)

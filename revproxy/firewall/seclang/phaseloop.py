@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Optional
 
 from .api import Interruption
+from .cleanskip import Plan
 
 
 def run_phase(self, phase: int, logging: bool = False) -> Optional[Interruption]:
@@ -22,14 +23,32 @@ def run_phase(self, phase: int, logging: bool = False) -> Optional[Interruption]
     if phase == 1:
         self._default_processor()
     waf = self.waf
+    self.chains.union_keys = None
     if self.unfolded:
         rules, markers = waf.phases[phase], waf.markers[phase]
     else:
         plan = waf.empty_plans.get(phase)
-        if plan is not None:  # without the rules that can only read empty collections
-            rules, markers = plan.lists(self.vars)
-        else:
+        if plan is None:
             rules, markers = waf.run_phases[phase], waf.run_markers[phase]
+        elif plan.__class__ is Plan:  # without the rules reading only empty or clean sources
+            start = plan.start(self.vars, self._removed_targets)
+            rules, markers = start.rules, start.markers
+            self.chains.union_keys = start.keys  # the union scan reads only those
+            if start.pending:
+                try:
+                    return _loop(self, phase, logging, rules, markers, start)
+                finally:
+                    plan.learn(start, self)
+        else:  # without the rules that can only read empty collections
+            rules, markers = plan.lists(self.vars)
+    return _loop(self, phase, logging, rules, markers, None)
+
+
+def _loop(self, phase: int, logging: bool, rules: list, markers, start
+          ) -> Optional[Interruption]:
+    """The loop of ``run_phase``; with ``start`` (cleanskip.Start), ``start.cleared`` gets
+    the bit of each pure rule whose first link is evaluated without a match."""
+    waf = self.waf
     detect_ids = self.waf.detect_ids
     limit = self.waf.work_limit
     removed = self._removed_ids
@@ -65,6 +84,8 @@ def run_phase(self, phase: int, logging: bool = False) -> Optional[Interruption]
         if pre is not None:  # the prefilter already says this rule cannot match
             h = hits.get(pre[0].id)
             if h is not None and pre[1] not in h:
+                if start is not None:
+                    start.cleared |= rule.cbit
                 continue
         if removed and rule.id in removed:
             continue
@@ -80,6 +101,8 @@ def run_phase(self, phase: int, logging: bool = False) -> Optional[Interruption]
             rules, markers = waf.phases[phase], waf.markers[phase]
             i, n = waf.positions[phase][rule] + 1, len(rules)
         if not matched:
+            if start is not None and not variables.matched:
+                start.cleared |= rule.cbit
             if self.work > limit:
                 return self._over_limit(phase)
             continue

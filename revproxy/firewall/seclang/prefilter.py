@@ -205,13 +205,16 @@ class Union:
                 out.update(match(text.lower()) or ())
         return out, len(own)
 
-    def scan(self, values_of) -> Tuple[Dict[int, set], Dict[int, dict], int]:
+    def scan(self, values_of, only=None) -> Tuple[Dict[int, set], Dict[int, dict], int]:
         """({group id: pattern indexes maybe matching}, {group id: {dirty value: whether
         it is a header value}}, values read); ``values_of(target, cache_key)`` reads with
-        no exclusion."""
+        no exclusion. With ``only``, only the targets of those cache keys are read: the
+        hits are then a superset for the rules reading only those targets."""
         seen: Dict[bytes, None] = {}
         dirty: Dict[int, dict] = {}
         for t, key, header in self.targets:
+            if only is not None and key not in only:
+                continue
             for _name, value in values_of(t, key):
                 residue = value.translate(None, SAFE)
                 if residue:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from revproxy.firewall.seclang import emptyskip
+from revproxy.firewall.seclang import cleanskip, emptyskip
 from tests.unit.firewall.seclang_helpers import ids, run, view, waf
 
 # Every rule matches as soon as it gets one value (unconditionalMatch, or a negated
@@ -63,13 +63,14 @@ REQUESTS = [
 
 
 def _pair(text):
-    skipping = waf(text)
-    saved = emptyskip.ENABLED
-    emptyskip.ENABLED = False
+    saved = emptyskip.ENABLED, cleanskip.ENABLED
+    cleanskip.ENABLED = False  # emptyskip on its own (cleanskip.py has its own tests)
     try:
+        skipping = waf(text)
+        emptyskip.ENABLED = False
         plain = waf(text)
     finally:
-        emptyskip.ENABLED = saved
+        emptyskip.ENABLED, cleanskip.ENABLED = saved
     return skipping, plain
 
 

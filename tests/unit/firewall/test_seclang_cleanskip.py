@@ -1,0 +1,188 @@
+"""Pure rules left out of a phase when earlier requests showed their values clean
+(revproxy.firewall.seclang.cleanskip): a WAF that learns from every request it sees logs
+and decides exactly what the same rules loaded without it do, request after request, with
+attack values coming after the same keys were seen clean, target removals in effect on
+some requests only, chains whose first link matches, and values too long to record."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from revproxy.firewall.seclang import cleanskip
+from tests.unit.firewall.seclang_helpers import ids, run, waf
+
+RULES = r"""
+SecRuleEngine On
+SecRequestBodyAccess On
+SecResponseBodyAccess On
+SecResponseBodyMimeType text/html
+SecRule ARGS:skip "@streq 1" "id:1,phase:1,pass,nolog,ctl:ruleRemoveTargetById=20;ARGS:q"
+SecRule REQUEST_HEADERS:X-Off "@streq 1" "id:2,phase:1,pass,nolog,ctl:ruleRemoveById=21"
+SecRule ARGS|REQUEST_HEADERS:User-Agent "@rx (?i)attack" "id:10,phase:1,pass,log,t:urlDecodeUni"
+SecRule REQUEST_FILENAME "@rx ^/admin" "id:11,phase:1,pass,log,chain"
+    SecRule ARGS:user "!@streq root" "t:none"
+SecRule REQUEST_METHOD "@rx ^(?:GET|HEAD)$" "id:12,phase:1,pass,nolog,chain"
+    SecRule ARGS_NAMES "@rx ^bad" "setvar:tx.bad=1"
+SecRule ARGS "@rx (?i)attack" "id:20,phase:2,pass,log,t:lowercase"
+SecRule ARGS "@pm evil wicked" "id:21,phase:2,pass,log"
+SecRule ARGS_GET:mid "@streq 1" "id:22,phase:2,pass,nolog,ctl:ruleRemoveTargetById=23;ARGS:q"
+SecRule ARGS|REQUEST_COOKIES "@detectSQLi" "id:23,phase:2,pass,log"
+SecRule REQUEST_BODY|ARGS_NAMES "@contains <x>" "id:24,phase:2,pass,log"
+SecRule ARGS "@validateByteRange 32-126" "id:25,phase:2,pass,log"
+SecRule ARGS "!@rx ^[^~]*$" "id:26,phase:2,pass,log,multiMatch,t:none,t:urlDecodeUni"
+SecRule TX:bad "@eq 1" "id:27,phase:2,deny,status:403"
+SecRule RESPONSE_STATUS "@rx ^5" "id:30,phase:3,pass,log"
+SecRule RESPONSE_BODY "@contains secret" "id:40,phase:4,pass,log"
+"""
+
+VALUES = [b"1", b"x", b"attack", b"ATTACK", b"%61ttack", b"evil", b"' or 1=1--", b"<x>",
+          b"\x01", b"~", b"%7e", b"root", b"a" * 300, b"wicked one", b""]
+KEYS = [b"q", b"skip", b"mid", b"user", b"badkey", b"k"]
+
+
+def _load(enabled: bool):
+    saved = cleanskip.ENABLED
+    cleanskip.ENABLED = enabled
+    try:
+        return waf(RULES)
+    finally:
+        cleanskip.ENABLED = saved
+
+
+@pytest.fixture
+def pair():
+    return _load(True), _load(False)
+
+
+def _query(args) -> bytes:
+    return b"&".join(k + b"=" + v for k, v in args)
+
+
+def _outcome(tx):
+    got = tx.interruption
+    return ids(tx), None if got is None else (got.action, got.status, got.rule_id)
+
+
+def _both(pair, **kw):
+    a, b = (_outcome(run(w, **kw)) for w in pair)
+    assert a == b, kw
+    return a
+
+
+def test_a_clean_request_lets_the_next_one_skip_the_pure_rules(pair):
+    from revproxy.firewall.seclang import evaluate
+
+    fast, _plain = pair
+    for _ in range(2):
+        _both(pair, uri=b"/p?q=1&k=x")
+    seen = []
+    original = evaluate.Evaluator._eval_general
+
+    def spy(self, rule, detect):
+        seen.append(rule.id)
+        return original(self, rule, detect)
+    evaluate.Evaluator._eval_general = spy
+    try:
+        run(fast, uri=b"/p?q=1&k=x")
+    finally:
+        evaluate.Evaluator._eval_general = original
+    assert not {20, 21, 23, 25, 26} & set(seen), seen
+    assert 12 in seen  # its first link matches every GET: never credited
+
+
+def test_an_attack_after_the_key_was_seen_clean_is_still_caught(pair):
+    for _ in range(3):
+        assert _both(pair, uri=b"/p?q=1")[0] == []
+    logged, _ = _both(pair, uri=b"/p?q=attack")
+    assert 20 in logged and 10 in logged
+
+
+def test_values_learned_under_a_target_removal_do_not_serve_requests_without_it(pair):
+    # phase 1's ctl removes ARGS:q from rule 20 when skip=1: q=attack is not seen then
+    for _ in range(2):
+        logged, _ = _both(pair, uri=b"/p?skip=1&q=Attack")
+        assert 20 not in logged
+    logged, _ = _both(pair, uri=b"/p?q=Attack")
+    assert 20 in logged
+
+
+def test_a_removal_made_during_the_phase_credits_no_rule_it_concerns(pair):
+    # rule 22 (phase 2) removes ARGS:q from 23 before it runs, on requests with mid=1
+    sqli = b"%27%20or%201%3D1--"
+    for _ in range(2):
+        logged, _ = _both(pair, uri=b"/p?mid=1&q=" + sqli)
+        assert 23 not in logged
+    logged, _ = _both(pair, uri=b"/p?q=" + sqli)  # every value seen before
+    assert 23 in logged
+
+
+def test_a_removed_rule_is_not_credited(pair):
+    for _ in range(2):
+        logged, _ = _both(pair, uri=b"/p?q=evil", headers=((b"x-off", b"1"),))
+        assert 21 not in logged
+    logged, _ = _both(pair, uri=b"/p?q=evil")
+    assert 21 in logged
+
+
+def test_long_values_are_never_recorded(pair):
+    fast, _plain = pair
+    long = b"a" * (cleanskip.VALUE_MAX + 1)
+    for _ in range(2):
+        _both(pair, uri=b"/p?q=" + long)
+    for plan in fast.empty_plans.values():
+        for memo in plan.memos.values():
+            for record in memo:
+                assert all(long not in (x if isinstance(x, bytes) else x[1])
+                           for x in record)
+
+
+def test_records_are_bounded(monkeypatch, pair):
+    fast, _plain = pair
+    monkeypatch.setattr(cleanskip, "MEMO_MAX", 8)
+    for i in range(40):
+        _both(pair, uri=b"/p?k=v%d" % i)
+    sizes = [len(record) for plan in fast.empty_plans.values()
+             for memo in plan.memos.values() for record in memo]
+    assert sizes and max(sizes) <= 8
+
+
+def test_body_and_response_rules(pair):
+    form = ((b"content-type", b"application/x-www-form-urlencoded"),)
+    for _ in range(2):
+        _both(pair, uri=b"/f", method=b"POST", body=b"a=1&b=2", headers=form,
+              response=(200, [(b"content-type", b"text/html")], b"<p>ok"))
+    logged, _ = _both(pair, uri=b"/f", method=b"POST", body=b"a=1&b=<x>", headers=form,
+                      response=(503, [(b"content-type", b"text/html")], b"secret"))
+    assert {24, 30, 40} <= set(logged)
+
+
+request = st.fixed_dictionaries({
+    "args": st.lists(st.tuples(st.sampled_from(KEYS), st.sampled_from(VALUES)), max_size=4),
+    "path": st.sampled_from([b"/p", b"/admin", b"/admin/x"]),
+    "method": st.sampled_from([b"GET", b"POST"]),
+    "ua": st.sampled_from([b"curl", b"attack-bot", b"%41ttack"]),
+    "off": st.booleans(),
+    "body": st.sampled_from([None, b"a=1", b"a=<x>", b"a=evil"]),
+    "status": st.sampled_from([200, 500]),
+})
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(request, min_size=1, max_size=12))
+def test_random_request_sequences_decide_the_same_with_and_without(reqs):
+    """Hypothesis: one WAF learning across a sequence of requests (keys and values
+    repeating, attacks among them, removals on some) against the same rules without
+    cleanskip: the same logged ids and interruption for every request."""
+    fast, plain = _load(True), _load(False)
+    for r in reqs:
+        headers = [(b"user-agent", r["ua"])]
+        if r["off"]:
+            headers.append((b"x-off", b"1"))
+        body = r["body"]
+        if body is not None:
+            headers.append((b"content-type", b"application/x-www-form-urlencoded"))
+        uri = r["path"] + (b"?" + _query(r["args"]) if r["args"] else b"")
+        kw = dict(uri=uri, method=r["method"], headers=tuple(headers), body=body,
+                  response=(r["status"], [(b"content-type", b"text/html")], b"body"))
+        assert _outcome(run(fast, **kw)) == _outcome(run(plain, **kw)), kw
