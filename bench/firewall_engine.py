@@ -1,7 +1,9 @@
 """Benchmark the SecLang engine in-process: CRS v4.28.0 at paranoia level 1, loaded with the
 regression settings (tests/firewall/ftw.py), timed through ``transaction().phase1..5`` for a
 benign GET (1 KiB response) and a 4 KiB url-encoded form POST (the requests of
-bench/firewall.py). No proxy, no sockets: this is the engine's own cost per request.
+bench/firewall.py), then the same two with query, cookie and field values that change on
+every request ("fresh": what the records of cleanskip.py cannot cover). No proxy, no
+sockets: this is the engine's own cost per request.
 
     .venv/bin/python bench/firewall_engine.py [-n 300] [--crs DIR] [--profile get|post]
     bench/firewall_engine.py --both          # CPython then PyPy (the main checkout's venvs)
@@ -61,7 +63,47 @@ def post_request(waf):
     return tx
 
 
-SCENARIOS = {"get": get_request, "post": post_request}
+_COUNTER = [0]
+
+
+def get_fresh_request(waf):
+    """The GET with a query and a session cookie that differ on every request (the
+    values earlier requests showed clean, cleanskip.py, do not cover them)."""
+    _COUNTER[0] += 1
+    n = _COUNTER[0]
+    view = RequestView("127.0.0.1", 40000, "127.0.0.1", 80, b"GET",
+                       b"/1k.bin?id=%d&ref=p%dq" % (n, n), b"HTTP/1.1",
+                       HEADERS + [(b"cookie", b"session=%016x" % n)], b"bench")
+    tx = waf.transaction(view)
+    tx.phase1()
+    tx.phase2(None)
+    tx.phase3(200, RESPONSE_HEADERS)
+    tx.phase4(b"x" * 1024)
+    tx.phase5()
+    return tx
+
+
+def post_fresh_request(waf):
+    """The form POST with every field's value different on every request."""
+    _COUNTER[0] += 1
+    n = _COUNTER[0]
+    form = "&".join("field%d=%s" % (i, ("value-%d-%d-" % (i, n) + "abcdefghij" * 6)[:70])
+                    for i in range(56))[:4096].encode()
+    headers = HEADERS + [(b"content-type", b"application/x-www-form-urlencoded"),
+                         (b"content-length", b"%d" % len(form))]
+    view = RequestView("127.0.0.1", 40000, "127.0.0.1", 80, b"POST", b"/form", b"HTTP/1.1",
+                       headers, b"bench")
+    tx = waf.transaction(view)
+    tx.phase1()
+    tx.phase2(form)
+    tx.phase3(200, PAGE)
+    tx.phase4(b"<html><body>ok</body></html>\n")
+    tx.phase5()
+    return tx
+
+
+SCENARIOS = {"get": get_request, "post": post_request, "get-fresh": get_fresh_request,
+             "post-fresh": post_fresh_request}
 
 
 def measure(waf, fn, n: int) -> float:
