@@ -23,7 +23,7 @@ PyPy proxy:
 - the same with the CRS on, about 4,500 requests a second: still rising by 1.2 MiB a second
   with 1 KiB per request; 345 MiB flat with 16 KiB more per firewall transaction.
 
-Each accepted client connection (``server.protocol.admit``), each request
+Each accepted client connection (``server.admission.admit``), each request
 (``ProxyRequest``), each firewall transaction and each TLS connection, to a client or a
 backend, therefore adds memory pressure. Too much costs latency: every hint makes major
 collections more frequent, and 16 KiB per request (rather than per firewall transaction)
@@ -52,7 +52,7 @@ def tls_connection_created() -> None:
 
 
 def connection_accepted() -> None:
-    """Account for one accepted client connection (``server.protocol.admit``)."""
+    """Account for one accepted client connection (``server.admission.admit``)."""
     if add_memory_pressure is not None:
         add_memory_pressure(CONNECTION_BYTES)
 

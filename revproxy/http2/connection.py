@@ -39,7 +39,7 @@ from revproxy.http2.stream import PROTOCOL_ERROR, REFUSED_STREAM, StreamSink
 from revproxy.pipeline.hooks import run_phase
 from revproxy.server import replies
 from revproxy.server.accesslog import AccessRecord
-from revproxy.server.protocol import admit
+from revproxy.server.admission import admit
 from revproxy.timers import DeadlineMixin
 
 log = Logger(namespace="revproxy.http2")
@@ -56,7 +56,7 @@ class H2ServerConnection(DeadlineMixin, Protocol):
     A ``connection_made`` hook that refuses the client gets GOAWAY(REFUSED_STREAM) and the
     connection closed (there is no stream to answer on yet)."""
 
-    address = None  # the peer address its factory was asked for (server.protocol.admit)
+    address = None  # the peer address its factory was asked for (server.admission.admit)
 
     def __init__(self, runtime, scheme="https", listener=""):
         self.runtime = runtime
