@@ -1,6 +1,7 @@
 """``twistd revproxy``: command-line options and the one composition root.
 
 This is the only module that touches the global reactor: everything else gets it injected.
+The parts of a runtime it composes are built by ``revproxy.runtimeparts``.
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ from twisted.application import service
 from twisted.logger import Logger
 from twisted.python import usage
 
+from revproxy import runtimeparts as parts
 from revproxy.config.errors import ConfigError
-from revproxy.tls.compose import check_tls, check_upstream_tls, client_tls, server_tls
+from revproxy.tls.compose import check_tls, check_upstream_tls, server_tls
 from revproxy.balancing.registry import balancer_factories
-from revproxy.config.load import (
-    apply_overrides, check_balancers, check_hooks, load_config, quick_config,
-)
+from revproxy.config.load import apply_overrides, check_balancers, load_config, quick_config
 
 log = Logger(namespace="revproxy")
 
@@ -90,7 +90,7 @@ class Options(usage.Options):
             config = self.load()
             check_balancers(config, {name: factory.description
                                      for name, factory in balancer_factories().items()})
-            _check_hooks(config)
+            parts.check_hook_plugins(config)
             if self["check"]:
                 check_upstream_tls(config)  # start-up reads them while building
             check_tls(config)
@@ -203,9 +203,9 @@ def build_runtime(config, shared, previous=None):
     factories = balancer_factories()
     check_balancers(config, {name: factory.description for name, factory in factories.items()})
     user_hooks = _hooks(config, shared.reactor, previous)
-    rate_limits = _rate_limits(config, shared.reactor, previous)
+    rate_limits = parts.rate_limits(config, shared.reactor, previous)
     hooks = user_hooks
-    firewall = _firewall(config, shared.reactor, previous)
+    firewall = parts.firewall(config, shared.reactor, previous)
     if firewall is not None:  # after IP lists and rate limits, before the [[hooks]]
         from revproxy.pipeline.hooks import HookSet
 
@@ -217,10 +217,11 @@ def build_runtime(config, shared, previous=None):
     ip_access, hooks = _ip_access(config, shared.reactor, previous, hooks)  # IP lists first
     tls = server_tls(config, shared)
     runtime = Runtime(
-        config, shared.reactor, shared.stats, shared.budget, _temp_dir(config, previous),
-        _access_log(config, shared, previous),
-        _backends(config, shared, previous, factories, tls.provider),
-        shared.randbytes, shared.deadlines, shared.outbox, _cache(config, shared.reactor, previous),
+        config, shared.reactor, shared.stats, shared.budget, parts.temp_dir(config, previous),
+        parts.access_log(config, shared, previous),
+        parts.backends(config, shared, previous, factories, tls.provider),
+        shared.randbytes, shared.deadlines, shared.outbox,
+        parts.cache(config, shared.reactor, previous),
         hooks, tls, rng=shared.rng,
     )
     runtime.user_hooks = user_hooks
@@ -228,39 +229,12 @@ def build_runtime(config, shared, previous=None):
     runtime.rate_limits = rate_limits
     runtime.firewall = firewall
     runtime.recorder = getattr(shared, "recorder", None)
-    runtime.admin_token = _admin_token(config)
+    runtime.admin_token = parts.admin_token(config)
     from revproxy.server.mirror import keep_mirror_stages
 
     keep_mirror_stages(runtime, previous)  # an unchanged mirror keeps its counters
-    _log_compression(config)
+    parts.log_compression(config)
     return runtime
-
-
-def _admin_token(config):
-    """The admin API's bearer token (``[admin] token`` or ``token_file``, read now), or
-    None; ConfigError when it cannot be had."""
-    from revproxy.admin.auth import configured_token
-
-    return configured_token(config)
-
-
-def _log_compression(config):
-    """One line naming the codings this interpreter can produce, when a route compresses;
-    a configured coding that is missing is named with what to install."""
-    routes = [route.name for route in config.routes if route.compress]
-    if not routes:
-        return
-    from revproxy.compression.encoders import describe, usable
-
-    wanted = config.compression.codings
-    have = usable(wanted)
-    log.info("compression on route(s) {routes}: offering {have}; available here: {desc}",
-             routes=", ".join(routes), have=", ".join(have) or "nothing", desc=describe())
-    missing = [name for name in wanted if name not in have]
-    if missing:
-        say = log.info if have else log.warn  # with nothing left, compression is off
-        say("[compression] codings {missing} not installed here; not offered",
-            missing=", ".join(missing))
 
 
 def _ip_access(config, reactor, previous, user_hooks):
@@ -277,58 +251,11 @@ def _ip_access(config, reactor, previous, user_hooks):
     return access, HookSet((IPListHook(access),) + user_hooks.hooks)
 
 
-def _firewall(config, reactor, previous):
-    """The ``Firewall`` of ``[firewall]`` (None when off): rule files read and compiled again
-    on every call (start-up and each reload); its counters carry over from ``previous``."""
-    from revproxy.firewall.build import build_firewall
-
-    running = getattr(previous, "firewall", None) if previous is not None else None
-    return build_firewall(config, reactor, running)
-
-
 def _check_firewall(config):
     """``--check``: compile the firewall's rules (ConfigError naming file and line)."""
     from revproxy.firewall.build import build_firewall
 
     build_firewall(config, None)
-
-
-def _rate_limits(config, reactor, previous):
-    """The built-in rate-limit hook of ``[[rate_limits]]`` (None when there is none); an
-    unchanged limit keeps its buckets from ``previous`` (see revproxy.protection.ratecompose)."""
-    from revproxy.protection.ratecompose import build_rate_limit_hook
-
-    running = getattr(previous, "rate_limits", None) if previous is not None else None
-    return build_rate_limit_hook(config, reactor, running)
-
-
-def _temp_dir(config, previous):
-    from revproxy.upstream.spool import TempDirError, clean_temp_dir, make_temp_dir
-
-    wanted = config.buffering.temp_dir
-    if previous is not None and previous.config.buffering.temp_dir == wanted:
-        return previous.temp_dir
-    try:
-        temp_dir = make_temp_dir(wanted, os.getuid())
-    except TempDirError as e:
-        raise ConfigError(config.source, "[buffering] temp_dir", wanted, str(e))
-    except OSError as e:
-        raise ConfigError(config.source, "[buffering] temp_dir", wanted,
-                          "cannot use it: %s" % (e.strerror or e))
-    # Spool files are unlinked at creation: whatever is there was left by a crashed process.
-    removed = clean_temp_dir(temp_dir)
-    if removed:
-        log.info("removed {n} leftover spool files from {d}", n=removed, d=temp_dir)
-    return temp_dir
-
-
-def _check_hooks(config):
-    """Refuse ``[[hooks]]`` entries naming no installed hook plugin (ConfigError)."""
-    if config.hooks:
-        from revproxy.pipeline.registry import hook_factories
-
-        check_hooks(config, {name: factory.description
-                             for name, factory in hook_factories().items()})
 
 
 def _check_ip_lists(config):
@@ -348,101 +275,10 @@ def _hooks(config, reactor, previous):
     from revproxy.pipeline.transport import is_transport_hook, transport_hooks
 
     builtin = transport_hooks(config.routes)
-    user = _user_hooks(config, reactor, previous)
+    user = parts.user_hooks(config, reactor, previous)
     if not builtin and not any(is_transport_hook(h) for h in user.hooks):
         return user
     return HookSet(builtin + tuple(h for h in user.hooks if not is_transport_hook(h)))
-
-
-def _user_hooks(config, reactor, previous):
-    """The ``HookSet`` of ``[[hooks]]``: kept when the entries did not change, else built
-    anew (a reload rebuilds every hook: hooks hold no state the proxy must carry over)."""
-    from revproxy.config.errors import NO_VALUE
-    from revproxy.pipeline.registry import HookBuildError, build_hooks
-
-    if previous is not None and previous.config.hooks == config.hooks:
-        return previous.user_hooks if previous.user_hooks is not None else previous.hooks
-    _check_hooks(config)
-    try:
-        return build_hooks(config, reactor)
-    except HookBuildError as e:
-        raise ConfigError(config.source, "[[hooks]] #%d options" % (e.index + 1), NO_VALUE,
-                          "plugin %r: %s" % (e.plugin, e.message))
-    except TypeError as e:
-        raise ConfigError(config.source, "[[hooks]]", NO_VALUE, str(e))
-
-
-def _access_log(config, shared, previous):
-    from revproxy.server.accesslog import AccessLog
-
-    logging = config.logging
-    if previous is not None and previous.config.logging == logging:
-        return previous.access_log
-    streams = {}
-    for key in ("access_log", "error_log"):  # both opened now: a reload must not fail later
-        path = getattr(logging, key)
-        if path:
-            try:
-                streams[key] = shared.logs.open(path)
-            except OSError as e:
-                raise ConfigError(config.source, "[logging] %s" % key, path,
-                                  "cannot open it: %s" % (e.strerror or e))
-    if not logging.access_log:
-        return None  # off: records are not even built
-    return AccessLog(streams["access_log"].write, logging.access_format)
-
-
-def _backends(config, shared, previous, factories, provider=None):
-    from revproxy.balancing.pool import BalancedPool
-    from revproxy.balancing.registry import build_balancer
-    from revproxy.config.diff import REBUILD, pool_change
-    from revproxy.config.reader import table_key
-    from revproxy.server.runtime import parser_limits_for
-    from revproxy.upstream.tls import has_tls_members
-
-    running = previous.backends if previous is not None else {}
-    backends = {}
-    for pool in config.pools:
-        kept = running.get(pool.name)
-        if (kept is not None and pool_change(kept.config, pool) != REBUILD
-                and (kept.tls is None) == (not has_tls_members(pool))):
-            backends[pool.name] = kept
-            continue
-        tls = client_tls(config, pool, provider)
-        try:
-            balancer = build_balancer(pool.balance, dict(pool.balance_options), shared.rng,
-                                      factories)
-        except (KeyError, ValueError, TypeError) as e:
-            raise ConfigError(config.source, "[pools.%s] balance" % table_key(pool.name),
-                              pool.balance, str(e).strip("'\""))
-        backends[pool.name] = BalancedPool(shared.reactor, pool, parser_limits_for(config.limits),
-                                           shared.deadlines, shared.outbox, balancer, tls)
-        if kept is not None:  # operator overrides (admin API) outlive a rebuild
-            backends[pool.name].overrides = dict(kept.overrides)
-    return backends
-
-
-def _cache(config, reactor, previous):
-    """The HTTP cache of ``[cache]``, or None when no store is configured."""
-    from revproxy.cache.engine import HttpCache
-    from revproxy.cache.registry import build_store
-
-    settings = config.cache
-    if not settings.store:
-        return None
-    running = previous.cache if previous is not None else None
-    if running is not None and running.settings == settings:
-        return running
-    if running is not None and (running.settings.store, running.settings.store_options) == (
-            settings.store, settings.store_options):
-        cache = HttpCache(running.store, settings, reactor)
-        cache.metrics = running.metrics  # the same store: its counts go on
-        return cache
-    try:
-        store = build_store(settings.store, dict(settings.store_options), reactor)
-    except (KeyError, ValueError, TypeError) as e:
-        raise ConfigError(config.source, "[cache] store", settings.store, str(e).strip("'\""))
-    return HttpCache(store, settings, reactor)
 
 
 def extra_sites(holder, config, control=None):

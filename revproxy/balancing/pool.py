@@ -48,7 +48,7 @@ class BalancedPool:
         # MemberPool, or PrivateMemberPool with send_proxy_protocol (upstream/proxysend.py)
         self._member_class = member_pool_class(pool_config)
         # Operator overrides by member name: {"state": DRAINING/DISABLED, "weight": N}; a
-        # reload that rebuilds the pool hands them on (tap._backends), a member that joins
+        # reload that rebuilds the pool hands them on (runtimeparts.backends), a member that joins
         # (again) takes its entry.
         self.overrides = {}
 
