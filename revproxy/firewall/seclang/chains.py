@@ -28,6 +28,7 @@ class Chains:
         self.hits: Dict[int, frozenset] = {}  # prefilter group id -> matching patterns
         self._unions: Dict[object, tuple] = {}  # prefilter.Union -> its scan
         self.union_keys = None  # the targets a union scan reads (None: all of them)
+        self.scan_skip = None  # target key -> (record, readers): values clean for all
 
     def clear(self) -> None:
         self.hits.clear()
@@ -128,7 +129,8 @@ class Chains:
         work = 0
         scan = self._unions.get(union)
         if scan is None:
-            scan = self._unions[union] = union.scan(self._read, self.union_keys)
+            scan = self._unions[union] = union.scan(self._read, self.union_keys,
+                                                    self.scan_skip)
             work += scan[2]
         found = scan[0].get(group.id)
         if found:  # the union's "maybe" may come from another group's values: confirm

@@ -94,15 +94,22 @@ class Start:
     """What ``Plan.start`` found on one transaction: the list to run, and for learning the
     sources some of whose readers were not known clean, with their values."""
 
-    __slots__ = ("rules", "markers", "keys", "pending", "cleared", "memo", "removals")
+    __slots__ = ("rules", "markers", "keys", "pending", "cleared", "memo", "removals",
+                 "known", "scan_skip")
 
     def __init__(self, listed: tuple, pending: List[Tuple[int, list]], memo: List[dict],
-                 removals: int) -> None:
+                 removals: int, known: Optional[list], scan_skip: Optional[tuple]) -> None:
         self.rules, self.markers, self.keys = listed  # keys: targets its groups read
         self.pending = pending  # [(source index, its values)]
         self.memo = memo  # the records of the removals' signature
         self.removals = removals  # how many target removals were in effect
         self.cleared = 0  # the phase loop's mask of the pure rules it cleared
+        # per source index: its record when it holds values (a rule skips the values
+        # known clean for it), else None; None when no source has one
+        self.known = known
+        # (known, readers, target key -> source index) for the union scan, which leaves
+        # out the values whose record holds every reader of their source
+        self.scan_skip = scan_skip
 
 
 class Plan(emptyskip.Plan):
@@ -111,9 +118,13 @@ class Plan(emptyskip.Plan):
     per source, value -> the mask of the readers known not to match it."""
 
     def __init__(self, rules: list, sources: list, needs: Dict[int, int],
-                 pure: Dict[int, int]) -> None:
+                 pure: Dict[int, int], reps: list, keyidx: Dict[str, int]) -> None:
         super().__init__(rules, sources, needs)
         self.pure = pure
+        self.reps = reps  # per source: (a target reading it, its cache key), None for XML
+        # cache key (no exclusion) of each pure target that no other prefilter link
+        # reads -> its source (the union scan's records, Start.scan_skip)
+        self.keyidx = keyidx
         readers = [0] * len(self.sources)
         for i, m in pure.items():
             j = 0
@@ -126,6 +137,11 @@ class Plan(emptyskip.Plan):
         self.all_bits = 0
         for i in pure:
             self.all_bits |= rules[i].cbit
+        # what start() checks per source: (index, kind, name, key, a target reading it,
+        # its cache key, readers, bit); XML has no target (its values are never recorded)
+        self.checks = tuple(
+            (i, kind, name, key) + (reps[i] if reps[i] is not None else (None, ""))
+            + (readers[i], 1 << i) for i, (kind, name, key) in enumerate(self.sources))
         self.memos: Dict[tuple, List[dict]] = {}  # removals' signature -> records
         self._pairs: Dict[Tuple[int, int], Tuple[list, Dict[str, int], frozenset]] = {}
 
@@ -141,46 +157,56 @@ class Plan(emptyskip.Plan):
             memo = self.memos[sig] = [{} for _ in self.sources]
         empty = 0
         drop = self.all_bits  # the pure rules none of whose values may match
-        bit = 1
         pending: List[Tuple[int, list]] = []
-        readers = self.readers
-        for i, (kind, name, key) in enumerate(self.sources):
-            if kind == _KEYED:
-                got = v._indexed(name).get(key)
-                vals = [e[2] for e in got] if got else None
-            elif kind == _WHOLE:
-                got = v.collection(name)
-                vals = [(e[0], e[2]) for e in got] if got else None
-            elif kind == _XML:
-                vals = None if v.body.xml is None else False
-            else:
-                got = v.scalar(name)
-                vals = None if got is None else [got]
+        kept = v._vcache
+        colls, index = v._colls, v._index
+        filt: Optional[list] = None
+        for i, kind, name, key, t, ck, mine, bit in self.checks:
+            vals = kept.get(ck)  # [(name, value)], as the rules read them
             if vals is None:
-                empty |= bit
-            else:
-                mine = readers[i]
-                if mine:
-                    if vals is False:
-                        drop &= ~mine
+                if kind == _WHOLE:
+                    got = colls.get(name)
+                    if not (got if got is not None else v.collection(name)):
+                        empty |= bit
+                        continue
+                elif kind == _KEYED:
+                    got = index.get(name)
+                    if key not in (got if got is not None else v._indexed(name)):
+                        empty |= bit
+                        continue
+                elif kind == _XML:
+                    if v.body.xml is None:
+                        empty |= bit
                     else:
-                        known = mine
-                        seen = memo[i]
-                        for x in vals:
-                            known &= seen.get(x, 0)
-                            if not known:
-                                break
-                        if known != mine:
-                            drop &= ~mine | known
-                            pending.append((i, vals))
-            bit <<= 1
+                        drop &= ~mine  # never recorded
+                    continue
+                vals = v.values(t, (), ck)
+            if not vals:
+                empty |= bit
+                continue
+            if not mine:
+                continue
+            seen = memo[i]
+            known = mine
+            for x in vals:
+                known &= seen.get(x, 0)
+                if not known:
+                    break
+            if known != mine:
+                drop &= ~mine | known
+                pending.append((i, vals))
+            if seen:
+                if filt is None:
+                    filt = [None] * len(memo)
+                filt[i] = seen
+        skip = None if filt is None else (filt, self.readers, self.keyidx)
         pair = (empty, drop)
         got = self._pairs.get(pair)
         if got is None:
             if len(self._pairs) >= CACHE_MAX:
                 self._pairs.clear()
             got = self._pairs[pair] = self._build_pair(empty, drop)
-        return Start(got, pending, memo, len(removals))
+        return Start(got, pending, memo, len(removals), filt, skip)
 
     def lists(self, v) -> Tuple[list, Dict[str, int]]:
         got = self.start(v)
@@ -226,8 +252,7 @@ class Plan(emptyskip.Plan):
                 continue
             seen = memo[i]
             for x in vals:
-                if len(x) > VALUE_MAX if x.__class__ is bytes \
-                        else len(x[0]) + len(x[1]) > VALUE_MAX:
+                if len(x[0]) + len(x[1]) > VALUE_MAX:
                     continue
                 old = seen.get(x)
                 if old is None:
@@ -243,24 +268,41 @@ def plan(rules: list, default_ops: bool) -> Optional[Plan]:
     if any(r.skip for r in rules if r.marker is None and r.delta is None):
         return None
     index: Dict[tuple, int] = {}
+    reps: Dict[int, Optional[Tuple[object, str]]] = {}
+    keyidx: Dict[str, int] = {}
     needs: Dict[int, int] = {}
     pure: Dict[int, int] = {}
     cbit = 1
+
+    def mask(r, got) -> int:
+        m = 0
+        for t, s in zip(r.targets, got):  # one source per target, in order
+            j = index.setdefault(s, len(index))
+            reps.setdefault(j, None if s[0] == _XML else (t, t.text + "|"))
+            m |= 1 << j
+        return m
     for i, r in enumerate(rules):
         got = emptyskip._sources(r) if emptyskip.ENABLED else None
         if got is not None:
-            m = 0
-            for s in got:
-                m |= 1 << index.setdefault(s, len(index))
-            needs[i] = m
+            needs[i] = mask(r, got)
         got = pure_sources(r, default_ops)
         if got is not None:
-            m = 0
-            for s in got:
-                m |= 1 << index.setdefault(s, len(index))
-            pure[i] = m
+            pure[i] = mask(r, got)
             r.cbit = cbit
             cbit <<= 1
+            r.csrc = tuple(index[s] for s in got)
+            for t, s in zip(r.targets, got):
+                if s[0] != _XML:
+                    keyidx[t.text + "|"] = index[s]
     if not needs and not pure:
         return None
-    return Plan(rules, sorted(index, key=index.get), needs, pure)
+    # the union scan may leave out a value known clean for every pure reader only where
+    # no other prefilter link (a chain's later link, an impure rule) reads its target
+    for r in rules:
+        if r.marker is None and r.delta is None:
+            for link in r.chain_rules():
+                if link.pre is not None and (link is not r or not r.cbit):
+                    for t in link.targets:
+                        keyidx.pop(t.text + "|", None)
+    order = sorted(index, key=index.get)
+    return Plan(rules, order, needs, pure, [reps[i] for i in range(len(order))], keyidx)

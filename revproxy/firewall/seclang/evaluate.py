@@ -79,6 +79,7 @@ class Evaluator:
         self._transform = self.chains.transform  # (rule, value) -> transformed value
         self._ran: set = set()
         self._expand = self.expand_text
+        self.known = None  # cleanskip.Start.known of the running phase
         self.unfolded = False  # running the WAF's unfolded lists (fold.py)
         self.unfold = False    # a removal names a folded rule: switch at the next step
 
@@ -253,7 +254,14 @@ class Evaluator:
         multi = rule.multi_match
         vcache = v._vcache
         stores = self.stores
+        known = self.known
+        if known is not None:
+            bit, csrc = rule.cbit, rule.csrc
+            if not bit:
+                known = None
+        j = -1
         for t, key, kind in rule.plan:
+            j += 1
             if extra_key:
                 vals = values(t, excl, key + extra_key)
             elif kind is CACHED:
@@ -267,6 +275,10 @@ class Evaluator:
                 if val is None:
                     continue
                 vals = ((kind[2], val),)
+            if known is not None:  # leave out the values known clean for it (cleanskip)
+                seen = known[csrc[j]]
+                if seen is not None:
+                    vals = [x for x in vals if not seen.get(x, 0) & bit]
             if not vals:
                 continue
             self.work += len(vals)

@@ -23,7 +23,7 @@ def run_phase(self, phase: int, logging: bool = False) -> Optional[Interruption]
     if phase == 1:
         self._default_processor()
     waf = self.waf
-    self.chains.union_keys = None
+    self.chains.union_keys = self.chains.scan_skip = self.known = None
     if self.unfolded:
         rules, markers = waf.phases[phase], waf.markers[phase]
     else:
@@ -34,6 +34,8 @@ def run_phase(self, phase: int, logging: bool = False) -> Optional[Interruption]
             start = plan.start(self.vars, self._removed_targets)
             rules, markers = start.rules, start.markers
             self.chains.union_keys = start.keys  # the union scan reads only those
+            self.chains.scan_skip = start.scan_skip
+            self.known = start.known
             if start.pending:
                 try:
                     return _loop(self, phase, logging, rules, markers, start)

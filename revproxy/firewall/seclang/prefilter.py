@@ -205,17 +205,27 @@ class Union:
                 out.update(match(text.lower()) or ())
         return out, len(own)
 
-    def scan(self, values_of, only=None) -> Tuple[Dict[int, set], Dict[int, dict], int]:
+    def scan(self, values_of, only=None, skip=None
+             ) -> Tuple[Dict[int, set], Dict[int, dict], int]:
         """({group id: pattern indexes maybe matching}, {group id: {dirty value: whether
         it is a header value}}, values read); ``values_of(target, cache_key)`` reads with
         no exclusion. With ``only``, only the targets of those cache keys are read: the
-        hits are then a superset for the rules reading only those targets."""
+        hits are then a superset for the rules reading only those targets. With ``skip``
+        (cleanskip.Start.scan_skip: records, readers, cache key -> source), a value whose
+        record holds every reader of its source is left out: no rule evaluates it."""
         seen: Dict[bytes, None] = {}
         dirty: Dict[int, dict] = {}
         for t, key, header in self.targets:
             if only is not None and key not in only:
                 continue
-            for _name, value in values_of(t, key):
+            got = values_of(t, key)
+            if skip is not None:
+                i = skip[2].get(key)
+                record = skip[0][i] if i is not None else None
+                if record is not None:
+                    mine = skip[1][i]
+                    got = [x for x in got if record.get(x, 0) & mine != mine]
+            for _name, value in got:
                 residue = value.translate(None, SAFE)
                 if residue:
                     for g, keys in self.dirty_groups(residue):

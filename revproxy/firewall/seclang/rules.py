@@ -167,7 +167,7 @@ class Rule:
         "redirect", "allow_scope", "skip", "skip_after", "capture", "multi_match", "log",
         "auditlog", "chain", "child", "parent", "effects", "marker", "always", "raw_actions",
         "plan", "pre", "fast", "delta", "t_class", "t_runs", "op_memo", "op_batch",
-        "cbit",
+        "cbit", "csrc",
     )
 
     def __init__(self, file: str, line: int) -> None:
@@ -218,6 +218,7 @@ class Rule:
         self.op_memo = False   # the operator's argument holds a macro that may be memoised
         self.op_batch = None   # the operator's none_match(values): no value can match
         self.cbit = 0          # cleanskip.py: this pure rule's bit in its phase's plan
+        self.csrc = ()         # cleanskip.py: the source index of each of its targets
 
     def finish(self) -> None:
         """Freeze the targets after every SecRuleUpdateTarget*: each with the text key the

@@ -24,6 +24,7 @@ SecRule REQUEST_FILENAME "@rx ^/admin" "id:11,phase:1,pass,log,chain"
     SecRule ARGS:user "!@streq root" "t:none"
 SecRule REQUEST_METHOD "@rx ^(?:GET|HEAD)$" "id:12,phase:1,pass,nolog,chain"
     SecRule ARGS_NAMES "@rx ^bad" "setvar:tx.bad=1"
+SecRule ARGS_NAMES "@rx ^zzz" "id:13,phase:1,pass,log"
 SecRule ARGS "@rx (?i)attack" "id:20,phase:2,pass,log,t:lowercase"
 SecRule ARGS "@pm evil wicked" "id:21,phase:2,pass,log"
 SecRule ARGS_GET:mid "@streq 1" "id:22,phase:2,pass,nolog,ctl:ruleRemoveTargetById=23;ARGS:q"
@@ -123,6 +124,14 @@ def test_a_removed_rule_is_not_credited(pair):
         assert 21 not in logged
     logged, _ = _both(pair, uri=b"/p?q=evil")
     assert 21 in logged
+
+
+def test_a_value_known_clean_still_reaches_a_later_chain_link(pair):
+    # "badkey" is known clean for rule 13 (phase 1's only pure reader of ARGS_NAMES), but
+    # rule 12's second link reads ARGS_NAMES through the prefilter too: the union scan
+    # must still see it, or tx.bad is never set and rule 27 never denies
+    for _ in range(3):
+        assert _both(pair, uri=b"/p?badkey=1")[1] == ("deny", 403, 27)
 
 
 def test_long_values_are_never_recorded(pair):
