@@ -7,9 +7,7 @@
 
 from __future__ import annotations
 
-from twisted.internet.interfaces import IHandshakeListener
 from twisted.logger import Logger
-from zope.interface import implementer
 
 from revproxy import gcpressure
 from revproxy.pipeline.context import PeerFacts
@@ -18,7 +16,6 @@ from revproxy.tls.facts import TLSFacts
 log = Logger(namespace="revproxy.server")
 
 
-@implementer(IHandshakeListener)
 def admit(conn) -> bool:
     """A new client connection (HTTP/1.1 or HTTP/2): set its ``client_ip``, ``client_port``
     and ``peer`` (``PeerFacts``, with an empty ``TLSFacts`` on TLS listeners, filled at the

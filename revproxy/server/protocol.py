@@ -9,8 +9,10 @@ owns the connection. Its deadlines, flow control and slow-client handling are
 
 from __future__ import annotations
 
+from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from revproxy.http1.errors import ProtocolError
 from revproxy.pipeline.hooks import run_phase
@@ -27,6 +29,7 @@ from revproxy.timers import DeadlineMixin
 log = Logger(namespace="revproxy.server")
 
 
+@implementer(IHandshakeListener)  # told when a TLS listener's handshake completes
 class ClientConnection(PacingMixin, DeadlineMixin, Protocol):
     """One client connection. ``runtime`` is the config snapshot it was accepted under."""
 

@@ -147,6 +147,24 @@ class TLSLiveTests(unittest.TestCase):
         self.assertTrue(tls.cipher.startswith("TLS_"))
 
     @defer.inlineCallbacks
+    def test_tls_facts_and_client_certificate_with_http2_off(self):
+        """With ``[http2] enabled = false`` the TLS listener hands the handshake to the
+        HTTP/1.1 connection itself, which must still be told it completed: PeerFacts.tls
+        is filled and the client certificate reaches the backend."""
+        yield self.service.stopService()
+        data = copy.deepcopy(self.data)
+        data["http2"] = {"enabled": False}
+        self.service, self.port = yield start_proxy(self, data)
+        alice = self.certs.alice
+        client = yield self.connect("site.test", cert=alice.cert, key=alice.key)
+        seen = yield get_echo(client)
+        self.assertEqual(seen["x-client-subject"], ["CN=alice"])
+        [conn] = [c for c in self.service.runtime.stats.connections]
+        tls = conn.peer.tls
+        self.assertTrue(tls.complete)
+        self.assertEqual((tls.server_name, tls.version), ("site.test", "TLSv1.3"))
+
+    @defer.inlineCallbacks
     def test_client_certificate_headers_and_forgeries_stripped(self):
         """With a verified client certificate the backend gets its subject and SHA-256; the
         same headers sent by a client are dropped, with or without a certificate."""
