@@ -164,7 +164,10 @@ class Variables:
             if target.name in WRITABLE and target.key is not None and target.regex is None \
                     and not target.count:  # TX:name, the CRS's most common target
                 val = self.stores[target.name.lower()].get(target.key)
-                return [] if val is None else [(target.name + ":" + target.key, val)]
+                if val is None or exclusions and any(
+                        x.excludes(target.name, target.key_bytes) for x in exclusions):
+                    return []  # (ctl:ruleRemoveTargetById=N;TX:name removes it)
+                return [(target.name + ":" + target.key, val)]
             return self._compute(target, exclusions)
         hit = self._vcache.get(cache_key)
         if hit is None:

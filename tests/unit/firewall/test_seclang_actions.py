@@ -93,6 +93,21 @@ def test_ctl_rule_remove_target_by_id_and_tag_including_regex_keys():
     assert [(m.rule_id, m.variable) for m in tx.matches] == [(10, "ARGS:bb"), (11, "ARGS:a")]
 
 
+def test_ctl_rule_remove_target_by_id_removes_a_tx_key_and_a_tx_count():
+    """``ctl:ruleRemoveTargetById=N;TX:name`` takes ``TX:name`` (and only it) away from
+    rule N, read directly or counted; a rule it does not name still sees it."""
+    w = waf('SecAction "id:1,phase:1,pass,nolog,setvar:tx.level=2,setvar:tx.other=2,'
+            'ctl:ruleRemoveTargetById=10;TX:level,ctl:ruleRemoveTargetById=11;TX:level,'
+            'ctl:ruleRemoveTargetById=13;TX:level"\n'
+            'SecRule TX:level|TX:other "@eq 2" "id:10,phase:1,pass,log"\n'
+            'SecRule TX:level "@eq 2" "id:11,phase:1,pass,log"\n'
+            'SecRule TX:level "@eq 2" "id:12,phase:1,pass,log"\n'
+            'SecRule &TX:level "@eq 0" "id:13,phase:1,pass,log"\n')
+    tx = run(w)
+    assert [(m.rule_id, m.variable) for m in tx.matches] == [
+        (10, "TX:other"), (12, "TX:level"), (13, "TX:level")]
+
+
 def test_ctl_rule_engine_switches_modes_mid_transaction():
     w = waf('SecAction "id:1,phase:1,pass,nolog,ctl:ruleEngine=DetectionOnly"\n'
             'SecAction "id:2,phase:1,deny,log"\n')
