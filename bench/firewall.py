@@ -1,6 +1,8 @@
 """Benchmark the firewall: a benign 1 KiB GET and a 4 KiB form POST through revproxy with the
-CRS at paranoia level 1 on and with the firewall off, CPython and PyPy, in one run; then the
-time of single requests carrying large adversarial bodies (the limits must hold).
+CRS at paranoia level 1 on and with the firewall off, CPython and PyPy, in one run; the same
+two with values that change on every request ("-fresh": a query id and a session cookie,
+every form field); then the time of single requests carrying large adversarial bodies (the
+limits must hold).
 
 Run with the venv's python from the repo root (see bench/README.md, "Firewall"):
 
@@ -34,7 +36,7 @@ FORM = "&".join("field%d=%s" % (i, ("value-%d-" % i + "abcdefghij" * 6)[:70])
                 for i in range(56))[:4096]
 NAMES = ("revproxy-cpython-off", "revproxy-cpython-crs", "revproxy-pypy-off",
          "revproxy-pypy-crs")
-SCENARIOS = ("get-1k", "post-4k")
+SCENARIOS = ("get-1k", "post-4k", "get-1k-fresh", "post-4k-fresh")
 NO_FILES_LIMIT = 131072  # the default [firewall] request_body_no_files_limit
 UPLOAD_SIZE = 8 * 1024 * 1024  # under the default max_body_size (10m) and body limit
 
@@ -68,6 +70,29 @@ paranoia_level = 1
 POST_LUA = """wrk.method = "POST"
 wrk.body = "{body}"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+"""
+# "fresh": the same requests with values no earlier request had (a query id and a session
+# cookie on the GET, every field of the form), so the engine's records of values seen
+# clean (docs/firewall-engine.md) cannot cover them
+GET_FRESH_LUA = """counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", "/1k.bin?id=" .. counter .. "&ref=p" .. counter .. "q",
+                    {["Cookie"] = string.format("session=%016x", counter)})
+end
+"""
+POST_FRESH_LUA = """counter = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+request = function()
+  counter = counter + 1
+  local parts = {}
+  for i = 0, 55 do
+    local v = ("value-" .. i .. "-" .. counter .. "-" .. string.rep("abcdefghij", 6))
+    parts[#parts + 1] = "field" .. i .. "=" .. v:sub(1, 70)
+  end
+  return wrk.format(nil, "/form", nil, table.concat(parts, "&"):sub(1, 4096))
+end
 """
 
 
@@ -136,13 +161,14 @@ def wrk(port: int, scenario: str, work: str, seconds: int) -> dict:
     argv = ["wrk", "-t1", "-c50", "-d%ds" % seconds, "--timeout", "10s", "--latency"]
     for key, value in HEADERS.items():
         argv += ["-H", "%s: %s" % (key, value)]
-    if scenario == "post-4k":
-        script = os.path.join(work, "post.lua")
+    lua = {"post-4k": POST_LUA.format(body=FORM), "get-1k-fresh": GET_FRESH_LUA,
+           "post-4k-fresh": POST_FRESH_LUA}.get(scenario)
+    if lua is not None:
+        script = os.path.join(work, scenario + ".lua")
         with open(script, "w") as f:
-            f.write(POST_LUA.format(body=FORM))
-        argv += ["-s", script, "http://127.0.0.1:%d/form" % port]
-    else:
-        argv.append("http://127.0.0.1:%d/1k.bin" % port)
+            f.write(lua)
+        argv += ["-s", script]
+    argv.append("http://127.0.0.1:%d/%s" % (port, "form" if "post" in scenario else "1k.bin"))
     done = subprocess.run(run.pinned(0, argv), stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=seconds + 60)
     text = done.stdout.decode("utf-8", "replace")
