@@ -31,9 +31,10 @@ value can only make a rule that would not match drop out: what a later request r
 during the phase only takes values or rules away.
 
 Bounds: values longer than ``VALUE_MAX`` bytes are never recorded (their source stays
-unclean), and a source's record holds at most ``MEMO_MAX`` values (it is emptied when
-full), so a client sending new values on every request costs a set lookup per value and
-cannot grow memory. Records belong to a loaded WAF: a reload starts empty.
+unclean), a source's record holds at most ``MEMO_MAX`` values (it is emptied when full)
+and a phase's records together at most ``PLAN_MAX`` (all are emptied then: about 3 MiB),
+so a client sending new values on every request costs a dict lookup per value and cannot
+grow memory. Records belong to a loaded WAF: a reload starts empty.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ VALUE_MAX = 256
 MEMO_MAX = 512
 CACHE_MAX = 256  # lists kept per phase, one per (empty sources, clean sources) pair
 SIGNATURES_MAX = 16  # sets of target removals with records kept per phase
+PLAN_MAX = 8192  # values recorded per phase over all sources and signatures
 
 # operators whose outcome depends only on the value and their argument (shipped ones)
 _PURE_OPS = frozenset((
@@ -143,6 +145,7 @@ class Plan(emptyskip.Plan):
             (i, kind, name, key) + (reps[i] if reps[i] is not None else (None, ""))
             + (readers[i], 1 << i) for i, (kind, name, key) in enumerate(self.sources))
         self.memos: Dict[tuple, List[dict]] = {}  # removals' signature -> records
+        self.entries = 0  # values recorded over all of them (at most PLAN_MAX)
         self._pairs: Dict[Tuple[int, int], Tuple[list, Dict[str, int], frozenset]] = {}
 
     def start(self, v, removals: list = ()) -> Start:
@@ -153,6 +156,7 @@ class Plan(emptyskip.Plan):
         memo = self.memos.get(sig)
         if memo is None:
             if len(self.memos) >= SIGNATURES_MAX:
+                self.forget()
                 self.memos.clear()
             memo = self.memos[sig] = [{} for _ in self.sources]
         empty = 0
@@ -234,6 +238,13 @@ class Plan(emptyskip.Plan):
                         keys.update(t.text + "|" for t in link.targets)
         return out, markers, frozenset(keys)
 
+    def forget(self) -> None:
+        """Empty every record of every signature (the phase's total bound was reached)."""
+        for memo in self.memos.values():
+            for record in memo:
+                record.clear()
+        self.entries = 0
+
     def learn(self, start: Start, ev) -> None:
         """After the phase ran on the Evaluator ``ev``: record, for each value of a pending
         source, the readers that were cleared (``start.cleared``, a mask of ``cbit``: first
@@ -256,9 +267,13 @@ class Plan(emptyskip.Plan):
                     continue
                 old = seen.get(x)
                 if old is None:
+                    if self.entries >= PLAN_MAX:
+                        self.forget()
                     if len(seen) >= MEMO_MAX:
+                        self.entries -= len(seen)
                         seen.clear()
                     seen[x] = add
+                    self.entries += 1
                 elif old | add != old:
                     seen[x] = old | add
 

@@ -149,11 +149,13 @@ def test_long_values_are_never_recorded(pair):
 def test_records_are_bounded(monkeypatch, pair):
     fast, _plain = pair
     monkeypatch.setattr(cleanskip, "MEMO_MAX", 8)
-    for i in range(40):
-        _both(pair, uri=b"/p?k=v%d" % i)
-    sizes = [len(record) for plan in fast.empty_plans.values()
-             for memo in plan.memos.values() for record in memo]
-    assert sizes and max(sizes) <= 8
+    monkeypatch.setattr(cleanskip, "PLAN_MAX", 20)
+    for i in range(40):  # new values, and new removal signatures (skip=1 on some)
+        _both(pair, uri=b"/p?k=v%d&q=%d%s" % (i, i, b"&skip=1" if i % 3 else b""))
+    for plan in fast.empty_plans.values():
+        sizes = [len(record) for memo in plan.memos.values() for record in memo]
+        assert max(sizes, default=0) <= 8 and sum(sizes) <= 20
+        assert plan.entries == sum(sizes)
 
 
 def test_body_and_response_rules(pair):
