@@ -37,30 +37,31 @@ RESPONSE_HEADERS = [(b"content-type", b"application/octet-stream"),
 PAGE = [(b"content-type", b"text/html"), (b"content-length", b"29")]
 
 
-def get_request(waf):
-    view = RequestView("127.0.0.1", 40000, "127.0.0.1", 80, b"GET", b"/1k.bin", b"HTTP/1.1",
-                       HEADERS, b"bench")
-    tx = waf.transaction(view)
-    tx.phase1()
-    tx.phase2(None)
-    tx.phase3(200, RESPONSE_HEADERS)
-    tx.phase4(b"x" * 1024)
-    tx.phase5()
-    return tx
-
-
-def post_request(waf):
-    headers = HEADERS + [(b"content-type", b"application/x-www-form-urlencoded"),
-                         (b"content-length", b"%d" % len(FORM))]
-    view = RequestView("127.0.0.1", 40000, "127.0.0.1", 80, b"POST", b"/form", b"HTTP/1.1",
+def _run(waf, method, uri, headers, body, status, response_headers, response_body):
+    """One transaction through phases 1-5, as the proxy runs them."""
+    view = RequestView("127.0.0.1", 40000, "127.0.0.1", 80, method, uri, b"HTTP/1.1",
                        headers, b"bench")
     tx = waf.transaction(view)
     tx.phase1()
-    tx.phase2(FORM)
-    tx.phase3(200, PAGE)
-    tx.phase4(b"<html><body>ok</body></html>\n")
+    tx.phase2(body)
+    tx.phase3(status, response_headers)
+    tx.phase4(response_body)
     tx.phase5()
     return tx
+
+
+def _form_headers(form):
+    return HEADERS + [(b"content-type", b"application/x-www-form-urlencoded"),
+                      (b"content-length", b"%d" % len(form))]
+
+
+def get_request(waf):
+    return _run(waf, b"GET", b"/1k.bin", HEADERS, None, 200, RESPONSE_HEADERS, b"x" * 1024)
+
+
+def post_request(waf):
+    return _run(waf, b"POST", b"/form", _form_headers(FORM), FORM, 200, PAGE,
+                b"<html><body>ok</body></html>\n")
 
 
 _COUNTER = [0]
@@ -71,16 +72,9 @@ def get_fresh_request(waf):
     values earlier requests showed clean, cleanskip.py, do not cover them)."""
     _COUNTER[0] += 1
     n = _COUNTER[0]
-    view = RequestView("127.0.0.1", 40000, "127.0.0.1", 80, b"GET",
-                       b"/1k.bin?id=%d&ref=p%dq" % (n, n), b"HTTP/1.1",
-                       HEADERS + [(b"cookie", b"session=%016x" % n)], b"bench")
-    tx = waf.transaction(view)
-    tx.phase1()
-    tx.phase2(None)
-    tx.phase3(200, RESPONSE_HEADERS)
-    tx.phase4(b"x" * 1024)
-    tx.phase5()
-    return tx
+    return _run(waf, b"GET", b"/1k.bin?id=%d&ref=p%dq" % (n, n),
+                HEADERS + [(b"cookie", b"session=%016x" % n)], None, 200, RESPONSE_HEADERS,
+                b"x" * 1024)
 
 
 def post_fresh_request(waf):
@@ -89,17 +83,8 @@ def post_fresh_request(waf):
     n = _COUNTER[0]
     form = "&".join("field%d=%s" % (i, ("value-%d-%d-" % (i, n) + "abcdefghij" * 6)[:70])
                     for i in range(56))[:4096].encode()
-    headers = HEADERS + [(b"content-type", b"application/x-www-form-urlencoded"),
-                         (b"content-length", b"%d" % len(form))]
-    view = RequestView("127.0.0.1", 40000, "127.0.0.1", 80, b"POST", b"/form", b"HTTP/1.1",
-                       headers, b"bench")
-    tx = waf.transaction(view)
-    tx.phase1()
-    tx.phase2(form)
-    tx.phase3(200, PAGE)
-    tx.phase4(b"<html><body>ok</body></html>\n")
-    tx.phase5()
-    return tx
+    return _run(waf, b"POST", b"/form", _form_headers(form), form, 200, PAGE,
+                b"<html><body>ok</body></html>\n")
 
 
 SCENARIOS = {"get": get_request, "post": post_request, "get-fresh": get_fresh_request,

@@ -42,8 +42,7 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Tuple
 
 from . import emptyskip
-from .emptyskip import _KEYED, _SCALAR, _WHOLE, _XML
-from .variables import _COLLECTION_NAMES
+from .emptyskip import _KEYED, _WHOLE, _XML
 
 ENABLED = True  # tests load rule sets with and without it
 VALUE_MAX = 256
@@ -75,21 +74,7 @@ def pure_sources(rule, default_ops: bool) -> Optional[List[Tuple[int, str, Optio
         return None
     if rule.op_name.lower() not in _PURE_OPS or "%{" in rule.op_arg:
         return None
-    out = []
-    for t in rule.targets:
-        if t.count:
-            return None
-        if t.name == "XML":  # clean only when no document was parsed
-            out.append((_XML, "XML", None))
-        elif t.name in PURE_SCALARS:
-            out.append((_SCALAR, t.name, None))
-        elif t.name not in _COLLECTION_NAMES:
-            return None
-        elif t.key is not None and t.regex is None:
-            out.append((_KEYED, t.name, t.key_bytes))
-        else:
-            out.append((_WHOLE, t.name, None))
-    return out
+    return emptyskip.target_sources(rule.targets, PURE_SCALARS)
 
 
 class Start:

@@ -37,13 +37,19 @@ def _sources(rule) -> Optional[List[Tuple[int, str, Optional[bytes]]]]:
     """The sources of ``rule``'s first link when it reads only collections, else None."""
     if rule.marker is not None or rule.delta is not None or not rule.targets:
         return None
+    return target_sources(rule.targets, _SCALARS)
+
+
+def target_sources(targets, scalars) -> Optional[List[Tuple[int, str, Optional[bytes]]]]:
+    """The source of each of ``targets`` (one per target, in order), or None when one is
+    a count or neither XML, a request/response collection nor one of ``scalars``."""
     out = []
-    for t in rule.targets:
+    for t in targets:
         if t.count:
             return None
         if t.name == "XML":
             out.append((_XML, "XML", None))
-        elif t.name in _SCALARS:
+        elif t.name in scalars:
             out.append((_SCALAR, t.name, None))
         elif t.name not in _COLLECTION_NAMES:
             return None
