@@ -19,6 +19,9 @@ SecResponseBodyAccess On
 SecResponseBodyMimeType text/html
 SecRule ARGS:skip "@streq 1" "id:1,phase:1,pass,nolog,ctl:ruleRemoveTargetById=20;ARGS:q"
 SecRule REQUEST_HEADERS:X-Off "@streq 1" "id:2,phase:1,pass,nolog,ctl:ruleRemoveById=21"
+SecRule ARGS:fold "@streq 1" "id:3,phase:1,pass,nolog,ctl:ruleRemoveById=4"
+SecAction "id:4,phase:1,pass,nolog,setvar:tx.folded=1"
+SecRule TX:folded "@eq 1" "id:5,phase:1,pass,log"
 SecRule ARGS|REQUEST_HEADERS:User-Agent "@rx (?i)attack" "id:10,phase:1,pass,log,t:urlDecodeUni"
 SecRule REQUEST_FILENAME "@rx ^/admin" "id:11,phase:1,pass,log,chain"
     SecRule ARGS:user "!@streq root" "t:none"
@@ -39,7 +42,7 @@ SecRule RESPONSE_BODY "@contains secret" "id:40,phase:4,pass,log"
 
 VALUES = [b"1", b"x", b"attack", b"ATTACK", b"%61ttack", b"evil", b"' or 1=1--", b"<x>",
           b"\x01", b"~", b"%7e", b"root", b"a" * 300, b"wicked one", b""]
-KEYS = [b"q", b"skip", b"mid", b"user", b"badkey", b"k"]
+KEYS = [b"q", b"skip", b"mid", b"user", b"badkey", b"k", b"fold"]
 
 
 def _load(enabled: bool):
@@ -94,7 +97,7 @@ def test_a_clean_request_lets_the_next_one_skip_the_pure_rules(pair):
 
 def test_an_attack_after_the_key_was_seen_clean_is_still_caught(pair):
     for _ in range(3):
-        assert _both(pair, uri=b"/p?q=1")[0] == []
+        assert _both(pair, uri=b"/p?q=1")[0] == [5]
     logged, _ = _both(pair, uri=b"/p?q=attack")
     assert 20 in logged and 10 in logged
 
@@ -132,6 +135,19 @@ def test_a_value_known_clean_still_reaches_a_later_chain_link(pair):
     # must still see it, or tx.bad is never set and rule 27 never denies
     for _ in range(3):
         assert _both(pair, uri=b"/p?badkey=1")[1] == ("deny", 403, 27)
+
+
+def test_a_removal_of_a_folded_rule_runs_the_unfolded_list_with_the_records(pair):
+    # rule 4 is folded at load (a constant SecAction); fold=1 removes it, so the phase
+    # continues on the unfolded list, where the rules left out on clean values come back
+    fast, _plain = pair
+    assert 4 in fast.folded_ids
+    for _ in range(2):
+        assert 5 in _both(pair, uri=b"/p?q=1")[0]
+    logged, _ = _both(pair, uri=b"/p?fold=1&q=attack")
+    assert 5 not in logged and 10 in logged and 20 in logged
+    logged, _ = _both(pair, uri=b"/p?fold=1&q=1")
+    assert 5 not in logged
 
 
 def test_long_values_are_never_recorded(pair):
