@@ -221,11 +221,11 @@ class Evaluator:
         if pre is not None:
             group, index = pre
             h = self._hits.get(group.id)
-            if h is None:
+            if h is None and not rule.hot:  # (a hot rule would run anyway: no scan for it)
                 h, n = self.chains.group_hits(group, rule)
                 self._hits[group.id] = h
                 self.work += n
-            if index not in h:
+            if h is not None and index not in h:
                 return False
         excl = rule.exclusions
         extra_key = ""

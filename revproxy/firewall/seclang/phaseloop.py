@@ -98,6 +98,8 @@ def _loop(self, phase: int, logging: bool, rules: list, markers, start
             matched = fast(self, detect) if fast is not None else general(rule, detect)
         else:
             matched = eval_chain(rule, detect)
+        if pre is not None:  # its first link matched: next time, no prefilter scan for it
+            rule.hot = bool(variables.matched)
         if self.unfold:  # leave the folded list right after this rule
             self.unfold, self.unfolded = False, True
             rules, markers = waf.phases[phase], waf.markers[phase]

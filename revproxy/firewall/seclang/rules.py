@@ -167,7 +167,7 @@ class Rule:
         "redirect", "allow_scope", "skip", "skip_after", "capture", "multi_match", "log",
         "auditlog", "chain", "child", "parent", "effects", "marker", "always", "raw_actions",
         "plan", "pre", "fast", "delta", "t_class", "t_runs", "op_memo", "op_batch",
-        "cbit", "csrc",
+        "cbit", "csrc", "hot",
     )
 
     def __init__(self, file: str, line: int) -> None:
@@ -219,6 +219,10 @@ class Rule:
         self.op_batch = None   # the operator's none_match(values): no value can match
         self.cbit = 0          # cleanskip.py: this pure rule's bit in its phase's plan
         self.csrc = ()         # cleanskip.py: the source index of each of its targets
+        # its first link matched the last time it ran: it does not ask the prefilter for a
+        # scan (one already made still skips it); a hint shared by transactions, never a
+        # verdict
+        self.hot = False
 
     def finish(self) -> None:
         """Freeze the targets after every SecRuleUpdateTarget*: each with the text key the

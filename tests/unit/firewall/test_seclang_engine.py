@@ -266,8 +266,46 @@ def test_prefilter_takes_pm_and_multimatch_rules_and_keeps_their_verdicts():
     assert ids(run(w, b"/?z=1&a=EVIL&b=2")) == [5]       # a clean value, lowered
     assert ids(run(w, b"/?a=%2545vil")) == [5]            # dirty: %45 -> E -> e
     assert ids(run(w, b"/?a=1&b=ok&c=2")) == [6]
+    # rule 6 matched last time ("hot"): it runs once more without asking for a scan
+    assert ids(run(w, b"/?a=evi&b=l")) == []
     calls.clear()
     assert ids(run(w, b"/?a=evi&b=l")) == [] and calls == []
+
+
+def test_a_rule_whose_first_link_matched_last_time_asks_for_no_scan():
+    """A rule whose first link matched on the previous request (920170's method check,
+    920450's header-name capture: on every request) runs without asking the prefilter
+    for a union scan, which would only confirm it; once it stops matching it asks again.
+    The verdicts are the prefilter's either way."""
+    from revproxy.firewall.seclang import prefilter
+    if not prefilter.AVAILABLE:
+        import pytest
+        pytest.skip("google-re2 is not installed for this interpreter (PyPy)")
+    from revproxy.firewall.seclang.chains import Chains
+    w = waf('SecRule REQUEST_METHOD "@rx ^(?:GET|HEAD)$" "id:1,phase:1,pass,log,chain"\n'
+            '    SecRule ARGS "@rx evil" "t:none"\n'
+            'SecRule ARGS "@rx ^zz" "id:2,phase:2,log"\n')
+    first = next(r for r in w.all_rules if r.id == 1)  # the chain's first link
+    scans = []
+    original = Chains.group_hits
+
+    def counting(self, group, rule):
+        scans.append(rule)
+        return original(self, group, rule)
+    Chains.group_hits = counting
+    try:
+        run(w, b"/?q=1")
+        assert scans[:1] == [first]  # cold: the first link asked for its group's hits
+        scans.clear()
+        assert ids(run(w, b"/?q=1")) == [] and first not in scans  # hot: no scan for it
+        assert scans == [first.child]  # (the second link still asks for its own)
+        assert ids(run(w, b"/?q=evil")) == [1]                  # still the same verdicts
+        assert ids(run(w, b"/?q=zz", method=b"POST")) == [2]    # first link fails: cold
+        scans.clear()
+        run(w, b"/?q=1")
+        assert first in scans
+    finally:
+        Chains.group_hits = original
 
 
 def test_prefilter_remembers_header_values_without_changing_verdicts():
