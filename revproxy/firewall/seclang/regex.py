@@ -30,6 +30,8 @@ try:  # pragma: no cover - depends on the interpreter
 except ImportError:  # pragma: no cover
     _re2 = None
 
+_UNANCHORED = getattr(getattr(_re2, "_Anchor", None), "UNANCHORED", None)
+
 RE2_AVAILABLE = _re2 is not None
 QUICK = True  # tests compile without the quick negative answer
 RE_FALLBACK_LIMIT = 32 * 1024
@@ -43,7 +45,7 @@ class RegexError(ValueError):
 class Regex:
     """A compiled @rx pattern. ``engine`` is "re2" or "re"."""
 
-    __slots__ = ("pattern", "engine", "_search", "limit", "_quick")
+    __slots__ = ("pattern", "engine", "_search", "limit", "_quick", "_spans")
 
     def __init__(self, pattern: bytes, engine: str, compiled, limit: Optional[int],
                  quick=None):
@@ -54,6 +56,9 @@ class Regex:
         # RE2: the pattern alone in a set, whose C Match (a list of indexes, empty when it
         # does not match) answers the usual "no" without the wrapper's frames and groups
         self._quick = quick
+        # RE2: the compiled pattern's C Match (the spans of every group, (-1, -1) when
+        # it took no part), which the wrapper's search turns into a match object
+        self._spans = _c_match(compiled) if engine == "re2" else None
 
     def search(self, data: bytes) -> Optional[Tuple[bytes, Tuple[bytes, ...]]]:
         """(group 0, groups 0..9 with b"" for groups that did not take part) or None."""
@@ -62,12 +67,28 @@ class Regex:
             return None
         if self.limit is not None and len(data) > self.limit:
             data = data[: self.limit]
+        spans = self._spans
+        if spans is not None:
+            got = spans(_UNANCHORED, data, 0, len(data))
+            start, end = got[0]
+            if start < 0:
+                return None
+            whole = data[start:end]
+            return whole, (whole,) + tuple(data[a:b] if a >= 0 else b""
+                                           for a, b in got[1:MAX_CAPTURES])
         m = self._search(data)
         if m is None:
             return None
         groups = m.groups()[: MAX_CAPTURES - 1]
         whole = m.group(0)
         return whole, (whole,) + tuple(g if g is not None else b"" for g in groups)
+
+
+def _c_match(compiled):
+    """google-re2's C ``Match(anchor, text, pos, endpos) -> [(start, end), ...]`` behind
+    ``compiled`` (a private attribute: None when this version has no such thing)."""
+    inner = getattr(compiled, "_regexp", None)
+    return getattr(inner, "Match", None) if _UNANCHORED is not None else None
 
 
 def compile_re2(pattern: bytes) -> Optional[Regex]:
