@@ -258,19 +258,34 @@ def _networks(entries: List[str], what: str):
     return networks
 
 
+IP_MEMO_MAX = 4096  # addresses whose @ipMatch answer an operator remembers
+
+
 def _ip_op(networks) -> Operator:
+    """@ipMatch over ``networks``; the answer per address text is remembered (the same
+    clients come back: parsing an address costs more than the rest), at most
+    ``IP_MEMO_MAX`` of them, emptied when full."""
     v4 = tuple(n for n in networks if n.version == 4)
     v6 = tuple(n for n in networks if n.version == 6)
+    memo: Dict[bytes, bool] = {}
 
-    def op(value: bytes, expand: Expand) -> Optional[Match]:
+    def within(value: bytes) -> bool:
         try:
             address = ipaddress.ip_address(value.decode("ascii").strip())
         except (ValueError, UnicodeDecodeError):
-            return None
-        for network in (v4 if address.version == 4 else v6):
-            if address in network:
-                return Match(value)
-        return None
+            return False
+        return any(address in network for network in (v4 if address.version == 4 else v6))
+
+    def op(value: bytes, expand: Expand) -> Optional[Match]:
+        found = memo.get(value)
+        if found is None:
+            found = within(value)
+            if len(value) <= 64:
+                if len(memo) >= IP_MEMO_MAX:
+                    memo.clear()
+                memo[value] = found
+        return Match(value) if found else None
+    op.memo = memo  # (tests)
     return op
 
 

@@ -248,6 +248,29 @@ def test_ip_match(tmp_path):
     assert from_file(b"127.0.0.2", no_macros) is not None
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(
+    st.tuples(st.integers(0, 255), st.integers(0, 255)).map(
+        lambda t: b"10.10.%d.%d" % t),
+    st.sampled_from([b"192.168.1.100", b"192.168.1.101", b" 10.10.50.1 ", b"2001:db8::1",
+                     b"2001:db9::1", b"::1", b"x", b"", b"10.10.50.256"])), max_size=30))
+def test_ip_match_remembers_answers_without_changing_them(values):
+    """The per-address memo of @ipMatch gives what parsing each address gives, however
+    often an address comes back, and stays bounded."""
+    import revproxy.firewall.seclang.operators as ops
+    saved = ops.IP_MEMO_MAX
+    ops.IP_MEMO_MAX = 8
+    try:
+        op = build_operator("ipMatch", "192.168.1.100,10.10.50.0/24, 2001:db8::/32", ".")
+        for value in values * 2:
+            fresh = build_operator("ipMatch", "192.168.1.100,10.10.50.0/24, 2001:db8::/32",
+                                   ".")
+            assert (op(value, no_macros) is None) is (fresh(value, no_macros) is None)
+            assert len(op.memo) <= 8
+    finally:
+        ops.IP_MEMO_MAX = saved
+
+
 def test_libinjection_operators():
     """@detectSQLi captures the fingerprint; @detectXSS matches script vectors."""
     m = run("detectSQLi", "", b"1' OR '1'='1")
