@@ -7,7 +7,7 @@ input. So for a whole chain, ``classify`` gives the union of its transformations
 bytes and whether it lower-cases; a value holding none of those bytes comes out of the
 chain as ``value`` or ``value.lower()``, with no transformation called. Benign values
 (words, numbers, identifiers) hold none for most chains, so the engine neither transforms
-them one chain at a time nor runs each chain's RE2 set on them (``prefilter.Union``).
+them one chain at a time nor runs each chain's RE2 set on them (``union.Union``).
 
 Lower-casing maps ASCII letters to letters, so it never adds a sensitive byte: the claim
 holds link by link along the chain (tests/unit/firewall/test_seclang_identity.py checks it
