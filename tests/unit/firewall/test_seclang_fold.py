@@ -31,16 +31,21 @@ REQUESTS = [b"/", b"/?a=pl2", b"/?a=strict", b"/strict?a=strict", b"/off?a=pl2",
             b"/stop?a=bad", b"/?a=bad", b"/strict?a=bad", b"/off?a=bad&b=pl2"]
 
 
-@pytest.fixture(scope="module")
-def pair():
-    folded = waf(RULES)
+def _folded_and_plain(rules: str):
+    """(the rules loaded with folding, the same rules loaded without it)."""
+    folded = waf(rules)
     saved = fold.ENABLED
     fold.ENABLED = False
     try:
-        plain = waf(RULES)
+        plain = waf(rules)
     finally:
         fold.ENABLED = saved
     return folded, plain
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return _folded_and_plain(RULES)
 
 
 
@@ -210,12 +215,6 @@ SecRule TX:a "@eq 1" "id:2,phase:1,pass,nolog,setvar:tx.b=5,chain"
     SecRule TX:a "@eq 2" ""
 SecRule TX:b "@eq 5" "id:3,phase:1,pass,log"
 """
-    folded = waf(rules)
-    saved = fold.ENABLED
-    fold.ENABLED = False
-    try:
-        plain = waf(rules)
-    finally:
-        fold.ENABLED = saved
+    folded, plain = _folded_and_plain(rules)
     a, b = run(folded, b"/"), run(plain, b"/")
     assert ids(a) == ids(b) == [3] and a.variables == b.variables
