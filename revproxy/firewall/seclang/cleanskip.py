@@ -77,6 +77,13 @@ def pure_sources(rule, default_ops: bool) -> Optional[List[Tuple[int, str, Optio
     return emptyskip.target_sources(rule.targets, PURE_SCALARS)
 
 
+def signature(removals: list) -> tuple:
+    """What tells apart the sets of target removals ``removals``
+    (``Evaluator._removed_targets``: (how, which, targets) each)."""
+    return tuple((how, str(which), tuple(t.text for t in targets))
+                 for how, which, targets in removals)
+
+
 class Start:
     """What ``Plan.start`` found on one transaction: the list to run, and for learning the
     sources some of whose readers were not known clean, with their values."""
@@ -133,11 +140,9 @@ class Plan(emptyskip.Plan):
         self.entries = 0  # values recorded over all of them (at most PLAN_MAX)
         self._pairs: Dict[Tuple[int, int], Tuple[list, Dict[str, int], frozenset]] = {}
 
-    def start(self, v, removals: list = ()) -> Start:
-        """The list for the transaction whose ``Variables`` is ``v`` and whose target
-        removals in effect are ``removals`` (``Evaluator._removed_targets``)."""
-        sig = tuple((how, str(which), tuple(t.text for t in targets))
-                    for how, which, targets in removals) if removals else ()
+    def start(self, v, sig: tuple = (), removals: int = 0) -> Start:
+        """The list for the transaction whose ``Variables`` is ``v``; ``sig`` is the
+        signature of the ``removals`` target removals in effect (``signature``)."""
         memo = self.memos.get(sig)
         if memo is None:
             if len(self.memos) >= SIGNATURES_MAX:
@@ -195,7 +200,7 @@ class Plan(emptyskip.Plan):
             if len(self._pairs) >= CACHE_MAX:
                 self._pairs.clear()
             got = self._pairs[pair] = self._build_pair(empty, drop)
-        return Start(got, pending, memo, len(removals), filt, skip)
+        return Start(got, pending, memo, removals, filt, skip)
 
     def lists(self, v) -> Tuple[list, Dict[str, int]]:
         got = self.start(v)

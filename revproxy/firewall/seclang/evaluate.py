@@ -80,6 +80,7 @@ class Evaluator:
         self._ran: set = set()
         self._expand = self.expand_text
         self.known = None  # cleanskip.Start.known of the running phase
+        self._removal_sig: tuple = (0, ())  # (removals, cleanskip.signature of them)
         self.unfolded = False  # running the WAF's unfolded lists (fold.py)
         self.unfold = False    # a removal names a folded rule: switch at the next step
 

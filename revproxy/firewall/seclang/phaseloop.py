@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Optional
 
 from .api import Interruption
-from .cleanskip import Plan
+from .cleanskip import Plan, signature
 
 
 def run_phase(self, phase: int, logging: bool = False) -> Optional[Interruption]:
@@ -31,7 +31,11 @@ def run_phase(self, phase: int, logging: bool = False) -> Optional[Interruption]
         if plan is None:
             rules, markers = waf.run_phases[phase], waf.run_markers[phase]
         elif plan.__class__ is Plan:  # without the rules reading only empty or clean sources
-            start = plan.start(self.vars, self._removed_targets)
+            removals = len(self._removed_targets)
+            sig = self._removal_sig
+            if sig[0] != removals:  # computed again only when a removal was added
+                sig = self._removal_sig = (removals, signature(self._removed_targets))
+            start = plan.start(self.vars, sig[1], removals)
             rules, markers = start.rules, start.markers
             self.chains.union_keys = start.keys  # the union scan reads only those
             self.chains.scan_skip = start.scan_skip
