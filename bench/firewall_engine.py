@@ -5,7 +5,7 @@ bench/firewall.py), then the same two with query, cookie and field values that c
 every request ("fresh": what the records of cleanskip.py cannot cover). No proxy, no
 sockets: this is the engine's own cost per request.
 
-    .venv/bin/python bench/firewall_engine.py [-n 300] [--crs DIR] [--profile get|post]
+    .venv/bin/python bench/firewall_engine.py [-n 300] [--crs DIR] [--product] [--profile get|post]
     bench/firewall_engine.py --both          # CPython then PyPy (the main checkout's venvs)
 
 Prints µs per request (CPU time, the best of 5 rounds after a warm-up) per scenario.
@@ -87,6 +87,16 @@ def post_fresh_request(waf):
                 b"<html><body>ok</body></html>\n")
 
 
+def product_waf(crs: str):
+    """The CRS at paranoia level 1 as ``[firewall] crs = DIR`` loads it."""
+    from revproxy.config.firewall import parse_firewall_flag
+    from revproxy.firewall.crs import find_crs
+    from revproxy.firewall.seclang.engine import load_waf
+    from revproxy.firewall.sources import rule_sources
+    settings = parse_firewall_flag("crs:" + crs)
+    return load_waf(rule_sources(settings, find_crs(crs), "<bench>"))
+
+
 SCENARIOS = {"get": get_request, "post": post_request, "get-fresh": get_fresh_request,
              "post-fresh": post_fresh_request}
 
@@ -108,6 +118,9 @@ def main(argv=None) -> int:
     ap.add_argument("-n", type=int, default=300, help="requests per round")
     ap.add_argument("--crs", default=ftw.crs_dir())
     ap.add_argument("--profile", choices=sorted(SCENARIOS), help="cProfile one scenario")
+    ap.add_argument("--product", action="store_true",
+                    help="load the CRS as the proxy's [firewall] crs = DIR does (what "
+                         "bench/firewall.py measures), not with the regression settings")
     ap.add_argument("--both", action="store_true", help="run on CPython and PyPy")
     args = ap.parse_args(argv)
     if args.both:
@@ -120,7 +133,7 @@ def main(argv=None) -> int:
         print("no CRS found (set REVPROXY_CRS_DIR)", file=sys.stderr)
         return 2
     t0 = time.time()
-    waf = ftw.load_crs(args.crs, paranoia=1)
+    waf = product_waf(args.crs) if args.product else ftw.load_crs(args.crs, paranoia=1)
     load = time.time() - t0
     for fn in SCENARIOS.values():  # results must stay benign
         ids = sorted(m.rule_id for m in fn(waf).matches)

@@ -3,8 +3,8 @@
 
 Usage: scripts/gen-libinjection-data.py PATH/TO/libinjection_sqli_data.h [COPYING]
 
-The header ships inside the libinjection-python sdist (``pip download --no-binary :all:
---no-deps libinjection-python==1.1.6``, file ``libinjection/src/libinjection_sqli_data.h``,
+The header is csrc/libinjection/libinjection_sqli_data.h (taken from the libinjection-python
+1.1.6 sdist, ``pip download --no-binary :all: --no-deps libinjection-python==1.1.6``,
 libinjection 3.9.2). The output keeps libinjection's copyright and BSD licence notice.
 """
 

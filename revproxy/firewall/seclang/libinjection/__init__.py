@@ -2,11 +2,12 @@
 and ``is_xss(data) -> bool``.
 
 Two implementations with one behaviour (libinjection 3.9.2, the version ModSecurity v3
-bundles): the C library through the ``libinjection-python`` binding when it imports
-(CPython; an optional extra, GPL-licensed wrapper around the BSD C code), and a
-pure-Python port (``_sqli``, ``_xss``) everywhere else, PyPy included. The binding takes
-``str`` and encodes it as UTF-8, so input that is not valid UTF-8 always goes to the port.
-``IMPLEMENTATION`` says which one serves valid UTF-8: "native" or "python".
+bundles): the C library, built by setup.py as the optional extension ``_native`` from
+``csrc/`` (CPython; libinjection's BSD-licensed source and a 70-line wrapper of ours), and a
+pure-Python port (``_sqli``, ``_xss``) wherever the extension was not built: PyPy, or an
+install without a C compiler. Both take the value's bytes as they are (NULs and bytes that
+are not UTF-8 included), as ModSecurity passes them. ``IMPLEMENTATION`` says which one
+serves: "native" or "python".
 
 Verdicts on short inputs (at most ``MEMO_MAX_INPUT`` bytes: argument names, cookie and
 header values, most form fields) are memoised process-wide, at most ``MEMO_MAX_ENTRIES``
@@ -16,35 +17,34 @@ attacker bytes (about 4096 x 256 = 1 MiB per detector).
 
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 from . import _sqli, _xss
 
 python_is_sqli = _sqli.is_sqli
 python_is_xss = _xss.is_xss
 
-try:  # pragma: no cover - depends on the interpreter
-    import libinjection as _native  # the libinjection-python binding
-
-    _native_sqli = _native.is_sql_injection
-    _native_xss = _native.is_xss
+try:  # pragma: no cover - depends on the build
+    from . import _native as native
     IMPLEMENTATION = "native"
-except (ImportError, AttributeError):
-    _native = None
+except ImportError:
+    native = None
     IMPLEMENTATION = "python"
 
 
 def native_is_sqli(data: bytes) -> Tuple[bool, bytes]:
-    """The C library's verdict (only for valid UTF-8 ``data``; needs the binding)."""
-    result = _native_sqli(data.decode("utf-8"))
-    if result["is_sqli"]:
-        return True, result["fingerprint"].encode("ascii")
-    return False, b""
+    """The C library's verdict (needs the extension)."""
+    fingerprint: Optional[bytes] = native.sqli(data)
+    return (True, fingerprint) if fingerprint is not None else (False, b"")
 
 
 def native_is_xss(data: bytes) -> bool:
-    """The C library's verdict (only for valid UTF-8 ``data``; needs the binding)."""
-    return bool(_native_xss(data.decode("utf-8"))["is_xss"])
+    """The C library's verdict (needs the extension)."""
+    return native.xss(data)
+
+
+_is_sqli = native_is_sqli if native is not None else python_is_sqli
+_is_xss = native_is_xss if native is not None else python_is_xss
 
 
 MEMO_MAX_INPUT = 256
@@ -84,21 +84,3 @@ def is_xss(data: bytes) -> bool:
             _xss_memo.clear()
         _xss_memo[data] = r
     return r
-
-
-def _is_sqli(data: bytes) -> Tuple[bool, bytes]:
-    if _native is not None:
-        try:
-            return native_is_sqli(data)
-        except UnicodeDecodeError:
-            pass
-    return python_is_sqli(data)
-
-
-def _is_xss(data: bytes) -> bool:
-    if _native is not None:
-        try:
-            return native_is_xss(data)
-        except UnicodeDecodeError:
-            pass
-    return python_is_xss(data)
