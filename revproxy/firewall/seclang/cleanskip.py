@@ -211,7 +211,7 @@ class Plan(emptyskip.Plan):
         out = []
         for i, r in enumerate(self.rules):
             m = needs.get(i)
-            if m is not None and not m & ~empty:
+            if m is not None and emptyskip.empty_link(m, empty):
                 continue
             m = pure.get(i)
             if m is not None and (r.cbit & drop or not m & ~empty):
@@ -268,14 +268,15 @@ class Plan(emptyskip.Plan):
                     seen[x] = old | add
 
 
-def plan(rules: list, default_ops: bool) -> Optional[Plan]:
-    """The Plan of a phase list, or None (nothing to skip, or a counted ``skip:N``)."""
+def plan(rules: list, default_ops: bool, chains: bool = True) -> Optional[Plan]:
+    """The Plan of a phase list, or None (nothing to skip, or a counted ``skip:N``);
+    ``chains`` as emptyskip.plan's."""
     if any(r.skip for r in rules if r.marker is None and r.delta is None):
         return None
     index: Dict[tuple, int] = {}
     reps: Dict[int, Optional[Tuple[object, str]]] = {}
     keyidx: Dict[str, int] = {}
-    needs: Dict[int, int] = {}
+    needs: Dict[int, tuple] = {}
     pure: Dict[int, int] = {}
     cbit = 1
 
@@ -287,9 +288,11 @@ def plan(rules: list, default_ops: bool) -> Optional[Plan]:
             m |= 1 << j
         return m
     for i, r in enumerate(rules):
-        got = emptyskip._sources(r) if emptyskip.ENABLED else None
-        if got is not None:
-            needs[i] = mask(r, got)
+        if emptyskip.ENABLED and r.marker is None and r.delta is None:
+            masks = tuple(mask(link, got) for link, got in
+                          emptyskip.link_sources(r, chains))
+            if masks:
+                needs[i] = masks
         got = pure_sources(r, default_ops)
         if got is not None:
             pure[i] = mask(r, got)

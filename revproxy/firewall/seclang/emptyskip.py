@@ -17,6 +17,14 @@ request body is taken before phase 2, the response headers before phase 3, its b
 before phase 4), and ``!`` exclusions or removed targets only take values away. Not used
 for a phase with a counted ``skip:N`` (removing rules would move its count) nor on the
 unfolded lists (fold.py), which run everything.
+
+A chain stops at a later link too: when the links before it have no effect (no action to
+run on a match, no ``capture``), a later link reading only empty sources makes the chain
+fail with nothing done, so the rule is left out when *any* such link's sources are empty
+(CRS 920170, ``REQUEST_METHOD "@rx ^(?:GET|HEAD)$"`` then ``REQUEST_HEADERS:Content-Length``,
+drops out of a GET without a body). Its earlier links would have set ``MATCHED_VAR``, which
+outlives the rule; so this is done only when no rule's first link reads ``MATCHED_VAR`` or
+``MATCHED_VAR_NAME`` (``chains_safe``).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from typing import Dict, List, Optional, Tuple
 from .variables import _COLLECTION_NAMES
 
 ENABLED = True  # tests load rule sets with and without it
+CHAINS = True  # the later links of chains too (tests load with and without)
 CACHE_MAX = 64  # masks kept per phase (each a list of the phase's rules)
 _KEYED, _WHOLE, _XML, _SCALAR = 0, 1, 2, 3
 # scalars set only when a body arrives (None: absent, no value); not the MULTIPART_*
@@ -38,6 +47,39 @@ def _sources(rule) -> Optional[List[Tuple[int, str, Optional[bytes]]]]:
     if rule.marker is not None or rule.delta is not None or not rule.targets:
         return None
     return target_sources(rule.targets, _SCALARS)
+
+
+def link_sources(rule, chains: bool = True) -> list:
+    """``(link, its sources)`` for each link of ``rule`` that stops the chain when its
+    sources are all empty: the first link, and (``chains``) each later link reached
+    through links without effects (see the module doc)."""
+    out = []
+    link = rule
+    while True:
+        got = _sources(link)
+        if got is not None:
+            out.append((link, got))
+        if not chains or link.child is None or link.effects or link.capture:
+            return out
+        link = link.child
+
+
+_MATCHED = ("MATCHED_VAR", "MATCHED_VAR_NAME")
+
+
+def chains_safe(rules) -> bool:
+    """Whether no first link of ``rules`` reads ``MATCHED_VAR``/``MATCHED_VAR_NAME`` (a
+    target or a macro of its operator): a chain left out at a later link then changes
+    nothing another rule can see."""
+    for r in rules:
+        if r.marker is not None or r.delta is not None:
+            continue
+        if any(t.name in _MATCHED for t in r.targets):
+            return False
+        arg = r.op_arg.upper()
+        if "%{MATCHED_VAR" in arg:
+            return False
+    return True
 
 
 def target_sources(targets, scalars) -> Optional[List[Tuple[int, str, Optional[bytes]]]]:
@@ -63,10 +105,12 @@ def target_sources(targets, scalars) -> Optional[List[Tuple[int, str, Optional[b
 class Plan:
     """One phase's sources, which rules read only which of them, and the lists per mask."""
 
-    def __init__(self, rules: list, sources: list, needs: Dict[int, int]) -> None:
+    def __init__(self, rules: list, sources: list, needs: Dict[int, tuple]) -> None:
         self.rules = rules
         self.sources = tuple(sources)
-        self.needs = needs  # list index -> mask of the sources its rule reads
+        # list index -> the masks of the sources its links read (link_sources): the rule
+        # is left out when every source of one mask is empty
+        self.needs = needs
         self._lists: Dict[int, Tuple[list, Dict[str, int]]] = {}
 
     def mask(self, v) -> int:
@@ -99,7 +143,7 @@ class Plan:
     def _build(self, mask: int) -> Tuple[list, Dict[str, int]]:
         needs = self.needs
         out = [r for i, r in enumerate(self.rules)
-               if i not in needs or needs[i] & ~mask]
+               if i not in needs or not empty_link(needs[i], mask)]
         markers: Dict[str, int] = {}
         for i, r in enumerate(out):
             if r.marker is not None:
@@ -107,20 +151,32 @@ class Plan:
         return out, markers
 
 
-def plan(rules: list) -> Optional[Plan]:
-    """The Plan of a phase list, or None (nothing to skip, or a counted ``skip:N``)."""
+def empty_link(masks: tuple, empty: int) -> bool:
+    """Whether one of ``masks`` (a rule's ``Plan.needs``) has only sources in ``empty``."""
+    for m in masks:
+        if not m & ~empty:
+            return True
+    return False
+
+
+def plan(rules: list, chains: bool = True) -> Optional[Plan]:
+    """The Plan of a phase list, or None (nothing to skip, or a counted ``skip:N``);
+    ``chains``: also later links (``link_sources``, ``chains_safe``)."""
     if any(r.skip for r in rules if r.marker is None and r.delta is None):
         return None
     index: Dict[tuple, int] = {}
-    needs: Dict[int, int] = {}
+    needs: Dict[int, tuple] = {}
     for i, r in enumerate(rules):
-        got = _sources(r)
-        if got is None:
+        if r.marker is not None or r.delta is not None:
             continue
-        m = 0
-        for s in got:
-            m |= 1 << index.setdefault(s, len(index))
-        needs[i] = m
+        masks = []
+        for _link, got in link_sources(r, chains):
+            m = 0
+            for s in got:
+                m |= 1 << index.setdefault(s, len(index))
+            masks.append(m)
+        if masks:
+            needs[i] = tuple(masks)
     if not needs:
         return None
     return Plan(rules, sorted(index, key=index.get), needs)

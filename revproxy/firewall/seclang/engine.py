@@ -99,10 +99,11 @@ class WAF:
         # (cleanskip.py)
         self.empty_plans: Dict[int, emptyskip.Plan] = {}
         if cleanskip.ENABLED or emptyskip.ENABLED:
+            chains = emptyskip.CHAINS and emptyskip.chains_safe(self.all_rules)
             for phase, lst in self.run_phases.items():
                 got = cleanskip.plan(lst, default_ops and components.transforms is
-                                     _shipped_transforms()) if cleanskip.ENABLED else \
-                    emptyskip.plan(lst)
+                                     _shipped_transforms(), chains) if cleanskip.ENABLED \
+                    else emptyskip.plan(lst, chains)
                 if got is not None:
                     self.empty_plans[phase] = got
         self.folded_ids = frozenset(link.id for link in self.folded_links)

@@ -23,6 +23,16 @@ SecRule ARGS "@unconditionalMatch" "id:10,phase:1,pass,log,setvar:tx.a=+1"
 SecRule ARGS_GET_NAMES|REQUEST_COOKIES "!@rx ^never$" "id:11,phase:1,pass,log"
 SecRule REQUEST_HEADERS:X-Probe|REQUEST_COOKIES:/^s/ "@unconditionalMatch" "id:12,phase:1,pass,log"
 SecRule REQUEST_COOKIES_NAMES|!REQUEST_COOKIES_NAMES:sid "@unconditionalMatch" "id:13,phase:1,pass,log"
+SecRule REQUEST_METHOD "@rx ." "id:14,phase:1,pass,log,chain"
+    SecRule ARGS_GET "@unconditionalMatch" "setvar:tx.c=+1"
+SecRule REQUEST_URI "@unconditionalMatch" "id:15,phase:1,pass,log,setvar:tx.d=+1,chain"
+    SecRule REQUEST_COOKIES "@unconditionalMatch" "setvar:tx.d=+10"
+SecRule REQUEST_URI "@rx ^/(.)" "id:16,phase:1,pass,log,capture,chain"
+    SecRule ARGS_GET_NAMES "@unconditionalMatch"
+SecRule TX:1 "@unconditionalMatch" "id:17,phase:1,pass,log"
+SecRule REQUEST_METHOD "@rx ." "id:18,phase:2,pass,log,chain"
+    SecRule REQUEST_URI "@rx ." "chain"
+    SecRule FILES "@unconditionalMatch" "setvar:tx.e=+1"
 SecRule ARGS "@unconditionalMatch" "id:20,phase:2,pass,log,setvar:tx.a=+1,chain"
     SecRule MATCHED_VARS "@unconditionalMatch" "setvar:tx.b=+1"
 SecRule ARGS_POST|FILES|FILES_NAMES "@unconditionalMatch" "id:21,phase:2,pass,log"
@@ -101,6 +111,43 @@ def test_an_empty_request_runs_shorter_lists(pair):
     kept = {r.id for r in rules if r.marker is None and r.delta is None}
     assert kept == {26, 27} and markers == {"END2": [r.marker for r in rules].index("END2")}
     assert ids(run(skipping, b"/")) == [26, 27]
+
+
+def test_a_chain_stops_at_a_later_link_with_nothing_to_read(pair):
+    """14 and 18 leave the lists of a bare GET at their second and third links; 15 and 16
+    stay (their first links set TX), and all four run when the later links have values."""
+    skipping, _ = pair
+    tx = skipping.transaction(view(b"/"))
+    one = {r.id for r in skipping.empty_plans[1].lists(tx.vars)[0] if r.marker is None}
+    two = {r.id for r in skipping.empty_plans[2].lists(tx.vars)[0] if r.marker is None}
+    assert {15, 16} <= one and 14 not in one and 18 not in two
+    tx = skipping.transaction(view(b"/p?a=1"))
+    one = {r.id for r in skipping.empty_plans[1].lists(tx.vars)[0] if r.marker is None}
+    assert {14, 15, 16} <= one
+    assert ids(run(skipping, b"/p?a=1"))[:5] == [10, 11, 14, 16, 17]
+
+
+MATCHED_RULES = r"""
+SecRuleEngine DetectionOnly
+SecRule REQUEST_METHOD "@rx ^GET$" "id:1,phase:1,pass,log,chain"
+    SecRule ARGS_GET "@unconditionalMatch"
+SecRule MATCHED_VAR "@streq GET" "id:2,phase:1,pass,log"
+"""
+
+
+def test_chains_are_kept_whole_where_a_rule_reads_matched_var():
+    """A first link reading MATCHED_VAR sees what an earlier chain's first link matched,
+    even when that chain failed: no chain is cut short in such a rule set."""
+    skipping, plain = _pair(MATCHED_RULES)
+    assert ids(run(plain, b"/")) == [2]
+    assert ids(run(skipping, b"/")) == [2]
+    saved = emptyskip.chains_safe
+    emptyskip.chains_safe = lambda rules: True  # what the guard prevents
+    try:
+        unsafe, _ = _pair(MATCHED_RULES)
+    finally:
+        emptyskip.chains_safe = saved
+    assert ids(run(unsafe, b"/")) == []
 
 
 def test_a_phase_with_a_counted_skip_has_no_plan():
