@@ -72,7 +72,7 @@ class WAF:
         default_ops = self.default_ops = components.build_operator is _shipped_build_operator()
         for r in self.all_rules:
             for link in r.chain_rules():
-                link.fast = fastpath.specialise(link, default_ops)
+                link.fast = fastpath.specialise(link, default_ops, link is r)
         self.phases: Dict[int, List[Rule]] = {}
         self.markers: Dict[int, Dict[str, int]] = {}
         for phase in (1, 2, 3, 4, 5):

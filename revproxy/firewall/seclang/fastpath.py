@@ -12,6 +12,14 @@ effects) exactly as the general loop does. Any other rule gets None (the general
 Taken: a rule (or chain link) with exactly one target, ``TX:name`` or ``&TX:name`` (any
 writable collection), no prefilter, no ``multiMatch``. The numeric shortcut applies only to
 the shipped operators (``default_ops``), with an argument holding no macro.
+
+The same shape with one request/response count or scalar, no ``!`` exclusion: a count of a
+collection or of one of its keys (``&REQUEST_HEADERS:Host "@eq 0"``, ``&ARGS``; the CRS
+checks a dozen per request), or a scalar (``REQBODY_ERROR "!@eq 0"``, ``REQUEST_BODY_LENGTH``,
+``REQUEST_PROTOCOL "!@within %{tx.allowed_http_versions}"``), read as ``Variables.values``
+reads them. Not a first link that cleanskip.py may take as pure (a ``PURE_SCALARS`` target
+with a shipped operator and no macro): those stay with the general loop, which leaves out
+the values known clean.
 """
 
 from __future__ import annotations
@@ -19,7 +27,10 @@ from __future__ import annotations
 from typing import Callable, Dict, Optional
 
 from .api import Match
+from .cleanskip import PURE_SCALARS
 from .operators import to_int
+from .rules import SCALARS
+from .variables import _COLLECTION_NAMES
 
 _COMPARE: Dict[str, Callable[[int, int], bool]] = {
     "eq": lambda a, b: a == b, "ge": lambda a, b: a >= b, "gt": lambda a, b: a > b,
@@ -38,12 +49,37 @@ def _int(value: bytes) -> int:
     return n
 
 
-def _reader(rule):
-    """(store name, key, display name, count) of the rule's one target, or None."""
+def _request_reader(rule, t, first: bool):
+    """``(read(vars) -> value or None, display name)`` for a request count or scalar (see
+    the module doc), or None."""
+    if rule.exclusions or t.regex is not None:
+        return None
+    name = t.name
+    if name in _COLLECTION_NAMES and t.count:
+        display = t.text.lstrip("&")
+        if t.key is not None:
+            key = t.key_bytes
+            return (lambda v: b"%d" % len(v._indexed(name).get(key, ()))), display
+        return (lambda v: b"%d" % len(v.collection(name))), display
+    if name in _SCALAR_NAMES and t.key is None:
+        if first and not t.count and name in PURE_SCALARS and "%{" not in rule.op_arg:
+            return None  # maybe pure (cleanskip.py)
+        if t.count:
+            return (lambda v: b"0" if v.scalar(name) is None else b"1"), name
+        return (lambda v: v.scalar(name)), name
+    return None
+
+
+def _reader(rule, first: bool = False):
+    """(store name, key, display name, count) of the rule's one target; for a request
+    count or scalar (None, read function, display name, False); or None."""
     if len(rule.plan) != 1 or rule.multi_match or rule.pre is not None or rule.always:
         return None
     t = rule.plan[0][0]
-    if t.regex is not None or t.key is None or t.name not in _WRITABLE:
+    if t.name not in _WRITABLE:
+        got = _request_reader(rule, t, first)
+        return None if got is None else (None, got[0], got[1], False)
+    if t.regex is not None or t.key is None:
         return None
     if t.count:
         if rule.exclusions:
@@ -52,9 +88,10 @@ def _reader(rule):
     return t.name.lower(), t.key, t.name + ":" + t.key, False
 
 
-def specialise(rule, default_ops: bool) -> Optional[Callable]:
-    """``run(tx, detect) -> bool`` for a one-key rule (see the module doc), else None."""
-    reader = _reader(rule)
+def specialise(rule, default_ops: bool, first: bool = False) -> Optional[Callable]:
+    """``run(tx, detect) -> bool`` for a one-key rule (see the module doc), else None;
+    ``first``: the rule is a chain's first link (or no chain)."""
+    reader = _reader(rule, first)
     if reader is None:
         return None
     store, key, name, count = reader
@@ -70,11 +107,14 @@ def specialise(rule, default_ops: bool) -> Optional[Callable]:
         tx.vars.rule = rule
         if rule in tx._rt_links and tx._extra_for(rule)[0]:
             return tx._eval_general(rule, detect)
-        s = tx.stores[store]
-        if count:
-            value = b"1" if key in s else b"0"
+        if store is None:  # a request count or scalar: key is its read function
+            value = key(tx.vars)
+            if value is None:
+                return False
+        elif count:
+            value = b"1" if key in tx.stores[store] else b"0"
         else:
-            value = s.get(key)
+            value = tx.stores[store].get(key)
             if value is None:
                 return False
         tx.work += 1
@@ -95,3 +135,6 @@ def specialise(rule, default_ops: bool) -> Optional[Callable]:
 
 
 _WRITABLE = frozenset(("TX", "IP", "GLOBAL", "SESSION", "USER", "RESOURCE", "ENV"))
+# scalars read through Variables.scalar (not MATCHED_VAR*, which the rule loop changes,
+# nor the writable and collection names)
+_SCALAR_NAMES = frozenset(SCALARS) - {"MATCHED_VAR", "MATCHED_VAR_NAME"}
