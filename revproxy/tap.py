@@ -307,6 +307,9 @@ def _startup_limits(config):
 
 
 def makeService(options):
+    from revproxy import nursery
+
+    nursery.ensure()  # PyPy: run again with a bigger young generation (nursery.py)
     from twisted.internet import reactor
 
     from revproxy import fastpoll
@@ -332,3 +335,9 @@ def _freeze_startup_heap():
     if frozen:
         log.info("gc: {count} start-up objects frozen (kept out of full collections)",
                  count=frozen)
+    from revproxy.nursery import VARIABLE, nursery_note
+
+    note = nursery_note()
+    if note:
+        log.info("gc: PyPy nursery {size} ({variable}, revproxy/nursery.py)", size=note,
+                 variable=VARIABLE)

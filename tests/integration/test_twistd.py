@@ -154,6 +154,42 @@ class TwistdTests(unittest.TestCase):
         yield with_timeout(client.closed)
 
 
+    @defer.inlineCallbacks
+    def test_pypy_runs_with_a_bigger_nursery(self):
+        """Started as the ``twistd`` script, the proxy on PyPy runs itself again with
+        PYPY_GC_NURSERY set (revproxy/nursery.py; the same process id), says so in its log
+        and serves; on CPython it leaves its environment alone."""
+        twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
+        self.assertTrue(os.path.isfile(twistd), "scripts/setup-env installs %s" % twistd)
+        backend = listen(backend_site())
+        self.addCleanup(backend.stopListening)
+        proc = TwistdProcess()
+        env = {k: v for k, v in os.environ.items() if k != "PYPY_GC_NURSERY"}
+        transport = reactor.spawnProcess(
+            proc, sys.executable,
+            [sys.executable, twistd, "-n", "--pidfile=", "revproxy", "--listen",
+             "tcp:0:interface=127.0.0.1", "--upstream",
+             "http://127.0.0.1:%d" % backend.getHost().port], env=env, path=self.mktemp_dir)
+        self.addCleanup(lambda: None if proc.ended.called else (
+            transport.signalProcess("KILL"), proc.ended)[1])
+        match = yield proc.wait_for(rb"port=(\d+)\)")
+        with open("/proc/%d/environ" % transport.pid, "rb") as f:
+            seen = dict(item.partition(b"=")[::2] for item in f.read().split(b"\0") if item)
+        if sys.implementation.name == "pypy":
+            self.assertEqual(seen.get(b"PYPY_GC_NURSERY"), b"64MB")
+            yield proc.wait_for(rb"gc: PyPy nursery 64MB")
+        else:
+            self.assertNotIn(b"PYPY_GC_NURSERY", seen)
+            self.assertNotIn(b"nursery", proc.output)
+        client = yield connect(int(match.group(1)))
+        client.transport.write(b"GET /size/5 HTTP/1.1\r\nHost: a\r\n\r\n")
+        [(head, body)] = yield with_timeout(client.responses(1))
+        self.assertEqual((head.status, len(body)), (200, 5))
+        transport.signalProcess("TERM")
+        code = yield with_timeout(proc.ended, 30)
+        self.assertEqual(code, "SIGTERM", proc.output)
+
+
 class ListenFailureTests(unittest.TestCase):
     """A listener that cannot bind ends start-up: non-zero exit, one line naming it and why."""
 
