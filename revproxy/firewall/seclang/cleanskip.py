@@ -30,11 +30,15 @@ only means the removed rule was not evaluated, so its sources are not recorded. 
 value can only make a rule that would not match drop out: what a later request removes
 during the phase only takes values or rules away.
 
-Bounds: values longer than ``VALUE_MAX`` bytes are never recorded (their source stays
-unclean), a source's record holds at most ``MEMO_MAX`` values (it is emptied when full)
-and a phase's records together at most ``PLAN_MAX`` (all are emptied then: about 3 MiB),
-so a client sending new values on every request costs a dict lookup per value and cannot
-grow memory. Records belong to a loaded WAF: a reload starts empty.
+Bounds: values longer than ``VALUE_MAX`` bytes (the default
+``request_body_no_files_limit``) are never recorded (their source stays unclean), a
+source's record holds at most ``MEMO_MAX`` values (it is emptied when full) and a phase's
+records together at most ``PLAN_MAX`` values and ``PLAN_BYTES`` bytes of names and values
+(all are emptied then), so a client sending new values on every request costs a dict
+lookup per value and cannot grow memory beyond a few MiB per phase. Long values matter:
+a form's ``REQUEST_BODY`` is read by the CRS's 920260 and 931110, which otherwise stay in
+every POST's list and start its union scan. Records belong to a loaded WAF: a reload starts
+empty.
 """
 
 from __future__ import annotations
@@ -45,11 +49,12 @@ from . import emptyskip
 from .emptyskip import _KEYED, _WHOLE, _XML
 
 ENABLED = True  # tests load rule sets with and without it
-VALUE_MAX = 256
+VALUE_MAX = 131072  # = the default [firewall] request_body_no_files_limit
 MEMO_MAX = 512
 CACHE_MAX = 256  # lists kept per phase, one per (empty sources, clean sources) pair
 SIGNATURES_MAX = 16  # sets of target removals with records kept per phase
 PLAN_MAX = 8192  # values recorded per phase over all sources and signatures
+PLAN_BYTES = 4 * 1024 * 1024  # bytes of (name, value) recorded per phase, likewise
 
 # operators whose outcome depends only on the value and their argument (shipped ones)
 _PURE_OPS = frozenset((
@@ -138,6 +143,7 @@ class Plan(emptyskip.Plan):
             + (readers[i], 1 << i) for i, (kind, name, key) in enumerate(self.sources))
         self.memos: Dict[tuple, List[dict]] = {}  # removals' signature -> records
         self.entries = 0  # values recorded over all of them (at most PLAN_MAX)
+        self.bytes = 0  # their names' and values' lengths (at most PLAN_BYTES)
         self._pairs: Dict[Tuple[int, int], Tuple[list, Dict[str, int], frozenset]] = {}
 
     def start(self, v, sig: tuple = (), removals: int = 0) -> Start:
@@ -233,7 +239,7 @@ class Plan(emptyskip.Plan):
         for memo in self.memos.values():
             for record in memo:
                 record.clear()
-        self.entries = 0
+        self.entries = self.bytes = 0
 
     def learn(self, start: Start, ev) -> None:
         """After the phase ran on the Evaluator ``ev``: record, for each value of a pending
@@ -253,17 +259,20 @@ class Plan(emptyskip.Plan):
                 continue
             seen = memo[i]
             for x in vals:
-                if len(x[0]) + len(x[1]) > VALUE_MAX:
+                size = len(x[0]) + len(x[1])
+                if size > VALUE_MAX:
                     continue
                 old = seen.get(x)
                 if old is None:
-                    if self.entries >= PLAN_MAX:
+                    if self.entries >= PLAN_MAX or self.bytes + size > PLAN_BYTES:
                         self.forget()
                     if len(seen) >= MEMO_MAX:
                         self.entries -= len(seen)
+                        self.bytes -= sum(len(k[0]) + len(k[1]) for k in seen)
                         seen.clear()
                     seen[x] = add
                     self.entries += 1
+                    self.bytes += size
                 elif old | add != old:
                     seen[x] = old | add
 

@@ -162,6 +162,11 @@ def test_long_values_are_never_recorded(pair):
                            for x in record)
 
 
+def _recorded_bytes(plan):
+    return sum(len(k[0]) + len(k[1]) for memo in plan.memos.values() for record in memo
+               for k in record)
+
+
 def test_records_are_bounded(monkeypatch, pair):
     fast, _plain = pair
     monkeypatch.setattr(cleanskip, "MEMO_MAX", 8)
@@ -172,6 +177,26 @@ def test_records_are_bounded(monkeypatch, pair):
         sizes = [len(record) for memo in plan.memos.values() for record in memo]
         assert max(sizes, default=0) <= 8 and sum(sizes) <= 20
         assert plan.entries == sum(sizes)
+        assert plan.bytes == _recorded_bytes(plan)
+
+
+def test_long_bodies_are_recorded_within_the_byte_budget(monkeypatch, pair):
+    """A 4 KiB form body is recorded (the rules reading REQUEST_BODY then leave the list
+    of the next identical POST), and the bytes recorded never pass PLAN_BYTES."""
+    fast, _plain = pair
+    monkeypatch.setattr(cleanskip, "PLAN_BYTES", 20000)
+    form = ((b"content-type", b"application/x-www-form-urlencoded"),)
+    body = b"&".join(b"f%d=%s" % (i, b"v" * 70) for i in range(60))
+    assert 4000 < len(body) < cleanskip.VALUE_MAX
+    for _ in range(2):
+        _both(pair, uri=b"/f", method=b"POST", body=body, headers=form)
+    plan = fast.empty_plans[2]
+    assert any(x[1] == body for memo in plan.memos.values() for record in memo
+               for x in record)
+    for i in range(12):  # new bodies: the budget empties the records
+        _both(pair, uri=b"/f", method=b"POST", body=body + b"&n=%d" % i, headers=form)
+        for plan in fast.empty_plans.values():
+            assert plan.bytes == _recorded_bytes(plan) <= 20000
 
 
 def test_body_and_response_rules(pair):
