@@ -24,7 +24,7 @@ class Macro:
     ``constant`` is the expansion when the text holds no macro (then ``expand`` costs
     nothing); ``expand(tx) -> bytes``."""
 
-    __slots__ = ("text", "parts", "constant")
+    __slots__ = ("text", "parts", "constant", "steps")
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -42,20 +42,44 @@ class Macro:
         self.constant: Optional[bytes] = None
         if all(isinstance(p, bytes) for p in parts):
             self.constant = b"".join(parts)  # type: ignore[arg-type]
+        # what expand does per part: (_LITERAL, bytes, None); (_STORE, store, key) for a
+        # key of a writable collection (``%{tx.score}``: the store read directly, as
+        # Variables.macro_value reads it); (_OTHER, collection, key) for the rest
+        self.steps = tuple(_step(p) for p in parts)
 
     def expand(self, tx) -> bytes:
         if self.constant is not None:
             return self.constant
         out = []
-        for p in self.parts:
-            if isinstance(p, bytes):
-                out.append(p)
+        stores = None
+        for kind, a, b in self.steps:
+            if kind is _LITERAL:
+                out.append(a)
+            elif kind is _STORE:
+                if stores is None:
+                    stores = tx.stores
+                out.append(stores[a].get(b, b""))
             else:
-                out.append(tx.macro_value(p[0], p[1]))
+                out.append(tx.macro_value(a, b))
         return b"".join(out)
 
     def __repr__(self) -> str:
         return "Macro(%r)" % self.text
+
+
+_LITERAL, _STORE, _OTHER = "literal", "store", "other"
+_WRITABLE = ("TX", "IP", "GLOBAL", "SESSION", "USER", "RESOURCE", "ENV")
+
+
+def _step(part: Part) -> tuple:
+    if isinstance(part, bytes):
+        return (_LITERAL, part, None)
+    collection, key = part
+    if collection in _WRITABLE:
+        if key is None:
+            return (_LITERAL, b"", None)  # %{tx}: no key, no value
+        return (_STORE, collection.lower(), key)
+    return (_OTHER, collection, key)
 
 
 _compiled: Dict[str, Macro] = {}
