@@ -13,16 +13,19 @@ nursery                        CRS on      firewall    GC time, CRS on
                                req/s       off req/s   (share of 6 s of CPU)
 ============================  ==========  ==========  ======================
 1 MiB (PyPy's choice here)     4 050       19 700      1.69 s (29 %)
-32 MiB                         7 330                   0.50 s
-64 MiB (``NURSERY``)           7 960       22 060      0.27 s (5 %)
+32 MiB (``NURSERY``)           7 330                   0.50 s
+64 MiB                         7 960       22 060      0.27 s (5 %)
 128 MiB                        7 650                   0.18 s
 256 MiB                        8 310                   0.06 s
 ============================  ==========  ==========  ======================
 
-The p99 latency fell with it (CRS on 62 -> 26 ms, firewall off 26 -> 6 ms). PyPy reads
-``PYPY_GC_NURSERY`` only when it starts, so ``twistd revproxy`` started on PyPy without
-it runs itself again at once (``os.execve``: same process id, same arguments, nothing
-listening yet) with ``PYPY_GC_NURSERY=64MB``. An operator's own ``PYPY_GC_NURSERY`` is
+The p99 latency fell with it (CRS on 62 -> 26 ms, firewall off 26 -> 6 ms). The proxied
+benchmark (bench/run.py, firewall off) at 1 MiB / 32 MiB / 64 MiB: 1 KiB c50 17,340 /
+22,841 / 19,450 req/s (p99 32 / 4.9 / 4.6 ms), 100 KiB c50 3,672 / 8,855 / 8,615, and a
+peak RSS of 193 / 381 / 471 MiB: memory is the price, so the default is 32 MiB, where the
+throughput is already there. PyPy reads ``PYPY_GC_NURSERY`` only when it starts, so
+``twistd revproxy`` started on PyPy without it runs itself again at once (``os.execve``:
+same process id, same arguments, nothing listening yet) with ``PYPY_GC_NURSERY=32MB``. An operator's own ``PYPY_GC_NURSERY`` is
 kept as it is (set it to choose another size: each process, workers included, allocates
 its nursery once). Worker processes inherit the variable. Nothing happens on CPython, nor
 when the program is not ``twistd`` (tests calling ``makeService``, ``python -c``).
@@ -34,7 +37,7 @@ import os
 import sys
 from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
-NURSERY = "64MB"
+NURSERY = "32MB"
 VARIABLE = "PYPY_GC_NURSERY"
 
 

@@ -176,8 +176,10 @@ class TwistdTests(unittest.TestCase):
         with open("/proc/%d/environ" % transport.pid, "rb") as f:
             seen = dict(item.partition(b"=")[::2] for item in f.read().split(b"\0") if item)
         if sys.implementation.name == "pypy":
-            self.assertEqual(seen.get(b"PYPY_GC_NURSERY"), b"64MB")
-            yield proc.wait_for(rb"gc: PyPy nursery 64MB")
+            from revproxy.nursery import NURSERY
+
+            self.assertEqual(seen.get(b"PYPY_GC_NURSERY"), NURSERY.encode())
+            yield proc.wait_for(rb"gc: PyPy nursery " + NURSERY.encode())
         else:
             self.assertNotIn(b"PYPY_GC_NURSERY", seen)
             self.assertNotIn(b"nursery", proc.output)
