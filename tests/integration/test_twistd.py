@@ -170,8 +170,11 @@ class TwistdTests(unittest.TestCase):
             [sys.executable, twistd, "-n", "--pidfile=", "revproxy", "--listen",
              "tcp:0:interface=127.0.0.1", "--upstream",
              "http://127.0.0.1:%d" % backend.getHost().port], env=env, path=self.mktemp_dir)
-        self.addCleanup(lambda: None if proc.ended.called else (
-            transport.signalProcess("KILL"), proc.ended)[1])
+        def cleanup():
+            if not proc.ended.called:
+                transport.signalProcess("KILL")
+                return proc.ended
+        self.addCleanup(cleanup)
         match = yield proc.wait_for(rb"port=(\d+)\)")
         with open("/proc/%d/environ" % transport.pid, "rb") as f:
             seen = dict(item.partition(b"=")[::2] for item in f.read().split(b"\0") if item)

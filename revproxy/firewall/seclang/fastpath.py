@@ -50,7 +50,7 @@ def _int(value: bytes) -> int:
 
 
 def _request_reader(rule, t, first: bool):
-    """``(read(vars) -> value or None, display name)`` for a request count or scalar (see
+    """``(read(tx) -> value or None, display name)`` for a request count or scalar (see
     the module doc), or None."""
     if rule.exclusions or t.regex is not None:
         return None
@@ -59,33 +59,32 @@ def _request_reader(rule, t, first: bool):
         display = t.text.lstrip("&")
         if t.key is not None:
             key = t.key_bytes
-            return (lambda v: b"%d" % len(v._indexed(name).get(key, ()))), display
-        return (lambda v: b"%d" % len(v.collection(name))), display
+            return (lambda tx: b"%d" % len(tx.vars._indexed(name).get(key, ()))), display
+        return (lambda tx: b"%d" % len(tx.vars.collection(name))), display
     if name in _SCALAR_NAMES and t.key is None:
         if first and not t.count and name in PURE_SCALARS and "%{" not in rule.op_arg:
             return None  # maybe pure (cleanskip.py)
         if t.count:
-            return (lambda v: b"0" if v.scalar(name) is None else b"1"), name
-        return (lambda v: v.scalar(name)), name
+            return (lambda tx: b"0" if tx.vars.scalar(name) is None else b"1"), name
+        return (lambda tx: tx.vars.scalar(name)), name
     return None
 
 
 def _reader(rule, first: bool = False):
-    """(store name, key, display name, count) of the rule's one target; for a request
-    count or scalar (None, read function, display name, False); or None."""
+    """``(read(tx) -> value or None, display name)`` of the rule's one target, or None."""
     if len(rule.plan) != 1 or rule.multi_match or rule.pre is not None or rule.always:
         return None
     t = rule.plan[0][0]
     if t.name not in _WRITABLE:
-        got = _request_reader(rule, t, first)
-        return None if got is None else (None, got[0], got[1], False)
+        return _request_reader(rule, t, first)
     if t.regex is not None or t.key is None:
         return None
+    store, key = t.name.lower(), t.key
     if t.count:
         if rule.exclusions:
             return None
-        return t.name.lower(), t.key, t.text.lstrip("&"), True
-    return t.name.lower(), t.key, t.name + ":" + t.key, False
+        return (lambda tx: b"1" if key in tx.stores[store] else b"0"), t.text.lstrip("&")
+    return (lambda tx: tx.stores[store].get(key)), t.name + ":" + t.key
 
 
 def specialise(rule, default_ops: bool, first: bool = False) -> Optional[Callable]:
@@ -94,7 +93,7 @@ def specialise(rule, default_ops: bool, first: bool = False) -> Optional[Callabl
     reader = _reader(rule, first)
     if reader is None:
         return None
-    store, key, name, count = reader
+    read, name = reader
     negated = rule.negated
     has_t = bool(rule.t_funcs)
     compare = None
@@ -107,16 +106,9 @@ def specialise(rule, default_ops: bool, first: bool = False) -> Optional[Callabl
         tx.vars.rule = rule
         if rule in tx._rt_links and tx._extra_for(rule)[0]:
             return tx._eval_general(rule, detect)
-        if store is None:  # a request count or scalar: key is its read function
-            value = key(tx.vars)
-            if value is None:
-                return False
-        elif count:
-            value = b"1" if key in tx.stores[store] else b"0"
-        else:
-            value = tx.stores[store].get(key)
-            if value is None:
-                return False
+        value = read(tx)
+        if value is None:
+            return False
         tx.work += 1
         tv = tx._transform(rule, value) if has_t else value
         if compare is not None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from typing import Dict, List, Optional, Tuple, Union
 
+from .scalars import WRITABLE
+
 _MACRO = re.compile(r"%\{([A-Za-z_][A-Za-z0-9_]*)(?:[.:]([^}]*))?\}")
 
 Part = Union[bytes, Tuple[str, Optional[str]]]
@@ -51,13 +53,11 @@ class Macro:
         if self.constant is not None:
             return self.constant
         out = []
-        stores = None
+        stores = tx.stores
         for kind, a, b in self.steps:
             if kind is _LITERAL:
                 out.append(a)
             elif kind is _STORE:
-                if stores is None:
-                    stores = tx.stores
                 out.append(stores[a].get(b, b""))
             else:
                 out.append(tx.macro_value(a, b))
@@ -68,14 +68,13 @@ class Macro:
 
 
 _LITERAL, _STORE, _OTHER = "literal", "store", "other"
-_WRITABLE = ("TX", "IP", "GLOBAL", "SESSION", "USER", "RESOURCE", "ENV")
 
 
 def _step(part: Part) -> tuple:
     if isinstance(part, bytes):
         return (_LITERAL, part, None)
     collection, key = part
-    if collection in _WRITABLE:
+    if collection in WRITABLE:
         if key is None:
             return (_LITERAL, b"", None)  # %{tx}: no key, no value
         return (_STORE, collection.lower(), key)
