@@ -73,7 +73,8 @@ PURE_SCALARS = frozenset((
 
 
 def pure_sources(rule, default_ops: bool) -> Optional[List[Tuple[int, str, Optional[bytes]]]]:
-    """The sources of ``rule``'s first link when the rule is pure (module doc), else None."""
+    """The sources of the link ``rule`` (a rule's first link, or a later one that stops its
+    chain: ``emptyskip.stop_links``) when it is pure (module doc), else None."""
     if not default_ops or rule.marker is not None or rule.delta is not None \
             or rule.always or not rule.targets or rule.fast is not None:
         return None
@@ -112,12 +113,13 @@ class Start:
 
 
 class Plan(emptyskip.Plan):
-    """emptyskip's Plan plus the pure rules (``pure``: list index -> mask of the sources
-    they read), each source's readers (a mask of the pure rules' ``cbit``) and records:
-    per source, value -> the mask of the readers known not to match it."""
+    """emptyskip's Plan plus the pure links (``pure``: list index -> ``(cbit, mask of the
+    sources it reads)`` for each pure link of the rule there), each source's readers (a
+    mask of the pure links' ``cbit``) and records: per source, value -> the mask of the
+    readers known not to match it."""
 
-    def __init__(self, rules: list, sources: list, needs: Dict[int, int],
-                 pure: Dict[int, int], reps: list, keyidx: Dict[str, int]) -> None:
+    def __init__(self, rules: list, sources: list, needs: Dict[int, tuple],
+                 pure: Dict[int, tuple], reps: list, keyidx: Dict[str, int]) -> None:
         super().__init__(rules, sources, needs)
         self.pure = pure
         self.reps = reps  # per source: (a target reading it, its cache key), None for XML
@@ -125,17 +127,17 @@ class Plan(emptyskip.Plan):
         # reads -> its source (the union scan's records, Start.scan_skip)
         self.keyidx = keyidx
         readers = [0] * len(self.sources)
-        for i, m in pure.items():
-            j = 0
-            while m:
-                if m & 1:
-                    readers[j] |= rules[i].cbit
-                m >>= 1
-                j += 1
-        self.readers = readers
         self.all_bits = 0
-        for i in pure:
-            self.all_bits |= rules[i].cbit
+        for links in pure.values():
+            for cbit, m in links:
+                self.all_bits |= cbit
+                j = 0
+                while m:
+                    if m & 1:
+                        readers[j] |= cbit
+                    m >>= 1
+                    j += 1
+        self.readers = readers
         # what start() checks per source: (index, kind, name, key, a target reading it,
         # its cache key, readers, bit); XML has no target (its values are never recorded)
         self.checks = tuple(
@@ -219,8 +221,8 @@ class Plan(emptyskip.Plan):
             m = needs.get(i)
             if m is not None and emptyskip.empty_link(m, empty):
                 continue
-            m = pure.get(i)
-            if m is not None and (r.cbit & drop or not m & ~empty):
+            links = pure.get(i)
+            if links is not None and _fails(links, empty, drop):
                 continue
             out.append(r)
         markers: Dict[str, int] = {}
@@ -277,6 +279,15 @@ class Plan(emptyskip.Plan):
                     seen[x] = old | add
 
 
+def _fails(links: tuple, empty: int, drop: int) -> bool:
+    """Whether one of a rule's pure links (``Plan.pure``) cannot match: every value of its
+    sources known clean for it (its bit in ``drop``), or all its sources empty."""
+    for cbit, m in links:
+        if cbit & drop or not m & ~empty:
+            return True
+    return False
+
+
 def plan(rules: list, default_ops: bool, chains: bool = True) -> Optional[Plan]:
     """The Plan of a phase list, or None (nothing to skip, or a counted ``skip:N``);
     ``chains`` as emptyskip.plan's."""
@@ -286,7 +297,7 @@ def plan(rules: list, default_ops: bool, chains: bool = True) -> Optional[Plan]:
     reps: Dict[int, Optional[Tuple[object, str]]] = {}
     keyidx: Dict[str, int] = {}
     needs: Dict[int, tuple] = {}
-    pure: Dict[int, int] = {}
+    pure: Dict[int, tuple] = {}
     cbit = 1
 
     def mask(r, got) -> int:
@@ -302,15 +313,22 @@ def plan(rules: list, default_ops: bool, chains: bool = True) -> Optional[Plan]:
                           emptyskip.link_sources(r, chains))
             if masks:
                 needs[i] = masks
-        got = pure_sources(r, default_ops)
-        if got is not None:
-            pure[i] = mask(r, got)
-            r.cbit = cbit
+        links = []
+        for link in (emptyskip.stop_links(r, chains) if r.marker is None and r.delta is None
+                     else ()):
+            got = pure_sources(link, default_ops)
+            if got is None:
+                continue
+            links.append((cbit, mask(link, got)))
+            link.cbit = cbit
             cbit <<= 1
-            r.csrc = tuple(index[s] for s in got)
-            for t, s in zip(r.targets, got):
-                if s[0] != _XML:
-                    keyidx[t.text + "|"] = index[s]
+            link.csrc = tuple(index[s] for s in got)
+            if link is r:
+                for t, s in zip(r.targets, got):
+                    if s[0] != _XML:
+                        keyidx[t.text + "|"] = index[s]
+        if links:
+            pure[i] = tuple(links)
     if not needs and not pure:
         return None
     # the union scan may leave out a value known clean for every pure reader only where

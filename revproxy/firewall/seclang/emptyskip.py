@@ -49,19 +49,27 @@ def _sources(rule) -> Optional[List[Tuple[int, str, Optional[bytes]]]]:
     return target_sources(rule.targets, _SCALARS)
 
 
+def stop_links(rule, chains: bool = True) -> list:
+    """The links of ``rule`` whose failing to match ends the chain with nothing done: the
+    first link, and (``chains``) each later link reached through links without effects
+    (no action to run on a match, no ``capture``; see the module doc)."""
+    out = [rule]
+    link = rule
+    while chains and link.child is not None and not link.effects and not link.capture:
+        link = link.child
+        out.append(link)
+    return out
+
+
 def link_sources(rule, chains: bool = True) -> list:
     """``(link, its sources)`` for each link of ``rule`` that stops the chain when its
-    sources are all empty: the first link, and (``chains``) each later link reached
-    through links without effects (see the module doc)."""
+    sources are all empty (``stop_links``)."""
     out = []
-    link = rule
-    while True:
+    for link in stop_links(rule, chains):
         got = _sources(link)
         if got is not None:
             out.append((link, got))
-        if not chains or link.child is None or link.effects or link.capture:
-            return out
-        link = link.child
+    return out
 
 
 _MATCHED = ("MATCHED_VAR", "MATCHED_VAR_NAME")

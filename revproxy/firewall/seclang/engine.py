@@ -70,9 +70,12 @@ class WAF:
             [r for r in kept if r.marker is None])
         self.all_rules = [r for r in kept if r.marker is None]
         default_ops = self.default_ops = components.build_operator is _shipped_build_operator()
+        # chains left out at a later link too (emptyskip.py, cleanskip.py)
+        chains = emptyskip.CHAINS and emptyskip.chains_safe(self.all_rules)
         for r in self.all_rules:
+            stops = emptyskip.stop_links(r, chains)
             for link in r.chain_rules():
-                link.fast = fastpath.specialise(link, default_ops, link is r)
+                link.fast = fastpath.specialise(link, default_ops, link in stops)
         self.phases: Dict[int, List[Rule]] = {}
         self.markers: Dict[int, Dict[str, int]] = {}
         for phase in (1, 2, 3, 4, 5):
@@ -99,7 +102,6 @@ class WAF:
         # (cleanskip.py)
         self.empty_plans: Dict[int, emptyskip.Plan] = {}
         if cleanskip.ENABLED or emptyskip.ENABLED:
-            chains = emptyskip.CHAINS and emptyskip.chains_safe(self.all_rules)
             for phase, lst in self.run_phases.items():
                 got = cleanskip.plan(lst, default_ops and components.transforms is
                                      _shipped_transforms(), chains) if cleanskip.ENABLED \

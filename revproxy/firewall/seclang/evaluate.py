@@ -80,6 +80,7 @@ class Evaluator:
         self._ran: set = set()
         self._expand = self.expand_text
         self.known = None  # cleanskip.Start.known of the running phase
+        self.failed = None  # the chain link that last did not match (_eval_chain)
         self._removal_sig: tuple = (0, ())  # (removals, cleanskip.signature of them)
         self.unfolded = False  # running the WAF's unfolded lists (fold.py)
         self.unfold = False    # a removal names a folded rule: switch at the next step
@@ -189,6 +190,7 @@ class Evaluator:
         while r is not None:
             fast = r.fast  # _eval_rule, inlined
             if not (fast(self, detect) if fast is not None else self._eval_general(r, detect)):
+                self.failed = r  # the link evaluated without a match (cleanskip.py)
                 return False
             r = r.child
         self.vars.rule = rule

@@ -17,9 +17,9 @@ The same shape with one request/response count or scalar, no ``!`` exclusion: a 
 collection or of one of its keys (``&REQUEST_HEADERS:Host "@eq 0"``, ``&ARGS``; the CRS
 checks a dozen per request), or a scalar (``REQBODY_ERROR "!@eq 0"``, ``REQUEST_BODY_LENGTH``,
 ``REQUEST_PROTOCOL "!@within %{tx.allowed_http_versions}"``), read as ``Variables.values``
-reads them. Not a first link that cleanskip.py may take as pure (a ``PURE_SCALARS`` target
-with a shipped operator and no macro): those stay with the general loop, which leaves out
-the values known clean.
+reads them. Not a link that cleanskip.py may take as pure (a ``PURE_SCALARS`` target with a
+shipped operator and no macro, as a first link or a later one that ends its chain): those
+stay with the general loop, which leaves out the values known clean.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _int(value: bytes) -> int:
     return n
 
 
-def _request_reader(rule, t, first: bool):
+def _request_reader(rule, t, stop: bool):
     """``(read(tx) -> value or None, display name)`` for a request count or scalar (see
     the module doc), or None."""
     if rule.exclusions or t.regex is not None:
@@ -62,7 +62,7 @@ def _request_reader(rule, t, first: bool):
             return (lambda tx: b"%d" % len(tx.vars._indexed(name).get(key, ()))), display
         return (lambda tx: b"%d" % len(tx.vars.collection(name))), display
     if name in _SCALAR_NAMES and t.key is None:
-        if first and not t.count and name in PURE_SCALARS and "%{" not in rule.op_arg:
+        if stop and not t.count and name in PURE_SCALARS and "%{" not in rule.op_arg:
             return None  # maybe pure (cleanskip.py)
         if t.count:
             return (lambda tx: b"0" if tx.vars.scalar(name) is None else b"1"), name
@@ -70,13 +70,13 @@ def _request_reader(rule, t, first: bool):
     return None
 
 
-def _reader(rule, first: bool = False):
+def _reader(rule, stop: bool = False):
     """``(read(tx) -> value or None, display name)`` of the rule's one target, or None."""
     if len(rule.plan) != 1 or rule.multi_match or rule.pre is not None or rule.always:
         return None
     t = rule.plan[0][0]
     if t.name not in _WRITABLE:
-        return _request_reader(rule, t, first)
+        return _request_reader(rule, t, stop)
     if t.regex is not None or t.key is None:
         return None
     store, key = t.name.lower(), t.key
@@ -87,10 +87,11 @@ def _reader(rule, first: bool = False):
     return (lambda tx: tx.stores[store].get(key)), t.name + ":" + t.key
 
 
-def specialise(rule, default_ops: bool, first: bool = False) -> Optional[Callable]:
+def specialise(rule, default_ops: bool, stop: bool = False) -> Optional[Callable]:
     """``run(tx, detect) -> bool`` for a one-key rule (see the module doc), else None;
-    ``first``: the rule is a chain's first link (or no chain)."""
-    reader = _reader(rule, first)
+    ``stop``: the link is one of ``emptyskip.stop_links`` of its rule (the first link,
+    or a later one whose failing ends the chain with nothing done)."""
+    reader = _reader(rule, stop)
     if reader is None:
         return None
     read, name = reader

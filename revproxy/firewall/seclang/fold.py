@@ -18,6 +18,15 @@ rules it skips are dropped (dead for every request). Runs of folded rules are re
 one ``Delta`` that sets their final values (and MATCHED_VAR) in the transaction's TX store,
 split at every marker, since a skip from elsewhere may land there.
 
+A rule that does not fold whose first link's test (targets and operator: TX keys only, a
+pure operator, an argument reading only TX) reads only known variables and fails on
+them is dead for every request: its chain stops there with nothing done, whatever its
+later links or first-link actions read. It is left out of the list, in no ``Delta`` (one
+would split the runs guard.py takes as one update); a ``ctl:ruleRemove*`` naming it
+changes nothing (a removed target only takes values away), so it needs no unfolding. The CRS's optional limits (``&TX:MAX_NUM_ARGS "@eq 1"`` then ``&ARGS "@gt
+%{tx.max_num_args}"``, 920380 and its kin) and the default collections of 901320 are
+such rules when crs-setup leaves them unset.
+
 Everything else is kept as it is; its TX writes make those variables unknown (a write to a
 name built from a macro makes all of them unknown: folding stops). A kept ``skipAfter`` may
 jump over rules: at its marker, whatever the skipped range writes becomes unknown, and a
@@ -48,6 +57,7 @@ _PURE_OPS = frozenset(("eq", "ge", "gt", "le", "lt", "streq", "rx", "pm", "withi
                        "unconditionalmatch", "nomatch"))
 _ABSENT = object()
 _ALL = object()  # "writes every TX variable" (a setvar name starting with a macro)
+_DEAD = object()  # _try_fold: a rule that can never pass its first link (left out)
 
 
 class Delta:
@@ -114,9 +124,10 @@ def _tx_reads_of_macro(macro, allowed) -> Optional[Set[str]]:
     return keys
 
 
-def _link_reads(link, default_ops: bool) -> Optional[Set[str]]:
-    """The TX keys a pure link reads, or None when the link is not pure."""
-    if link.capture or link.pre is not None or link.exclusions:
+def _test_reads(link, default_ops: bool) -> Optional[Set[str]]:
+    """The TX keys a link's test (targets and operator, not its effects) reads, or None
+    when that test is not a pure function of TX."""
+    if link.pre is not None or link.exclusions:
         return None
     reads: Set[str] = set()
     if not link.always:
@@ -130,6 +141,16 @@ def _link_reads(link, default_ops: bool) -> Optional[Set[str]]:
             if collection != "TX" or key is None:
                 return None
             reads.add(key)
+    return reads
+
+
+def _link_reads(link, default_ops: bool) -> Optional[Set[str]]:
+    """The TX keys a pure link reads, or None when the link is not pure."""
+    if link.capture:
+        return None
+    reads = _test_reads(link, default_ops)
+    if reads is None:
+        return None
     for e in link.effects:
         if getattr(e, "kind", None) != "setvar" or e.collection.lower() != "tx" or \
                 e.name.constant is None:
@@ -195,6 +216,14 @@ class _Walk:
                 self.prefixes.add(k[:-1])
             else:
                 self.unknown.add(k)
+
+    def test(self, link) -> bool:
+        """Whether ``link`` alone (a chain's first link) matches on the known state."""
+        ev = self.evaluator
+        ev.stores["tx"] = {k: v for k, v in self.known.items() if v is not _ABSENT}
+        ev.work = 0
+        ev.vars.matched = []
+        return ev._eval_rule(link, True)  # (detect: its effects, if any, are not wanted)
 
     def evaluate(self, rule) -> Tuple[bool, Dict[str, bytes]]:
         """Run ``rule`` on the known state: (matched, TX store after)."""
@@ -288,6 +317,10 @@ def _fold_phase(walk, rules, positions) -> list:
             i += 1
             continue
         decision = _try_fold(walk, rule, i, positions, entries, n)
+        if decision is _DEAD:  # left out: no Delta, which would split a guarded run
+            walk.folded += 1
+            i += 1
+            continue
         if decision is None:  # kept
             flush()
             out.append(rule)
@@ -338,10 +371,10 @@ def _try_fold(walk, rule, i, positions, entries, n):
     for link in rule.chain_rules():
         got = _link_reads(link, walk.default_ops)
         if got is None:
-            return None
+            return _dead(walk, rule)
         reads |= got
     if not walk.knows(reads):
-        return None
+        return _dead(walk, rule)
     before = {k: v for k, v in walk.known.items() if v is not _ABSENT}
     matched, store = walk.evaluate(rule)
     if not matched:
@@ -359,3 +392,13 @@ def _try_fold(walk, rule, i, positions, entries, n):
     if any(i < e < target for e in entries):
         return None  # a kept skip may land inside the range: keep the gate
     return dict(store), pair, target
+
+
+def _dead(walk, rule):
+    """For a rule that does not fold: ``_DEAD`` when its first link's test reads only
+    known TX variables and fails on them (the chain stops there, for every request, with
+    nothing done), else None."""
+    reads = _test_reads(rule, walk.default_ops)
+    if reads is None or rule.always or not walk.knows(reads) or walk.test(rule):
+        return None
+    return _DEAD

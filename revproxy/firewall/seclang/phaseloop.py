@@ -109,8 +109,8 @@ def _loop(self, phase: int, logging: bool, rules: list, markers, start
             rules, markers = waf.phases[phase], waf.markers[phase]
             i, n = waf.positions[phase][rule] + 1, len(rules)
         if not matched:
-            if start is not None and not variables.matched:
-                start.cleared |= rule.cbit
+            if start is not None:  # the link that did not match (its values all clean)
+                start.cleared |= rule.cbit if rule.child is None else self.failed.cbit
             if self.work > limit:
                 return self._over_limit(phase)
             continue

@@ -92,7 +92,9 @@ def test_a_clean_request_lets_the_next_one_skip_the_pure_rules(pair):
     finally:
         evaluate.Evaluator._eval_general = original
     assert not {20, 21, 23, 25, 26} & set(seen), seen
-    assert 12 in seen  # its first link matches every GET: never credited
+    # 12's first link matches every GET, but its second (ARGS_NAMES) was seen clean on
+    # "q" and "k": the chain is left out at that link
+    assert 12 not in seen, seen
 
 
 def test_an_attack_after_the_key_was_seen_clean_is_still_caught(pair):
@@ -237,4 +239,109 @@ def test_random_request_sequences_decide_the_same_with_and_without(reqs):
         uri = r["path"] + (b"?" + _query(r["args"]) if r["args"] else b"")
         kw = dict(uri=uri, method=r["method"], headers=tuple(headers), body=body,
                   response=(r["status"], [(b"content-type", b"text/html")], b"body"))
+        assert _outcome(run(fast, **kw)) == _outcome(run(plain, **kw)), kw
+
+
+# chains whose later link ends them: 30's second link is pure, so the chain drops out once
+# its values were seen clean for it; 31 and 32 act on their first link's match (setvar,
+# capture), which 40 and 41 show, so they must run whatever their later link reads
+CHAIN_RULES = r"""
+SecRuleEngine On
+SecRule REQUEST_METHOD "@rx ^(?:GET|HEAD)$" "id:30,phase:1,pass,log,chain"
+    SecRule ARGS:k "@rx ^boom"
+SecRule REQUEST_METHOD "@rx ^GET$" "id:31,phase:1,pass,nolog,setvar:tx.m=+1,chain"
+    SecRule ARGS:k "@streq boom"
+SecRule REQUEST_METHOD "@rx ^(G)ET$" "id:32,phase:1,pass,nolog,capture,chain"
+    SecRule ARGS:k "@streq boom"
+SecRule REQUEST_FILENAME "@rx ^/admin" "id:33,phase:1,pass,log,chain"
+    SecRule REQUEST_METHOD "!@streq POST" "chain"
+        SecRule ARGS_NAMES|REQUEST_HEADERS:X-K "@rx ^bad"
+SecRule TX:m "@eq 1" "id:40,phase:2,pass,log"
+SecRule TX:1 "@streq G" "id:41,phase:2,pass,log"
+"""
+
+
+def _load_chains(enabled: bool):
+    saved = cleanskip.ENABLED
+    cleanskip.ENABLED = enabled
+    try:
+        return waf(CHAIN_RULES)
+    finally:
+        cleanskip.ENABLED = saved
+
+
+@pytest.fixture
+def chain_pair():
+    return _load_chains(True), _load_chains(False)
+
+
+def _evaluated(w, **kw):
+    """The rule ids whose links the general loop evaluated on one request."""
+    from revproxy.firewall.seclang import evaluate
+
+    seen = []
+    original = evaluate.Evaluator._eval_general
+
+    def spy(self, rule, detect):
+        seen.append(rule.id)
+        return original(self, rule, detect)
+    evaluate.Evaluator._eval_general = spy
+    try:
+        run(w, **kw)
+    finally:
+        evaluate.Evaluator._eval_general = original
+    return seen
+
+
+def test_a_chain_whose_later_link_was_seen_clean_is_left_out(chain_pair):
+    fast, _plain = chain_pair
+    for _ in range(2):
+        assert _both(chain_pair, uri=b"/p?k=x")[0] == [40, 41]
+    seen = _evaluated(fast, uri=b"/p?k=x")
+    assert 30 not in seen, seen
+    # 31 and 32 act on their first link's match: evaluated every time
+    assert 31 in seen and 32 in seen, seen
+    assert _both(chain_pair, uri=b"/p?k=x")[0] == [40, 41]
+
+
+def test_a_new_value_of_the_later_link_is_still_evaluated(chain_pair):
+    for _ in range(2):
+        _both(chain_pair, uri=b"/p?k=x")
+    assert _both(chain_pair, uri=b"/p?k=boom")[0] == [30, 40, 41]
+    assert _both(chain_pair, uri=b"/p?k=x")[0] == [40, 41]
+
+
+def test_a_three_link_chain_ends_at_either_later_link(chain_pair):
+    fast, _plain = chain_pair
+    posted = dict(uri=b"/admin?bad=1", method=b"POST")
+    for _ in range(2):  # the second link fails on POST: its value POST is recorded
+        assert 33 not in _both(chain_pair, **posted)[0]
+    assert 33 not in _evaluated(fast, **posted)
+    for _ in range(2):  # the third fails on good names: recorded for the third link
+        assert 33 not in _both(chain_pair, uri=b"/admin?good=1")[0]
+    assert 33 not in _evaluated(fast, uri=b"/admin?good=1")
+    assert 33 in _both(chain_pair, uri=b"/admin?bad=1")[0]
+    assert 33 in _both(chain_pair, uri=b"/admin?good=1", headers=((b"x-k", b"bad"),))[0]
+
+
+chain_request = st.fixed_dictionaries({
+    "k": st.sampled_from([None, b"x", b"boom", b"boomer", b""]),
+    "names": st.lists(st.sampled_from([b"good", b"bad", b"badge", b"q"]), max_size=2),
+    "path": st.sampled_from([b"/p", b"/admin", b"/admin/x"]),
+    "method": st.sampled_from([b"GET", b"POST", b"HEAD"]),
+    "xk": st.sampled_from([None, b"ok", b"bad"]),
+})
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(chain_request, min_size=1, max_size=12))
+def test_random_sequences_through_chains_decide_the_same_with_and_without(reqs):
+    fast, plain = _load_chains(True), _load_chains(False)
+    for r in reqs:
+        args = [(n, b"1") for n in r["names"]]
+        if r["k"] is not None:
+            args.append((b"k", r["k"]))
+        uri = r["path"] + (b"?" + _query(args) if args else b"")
+        headers = ((b"x-k", r["xk"]),) if r["xk"] is not None else ()
+        kw = dict(uri=uri, method=r["method"], headers=headers)
         assert _outcome(run(fast, **kw)) == _outcome(run(plain, **kw)), kw

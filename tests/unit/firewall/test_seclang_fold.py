@@ -218,3 +218,36 @@ SecRule TX:b "@eq 5" "id:3,phase:1,pass,log"
     folded, plain = _folded_and_plain(rules)
     a, b = run(folded, b"/"), run(plain, b"/")
     assert ids(a) == ids(b) == [3] and a.variables == b.variables
+
+
+DEAD_HEADS = r"""
+SecRuleEngine On
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.on=1"
+SecRule &TX:MAX_ARGS "@eq 1" "id:2,phase:2,deny,status:403,log,chain"
+    SecRule &ARGS "@gt %{tx.max_args}" ""
+SecRule TX:on "@eq 0" "id:3,phase:1,pass,log,setvar:'tx.ua=%{REQUEST_HEADERS.User-Agent}',chain"
+    SecRule REQUEST_HEADERS:User-Agent "@rx ." ""
+SecRule TX:on "@eq 1" "id:4,phase:1,pass,log,chain"
+    SecRule ARGS:a "@streq 1" ""
+SecRule ARGS:set "@streq 1" "id:5,phase:1,pass,nolog,setvar:tx.late=1"
+SecRule TX:late "@eq 1" "id:6,phase:2,pass,log,chain"
+    SecRule ARGS:a "@streq 1" ""
+"""
+
+
+@pytest.mark.parametrize("uri", [b"/", b"/?a=1", b"/?a=1&b=2&c=3", b"/?set=1&a=1"])
+def test_a_chain_whose_first_link_fails_on_the_known_state_is_dead(uri):
+    """Rules 2 and 3 cannot pass their first link (tx.max_args is never set, tx.on is
+    always 1: the CRS's optional limits, 901320's default collections), whatever their
+    later links or first-link actions read: they are dropped at load. 4 passes its
+    first link and 6 reads a variable a request sets: both stay. Same logs either way."""
+    folded, plain = _folded_and_plain(DEAD_HEADS)
+    kept = {r.id for lst in folded.run_phases.values() for r in lst
+            if r.marker is None and r.delta is None}
+    in_deltas = {i for lst in folded.run_phases.values() for d in lst
+                 if isinstance(d, Delta) for i in d.ids}
+    assert not {2, 3} & (kept | in_deltas) and {4, 5, 6} <= kept
+    headers = ((b"user-agent", b"curl"),)
+    a, b = run(folded, uri, headers=headers), run(plain, uri, headers=headers)
+    assert ids(a) == ids(b) and a.variables == b.variables and \
+        a.interruption == b.interruption
