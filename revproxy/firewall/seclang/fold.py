@@ -278,6 +278,48 @@ def compact(rules: list) -> list:
     return out
 
 
+def merge_adjacent(rules: list, memo: Dict[tuple, "Delta"]) -> list:
+    """``rules`` without the markers nothing in it jumps to (a rule's ``skipAfter``, a
+    guard's jump) and with each run of adjacent ``Delta``s merged into one
+    (``Delta.then``): emptyskip.py and cleanskip.py build a transaction's list without the
+    rules that cannot match, which leaves the Deltas around them adjacent. A run's merged
+    Delta is kept in ``memo`` (keyed by the run; a phase has a few dozen Deltas, so a
+    bounded number of runs) and shared by every list holding that run."""
+    targets = set()
+    for r in rules:
+        if r.marker is None:
+            if r.delta is None:
+                targets.add(r.skip_after)
+            elif r.guarded:
+                targets.add(r.jump)
+    out: list = []
+    run: list = []
+
+    def flush():
+        if len(run) == 1:
+            out.append(run[0])
+        elif run:
+            key = tuple(run)
+            merged = memo.get(key)
+            if merged is None:
+                merged = run[0]
+                for d in run[1:]:
+                    merged = merged.then(d)
+                memo[key] = merged
+            out.append(merged)
+        run.clear()
+    for r in rules:
+        if r.__class__ is Delta:  # (not a guard.Guarded, which must stay where it is)
+            run.append(r)
+            continue
+        if r.marker is not None and r.marker not in targets:
+            continue
+        flush()
+        out.append(r)
+    flush()
+    return out
+
+
 def _fold_phase(walk, rules, positions) -> list:
     n = len(rules)
     writes = [None if r.marker is not None else _writes(r) for r in rules]

@@ -251,3 +251,27 @@ def test_a_chain_whose_first_link_fails_on_the_known_state_is_dead(uri):
     a, b = run(folded, uri, headers=headers), run(plain, uri, headers=headers)
     assert ids(a) == ids(b) and a.variables == b.variables and \
         a.interruption == b.interruption
+
+
+def test_merge_adjacent_joins_runs_of_deltas_and_keeps_only_markers_jumped_to():
+    from types import SimpleNamespace as NS
+
+    def rule(skip_after=None):
+        return NS(marker=None, delta=None, skip_after=skip_after)
+
+    def marker(name):
+        return NS(marker=name, delta=None)
+    guard = NS(marker=None, delta=True, guarded=True, jump="G")
+    d1 = Delta({"a": b"1"}, (), None, [], False)
+    d2 = Delta({"b": b"2"}, ("a",), (b"TX:b", b"2"), [], False)
+    d3 = Delta({"c": b"3"}, (), None, [], False)
+    r1, r2 = rule("KEEP"), rule()
+    lst = [d1, d2, marker("DROP"), d3, r1, d1, marker("KEEP"), guard, marker("G"), d2, r2]
+    memo: dict = {}
+    out = fold.merge_adjacent(lst, memo)
+    assert [getattr(x, "marker", None) for x in out if x.marker is not None] == ["KEEP", "G"]
+    merged = out[0]
+    assert isinstance(merged, Delta) and merged.sets == {"b": b"2", "c": b"3"} and \
+        merged.removes == ("a",) and merged.matched == (b"TX:b", b"2")
+    assert out[1:] == [r1, d1, lst[6], guard, lst[8], d2, r2]
+    assert fold.merge_adjacent(lst, memo)[0] is merged  # one merged Delta per run
