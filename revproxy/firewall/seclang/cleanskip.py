@@ -46,6 +46,7 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Tuple
 
 from . import emptyskip, fold
+from .rules import Target
 from .emptyskip import _KEYED, _WHOLE, _XML
 
 ENABLED = True  # tests load rule sets with and without it
@@ -280,6 +281,19 @@ class Plan(emptyskip.Plan):
                     seen[x] = old | add
 
 
+def _representative(t, source) -> Optional[Tuple[object, str]]:
+    """(a target reading every value of ``source``, its cache key) for ``Plan.start``;
+    None for XML (never recorded). A whole collection's is the plain collection, not
+    ``t`` when ``t`` selects keys by regex (``REQUEST_COOKIES:/^x/``): its values would
+    leave out the keys other readers of the collection read."""
+    kind, name, _key = source
+    if kind == _XML:
+        return None
+    if kind == _WHOLE and (t.regex is not None or t.key is not None):
+        return Target(name, None, None, False, name), name + "|"
+    return t, t.text + "|"
+
+
 def _fails(links: tuple, empty: int, drop: int) -> bool:
     """Whether one of a rule's pure links (``Plan.pure``) cannot match: every value of its
     sources known clean for it (its bit in ``drop``), or all its sources empty."""
@@ -305,7 +319,8 @@ def plan(rules: list, default_ops: bool, chains: bool = True) -> Optional[Plan]:
         m = 0
         for t, s in zip(r.targets, got):  # one source per target, in order
             j = index.setdefault(s, len(index))
-            reps.setdefault(j, None if s[0] == _XML else (t, t.text + "|"))
+            if j not in reps:
+                reps[j] = _representative(t, s)
             m |= 1 << j
         return m
     for i, r in enumerate(rules):

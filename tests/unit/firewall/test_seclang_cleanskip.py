@@ -345,3 +345,59 @@ def test_random_sequences_through_chains_decide_the_same_with_and_without(reqs):
         headers = ((b"x-k", r["xk"]),) if r["xk"] is not None else ()
         kw = dict(uri=uri, method=r["method"], headers=headers)
         assert _outcome(run(fast, **kw)) == _outcome(run(plain, **kw)), kw
+
+
+KEY_REGEX_RULES = r"""
+SecRuleEngine On
+SecRule REQUEST_COOKIES:/^x/ "@rx bad" "id:1,phase:1,pass,log"
+SecRule REQUEST_COOKIES "@rx bad" "id:2,phase:1,pass,log"
+SecRule ARGS:/^x/ "@rx bad" "id:3,phase:2,pass,log"
+SecRule ARGS "@rx bad" "id:4,phase:2,pass,log"
+"""
+
+
+def test_a_regex_key_reader_does_not_stand_for_the_whole_collection():
+    """The first reader of REQUEST_COOKIES (and of ARGS) selects keys by regex: its values
+    must not decide whether the collection is empty or known clean for the rule reading
+    all of it (an attacker's cookie a=bad was missed before this was fixed)."""
+    saved = cleanskip.ENABLED
+    try:
+        fast = waf(KEY_REGEX_RULES)
+        cleanskip.ENABLED = False
+        plain = waf(KEY_REGEX_RULES)
+    finally:
+        cleanskip.ENABLED = saved
+    pair = (fast, plain)
+    cookie = ((b"cookie", b"a=ok; xa=ok"),)
+    for _ in range(2):
+        assert _both(pair, uri=b"/?a=ok&xa=ok", headers=cookie)[0] == []
+    assert _both(pair, uri=b"/?a=bad", headers=((b"cookie", b"a=bad"),))[0] == [2, 4]
+    assert _both(pair, uri=b"/?a=bad&xa=ok", headers=((b"cookie", b"a=bad; xa=ok"),)
+                 )[0] == [2, 4]
+    assert _both(pair, uri=b"/?xa=bad", headers=((b"cookie", b"xa=bad"),))[0] == [1, 2, 3, 4]
+
+
+key_regex_request = st.fixed_dictionaries({
+    "args": st.lists(st.tuples(st.sampled_from([b"a", b"xa", b"x"]),
+                               st.sampled_from([b"ok", b"bad", b"no"])), max_size=3),
+    "cookies": st.lists(st.tuples(st.sampled_from([b"a", b"xa", b"x"]),
+                                  st.sampled_from([b"ok", b"bad", b"no"])), max_size=3),
+})
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(key_regex_request, min_size=1, max_size=10))
+def test_random_sequences_with_regex_keys_decide_the_same_with_and_without(reqs):
+    saved = cleanskip.ENABLED
+    try:
+        fast = waf(KEY_REGEX_RULES)
+        cleanskip.ENABLED = False
+        plain = waf(KEY_REGEX_RULES)
+    finally:
+        cleanskip.ENABLED = saved
+    for r in reqs:
+        headers = ((b"cookie", b"; ".join(k + b"=" + v for k, v in r["cookies"])),) \
+            if r["cookies"] else ()
+        kw = dict(uri=b"/" + (b"?" + _query(r["args"]) if r["args"] else b""),
+                  headers=headers)
+        assert _outcome(run(fast, **kw)) == _outcome(run(plain, **kw)), kw
