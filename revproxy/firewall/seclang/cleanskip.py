@@ -164,26 +164,37 @@ class Plan(emptyskip.Plan):
         kept = v._vcache
         colls, index = v._colls, v._index
         filt: Optional[list] = None
+        scalar = v.scalar
         for i, kind, name, key, t, ck, mine, bit in self.checks:
             vals = kept.get(ck)  # [(name, value)], as the rules read them
-            if vals is None:
-                if kind == _WHOLE:
-                    got = colls.get(name)
-                    if not (got if got is not None else v.collection(name)):
-                        empty |= bit
-                        continue
-                elif kind == _KEYED:
+            if vals is None:  # what v.values(t, (), ck) returns (and keeps), inlined:
+                # t is the plain collection, one key of it or a scalar (_representative)
+                if kind == _KEYED:
                     got = index.get(name)
-                    if key not in (got if got is not None else v._indexed(name)):
+                    hits = (got if got is not None else v._indexed(name)).get(key)
+                    if not hits:
                         empty |= bit
                         continue
+                    vals = kept[ck] = [(e[1], e[2]) for e in hits]
+                elif kind == _WHOLE:
+                    got = colls.get(name)
+                    entries = got if got is not None else v.collection(name)
+                    if not entries:
+                        empty |= bit
+                        continue
+                    vals = kept[ck] = [(e[1], e[2]) for e in entries]
                 elif kind == _XML:
                     if v.body.xml is None:
                         empty |= bit
                     else:
                         drop &= ~mine  # never recorded
                     continue
-                vals = v.values(t, (), ck)
+                else:  # a scalar
+                    got = scalar(name)
+                    if got is None:
+                        empty |= bit
+                        continue
+                    vals = kept[ck] = [(name, got)]
             if not vals:
                 empty |= bit
                 continue
