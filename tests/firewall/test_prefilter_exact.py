@@ -1,9 +1,10 @@
 """The engine's shortcuts change no verdict: CRS v4.28.0 at PL1 with the RE2 prefilter (per
 group and the per-phase union over joined values), the identity classes of
 transformation chains, the rules folded at load (fold.py), the guarded runs (guard.py)
-the rules skipped on empty collections (emptyskip.py) and those skipped on values earlier
+the rules skipped on empty collections (emptyskip.py), those skipped on values earlier
 requests showed clean (cleanskip.py: one WAF learns across the whole suite, attacks and
-benign requests interleaved), against the same rules loaded with none of them, on every
+benign requests interleaved) and the recorded outcomes of values seen before (replay.py),
+against the same rules loaded with none of them, on every
 request of the PL1 regression suite. The logged rule ids must be the same set for every
 stage.
 """
@@ -12,7 +13,8 @@ from __future__ import annotations
 
 import pytest
 
-from revproxy.firewall.seclang import cleanskip, emptyskip, fold, guard, identity, prefilter
+from revproxy.firewall.seclang import cleanskip, emptyskip, fold, guard, identity, prefilter, \
+    replay
 from tests.firewall import ftw
 
 CRS = ftw.crs_dir()
@@ -27,6 +29,7 @@ def _load(monkeypatch, shortcuts: bool):
             m.setattr(guard, "ENABLED", False)
             m.setattr(emptyskip, "ENABLED", False)
             m.setattr(cleanskip, "ENABLED", False)
+            m.setattr(replay, "ENABLED", False)
         return ftw.load_crs(CRS)
 
 
@@ -51,6 +54,10 @@ def test_the_plain_load_really_has_no_shortcut(wafs):
     assert fast.folded > 100
     assert plain.guarded == 0 and fast.guarded > 10
     assert not plain.empty_plans and set(fast.empty_plans) >= {1, 2, 4}
+    replays = [link.id for r in fast.all_rules for link in r.chain_rules()
+               if link.replay is not None]
+    assert {920420, 920440, 920450} <= set(replays)
+    assert not any(link.replay for r in plain.all_rules for link in r.chain_rules())
     assert all(link.t_class is None for r in plain.all_rules for link in r.chain_rules()
                if link.t_names)
     if prefilter.AVAILABLE:

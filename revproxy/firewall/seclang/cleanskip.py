@@ -45,7 +45,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
-from . import emptyskip, fold
+from . import delta, emptyskip
 from .rules import Target
 from .emptyskip import _KEYED, _WHOLE, _XML
 
@@ -237,7 +237,7 @@ class Plan(emptyskip.Plan):
             if links is not None and _fails(links, empty, drop):
                 continue
             out.append(r)
-        out = fold.merge_adjacent(out, self._merged)
+        out = delta.merge_adjacent(out, self._merged)
         markers: Dict[str, int] = {}
         keys = set()  # what the rules left that the prefilter may skip read
         for i, r in enumerate(out):

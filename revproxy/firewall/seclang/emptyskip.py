@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
-from . import fold
+from . import delta
 from .variables import _COLLECTION_NAMES
 
 ENABLED = True  # tests load rule sets with and without it
@@ -121,7 +121,7 @@ class Plan:
         # is left out when every source of one mask is empty
         self.needs = needs
         self._lists: Dict[int, Tuple[list, Dict[str, int]]] = {}
-        self._merged: Dict[tuple, object] = {}  # runs of adjacent Deltas merged (fold.py)
+        self._merged: Dict[tuple, object] = {}  # runs of adjacent Deltas merged (delta.py)
 
     def mask(self, v) -> int:
         """The sources empty on the transaction whose ``Variables`` is ``v``."""
@@ -152,9 +152,9 @@ class Plan:
 
     def _build(self, mask: int) -> Tuple[list, Dict[str, int]]:
         needs = self.needs
-        out = fold.merge_adjacent([r for i, r in enumerate(self.rules)
-                                   if i not in needs or not empty_link(needs[i], mask)],
-                                  self._merged)
+        out = delta.merge_adjacent([r for i, r in enumerate(self.rules)
+                                    if i not in needs or not empty_link(needs[i], mask)],
+                                   self._merged)
         markers: Dict[str, int] = {}
         for i, r in enumerate(out):
             if r.marker is not None:

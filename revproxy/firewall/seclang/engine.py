@@ -16,7 +16,7 @@ import time
 from typing import Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, \
     Tuple
 
-from . import cleanskip, emptyskip, fastpath, fold, guard, intake, prefilter
+from . import cleanskip, delta, emptyskip, fastpath, fold, guard, intake, prefilter, replay
 from .api import Interruption, Match, MatchRecord, RequestView, SecLangError
 from .evaluate import Evaluator, removal_concerns
 from .loader import Components, Settings, load_sources
@@ -95,7 +95,7 @@ class WAF:
         self.run_phases, self.run_markers, self.guarded = \
             guard.guard(self, self.run_phases, self.run_markers) if guard.ENABLED else \
             (self.run_phases, self.run_markers, 0)
-        self.folded_links = fold.folded_rules(self.run_phases)
+        self.folded_links = delta.folded_rules(self.run_phases)
         # per phase: its list without the rules reading only empty collections, chosen
         # by a transaction at the phase's start (emptyskip.py)
         # and without the pure rules whose values earlier requests showed clean
@@ -109,6 +109,12 @@ class WAF:
                 if got is not None:
                     self.empty_plans[phase] = got
         self.folded_ids = frozenset(link.id for link in self.folded_links)
+        # links whose matches do the same for the same value: recorded per value (replay.py)
+        shipped = default_ops and components.transforms is _shipped_transforms()
+        for r in self.all_rules:
+            for link in r.chain_rules():
+                if replay.replayable(link, cleanskip.pure_sources(link, shipped) is not None):
+                    link.replay = replay.Replay()
         self.positions = {phase: {r: i for i, r in enumerate(lst)}
                           for phase, lst in self.phases.items()}
         self._by_tag: Dict[str, FrozenSet[int]] = {}

@@ -255,6 +255,7 @@ class Evaluator:
         t_class = rule.t_class
         batch = rule.op_batch
         multi = rule.multi_match
+        replay = rule.replay if not detect else None  # (replay.py)
         vcache = v._vcache
         stores = self.stores
         known = self.known
@@ -287,6 +288,10 @@ class Evaluator:
             self.work += len(vals)
             if batch is not None and _none_match(batch, vals, transform, t_class):
                 continue  # one check over every value: none can match
+            if replay is not None:  # values seen before: their recorded outcome
+                if replay.run(self, rule, vals, transform, t_class):
+                    matched = True
+                continue
             for name, value in vals:
                 if multi:
                     for tv, m in self._multi(rule, value):

@@ -30,7 +30,8 @@ from __future__ import annotations
 
 from typing import Dict, FrozenSet, List, Optional, Tuple
 
-from .fold import _link_reads, _writes, compact
+from .delta import compact
+from .fold import _link_reads, _writes
 
 ENABLED = True  # tests load rule sets with and without guards
 GUARDED_PHASES = (1, 2, 3, 4, 5)
@@ -48,7 +49,7 @@ class Guarded:
     marker = None
     delta = True     # the run_phase loop takes it with the Deltas
     guarded = True
-    matches = False  # (read by the loop only for a fold.Delta)
+    matches = False  # (read by the loop only for a delta.Delta)
 
     def __init__(self, rules, keys: Tuple[str, ...], expected: tuple,
                  sets: Dict[str, bytes], removes: Tuple[str, ...], matched,
@@ -184,7 +185,7 @@ def _guard_phase(walk, rules: list, default_ops: bool) -> Tuple[list, int]:
             flush()
             out.append(r)
             continue
-        if r.delta is not None:  # a fold.Delta: every request takes it
+        if r.delta is not None:  # a delta.Delta: every request takes it
             flush()
             out.append(r)
             r.apply(walk.ev)

@@ -167,7 +167,7 @@ class Rule:
         "redirect", "allow_scope", "skip", "skip_after", "capture", "multi_match", "log",
         "auditlog", "chain", "child", "parent", "effects", "marker", "always", "raw_actions",
         "plan", "pre", "fast", "delta", "t_class", "t_runs", "op_memo", "op_batch",
-        "cbit", "csrc", "hot",
+        "cbit", "csrc", "hot", "replay",
     )
 
     def __init__(self, file: str, line: int) -> None:
@@ -214,11 +214,12 @@ class Rule:
         self.plan: Tuple = ()  # ((target, cache key, read kind), ...): set by ``finish``
         self.pre = None        # (prefilter.Group, index) when the rule is in an RE2 set
         self.fast = None       # fastpath.specialise's run(tx, detect), set by the WAF
-        self.delta = None      # never set on a rule: fold.Delta has a true one
+        self.delta = None      # never set on a rule: delta.Delta has a true one
         self.op_memo = False   # the operator's argument holds a macro that may be memoised
         self.op_batch = None   # the operator's none_match(values): no value can match
         self.cbit = 0          # cleanskip.py: this pure rule's bit in its phase's plan
         self.csrc = ()         # cleanskip.py: the source index of each of its targets
+        self.replay = None     # replay.Replay: per-value records of its matches' effects
         # its first link matched the last time it ran: it does not ask the prefilter for a
         # scan (one already made still skips it); a hint shared by transactions, never a
         # verdict

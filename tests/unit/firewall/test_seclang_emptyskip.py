@@ -109,7 +109,7 @@ def test_an_empty_request_runs_shorter_lists(pair):
     tx = skipping.transaction(view(b"/"))
     rules, markers = skipping.empty_plans[2].lists(tx.vars)
     kept = {r.id for r in rules if r.marker is None and r.delta is None}
-    # 25 is out, and with it the only jump to END2: the marker goes too (fold.merge_adjacent)
+    # 25 is out, and with it the only jump to END2: the marker goes too (delta.merge_adjacent)
     assert kept == {26, 27} and markers == {} and "END2" not in [r.marker for r in rules]
     assert ids(run(skipping, b"/")) == [26, 27]
 

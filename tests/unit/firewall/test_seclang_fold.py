@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from revproxy.firewall.seclang import fold
-from revproxy.firewall.seclang.fold import Delta
+from revproxy.firewall.seclang import delta, fold
+from revproxy.firewall.seclang.delta import Delta
 from tests.unit.firewall.seclang_helpers import ids, run, waf
 
 RULES = r"""
@@ -268,10 +268,10 @@ def test_merge_adjacent_joins_runs_of_deltas_and_keeps_only_markers_jumped_to():
     r1, r2 = rule("KEEP"), rule()
     lst = [d1, d2, marker("DROP"), d3, r1, d1, marker("KEEP"), guard, marker("G"), d2, r2]
     memo: dict = {}
-    out = fold.merge_adjacent(lst, memo)
+    out = delta.merge_adjacent(lst, memo)
     assert [getattr(x, "marker", None) for x in out if x.marker is not None] == ["KEEP", "G"]
     merged = out[0]
     assert isinstance(merged, Delta) and merged.sets == {"b": b"2", "c": b"3"} and \
         merged.removes == ("a",) and merged.matched == (b"TX:b", b"2")
     assert out[1:] == [r1, d1, lst[6], guard, lst[8], d2, r2]
-    assert fold.merge_adjacent(lst, memo)[0] is merged  # one merged Delta per run
+    assert delta.merge_adjacent(lst, memo)[0] is merged  # one merged Delta per run
