@@ -79,6 +79,9 @@ class Variables:
 
     def query_args(self) -> Sequence[Tuple[bytes, bytes]]:
         if self._query_args is None:
+            if not self.query:  # (most requests: nothing to parse)
+                self._query_args = []
+                return self._query_args
             r = self._parse_query(self.query, self._max_args)
             self._query_args = list(getattr(r, "args", r))
         return self._query_args
@@ -93,7 +96,8 @@ class Variables:
         if name == "REQUEST_HEADERS":
             return self.view.headers
         if name == "REQUEST_COOKIES":
-            return self._parse_cookies(self.header_values(b"cookie"))
+            values = self.header_values(b"cookie")
+            return self._parse_cookies(values) if values else ()
         if name == "RESPONSE_HEADERS":
             return self.response_headers
         if name == "FILES":
@@ -123,10 +127,10 @@ class Variables:
 
     def _stable(self, name: str) -> bool:
         """Whether a collection can no longer change (so it may be cached)."""
+        if name in _STABLE_REQUEST:
+            return True
         if name.startswith("RESPONSE"):
             return self.response_status is not None
-        if self._stable_request(name):
-            return True
         return self.body_raw is not None or self.body_final
 
     def _indexed(self, name: str) -> Dict[bytes, List]:
@@ -151,8 +155,7 @@ class Variables:
 
     @staticmethod
     def _stable_request(name: str) -> bool:
-        return name in ("ARGS_GET", "ARGS_GET_NAMES", "REQUEST_HEADERS",
-                        "REQUEST_HEADERS_NAMES", "REQUEST_COOKIES", "REQUEST_COOKIES_NAMES")
+        return name in _STABLE_REQUEST
 
     # --- reading ----------------------------------------------------------------------
     def values(self, target, exclusions: Sequence, cache_key: Optional[str] = None
@@ -293,6 +296,11 @@ _STABLE = frozenset((  # request-line and connection facts: computed once
     "REQUEST_FILENAME", "REQUEST_BASENAME", "QUERY_STRING", "REQUEST_LINE", "REMOTE_ADDR",
     "REMOTE_PORT", "SERVER_ADDR", "SERVER_PORT", "SERVER_NAME", "UNIQUE_ID",
 ))
+
+# request collections no body changes
+_STABLE_REQUEST = frozenset(("ARGS_GET", "ARGS_GET_NAMES", "REQUEST_HEADERS",
+                             "REQUEST_HEADERS_NAMES", "REQUEST_COOKIES",
+                             "REQUEST_COOKIES_NAMES"))
 
 _COLLECTION_NAMES = frozenset((
     "ARGS", "ARGS_GET", "ARGS_POST", "ARGS_NAMES", "ARGS_GET_NAMES", "ARGS_POST_NAMES",
