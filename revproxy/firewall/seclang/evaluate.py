@@ -78,7 +78,6 @@ class Evaluator:
         self._hits = self.chains.hits  # prefilter group id -> matching patterns
         self._transform = self.chains.transform  # (rule, value) -> transformed value
         self._ran: set = set()
-        self._expand = self.expand_text
         self.known = None  # cleanskip.Start.known of the running phase
         self.failed = None  # the chain link that last did not match (_eval_chain)
         self._removal_sig: tuple = (0, ())  # (removals, cleanskip.signature of them)
@@ -240,7 +239,7 @@ class Evaluator:
         matched = False
         op = rule.operator
         negated = rule.negated
-        expand = self._expand
+        expand = self.expand_text
         memo: Optional[Dict[str, bytes]] = None
         if rule.op_memo:  # expanded once per match, not once per value (rules.py)
             memo = {}
@@ -331,7 +330,7 @@ class Evaluator:
         changed it."""
         out = []
         for c in self.chains.candidates(rule, value):
-            m = rule.operator(c, self._expand)
+            m = rule.operator(c, self.expand_text)
             if rule.negated:
                 m = Match(c) if m is None else None
             if m is not None:

@@ -117,7 +117,7 @@ def specialise(rule, default_ops: bool, stop: bool = False) -> Optional[Callable
                 return False
             m = Match(tv)
         else:
-            m = op(tv, tx._expand)
+            m = op(tv, tx.expand_text)
             if negated:
                 m = Match(tv) if m is None else None
             if m is None:

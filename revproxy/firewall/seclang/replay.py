@@ -115,7 +115,7 @@ class Replay:
             tv = value.lower() if t_class[1] else value  # as Evaluator._eval_general
         else:
             tv = transform(rule, value)
-        m: Optional[Match] = rule.operator(tv, ev._expand)
+        m: Optional[Match] = rule.operator(tv, ev.expand_text)
         if rule.negated:
             m = Match(tv) if m is None else None
         if m is None:

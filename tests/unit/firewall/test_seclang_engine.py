@@ -378,3 +378,45 @@ def _fuzz_waf(load_waf):
     if not _FUZZ:
         _FUZZ.append(load_waf([("fuzz.conf", _FUZZ_RULES)]))
     return _FUZZ[0]
+
+
+CYCLE_RULES = r"""
+SecRuleEngine On
+SecRequestBodyAccess On
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.limit=%{REQUEST_HEADERS.host}"
+SecRule REQUEST_HEADERS_NAMES "@rx ^.*$" "id:2,phase:1,pass,nolog,capture,setvar:'tx.h_%{tx.0}=1',chain"
+    SecRule TX:/^h_/ "@within %{tx.limit}" "setvar:tx.score=+1"
+SecRule ARGS "@rx (?i)evil" "id:3,phase:2,pass,log,t:lowercase"
+SecRule ARGS:x "@streq %{tx.limit}" "id:4,phase:2,pass,log"
+SecRule TX:score "@ge 1" "id:5,phase:2,deny,status:403,log,msg:'%{tx.score}'"
+SecRule RESPONSE_STATUS "@rx ^5" "id:6,phase:3,pass,log"
+"""
+
+
+def test_a_finished_transaction_is_freed_without_the_cycle_collector():
+    """No reference cycle runs through a transaction (a bound method of it kept on it
+    made one): on CPython each is freed when the proxy drops it, not by the collector,
+    which otherwise walked every dead transaction's values (26 µs of collector time per
+    request through the proxy with the CRS)."""
+    import gc
+    import platform
+    import weakref
+
+    if platform.python_implementation() != "CPython":
+        import pytest
+        pytest.skip("PyPy frees nothing by reference counting")
+    w = waf(CYCLE_RULES)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for uri in (b"/?x=a&y=evil", b"/?x=example.com", b"/p"):
+            tx = run(w, uri, method=b"POST", body=b"z=1&evil=2",
+                     headers=((b"content-type", b"application/x-www-form-urlencoded"),),
+                     response=(500, [(b"content-type", b"text/html")], b"<p>x"))
+            assert tx.vars.rule is not None  # (it ran)
+            ref = weakref.ref(tx)
+            del tx
+            assert ref() is None
+    finally:
+        if enabled:
+            gc.enable()
