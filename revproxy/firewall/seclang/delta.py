@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Dict, FrozenSet, Optional, Tuple
 
+MERGED_MAX = 1024  # merged runs kept per phase plan (merge_adjacent)
+
 
 class Delta:
     """The effect of a run of folded rules on a transaction: TX values set and removed,
@@ -80,8 +82,8 @@ def merge_adjacent(rules: list, memo: Dict[tuple, "Delta"]) -> list:
     guard's jump) and with each run of adjacent ``Delta``s merged into one
     (``Delta.then``): emptyskip.py and cleanskip.py build a transaction's list without the
     rules that cannot match, which leaves the Deltas around them adjacent. A run's merged
-    Delta is kept in ``memo`` (keyed by the run; a phase has a few dozen Deltas, so a
-    bounded number of runs) and shared by every list holding that run."""
+    Delta is kept in ``memo`` (keyed by the run, at most ``MERGED_MAX``; a phase has a few
+    dozen Deltas) and shared by every list holding that run."""
     targets = set()
     for r in rules:
         if r.marker is None:
@@ -102,6 +104,8 @@ def merge_adjacent(rules: list, memo: Dict[tuple, "Delta"]) -> list:
                 merged = run[0]
                 for d in run[1:]:
                     merged = merged.then(d)
+                if len(memo) >= MERGED_MAX:
+                    memo.clear()
                 memo[key] = merged
             out.append(merged)
         run.clear()

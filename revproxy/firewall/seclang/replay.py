@@ -23,8 +23,11 @@ whatever the transaction's TX held before. ``Replay.run`` evaluates a value the 
 the first time, records that outcome, and on later values found in the record applies it
 (``MATCHED_VAR``, ``MATCHED_VAR_NAME``, ``MATCHED_VARS``, the TX keys) without the operator
 or the actions. The records belong to a loaded WAF (a reload starts empty); values over
-``VALUE_MAX`` bytes are not recorded and a link's record holds at most ``MEMO_MAX`` (it is
-emptied when full). A rule in ``detect`` mode (effects not run) takes the usual path.
+``VALUE_MAX`` bytes are not recorded, and a link's record holds at most ``MEMO_MAX``
+values and ``BYTES_MAX`` bytes of names, values and what they set (it is emptied when
+either is reached), so a client sending new values costs one record each and cannot pin
+more than a few MiB over all the links. A rule in ``detect`` mode (effects not run) takes
+the usual path.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from .macros import _LITERAL, _STORE
 ENABLED = True  # tests load rule sets with and without it
 VALUE_MAX = 4096
 MEMO_MAX = 1024
+BYTES_MAX = 256 * 1024
 _CAPTURE_KEYS = tuple(str(i) for i in range(10))  # TX:0 .. TX:9
 _NO = ()  # the record of a value that does not match
 
@@ -66,14 +70,23 @@ def replayable(link, pure: bool) -> bool:
         and all(_replayable_effect(e) for e in link.effects)
 
 
+def _size(x, record) -> int:
+    """What a record costs, roughly: its key's name and value, and the bytes it sets."""
+    size = len(x[0]) + len(x[1])
+    if record is not _NO:
+        size += len(record[0]) + sum(len(k) + len(v) for k, v in record[1].items())
+    return size
+
+
 class Replay:
     """The record of one link: (display name, value) -> ``_NO`` or (transformed value,
     the TX keys set with their values, the TX keys removed)."""
 
-    __slots__ = ("memo",)
+    __slots__ = ("memo", "bytes")
 
     def __init__(self) -> None:
         self.memo: Dict[Tuple[str, bytes], tuple] = {}
+        self.bytes = 0  # the sizes of what memo holds (see _size)
 
     def run(self, ev, rule, vals, transform, t_class) -> bool:
         """What ``Evaluator._eval_general``'s loop does for ``vals`` of ``rule`` (not in
@@ -87,9 +100,12 @@ class Replay:
             if got is None:
                 got = self._evaluate(ev, rule, x, transform, t_class)
                 if len(x[1]) <= VALUE_MAX:
-                    if len(memo) >= MEMO_MAX:
+                    size = _size(x, got)
+                    if len(memo) >= MEMO_MAX or self.bytes + size > BYTES_MAX:
                         memo.clear()
+                        self.bytes = 0
                     memo[x] = got
+                    self.bytes += size
                 matched = matched or got is not _NO
                 continue
             if got is _NO:

@@ -119,6 +119,19 @@ def test_records_are_bounded(monkeypatch):
     assert all(len(x[1]) <= replay.VALUE_MAX for x in link13.replay.memo)
 
 
+def test_records_stay_within_their_byte_budget(monkeypatch):
+    """Long values an attacker makes up each time: a link's record is emptied at
+    BYTES_MAX, and its count of bytes matches what it holds after every request."""
+    monkeypatch.setattr(replay, "BYTES_MAX", 20000)
+    fast, plain = _pair()
+    link = next(r for r in fast.all_rules if r.id == 13)
+    for i in range(30):
+        uri = b"/?q=evil%d" % i + b"x" * 3000
+        assert _state(run(fast, uri)) == _state(run(plain, uri))
+        held = sum(replay._size(x, got) for x, got in link.replay.memo.items())
+        assert link.replay.bytes == held <= 20000
+
+
 NAMES = [b"accept", b"x-three", b"content-type", b"x-evil", b"proxy", b"x-a"]
 VALUES = [b"abc", b"abz", b"text/html", b"application/x", b"1", b""]
 
