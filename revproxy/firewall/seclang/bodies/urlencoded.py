@@ -69,9 +69,10 @@ def _split_pairs(data: bytes, max_args: int) -> Tuple[List[Tuple[bytes, bytes]],
             flags["ARGS_LIMIT_EXCEEDED"] = 1
             break
         name, sep, value = piece.partition(b"=")
-        name, bad_name = url_decode(name)
-        value, bad_value = url_decode(value)
-        invalid = invalid or bad_name or bad_value
+        if b"%" in piece or b"+" in piece:  # (most pieces have nothing to decode)
+            name, bad_name = url_decode(name)
+            value, bad_value = url_decode(value)
+            invalid = invalid or bad_name or bad_value
         args.append((name, value))
     if invalid:
         flags["URLENCODED_ERROR"] = 1
