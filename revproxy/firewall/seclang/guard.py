@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Dict, FrozenSet, List, Optional, Tuple
 
-from .delta import compact
+from .delta import Delta, compact
 from .fold import _link_reads, _writes
 
 ENABLED = True  # tests load rule sets with and without guards
@@ -76,14 +76,7 @@ class Guarded:
             return False
         return tuple(map(ev.stores["tx"].get, self.keys)) == self.expected
 
-    def apply(self, ev) -> None:
-        tx = ev.stores["tx"]
-        if self.sets:
-            tx.update(self.sets)
-        for key in self.removes:
-            tx.pop(key, None)
-        if self.matched is not None:
-            ev.vars.matched_var_name, ev.vars.matched_var = self.matched
+    apply = Delta.apply  # the update: sets, removes, MATCHED_VAR (the same attributes)
 
     def __repr__(self) -> str:
         return "<Guarded %s>" % ",".join(str(r.id) for r in self.rules)

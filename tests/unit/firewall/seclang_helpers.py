@@ -50,3 +50,33 @@ def with_and_without_prefilter(rules: str):
     finally:
         mp.undo()
     return fast, plain
+
+
+def with_and_without(module, rules: str, **kw):
+    """(``rules`` loaded as usual, the same rules loaded with ``module.ENABLED`` False): a
+    shortcut's differential tests compare the two."""
+    on = waf(rules, **kw)
+    saved = module.ENABLED
+    module.ENABLED = False
+    try:
+        return on, waf(rules, **kw)
+    finally:
+        module.ENABLED = saved
+
+
+def evaluated(w, **kw):
+    """The ids of the rules and links the general loop evaluated on one ``run``."""
+    from revproxy.firewall.seclang import evaluate
+
+    seen = []
+    original = evaluate.Evaluator._eval_general
+
+    def spy(self, rule, detect):
+        seen.append(rule.id)
+        return original(self, rule, detect)
+    evaluate.Evaluator._eval_general = spy
+    try:
+        run(w, **kw)
+    finally:
+        evaluate.Evaluator._eval_general = original
+    return seen

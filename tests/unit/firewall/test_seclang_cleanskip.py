@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from revproxy.firewall.seclang import cleanskip
-from tests.unit.firewall.seclang_helpers import ids, run, waf
+from tests.unit.firewall.seclang_helpers import evaluated, ids, run, with_and_without
 
 RULES = r"""
 SecRuleEngine On
@@ -45,18 +45,9 @@ VALUES = [b"1", b"x", b"attack", b"ATTACK", b"%61ttack", b"evil", b"' or 1=1--",
 KEYS = [b"q", b"skip", b"mid", b"user", b"badkey", b"k", b"fold"]
 
 
-def _load(enabled: bool):
-    saved = cleanskip.ENABLED
-    cleanskip.ENABLED = enabled
-    try:
-        return waf(RULES)
-    finally:
-        cleanskip.ENABLED = saved
-
-
 @pytest.fixture
 def pair():
-    return _load(True), _load(False)
+    return with_and_without(cleanskip, RULES)
 
 
 def _query(args) -> bytes:
@@ -75,22 +66,10 @@ def _both(pair, **kw):
 
 
 def test_a_clean_request_lets_the_next_one_skip_the_pure_rules(pair):
-    from revproxy.firewall.seclang import evaluate
-
     fast, _plain = pair
     for _ in range(2):
         _both(pair, uri=b"/p?q=1&k=x")
-    seen = []
-    original = evaluate.Evaluator._eval_general
-
-    def spy(self, rule, detect):
-        seen.append(rule.id)
-        return original(self, rule, detect)
-    evaluate.Evaluator._eval_general = spy
-    try:
-        run(fast, uri=b"/p?q=1&k=x")
-    finally:
-        evaluate.Evaluator._eval_general = original
+    seen = evaluated(fast, uri=b"/p?q=1&k=x")
     assert not {20, 21, 23, 25, 26} & set(seen), seen
     # 12's first link matches every GET, but its second (ARGS_NAMES) was seen clean on
     # "q" and "k": the chain is left out at that link
@@ -228,7 +207,7 @@ def test_random_request_sequences_decide_the_same_with_and_without(reqs):
     """Hypothesis: one WAF learning across a sequence of requests (keys and values
     repeating, attacks among them, removals on some) against the same rules without
     cleanskip: the same logged ids and interruption for every request."""
-    fast, plain = _load(True), _load(False)
+    fast, plain = with_and_without(cleanskip, RULES)
     for r in reqs:
         headers = [(b"user-agent", r["ua"])]
         if r["off"]:
@@ -261,43 +240,16 @@ SecRule TX:1 "@streq G" "id:41,phase:2,pass,log"
 """
 
 
-def _load_chains(enabled: bool):
-    saved = cleanskip.ENABLED
-    cleanskip.ENABLED = enabled
-    try:
-        return waf(CHAIN_RULES)
-    finally:
-        cleanskip.ENABLED = saved
-
-
 @pytest.fixture
 def chain_pair():
-    return _load_chains(True), _load_chains(False)
-
-
-def _evaluated(w, **kw):
-    """The rule ids whose links the general loop evaluated on one request."""
-    from revproxy.firewall.seclang import evaluate
-
-    seen = []
-    original = evaluate.Evaluator._eval_general
-
-    def spy(self, rule, detect):
-        seen.append(rule.id)
-        return original(self, rule, detect)
-    evaluate.Evaluator._eval_general = spy
-    try:
-        run(w, **kw)
-    finally:
-        evaluate.Evaluator._eval_general = original
-    return seen
+    return with_and_without(cleanskip, CHAIN_RULES)
 
 
 def test_a_chain_whose_later_link_was_seen_clean_is_left_out(chain_pair):
     fast, _plain = chain_pair
     for _ in range(2):
         assert _both(chain_pair, uri=b"/p?k=x")[0] == [40, 41]
-    seen = _evaluated(fast, uri=b"/p?k=x")
+    seen = evaluated(fast, uri=b"/p?k=x")
     assert 30 not in seen, seen
     # 31 and 32 act on their first link's match: evaluated every time
     assert 31 in seen and 32 in seen, seen
@@ -316,10 +268,10 @@ def test_a_three_link_chain_ends_at_either_later_link(chain_pair):
     posted = dict(uri=b"/admin?bad=1", method=b"POST")
     for _ in range(2):  # the second link fails on POST: its value POST is recorded
         assert 33 not in _both(chain_pair, **posted)[0]
-    assert 33 not in _evaluated(fast, **posted)
+    assert 33 not in evaluated(fast, **posted)
     for _ in range(2):  # the third fails on good names: recorded for the third link
         assert 33 not in _both(chain_pair, uri=b"/admin?good=1")[0]
-    assert 33 not in _evaluated(fast, uri=b"/admin?good=1")
+    assert 33 not in evaluated(fast, uri=b"/admin?good=1")
     assert 33 in _both(chain_pair, uri=b"/admin?bad=1")[0]
     assert 33 in _both(chain_pair, uri=b"/admin?good=1", headers=((b"x-k", b"bad"),))[0]
 
@@ -336,7 +288,7 @@ chain_request = st.fixed_dictionaries({
 @settings(max_examples=150, deadline=None)
 @given(st.lists(chain_request, min_size=1, max_size=12))
 def test_random_sequences_through_chains_decide_the_same_with_and_without(reqs):
-    fast, plain = _load_chains(True), _load_chains(False)
+    fast, plain = with_and_without(cleanskip, CHAIN_RULES)
     for r in reqs:
         args = [(n, b"1") for n in r["names"]]
         if r["k"] is not None:
@@ -360,14 +312,7 @@ def test_a_regex_key_reader_does_not_stand_for_the_whole_collection():
     """The first reader of REQUEST_COOKIES (and of ARGS) selects keys by regex: its values
     must not decide whether the collection is empty or known clean for the rule reading
     all of it (an attacker's cookie a=bad was missed before this was fixed)."""
-    saved = cleanskip.ENABLED
-    try:
-        fast = waf(KEY_REGEX_RULES)
-        cleanskip.ENABLED = False
-        plain = waf(KEY_REGEX_RULES)
-    finally:
-        cleanskip.ENABLED = saved
-    pair = (fast, plain)
+    pair = with_and_without(cleanskip, KEY_REGEX_RULES)
     cookie = ((b"cookie", b"a=ok; xa=ok"),)
     for _ in range(2):
         assert _both(pair, uri=b"/?a=ok&xa=ok", headers=cookie)[0] == []
@@ -388,13 +333,7 @@ key_regex_request = st.fixed_dictionaries({
 @settings(max_examples=100, deadline=None)
 @given(st.lists(key_regex_request, min_size=1, max_size=10))
 def test_random_sequences_with_regex_keys_decide_the_same_with_and_without(reqs):
-    saved = cleanskip.ENABLED
-    try:
-        fast = waf(KEY_REGEX_RULES)
-        cleanskip.ENABLED = False
-        plain = waf(KEY_REGEX_RULES)
-    finally:
-        cleanskip.ENABLED = saved
+    fast, plain = with_and_without(cleanskip, KEY_REGEX_RULES)
     for r in reqs:
         headers = ((b"cookie", b"; ".join(k + b"=" + v for k, v in r["cookies"])),) \
             if r["cookies"] else ()

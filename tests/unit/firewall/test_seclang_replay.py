@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from revproxy.firewall.seclang import replay
-from tests.unit.firewall.seclang_helpers import run, waf
+from tests.unit.firewall.seclang_helpers import run, waf, with_and_without
 
 RULES = r"""
 SecRuleEngine On
@@ -27,14 +27,7 @@ SecRule TX:0 "@rx ." "id:21,phase:2,pass,log,msg:'last %{tx.0} %{tx.1} %{tx.2} %
 
 
 def _pair(rules=RULES):
-    saved = replay.ENABLED
-    try:
-        fast = waf(rules)
-        replay.ENABLED = False
-        plain = waf(rules)
-    finally:
-        replay.ENABLED = saved
-    return fast, plain
+    return with_and_without(replay, rules)
 
 
 def _state(tx):
