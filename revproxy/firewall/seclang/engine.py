@@ -101,16 +101,15 @@ class WAF:
         # and without the pure rules whose values earlier requests showed clean
         # (cleanskip.py)
         self.empty_plans: Dict[int, emptyskip.Plan] = {}
+        shipped = default_ops and components.transforms is _shipped_transforms()
         if cleanskip.ENABLED or emptyskip.ENABLED:
             for phase, lst in self.run_phases.items():
-                got = cleanskip.plan(lst, default_ops and components.transforms is
-                                     _shipped_transforms(), chains) if cleanskip.ENABLED \
+                got = cleanskip.plan(lst, shipped, chains) if cleanskip.ENABLED \
                     else emptyskip.plan(lst, chains)
                 if got is not None:
                     self.empty_plans[phase] = got
         self.folded_ids = frozenset(link.id for link in self.folded_links)
         # links whose matches do the same for the same value: recorded per value (replay.py)
-        shipped = default_ops and components.transforms is _shipped_transforms()
         for r in self.all_rules:
             for link in r.chain_rules():
                 if replay.replayable(link, cleanskip.pure_sources(link, shipped) is not None):

@@ -13,17 +13,19 @@ target ``TX:key`` or ``&TX:key``, a shipped deterministic operator whose argumen
 known TX variables, effects that are only ``setvar`` on TX with a constant name and values
 from TX, MATCHED_VAR or the rule itself, no capture, no prefilter group), reads only known
 variables and, when it matches, neither logs nor disrupts. It is evaluated here, on a real
-``Evaluator`` whose TX store is the known state; its writes become known values; when it matches with ``skipAfter`` the
-rules it skips are dropped (dead for every request). Runs of folded rules are replaced by
-one ``Delta`` that sets their final values (and MATCHED_VAR) in the transaction's TX store,
-split at every marker, since a skip from elsewhere may land there.
+``Evaluator`` whose TX store is the known state; its writes become known values; when it
+matches with ``skipAfter`` the rules it skips are dropped (dead for every request). Runs
+of folded rules are replaced by one ``Delta`` that sets their final values (and
+MATCHED_VAR) in the transaction's TX store, split at every marker, since a skip from
+elsewhere may land there.
 
 A rule that does not fold whose first link's test (targets and operator: TX keys only, a
 pure operator, an argument reading only TX) reads only known variables and fails on
 them is dead for every request: its chain stops there with nothing done, whatever its
 later links or first-link actions read. It is left out of the list, in no ``Delta`` (one
 would split the runs guard.py takes as one update); a ``ctl:ruleRemove*`` naming it
-changes nothing (a removed target only takes values away), so it needs no unfolding. The CRS's optional limits (``&TX:MAX_NUM_ARGS "@eq 1"`` then ``&ARGS "@gt
+changes nothing (a removed target only takes values away), so it needs no unfolding.
+The CRS's optional limits (``&TX:MAX_NUM_ARGS "@eq 1"`` then ``&ARGS "@gt
 %{tx.max_num_args}"``, 920380 and its kin) and the default collections of 901320 are
 such rules when crs-setup leaves them unset.
 

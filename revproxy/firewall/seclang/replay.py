@@ -36,13 +36,13 @@ from typing import Dict, Optional, Tuple
 
 from .actions import SetVar
 from .api import Match
+from .evaluate import _CAPTURE_KEYS  # TX:0 .. TX:9
 from .macros import _LITERAL, _STORE
 
 ENABLED = True  # tests load rule sets with and without it
 VALUE_MAX = 4096
 MEMO_MAX = 1024
 BYTES_MAX = 256 * 1024
-_CAPTURE_KEYS = tuple(str(i) for i in range(10))  # TX:0 .. TX:9
 _NO = ()  # the record of a value that does not match
 
 
