@@ -77,7 +77,8 @@ def pure_sources(rule, default_ops: bool) -> Optional[List[Tuple[int, str, Optio
     """The sources of the link ``rule`` (a rule's first link, or a later one that stops its
     chain: ``emptyskip.stop_links``) when it is pure (module doc), else None."""
     if not default_ops or rule.marker is not None or rule.delta is not None \
-            or rule.always or not rule.targets or rule.fast is not None:
+            or rule.always or not rule.targets \
+            or rule.fast is not None and not getattr(rule.fast, "pure", False):
         return None
     if rule.op_name.lower() not in _PURE_OPS or "%{" in rule.op_arg:
         return None

@@ -114,6 +114,7 @@ class WAF:
             for link in r.chain_rules():
                 if replay.replayable(link, cleanskip.pure_sources(link, shipped) is not None):
                     link.replay = replay.Replay()
+                    link.fast = None  # the general loop replays (fastpath.py's would not)
         self.positions = {phase: {r: i for i, r in enumerate(lst)}
                           for phase, lst in self.phases.items()}
         self._by_tag: Dict[str, FrozenSet[int]] = {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
+from .actions import to_int
 from .api import Interruption, Match, MatchRecord
 from .chains import Chains
 from .macros import compile_macro
@@ -91,7 +92,6 @@ class Evaluator:
 
     @property
     def anomaly_score(self) -> int:
-        from .actions import to_int
         tx = self.stores["tx"]
         v = tx.get("blocking_inbound_anomaly_score") or tx.get("anomaly_score") or b"0"
         return to_int(v)

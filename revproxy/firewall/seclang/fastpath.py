@@ -17,9 +17,11 @@ The same shape with one request/response count or scalar, no ``!`` exclusion: a 
 collection or of one of its keys (``&REQUEST_HEADERS:Host "@eq 0"``, ``&ARGS``; the CRS
 checks a dozen per request), or a scalar (``REQBODY_ERROR "!@eq 0"``, ``REQUEST_BODY_LENGTH``,
 ``REQUEST_PROTOCOL "!@within %{tx.allowed_http_versions}"``), read as ``Variables.values``
-reads them. Not a link that cleanskip.py may take as pure (a ``PURE_SCALARS`` target with a
-shipped operator and no macro, as a first link or a later one that ends its chain): those
-stay with the general loop, which leaves out the values known clean.
+reads them. A link that cleanskip.py may take as pure (a ``PURE_SCALARS`` target with no
+macro in the operator's argument, as a first link or a later one that ends its chain) is
+specialised too, its function marked ``run.pure = True`` so that cleanskip.pure_sources
+still takes it: its one source has one value, so when that value is known clean for it the
+phase's list leaves the rule out, and the function never meets a value to skip.
 """
 
 from __future__ import annotations
@@ -49,7 +51,13 @@ def _int(value: bytes) -> int:
     return n
 
 
-def _request_reader(rule, t, stop: bool):
+def _maybe_pure(rule, t, stop: bool) -> bool:
+    """Whether cleanskip.py may take the link ``rule`` reading ``t`` as pure."""
+    return stop and not t.count and t.name in PURE_SCALARS and t.key is None \
+        and "%{" not in rule.op_arg
+
+
+def _request_reader(rule, t):
     """``(read(tx) -> value or None, display name)`` for a request count or scalar (see
     the module doc), or None."""
     if rule.exclusions or t.regex is not None:
@@ -62,21 +70,19 @@ def _request_reader(rule, t, stop: bool):
             return (lambda tx: b"%d" % len(tx.vars._indexed(name).get(key, ()))), display
         return (lambda tx: b"%d" % len(tx.vars.collection(name))), display
     if name in _SCALAR_NAMES and t.key is None:
-        if stop and not t.count and name in PURE_SCALARS and "%{" not in rule.op_arg:
-            return None  # maybe pure (cleanskip.py)
         if t.count:
             return (lambda tx: b"0" if tx.vars.scalar(name) is None else b"1"), name
         return (lambda tx: tx.vars.scalar(name)), name
     return None
 
 
-def _reader(rule, stop: bool = False):
+def _reader(rule):
     """``(read(tx) -> value or None, display name)`` of the rule's one target, or None."""
     if len(rule.plan) != 1 or rule.multi_match or rule.pre is not None or rule.always:
         return None
     t = rule.plan[0][0]
     if t.name not in _WRITABLE:
-        return _request_reader(rule, t, stop)
+        return _request_reader(rule, t)
     if t.regex is not None or t.key is None:
         return None
     store, key = t.name.lower(), t.key
@@ -91,7 +97,7 @@ def specialise(rule, default_ops: bool, stop: bool = False) -> Optional[Callable
     """``run(tx, detect) -> bool`` for a one-key rule (see the module doc), else None;
     ``stop``: the link is one of ``emptyskip.stop_links`` of its rule (the first link,
     or a later one whose failing ends the chain with nothing done)."""
-    reader = _reader(rule, stop)
+    reader = _reader(rule)
     if reader is None:
         return None
     read, name = reader
@@ -124,6 +130,7 @@ def specialise(rule, default_ops: bool, stop: bool = False) -> Optional[Callable
                 return False
         tx._matched(rule, name, tv, m, detect)
         return True
+    run.pure = _maybe_pure(rule, rule.plan[0][0], stop)
     return run
 
 

@@ -59,8 +59,14 @@ def parse_query(raw_query: bytes, max_args: int) -> BodyResult:
 
 
 def _split_pairs(data: bytes, max_args: int) -> Tuple[List[Tuple[bytes, bytes]], Dict[str, int]]:
-    args: List[Tuple[bytes, bytes]] = []
     flags: Dict[str, int] = {}
+    if b"%" not in data and b"+" not in data:  # nothing to decode (most forms): in C
+        pieces = [piece for piece in data.split(b"&") if piece]
+        if len(pieces) > max_args:
+            flags["ARGS_LIMIT_EXCEEDED"] = 1
+            del pieces[max_args:]
+        return [piece.partition(b"=")[::2] for piece in pieces], flags
+    args: List[Tuple[bytes, bytes]] = []
     invalid = False
     for piece in data.split(b"&"):
         if not piece:

@@ -69,15 +69,16 @@ def test_never_raises_and_bounded(data, limit):
 @given(st.lists(st.text(alphabet="ab=&%+2Fz", max_size=12).map(str.encode), max_size=6),
        st.integers(min_value=0, max_value=8))
 def test_pieces_are_decoded_as_every_piece_through_url_decode(pieces, limit):
-    """The parser decodes only the pieces holding "%" or "+": the same pairs and flags as
-    decoding every name and value."""
+    """The parser decodes only the pieces holding "%" or "+" (none at all when the data
+    holds neither): the same pairs and flags as decoding every name and value."""
     data = b"&".join(pieces)
     got = parse_urlencoded(data, max_args=limit)
-    args, invalid = [], False
+    args, invalid, over = [], False, False
     for piece in data.split(b"&"):
         if not piece:
             continue
         if len(args) >= limit:
+            over = True
             break
         name, _, value = piece.partition(b"=")
         (name, bad_name), (value, bad_value) = url_decode(name), url_decode(value)
@@ -85,6 +86,7 @@ def test_pieces_are_decoded_as_every_piece_through_url_decode(pieces, limit):
         args.append((name, value))
     assert list(got.args) == args
     assert got.flags.get("URLENCODED_ERROR", 0) == (1 if invalid else 0)
+    assert got.flags.get("ARGS_LIMIT_EXCEEDED", 0) == (1 if over else 0)
 
 
 def test_cookies_modsecurity_v3_rules():
