@@ -42,6 +42,8 @@ def test_the_links_that_qualify():
     links = {link.id: link for r in fast.all_rules for link in r.chain_rules()
              if link.replay is not None}
     assert set(links) == {2, 10, 11, 12, 13}
+    # a replayed link takes the general loop, which replays (fastpath.py's would not)
+    assert all(link.fast is None for link in links.values())
     assert all(link.replay is None for r in plain.all_rules for link in r.chain_rules())
     # not: a count of the score ('+'), a macro reading other TX, a name that may be a
     # capture variable (3, 4, and 9: "7" then an empty TX:0), a multiMatch, a macro in
@@ -185,3 +187,15 @@ def _run_without_matched_vars(self, ev, rule, vals, transform, t_class):
             for key in got[2]:
                 ev.stores["tx"].pop(key, None)
     return matched
+
+
+def test_a_replayed_scalar_link_leaves_the_fast_path():
+    """A one-scalar link fastpath.py would specialise takes the general loop when it is
+    replayed, and its record serves the next request."""
+    w = waf('SecRule REQUEST_METHOD "@streq GET" '
+            '"id:1,phase:1,pass,nolog,capture,setvar:tx.m=%{tx.0}"')
+    link = w.all_rules[0]
+    assert link.replay is not None and link.fast is None
+    for _ in range(2):
+        assert run(w).variables["m"] == b"GET"
+    assert list(link.replay.memo) == [("REQUEST_METHOD", b"GET")]
