@@ -99,10 +99,11 @@ class Start:
     __slots__ = ("rules", "markers", "keys", "pending", "cleared", "memo", "removals",
                  "known", "scan_skip")
 
-    def __init__(self, listed: tuple, pending: List[Tuple[int, list]], memo: List[dict],
+    def __init__(self, listed: tuple, pending: List[Tuple[int, list, int]], memo: List[dict],
                  removals: int, known: Optional[list], scan_skip: Optional[tuple]) -> None:
         self.rules, self.markers, self.keys = listed  # keys: targets its groups read
-        self.pending = pending  # [(source index, its values)]
+        # [(source index, its values, the readers known clean for all of them)]
+        self.pending = pending
         self.memo = memo  # the records of the removals' signature
         self.removals = removals  # how many target removals were in effect
         self.cleared = 0  # the phase loop's mask of the pure rules it cleared
@@ -161,7 +162,7 @@ class Plan(emptyskip.Plan):
             memo = self.memos[sig] = [{} for _ in self.sources]
         empty = 0
         drop = self.all_bits  # the pure rules none of whose values may match
-        pending: List[Tuple[int, list]] = []
+        pending: List[Tuple[int, list, int]] = []
         kept = v._vcache
         colls, index = v._colls, v._index
         filt: Optional[list] = None
@@ -209,7 +210,7 @@ class Plan(emptyskip.Plan):
                     break
             if known != mine:
                 drop &= ~mine | known
-                pending.append((i, vals))
+                pending.append((i, vals, known))
             if seen:
                 if filt is None:
                     filt = [None] * len(memo)
@@ -269,9 +270,9 @@ class Plan(emptyskip.Plan):
         for how, which, _targets in ev._removed_targets[start.removals:]:
             for link in ev.waf.links_removed_by(how, which):
                 cleared &= ~link.cbit  # it may have read fewer values than it reads
-        for i, vals in start.pending:
+        for i, vals, known in start.pending:
             add = readers[i] & cleared
-            if not add:
+            if not add & ~known:  # (every value's record holds these readers already)
                 continue
             seen = memo[i]
             for x in vals:

@@ -194,7 +194,6 @@ class Transaction(Evaluator):
                ) -> Optional[Interruption]:
         if self.done(2):
             return self.interruption
-        self.vars.body_final = True  # the body's collections may now be kept
         refused = intake.take_request_body(self, body, body_truncated)
         if refused is not None:
             return refused
@@ -211,6 +210,7 @@ class Transaction(Evaluator):
         if self.response_body_access and intake.response_type_inspected(self):
             limit = self.response_body_limit
             self.vars.response_body = body[:limit]
+            self.invalidate()  # what phase 3 read of RESPONSE_BODY (nothing) is stale
         return self.run_phase(4)
 
     def phase5(self) -> None:

@@ -64,7 +64,6 @@ class Variables:
         self.body_variable = False        # REQUEST_BODY populated
         self.body_processor = b""         # REQBODY_PROCESSOR
         self.body_truncated = False
-        self.body_final = False           # phase 2 began: no body will arrive any more
         self.response_status: Optional[int] = None
         self.response_headers: Sequence[Tuple[bytes, bytes]] = ()
         self.response_body: Optional[bytes] = None
@@ -121,17 +120,8 @@ class Variables:
             else:
                 entries = [(k.lower(), prefix + k.decode("latin-1"), v, k)
                            for k, v in self._pairs(name)]
-            if self._stable(name):
-                self._colls[name] = entries
+            self._colls[name] = entries
         return entries
-
-    def _stable(self, name: str) -> bool:
-        """Whether a collection can no longer change (so it may be cached)."""
-        if name in _STABLE_REQUEST:
-            return True
-        if name.startswith("RESPONSE"):
-            return self.response_status is not None
-        return self.body_raw is not None or self.body_final
 
     def _indexed(self, name: str) -> Dict[bytes, List]:
         idx = self._index.get(name)
@@ -139,12 +129,14 @@ class Variables:
             idx = {}
             for e in self.collection(name):
                 idx.setdefault(e[0], []).append(e)
-            if self._stable(name):
-                self._index[name] = idx
+            self._index[name] = idx
         return idx
 
     def invalidate_body(self) -> None:
-        """The body (or response) arrived: drop collections built before it."""
+        """The body (or response) arrived: drop what was built before it, but for the
+        collections no body changes (``_STABLE_REQUEST``). Until then every collection is
+        kept once built: the engine calls this (``Evaluator.invalidate``) whenever the body
+        or the response it reads changes."""
         self._vcache.clear()
         for name in list(self._colls):
             if not self._stable_request(name):

@@ -1,6 +1,6 @@
-"""What a transaction keeps instead of recomputing: captures into TX:0-9, the body's
-collections once phase 2 began without a body (Variables.body_final), kept values read
-by the prefilter without a call (Chains._read) - each against the plain computation."""
+"""What a transaction keeps instead of recomputing: captures into TX:0-9, collections
+until the body or the response arrives, kept values read by the prefilter without a call
+(Chains._read) - each against the plain computation."""
 
 from __future__ import annotations
 
@@ -55,25 +55,34 @@ SecRule ARGS "@rx ." "id:6,phase:5,pass,log,setvar:tx.p5=+1"
 @settings(max_examples=100, deadline=None)
 @given(query=st.sampled_from([b"", b"?a=1", b"?b=c&c=b"]),
        body=st.sampled_from([None, b"", b"x=b", b"c=1&d=2"]))
-def test_body_collections_kept_after_phase_2_began_match_recomputing(query, body):
-    """Phase 2 with or without a body: the logs and TX are those of a load where the
-    body's collections are recomputed on every read."""
+def test_kept_collections_match_recomputing_them_on_every_read(query, body):
+    """Collections are kept from their first read (phase 1 included) until the body or
+    the response arrives: the logs and TX are those of a load where every read computes
+    them again."""
     w = waf(RULES)
     headers = ((b"content-type", b"application/x-www-form-urlencoded"),)
     kw = dict(uri=b"/p" + query, headers=headers, body=body,
               response=(200, [(b"content-type", b"text/html")], b"ok"))
     a = run(w, **kw)
+    collection, indexed = Variables.collection, Variables._indexed
+
+    def fresh_collection(self, name):
+        self._colls.pop(name, None)
+        return collection(self, name)
+
+    def fresh_indexed(self, name):
+        self._index.pop(name, None)
+        self._colls.pop(name, None)
+        return indexed(self, name)
     mp = pytest.MonkeyPatch()
-    mp.setattr(Variables, "_stable", lambda self, name: (
-        self.response_status is not None if name.startswith("RESPONSE") else
-        self._stable_request(name) or self.body_raw is not None))
+    mp.setattr(Variables, "collection", fresh_collection)
+    mp.setattr(Variables, "_indexed", fresh_indexed)
     try:
         b = run(w, **kw)
     finally:
         mp.undo()
     assert ids(a) == ids(b) and a.variables == b.variables
-    if body is None:  # kept only thanks to body_final
-        assert "ARGS" in a.vars._colls and "ARGS" not in b.vars._colls
+    assert "ARGS" in a.vars._colls
 
 
 def test_the_prefilter_reads_kept_values_through_the_same_dict():
@@ -83,3 +92,16 @@ def test_the_prefilter_reads_kept_values_through_the_same_dict():
     assert tx.chains._kept is tx.vars._vcache
     tx.phase1()
     assert [m.rule_id for m in tx.matches] == [1]
+
+
+def test_a_response_body_read_in_phase_3_does_not_hide_the_body_from_phase_4():
+    """Phase 3 reads RESPONSE_BODY before the body arrived (nothing); phase 4 must see the
+    body, not that kept empty value."""
+    w = waf(r"""
+SecResponseBodyAccess On
+SecRule RESPONSE_BODY|REQUEST_METHOD "@rx secret" "id:1,phase:3,pass,log"
+SecRule RESPONSE_BODY "@rx secret" "id:2,phase:4,deny,log"
+""")
+    tx = run(w, response=(200, [(b"content-type", b"text/html")], b"the secret"))
+    assert ids(tx) == [2]
+    assert tx.interruption is not None and tx.interruption.rule_id == 2
