@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .api import BodyResult, RequestView
+from .keynames import entries as keyed_entries, name_entries
 from .rules import VOLATILE
 from .scalars import SCALARS as _SCALARS, WRITABLE, percent_decode  # noqa: F401
 
@@ -112,14 +113,11 @@ class Variables:
     def collection(self, name: str) -> List:
         """Entries (lower key, display, value, key) of a request/response collection."""
         entries = self._colls.get(name)
-        if entries is None:
-            prefix = name + ":"
+        if entries is None:  # (keys' lower case and display names: keynames.py)
             if name.endswith("_NAMES") and name != "FILES_NAMES":
-                entries = [(e[0], prefix + e[3].decode("latin-1"), e[3], e[3])
-                           for e in self.collection(name[:-6])]
+                entries = name_entries(name, self.collection(name[:-6]))
             else:
-                entries = [(k.lower(), prefix + k.decode("latin-1"), v, k)
-                           for k, v in self._pairs(name)]
+                entries = keyed_entries(name, self._pairs(name))
             self._colls[name] = entries
         return entries
 
