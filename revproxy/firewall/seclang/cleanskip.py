@@ -175,7 +175,6 @@ class Plan(emptyskip.Plan):
                     got = index.get(name)
                     hits = (got if got is not None else v._indexed(name)).get(key)
                     if not hits:
-                        kept[ck] = []  # (the next phase's check reads it kept)
                         empty |= bit
                         continue
                     vals = kept[ck] = [(e[1], e[2]) for e in hits]
@@ -183,7 +182,6 @@ class Plan(emptyskip.Plan):
                     got = colls.get(name)
                     entries = got if got is not None else v.collection(name)
                     if not entries:
-                        kept[ck] = []
                         empty |= bit
                         continue
                     vals = kept[ck] = [(e[1], e[2]) for e in entries]
@@ -196,7 +194,6 @@ class Plan(emptyskip.Plan):
                 else:  # a scalar
                     got = scalar(name)
                     if got is None:
-                        kept[ck] = []
                         empty |= bit
                         continue
                     vals = kept[ck] = [(name, got)]
