@@ -6,11 +6,13 @@ limits must hold).
 
 Run with the venv's python from the repo root (see bench/README.md, "Firewall"):
 
-    .venv/bin/python bench/firewall.py [--duration 5] [--crs DIR] [--json out.json]
+    .venv/bin/python bench/firewall.py [--duration 5] [--rounds 3] [--crs DIR] [--json out.json]
         [--venvs /work/main]   # from a worktree without venvs of its own
 
-The backend (nginx: /1k.bin static, /form answers 200 to a POST) and wrk share CPU 0; each
-proxy runs alone on CPU 1. Requests carry a browser-like Host, User-Agent and Accept (wrk's
+The backend (nginx: /1k.bin static, /form answers 200 to a POST) and wrk share CPU 0. The
+"off" and "crs" proxies of an interpreter run side by side on CPU 1, one loaded at a time:
+each scenario alternates between them ``--rounds`` times and the ratio is the median of
+the per-round ratios (the shared VM's speed drifts by tens of percent within minutes). Requests carry a browser-like Host, User-Agent and Accept (wrk's
 bare requests would match CRS rule 920350, a numeric Host, and log a line each).
 """
 
@@ -194,37 +196,73 @@ def adversarial(port: int, repeat: int) -> List[dict]:
     return rows
 
 
-def bench_proxy(name, procs, upstream, args):
+def _start(name, procs, upstream, args):
+    """Start proxy ``name`` on CPU 1, check it answers an attack as its mode says, warm it
+    (the JIT, the pools, the engine's records); its (process, port)."""
     port = run.free_port()
     spec = launch(name, procs.work, port, upstream, args.crs, args.venvs)
     if spec.skip:
         raise LookupError(spec.skip)
     proc = procs.start(name, spec.argv, cpu=1, env=spec.env)
+    problem = run.wait_ready(proc, port)
+    if problem:
+        procs.stop(proc)
+        raise LookupError("did not start: %s\n%s" % (problem, procs.log_tail(name)))
+    status, _ = request(port, "GET", "/1k.bin?id=1%27%20or%201=1--")
+    expected = 403 if name.endswith("-crs") else 200
+    if status != expected:
+        procs.stop(proc)
+        raise RuntimeError("%s: an attack got %d, expected %d" % (name, status, expected))
+    for scenario in SCENARIOS:
+        wrk(port, scenario, procs.work, run.WARMUP_SECONDS)
+    return proc, port
+
+
+def _measure(name, proc, port, scenario, procs, args) -> dict:
+    cpu_before, started = run.cpu_seconds(proc.pid), time.monotonic()
+    row = wrk(port, scenario, procs.work, args.duration)
+    cpu = run.cpu_seconds(proc.pid) - cpu_before
+    row.update(proxy=name, scenario=scenario,
+               cpu_us_per_req=cpu * 1e6 / row["requests"] if row["requests"] else None,
+               cpu_busy=cpu / (time.monotonic() - started))
+    return row
+
+
+def bench_pair(pair, procs, upstream, args):
+    """The "off" and "crs" proxies of one interpreter side by side (both on CPU 1, one
+    loaded at a time): each scenario alternates between them, ``args.rounds`` times, so a
+    ratio compares two measurements taken seconds apart on a VM whose speed drifts. Each
+    (proxy, scenario) row is its median round; a "crs" row's ``ratio`` is the median of
+    its per-round ratios to "off". Then the adversarial bodies on "crs"."""
+    started = {}
     try:
-        problem = run.wait_ready(proc, port)
-        if problem:
-            raise LookupError("did not start: %s\n%s" % (problem, procs.log_tail(name)))
-        status, _ = request(port, "GET", "/1k.bin?id=1%27%20or%201=1--")
-        expected = 403 if name.endswith("-crs") else 200
-        if status != expected:
-            raise RuntimeError("%s: an attack got %d, expected %d" % (name, status, expected))
-        for scenario in SCENARIOS:  # warm the JIT and the pools
-            wrk(port, scenario, procs.work, run.WARMUP_SECONDS)
+        for name in pair:
+            started[name] = _start(name, procs, upstream, args)
+        rounds = {(name, s): [] for name in started for s in SCENARIOS}
+        for i in range(args.rounds):
+            for scenario in SCENARIOS:
+                for name, (proc, port) in started.items():
+                    row = _measure(name, proc, port, scenario, procs, args)
+                    rounds[(name, scenario)].append(row)
+                    print("  round %d %-22s %-13s %7.0f req/s  p99 %.2f ms  errors %d" % (
+                        i + 1, name, scenario, row["rps"], row["p99_ms"], row["errors"]))
         rows = []
-        for scenario in SCENARIOS:
-            cpu_before, started = run.cpu_seconds(proc.pid), time.monotonic()
-            row = wrk(port, scenario, procs.work, args.duration)
-            cpu = run.cpu_seconds(proc.pid) - cpu_before
-            row.update(proxy=name, scenario=scenario,
-                       cpu_us_per_req=cpu * 1e6 / row["requests"] if row["requests"] else None,
-                       cpu_busy=cpu / (time.monotonic() - started))
+        for (name, scenario), got in rounds.items():
+            row = dict(sorted(got, key=lambda r: r["rps"])[len(got) // 2])
+            off = rounds.get((name.rsplit("-", 1)[0] + "-off", scenario))
+            if name.endswith("-crs") and off:
+                ratios = sorted(c["rps"] / o["rps"] for c, o in zip(got, off) if o["rps"])
+                row["ratio"] = ratios[len(ratios) // 2] if ratios else None
+                row["ratios"] = ratios
             rows.append(row)
-            print("  %-8s %9.0f req/s  p99 %.2f ms  errors %d" % (
-                scenario, row["rps"], row["p99_ms"], row["errors"]))
-        extra = adversarial(port, args.repeat) if name.endswith("-crs") else []
+        extra = {}
+        for name, (proc, port) in started.items():
+            if name.endswith("-crs"):
+                extra[name] = adversarial(port, args.repeat)
         return rows, extra
     finally:
-        procs.stop(proc)
+        for proc, _port in started.values():
+            procs.stop(proc)
 
 
 def print_table(rows: List[dict]) -> None:
@@ -234,7 +272,7 @@ def print_table(rows: List[dict]) -> None:
     print(fmt % ("proxy", "scenario", "req/s", "p50 ms", "p99 ms", "µs/req", "busy", "÷ off"))
     for r in rows:
         base = off.get((r["proxy"].rsplit("-", 1)[0], r["scenario"]))
-        ratio = r["rps"] / base if base else None
+        ratio = r.get("ratio", r["rps"] / base if base else None)
         print(fmt % (r["proxy"], r["scenario"], "%.0f" % r["rps"], "%.2f" % r["p50_ms"],
                      "%.2f" % r["p99_ms"], run._us(r.get("cpu_us_per_req")),
                      run._busy(r.get("cpu_busy")), run._ratio(ratio)))
@@ -247,6 +285,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--repeat", type=int, default=20,
                         help="requests per adversarial body (20)")
     parser.add_argument("--only", default="", help="subset of: " + ", ".join(NAMES))
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternations of each scenario between off and crs (3)")
     parser.add_argument("--json", metavar="FILE")
     parser.add_argument("--venvs", default=proxies.REPO,
                         help="the checkout whose .venv and .venv-pypy run the proxy (this "
@@ -275,15 +315,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         problem = run.wait_ready(proc, port)
         if problem:
             raise RuntimeError("backend (nginx) %s" % problem)
-        for name in names:
-            print("%s:" % name)
+        for impl in ("cpython", "pypy"):
+            pair = [n for n in names if n.startswith("revproxy-%s-" % impl)]
+            if not pair:
+                continue
+            print("%s:" % " + ".join(pair))
             try:
-                rows, extra = bench_proxy(name, procs, port, args)
+                rows, extra = bench_pair(pair, procs, port, args)
                 report["results"].extend(rows)
-                if extra:
-                    report["adversarial"][name] = extra
+                report["adversarial"].update(extra)
             except (LookupError, RuntimeError) as e:
-                report["skipped"][name] = str(e)
+                for name in pair:
+                    report["skipped"][name] = str(e)
                 print("  note: skipped: %s" % e)
 
     status = run.guarded("revproxy-bench-firewall-", body)
