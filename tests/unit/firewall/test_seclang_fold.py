@@ -275,3 +275,19 @@ def test_merge_adjacent_joins_runs_of_deltas_and_keeps_only_markers_jumped_to():
         merged.removes == ("a",) and merged.matched == (b"TX:b", b"2")
     assert out[1:] == [r1, d1, lst[6], guard, lst[8], d2, r2]
     assert delta.merge_adjacent(lst, memo)[0] is merged  # one merged Delta per run
+
+
+def test_a_folded_match_leaves_matched_var_for_the_next_rule():
+    """Rule 2 matches on every request (a constant): folded, its Delta still sets
+    MATCHED_VAR, which rule 3 (kept: it reads MATCHED_VAR) denies on."""
+    rules = r"""
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.a=seen"
+SecRule TX:a "@streq seen" "id:2,phase:1,pass,nolog"
+SecRule MATCHED_VAR "@streq seen" "id:3,phase:1,deny,status:403,log"
+"""
+    folded, plain = _folded_and_plain(rules)
+    assert 2 in {i for lst in folded.run_phases.values() for d in lst
+                 if isinstance(d, Delta) for i in d.ids}
+    for w in (folded, plain):
+        tx = run(w, b"/")
+        assert ids(tx) == [3] and tx.interruption.status == 403
