@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -294,11 +293,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     names = [n for n in NAMES if not args.only or n in args.only.split(",")]
     sys.stdout.reconfigure(line_buffering=True)
-    if shutil.which("wrk") is None:
-        print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
-        return 2
-    if not os.path.isdir(os.path.join(args.crs, "rules")):
-        print("no CRS at %s (--crs DIR)" % args.crs, file=sys.stderr)
+    problem = proxies.missing("wrk", args.crs)
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
     report = {"duration": args.duration, "crs": args.crs, "load": os.getloadavg(),
               "results": [], "adversarial": {}, "skipped": {}}

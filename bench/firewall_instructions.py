@@ -18,13 +18,14 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import proxies  # noqa: E402  (bench/ is not a package)
 DEFAULT_CRS = os.path.join(os.path.dirname(REPO), "shared", "crs-v4.28.0")
 WARMUP = 200
 
@@ -67,11 +68,9 @@ def main(argv=None) -> int:
     ap.add_argument("--crs", default=DEFAULT_CRS)
     ap.add_argument("--tree", default=REPO, help="the checkout to measure (this one)")
     args = ap.parse_args(argv)
-    if shutil.which("valgrind") is None:
-        print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
-        return 2
-    if not os.path.isdir(os.path.join(args.crs, "rules")):
-        print("no CRS at %s (--crs DIR)" % args.crs, file=sys.stderr)
+    problem = proxies.missing("valgrind", args.crs)
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
     tree = os.path.abspath(args.tree)
     for scenario in args.scenarios:

@@ -125,6 +125,16 @@ def revproxy_env() -> Dict[str, str]:
     return {"PYTHONPATH": REPO + (os.pathsep + path if path else "")}
 
 
+def missing(tool: str, crs: str) -> Optional[str]:
+    """Why a firewall benchmark cannot run: ``tool`` (wrk, valgrind) not installed, or no
+    CRS (a directory with ``rules/``) at ``crs``; None when both are there."""
+    if shutil.which(tool) is None:
+        return "%s is not installed (apt-get install %s)" % (tool, tool)
+    if not os.path.isdir(os.path.join(crs, "rules")):
+        return "no CRS at %s (--crs DIR)" % crs
+    return None
+
+
 def venv_bin(venv: str, program: str) -> Optional[str]:
     """Path of ``program`` in the repo's ``venv`` (".venv", ".venv-pypy"), or None if absent."""
     path = os.path.join(REPO, venv, "bin", program)
