@@ -45,7 +45,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
-from . import delta, emptyskip
+from . import atoms as atoms_mod, delta, emptyskip
 from .rules import Target
 from .emptyskip import _KEYED, _WHOLE, _XML
 
@@ -97,11 +97,16 @@ class Start:
     sources some of whose readers were not known clean, with their values."""
 
     __slots__ = ("rules", "markers", "keys", "pending", "cleared", "memo", "removals",
-                 "known", "scan_skip")
+                 "known", "scan_skip", "sig", "drop", "hits", "learns")
 
     def __init__(self, listed: tuple, pending: List[Tuple[int, list, int]], memo: List[dict],
-                 removals: int, known: Optional[list], scan_skip: Optional[tuple]) -> None:
+                 removals: int, known: Optional[list], scan_skip: Optional[tuple],
+                 sig: tuple, drop: int, hits: Optional[list], learns: bool) -> None:
         self.rules, self.markers, self.keys = listed  # keys: targets its groups read
+        self.sig = sig  # the signature of the removals (the records' key)
+        self.drop = drop  # the pure readers left out as clean (or reading only empties)
+        self.hits = hits  # atoms.py's records when they chose the list, else None
+        self.learns = learns  # Plan.learn has something to do after the phase
         # [(source index, its values, the readers known clean for all of them)]
         self.pending = pending
         self.memo = memo  # the records of the removals' signature
@@ -147,6 +152,8 @@ class Plan(emptyskip.Plan):
             (i, kind, name, key) + (reps[i] if reps[i] is not None else (None, ""))
             + (readers[i], 1 << i) for i, (kind, name, key) in enumerate(self.sources))
         self.memos: Dict[tuple, List[dict]] = {}  # removals' signature -> records
+        self.atoms: Optional[atoms_mod.Atoms] = None  # the atoms' tier, if the Plan has one
+        self.atom_recs: Dict[tuple, tuple] = {}  # removals' signature -> atoms' records
         self.entries = 0  # values recorded over all of them (at most PLAN_MAX)
         self.bytes = 0  # their names' and values' lengths (at most PLAN_BYTES)
         self._pairs: Dict[Tuple[int, int], Tuple[list, Dict[str, int], frozenset]] = {}
@@ -159,7 +166,16 @@ class Plan(emptyskip.Plan):
             if len(self.memos) >= SIGNATURES_MAX:
                 self.forget()
                 self.memos.clear()
+                self.atom_recs.clear()
             memo = self.memos[sig] = [{} for _ in self.sources]
+        atoms = self.atoms
+        if atoms is not None:  # every atom recorded: the list from their records
+            recs = self.atom_recs.get(sig)
+            got = atoms.start(v, recs) if recs is not None else None
+            if got is not None:
+                empty, drop, hits = got
+                return Start(self._pair(empty, drop), [], memo, removals, None, None, sig,
+                             drop, hits, True)
         empty = 0
         drop = self.all_bits  # the pure rules none of whose values may match
         pending: List[Tuple[int, list, int]] = []
@@ -216,13 +232,17 @@ class Plan(emptyskip.Plan):
                     filt = [None] * len(memo)
                 filt[i] = seen
         skip = None if filt is None else (filt, self.readers, self.keyidx)
+        return Start(self._pair(empty, drop), pending, memo, removals, filt, skip, sig, drop,
+                     None, bool(pending) or atoms is not None)
+
+    def _pair(self, empty: int, drop: int) -> Tuple[list, Dict[str, int], frozenset]:
         pair = (empty, drop)
         got = self._pairs.get(pair)
         if got is None:
             if len(self._pairs) >= CACHE_MAX:
                 self._pairs.clear()
             got = self._pairs[pair] = self._build_pair(empty, drop)
-        return Start(got, pending, memo, removals, filt, skip)
+        return got
 
     def lists(self, v) -> Tuple[list, Dict[str, int]]:
         got = self.start(v)
@@ -256,6 +276,9 @@ class Plan(emptyskip.Plan):
         for memo in self.memos.values():
             for record in memo:
                 record.clear()
+        for recs in self.atom_recs.values():
+            for record in recs:
+                record.clear()
         self.entries = self.bytes = 0
 
     def learn(self, start: Start, ev) -> None:
@@ -270,6 +293,13 @@ class Plan(emptyskip.Plan):
         for how, which, _targets in ev._removed_targets[start.removals:]:
             for link in ev.waf.links_removed_by(how, which):
                 cleared &= ~link.cbit  # it may have read fewer values than it reads
+        if start.hits is not None:  # the atoms chose the list: credit them what ran clean
+            add = cleared & ~start.drop
+            if add:
+                for record, key, got in start.hits:
+                    if add & ~got[1]:
+                        record[key] = (got[0], got[1] | add)
+            return
         for i, vals, known in start.pending:
             add = readers[i] & cleared
             if not add & ~known:  # (every value's record holds these readers already)
@@ -292,6 +322,39 @@ class Plan(emptyskip.Plan):
                     self.bytes += size
                 elif old | add != old:
                     seen[x] = old | add
+        if self.atoms is not None:
+            self._learn_atoms(ev.vars, start.sig, cleared | start.drop)
+
+    def _learn_atoms(self, v, sig: tuple, known: int) -> None:
+        """Record the transaction's atoms with the readers ``known`` clean (atoms.py)."""
+        atoms = self.atoms
+        recs = self.atom_recs.get(sig)
+        if recs is None:
+            recs = self.atom_recs[sig] = ({}, {}, {})
+        outside = atoms.all_bits
+        for which, key in atoms.keys(v):
+            record = recs[which]
+            old = record.get(key, False)
+            if old:
+                if known & ~old[1]:
+                    record[key] = (old[0], old[1] | known)
+            elif old is None:  # seen once before: recorded now (most atoms of a request
+                # with new values are never seen again: they cost only their key)
+                feeds = atoms.feeds(v, which, key)
+                record[key] = (feeds, known | outside & ~atoms.reader_mask(feeds))
+            else:
+                size = sum(map(len, key))
+                if size > VALUE_MAX:
+                    continue
+                if self.entries >= PLAN_MAX or self.bytes + size > PLAN_BYTES:
+                    self.forget()
+                if len(record) >= MEMO_MAX:
+                    self.entries -= len(record)
+                    self.bytes -= sum(sum(map(len, k)) for k in record)
+                    record.clear()
+                record[key] = None
+                self.entries += 1
+                self.bytes += size
 
 
 def _representative(t, source) -> Optional[Tuple[object, str]]:
@@ -316,9 +379,11 @@ def _fails(links: tuple, empty: int, drop: int) -> bool:
     return False
 
 
-def plan(rules: list, default_ops: bool, chains: bool = True) -> Optional[Plan]:
+def plan(rules: list, default_ops: bool, chains: bool = True, parsers: bool = False
+         ) -> Optional[Plan]:
     """The Plan of a phase list, or None (nothing to skip, or a counted ``skip:N``);
-    ``chains`` as emptyskip.plan's."""
+    ``chains`` as emptyskip.plan's; ``parsers``: the shipped query, cookie and body
+    parsers are in use (the atoms' tier needs them, atoms.py)."""
     if any(r.skip for r in rules if r.marker is None and r.delta is None):
         return None
     index: Dict[tuple, int] = {}
@@ -369,4 +434,7 @@ def plan(rules: list, default_ops: bool, chains: bool = True) -> Optional[Plan]:
                     for t in link.targets:
                         keyidx.pop(t.text + "|", None)
     order = sorted(index, key=index.get)
-    return Plan(rules, order, needs, pure, [reps[i] for i in range(len(order))], keyidx)
+    got = Plan(rules, order, needs, pure, [reps[i] for i in range(len(order))], keyidx)
+    if parsers:
+        got.atoms = atoms_mod.build(got)
+    return got

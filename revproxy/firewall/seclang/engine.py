@@ -43,6 +43,14 @@ def _shipped_transforms():
     return transforms.TRANSFORMS
 
 
+def _shipped_parsers(components: Components) -> bool:
+    """Whether ``components`` parse queries, cookies and bodies with the shipped code."""
+    from . import bodies
+    return components.parse_query is bodies.parse_query and \
+        components.parse_cookies is bodies.parse_cookies and \
+        components.process_body is bodies.process_body
+
+
 class WAF:
     """Loaded rules and settings, shared read-only by every transaction."""
 
@@ -102,9 +110,10 @@ class WAF:
         # (cleanskip.py)
         self.empty_plans: Dict[int, emptyskip.Plan] = {}
         shipped = default_ops and components.transforms is _shipped_transforms()
+        parsers = _shipped_parsers(components)
         if cleanskip.ENABLED or emptyskip.ENABLED:
             for phase, lst in self.run_phases.items():
-                got = cleanskip.plan(lst, shipped, chains) if cleanskip.ENABLED \
+                got = cleanskip.plan(lst, shipped, chains, parsers) if cleanskip.ENABLED \
                     else emptyskip.plan(lst, chains)
                 if got is not None:
                     self.empty_plans[phase] = got

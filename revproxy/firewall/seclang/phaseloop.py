@@ -40,7 +40,7 @@ def run_phase(self, phase: int, logging: bool = False) -> Optional[Interruption]
             self.chains.union_keys = start.keys  # the union scan reads only those
             self.chains.scan_skip = start.scan_skip
             self.known = start.known
-            if start.pending:
+            if start.learns:
                 try:
                     return _loop(self, phase, logging, rules, markers, start)
                 finally:

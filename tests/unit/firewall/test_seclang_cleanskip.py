@@ -137,15 +137,18 @@ def test_long_values_are_never_recorded(pair):
     for _ in range(2):
         _both(pair, uri=b"/p?q=" + long)
     for plan in fast.empty_plans.values():
-        for memo in plan.memos.values():
-            for record in memo:
-                assert all(long not in (x if isinstance(x, bytes) else x[1])
-                           for x in record)
+        for record in _records(plan):  # (a value, or a tuple: (name, value), an atom)
+            assert all(long not in (x if isinstance(x, bytes) else x) for x in record)
+
+
+def _records(plan):
+    """Every record dict of ``plan``: per source, and of the atoms (atoms.py)."""
+    return [record for memo in plan.memos.values() for record in memo] + \
+        [record for recs in plan.atom_recs.values() for record in recs]
 
 
 def _recorded_bytes(plan):
-    return sum(len(k[0]) + len(k[1]) for memo in plan.memos.values() for record in memo
-               for k in record)
+    return sum(sum(map(len, k)) for record in _records(plan) for k in record)
 
 
 def test_records_are_bounded(monkeypatch, pair):
@@ -155,7 +158,7 @@ def test_records_are_bounded(monkeypatch, pair):
     for i in range(40):  # new values, and new removal signatures (skip=1 on some)
         _both(pair, uri=b"/p?k=v%d&q=%d%s" % (i, i, b"&skip=1" if i % 3 else b""))
     for plan in fast.empty_plans.values():
-        sizes = [len(record) for memo in plan.memos.values() for record in memo]
+        sizes = [len(record) for record in _records(plan)]
         assert max(sizes, default=0) <= 8 and sum(sizes) <= 20
         assert plan.entries == sum(sizes)
         assert plan.bytes == _recorded_bytes(plan)

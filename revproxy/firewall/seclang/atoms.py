@@ -1,0 +1,306 @@
+"""Atoms: the pieces of a request each source's values come from, recorded whole.
+
+cleanskip.py records values per *source* (a collection, one key of it, a scalar) and, at
+each phase start, builds every source's values and looks each one up: 20 sources and
+their values per phase for a plain GET, most of them derived from the same few inputs. An
+*atom* is one such input, and every value of the sources it feeds is a function of it:
+
+- a request header ``(name, value)``: ``REQUEST_HEADERS``, ``REQUEST_HEADERS:name``,
+  ``REQUEST_HEADERS_NAMES`` (a response header likewise for ``RESPONSE_HEADERS*``);
+- the request line ``(method, target, protocol)``: the request-line scalars
+  (``REQUEST_LINE``, ``REQUEST_FILENAME``, ``QUERY_STRING`` ...) and the query's
+  arguments (``ARGS_GET*``, and ``ARGS``, ``ARGS_NAMES`` with the body's);
+- the Cookie header values together: ``REQUEST_COOKIES*``;
+- the parsed body (its processor, Content-Type and bytes): ``ARGS_POST*``, ``FILES*``,
+  ``MULTIPART_PART_HEADERS`` and the body's part of ``ARGS``, ``ARGS_NAMES``;
+- any other scalar ``(name, value)`` (``REMOTE_ADDR``, ``REQUEST_BODY`` ...).
+
+Each source of a phase's Plan is fed only by atoms of one or two of those kinds, and its
+values are the union of what its atoms give (``XML`` is never recorded: its readers run
+whenever a document was parsed). A phase records per atom ``(feeds, clean)``: the mask of
+the sources it gave values to, and the pure readers (cleanskip's ``cbit``) known clean for
+them, with every reader of no fed source set as well. When every atom of a request is
+recorded, the sources no atom feeds are the empty ones and a pure reader cannot match when
+its bit is set in every atom's ``clean``: the phase's list follows from a handful of
+lookups, without building a source's values (``Atoms.start``). Otherwise the phase takes
+cleanskip's per-source path and, after it, records the request's atoms (``Atoms.learn``):
+a reader was clean for an atom when it was cleared during the phase or left out as clean,
+since it then matched none of its values, those the atom gave included.
+
+Only used with the shipped parsers of queries, cookies and bodies (the atoms' values must
+be functions of them), and for Plans all of whose sources are of the kinds above (or the
+collections that are always empty). Bounds as cleanskip's: an atom longer than its
+``VALUE_MAX`` is never recorded, a dict of records holds at most ``MEMO_MAX`` atoms, and
+atoms count towards the phase's ``PLAN_MAX`` and ``PLAN_BYTES``.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Tuple
+
+from .emptyskip import _KEYED, _SCALAR, _WHOLE, _XML
+from .variables import _EMPTY_BODY
+
+ENABLED = True  # tests load rule sets with and without it
+
+LINE_SCALARS = frozenset((  # functions of (method, target, protocol), never None
+    "REQUEST_METHOD", "REQUEST_PROTOCOL", "REQUEST_URI_RAW", "REQUEST_URI",
+    "REQUEST_FILENAME", "REQUEST_BASENAME", "QUERY_STRING", "REQUEST_LINE", "PATH_INFO"))
+ALWAYS_EMPTY = frozenset(("FILES_TMPNAMES", "FILES_TMP_CONTENT", "GEO"))
+
+# collection -> (kind of atom feeding it, part): HDR/RHDR per header, LINE the query,
+# COOKIE, BODY; ARGS and ARGS_NAMES are fed by LINE and BODY both
+HDR, RHDR, LINE, COOKIE, BODY = range(5)
+_KINDS = {
+    "REQUEST_HEADERS": (HDR,), "REQUEST_HEADERS_NAMES": (HDR,),
+    "RESPONSE_HEADERS": (RHDR,), "RESPONSE_HEADERS_NAMES": (RHDR,),
+    "ARGS_GET": (LINE,), "ARGS_GET_NAMES": (LINE,),
+    "ARGS": (LINE, BODY), "ARGS_NAMES": (LINE, BODY),
+    "REQUEST_COOKIES": (COOKIE,), "REQUEST_COOKIES_NAMES": (COOKIE,),
+    "ARGS_POST": (BODY,), "ARGS_POST_NAMES": (BODY,),
+    "FILES": (BODY,), "FILES_NAMES": (BODY,), "FILES_SIZES": (BODY,),
+    "MULTIPART_PART_HEADERS": (BODY,),
+}
+
+
+class _Feeds:
+    """Per collection group: the bits of its whole-collection sources and, per lower-case
+    key, of its keyed ones (a collection and its ``_NAMES`` share the keys)."""
+
+    __slots__ = ("whole", "keyed")
+
+    def __init__(self) -> None:
+        self.whole = 0
+        self.keyed: Dict[bytes, int] = {}
+
+    def of(self, key: bytes) -> int:
+        return self.whole | self.keyed.get(key.lower(), 0)
+
+
+class Atoms:
+    """The atom kinds one Plan reads and how they feed its sources (built at load)."""
+
+    def __init__(self, sources: tuple, readers: List[int], all_bits: int) -> None:
+        self.readers = readers
+        self.all_bits = all_bits
+        self.covered = (1 << len(sources)) - 1
+        self.line_bits = 0
+        self.scalars: List[Tuple[str, int]] = []  # other scalars: (name, bit)
+        self.xml = 0  # the XML source's bit, if read
+        # per collection: which group of feeds it belongs to
+        self.groups: Dict[tuple, _Feeds] = {}
+        for j, (kind, name, key) in enumerate(sources):
+            bit = 1 << j
+            if kind == _SCALAR:
+                if name in LINE_SCALARS:
+                    self.line_bits |= bit
+                else:
+                    self.scalars.append((name, bit))
+            elif kind == _XML:
+                self.xml |= bit
+            elif name in ALWAYS_EMPTY:
+                continue
+            else:
+                group = self._group(name)
+                if kind == _WHOLE:
+                    group.whole |= bit
+                else:
+                    group.keyed[key] = group.keyed.get(key, 0) | bit
+        kinds = {k[0] for k in self.groups}
+        self.hdr, self.rhdr, self.cookie = HDR in kinds, RHDR in kinds, COOKIE in kinds
+        # ARGS and ARGS_NAMES (kind LINE) take the body's arguments too
+        self.body = BODY in kinds or (LINE, "ARGS") in self.groups
+        self.line = bool(self.line_bits) or LINE in kinds
+        self._hfeeds: Dict[bytes, int] = {}  # header name -> feeds (HDR)
+        self._rfeeds: Dict[bytes, int] = {}  # likewise (RHDR)
+        self._rmask: Dict[int, int] = {}  # feeds -> the readers of those sources
+
+    def _group(self, name: str) -> _Feeds:
+        """The feeds object of the (atom kind, part) ``name`` belongs to: ``ARGS`` has
+        its own (fed by both the query and the body), ``ARGS_GET`` and ``ARGS_POST``
+        theirs, and so on."""
+        kinds = _KINDS[name]
+        base = name[:-6] if name.endswith("_NAMES") else name
+        key = (kinds[0], base)
+        got = self.groups.get(key)
+        if got is None:
+            got = self.groups[key] = _Feeds()
+        return got
+
+    # -- feeds of one atom (on a miss) -----------------------------------------------------
+    def _of(self, kind: int, base: str, keys) -> int:
+        group = self.groups.get((kind, base))
+        if group is None:
+            return 0
+        m = 0
+        for k in keys:
+            m |= group.of(k)
+        return m
+
+    def header_feeds(self, name: bytes, response: bool = False) -> int:
+        memo = self._rfeeds if response else self._hfeeds
+        got = memo.get(name)
+        if got is None:
+            base = "RESPONSE_HEADERS" if response else "REQUEST_HEADERS"
+            got = self._of(RHDR if response else HDR, base, (name,))
+            if len(memo) < 1024:
+                memo[name] = got
+        return got
+
+    def line_feeds(self, v) -> int:
+        keys = [k for k, _ in v.query_args()]
+        return self.line_bits | self._of(LINE, "ARGS_GET", keys) | self._of(LINE, "ARGS", keys)
+
+    def body_feeds(self, v) -> int:
+        body = v.body
+        keys = [k for k, _ in body.args]
+        names = [f.name for f in body.files]
+        return (self._of(BODY, "ARGS_POST", keys) | self._of(LINE, "ARGS", keys)
+                | self._of(BODY, "FILES", names) | self._of(BODY, "FILES_SIZES", names)
+                | self._of(BODY, "MULTIPART_PART_HEADERS", [k for k, _ in body.part_headers]))
+
+    def cookie_feeds(self, v) -> int:
+        return self._of(COOKIE, "REQUEST_COOKIES",
+                        [k for k, _ in v._pairs("REQUEST_COOKIES")])
+
+    def reader_mask(self, feeds: int) -> int:
+        got = self._rmask.get(feeds)
+        if got is None:
+            got, j, m = 0, 0, feeds
+            while m:
+                if m & 1:
+                    got |= self.readers[j]
+                m >>= 1
+                j += 1
+            if len(self._rmask) < 4096:
+                self._rmask[feeds] = got
+        return got
+
+    # -- the transaction's atoms ---------------------------------------------------------
+    def keys(self, v) -> List[Tuple[int, object]]:
+        """The atoms of the transaction whose ``Variables`` is ``v``: (record dict index,
+        key) each; dict 0 holds request headers, 1 response headers, 2 the others."""
+        view = v.view
+        out: List[Tuple[int, object]] = []
+        cookies = []
+        ctype = b""
+        for h in view.headers:
+            if self.hdr:
+                out.append((0, h))
+            if h[0] == b"cookie":
+                cookies.append(h[1])
+            elif h[0] == b"content-type" and not ctype:
+                ctype = h[1]
+        if self.rhdr:
+            out.extend((1, h) for h in v.response_headers)
+        if self.line:
+            out.append((2, (view.method, view.uri_raw, view.protocol)))
+        if self.cookie and cookies:
+            out.append((2, ("C",) + tuple(cookies)))
+        if self.body and v.body is not _EMPTY_BODY:
+            out.append((2, ("B", v.body_processor, ctype, v.body_raw)))
+        for name, _bit in self.scalars:
+            got = v.scalar(name)
+            if got is not None:
+                out.append((2, (name, got)))
+        return out
+
+    def feeds(self, v, which: int, key) -> int:
+        """What the atom ``key`` (of record dict ``which``) feeds on ``v``."""
+        if which == 0:
+            return self.header_feeds(key[0].lower())
+        if which == 1:
+            return self.header_feeds(key[0].lower(), response=True)
+        tag = key[0]
+        if tag == "C":
+            return self.cookie_feeds(v)
+        if tag == "B":
+            return self.body_feeds(v)
+        if isinstance(tag, str):
+            for name, bit in self.scalars:
+                if name == tag:
+                    return bit
+            return 0
+        return self.line_feeds(v)
+
+    def start(self, v, recs: tuple) -> Optional[Tuple[int, int, list]]:
+        """(empty sources, droppable readers, the atoms' records) when every atom of the
+        transaction is recorded in ``recs`` (the three record dicts), else None."""
+        present = 0
+        drop = self.all_bits
+        hits = []
+        view = v.view
+        hrec, rrec, orec = recs
+        if self.line:  # (first: the atom most often new)
+            key = (view.method, view.uri_raw, view.protocol)
+            got = orec.get(key)
+            if got is None:
+                return None
+            present |= got[0]
+            drop &= got[1]
+            hits.append((orec, key, got))
+        cookies = None
+        ctype = b""
+        for h in view.headers:
+            if self.hdr:
+                got = hrec.get(h)
+                if got is None:
+                    return None
+                present |= got[0]
+                drop &= got[1]
+                hits.append((hrec, h, got))
+            name = h[0]
+            if name == b"cookie":
+                if cookies is None:
+                    cookies = ["C"]
+                cookies.append(h[1])
+            elif name == b"content-type" and not ctype:
+                ctype = h[1]
+        if self.rhdr:
+            for h in v.response_headers:
+                got = rrec.get(h)
+                if got is None:
+                    return None
+                present |= got[0]
+                drop &= got[1]
+                hits.append((rrec, h, got))
+        if self.cookie and cookies is not None:
+            key = tuple(cookies)
+            got = orec.get(key)
+            if got is None:
+                return None
+            present |= got[0]
+            drop &= got[1]
+            hits.append((orec, key, got))
+        if self.body and v.body is not _EMPTY_BODY:
+            key = ("B", v.body_processor, ctype, v.body_raw)
+            got = orec.get(key)
+            if got is None:
+                return None
+            present |= got[0]
+            drop &= got[1]
+            hits.append((orec, key, got))
+        for name, _bit in self.scalars:
+            value = v.scalar(name)
+            if value is not None:
+                key = (name, value)
+                got = orec.get(key)
+                if got is None:
+                    return None
+                present |= got[0]
+                drop &= got[1]
+                hits.append((orec, key, got))
+        if self.xml and v.body.xml is not None:
+            present |= self.xml
+            drop &= ~self.reader_mask(self.xml)
+        return self.covered & ~present, drop, hits
+
+
+def build(plan) -> Optional[Atoms]:
+    """The Atoms of a cleanskip Plan, or None when one of its sources is of another kind."""
+    if not ENABLED:
+        return None
+    for kind, name, _key in plan.sources:
+        if kind in (_KEYED, _WHOLE) and name not in _KINDS and name not in ALWAYS_EMPTY:
+            return None
+    return Atoms(plan.sources, plan.readers, plan.all_bits)

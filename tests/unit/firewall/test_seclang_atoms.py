@@ -1,0 +1,216 @@
+"""The atoms' tier of cleanskip (revproxy.firewall.seclang.atoms): once a request's pieces
+(headers, request line, cookies, parsed body, other scalars) were recorded, the next
+request made of them chooses its phase lists from a few lookups. A WAF using it logs and
+decides exactly what the same rules loaded without any shortcut do, request after request:
+attack values in a header, cookie, argument, file, part header, XML document or response
+coming after the other pieces were seen clean, values moving from one key to another,
+target removals on some requests only."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from revproxy.firewall.seclang import atoms, cleanskip
+from tests.unit.firewall.seclang_helpers import run, waf, with_and_without
+
+RULES = r"""
+SecRuleEngine On
+SecRequestBodyAccess On
+SecResponseBodyAccess On
+SecResponseBodyMimeType text/html
+SecRule REQUEST_HEADERS:Content-Type "@rx ^text/xml" "id:1,phase:1,pass,nolog,ctl:requestBodyProcessor=XML"
+SecRule REQUEST_HEADERS:Content-Type "@rx ^application/json" "id:2,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON"
+SecRule ARGS_GET:skip "@streq 1" "id:3,phase:1,pass,nolog,ctl:ruleRemoveTargetById=20;ARGS:q"
+SecRule REQUEST_HEADERS|REQUEST_HEADERS_NAMES "@rx (?i)attack" "id:10,phase:1,pass,log"
+SecRule REQUEST_HEADERS:X-Key "@streq evil" "id:11,phase:1,pass,log"
+SecRule REQUEST_COOKIES|REQUEST_COOKIES_NAMES "@rx (?i)attack" "id:12,phase:1,pass,log"
+SecRule REQUEST_COOKIES:sid "@rx ^0" "id:13,phase:1,pass,log"
+SecRule ARGS_GET|ARGS_GET_NAMES "@rx (?i)attack" "id:14,phase:1,pass,log"
+SecRule REQUEST_FILENAME|QUERY_STRING|REQUEST_LINE "@contains evil" "id:15,phase:1,pass,log"
+SecRule REMOTE_ADDR "@ipMatch 10.9.0.0/16" "id:16,phase:1,pass,log"
+SecRule ARGS|ARGS_NAMES "@rx (?i)attack" "id:20,phase:2,pass,log"
+SecRule ARGS:q "@streq evil" "id:21,phase:2,pass,log"
+SecRule ARGS_POST|ARGS_POST_NAMES "@contains evil" "id:22,phase:2,pass,log"
+SecRule FILES|FILES_NAMES|FILES_SIZES "@rx (?i)attack|^9" "id:23,phase:2,pass,log"
+SecRule MULTIPART_PART_HEADERS "@rx (?i)attack" "id:24,phase:2,pass,log"
+SecRule REQUEST_BODY "@contains evil" "id:25,phase:2,pass,log"
+SecRule XML:/* "@contains evil" "id:26,phase:2,pass,log"
+SecRule REQUEST_METHOD "@streq POST" "id:27,phase:2,pass,nolog,chain"
+    SecRule ARGS_NAMES "@rx ^zz" "t:none"
+SecRule RESPONSE_HEADERS|RESPONSE_HEADERS_NAMES "@rx (?i)attack" "id:30,phase:3,pass,log"
+SecRule RESPONSE_HEADERS:X-Leak "@streq evil" "id:40,phase:4,pass,log"
+SecRule RESPONSE_BODY|RESPONSE_STATUS "@rx evil|^5" "id:41,phase:4,pass,log"
+"""
+
+FORM = b"application/x-www-form-urlencoded"
+
+
+def _multipart(name: bytes, filename: bytes, content: bytes) -> bytes:
+    return (b"--b\r\nContent-Disposition: form-data; name=\"" + name + b"\"; filename=\""
+            + filename + b"\"\r\nContent-Type: text/plain\r\n\r\n" + content
+            + b"\r\n--b--\r\n")
+
+
+BODIES = [
+    None,
+    (FORM, b"a=1&b=2"),
+    (FORM, b"a=evil"),
+    (FORM, b"attack=1"),
+    (FORM, b"zz=1"),
+    (b"application/json", b'{"k": "v"}'),
+    (b"application/json", b'{"k": "attack"}'),
+    (b"text/xml", b"<a><b>t</b></a>"),
+    (b"text/xml", b"<a><b>evil</b></a>"),
+    (b"multipart/form-data; boundary=b", _multipart(b"f", b"x.txt", b"hi")),
+    (b"multipart/form-data; boundary=b", _multipart(b"f", b"attack.txt", b"hi")),
+    (b"multipart/form-data; boundary=b", _multipart(b"attack", b"x.txt", b"hi")),
+    (b"multipart/form-data; boundary=b", _multipart(b"f", b"x.txt", b"123456789")),
+]
+HEADERS = [(b"x-key", b"ok"), (b"x-key", b"evil"), (b"user-agent", b"curl"),
+           (b"user-agent", b"attack-bot"), (b"x-attack", b"1"), (b"x-other", b"evil"),
+           (b"cookie", b"sid=1; a=2"), (b"cookie", b"sid=0x"), (b"cookie", b"attack=1"),
+           (b"cookie", b"a=attack")]
+URIS = [b"/", b"/p?q=1", b"/p?q=evil", b"/p?q=evil&skip=1", b"/p?attack=1", b"/evil",
+        b"/p?a=attack", b"/p?zz=1"]
+RESPONSES = [None, (200, [(b"content-type", b"text/html")], b"<p>ok"),
+             (200, [(b"content-type", b"text/html"), (b"x-leak", b"evil")], b"<p>ok"),
+             (200, [(b"content-type", b"text/html"), (b"x-attack", b"1")], b"<p>evil"),
+             (503, [(b"content-type", b"text/html")], b"<p>ok")]
+
+
+def _request(uri=b"/", headers=(), body=None, response=None):
+    kw = dict(uri=uri, headers=tuple(headers), response=response)
+    if body is not None:
+        ctype, raw = body
+        kw.update(method=b"POST", body=raw, headers=tuple(headers) + ((b"content-type", ctype),))
+    return kw
+
+
+def _outcome(tx):
+    got = tx.interruption
+    return [m.rule_id for m in tx.matches], None if got is None else (got.action, got.rule_id)
+
+
+@pytest.fixture
+def pair():
+    """(the rules with every shortcut, the same rules with no cleanskip at all)."""
+    return with_and_without(cleanskip, RULES)
+
+
+class _Spy:
+    """Counts the phase starts the atoms chose a list for."""
+
+    def __init__(self, monkeypatch):
+        self.fast = []
+        original = atoms.Atoms.start
+
+        def start(obj, v, recs):
+            got = original(obj, v, recs)
+            self.fast.append(got is not None)
+            return got
+        monkeypatch.setattr(atoms.Atoms, "start", start)
+
+
+def _same(pair, **kw):
+    a, b = (_outcome(run(w, **kw)) for w in pair)
+    assert a == b, kw
+    return a
+
+
+def test_the_third_identical_request_takes_its_lists_from_the_atoms(pair, monkeypatch):
+    spy = _Spy(monkeypatch)
+    req = _request(b"/p?q=1", [(b"user-agent", b"curl"), (b"cookie", b"sid=1; a=2")],
+                   (FORM, b"a=1&b=2"), RESPONSES[1])
+    for _ in range(2):  # seen once (the key only), then recorded with its feeds
+        _same(pair, **req)
+    assert not any(spy.fast)
+    spy.fast.clear()
+    _same(pair, **req)
+    fast, _plain = pair
+    assert spy.fast and all(spy.fast), spy.fast  # every phase with a plan
+    assert set(fast.empty_plans) == {1, 2, 3, 4}
+
+
+def test_a_new_piece_after_the_others_were_seen_clean_is_still_caught(pair):
+    base = [(b"user-agent", b"curl"), (b"cookie", b"sid=1; a=2")]
+    for _ in range(3):
+        _same(pair, **_request(b"/p?q=1", base, (FORM, b"a=1&b=2")))
+    cases = [
+        (_request(b"/p?q=1", base + [(b"x-key", b"evil")], (FORM, b"a=1&b=2")), 11),
+        (_request(b"/p?q=1", [(b"user-agent", b"curl"), (b"cookie", b"sid=0x")],
+                  (FORM, b"a=1&b=2")), 13),
+        (_request(b"/p?q=1", base + [(b"cookie", b"a=attack")], (FORM, b"a=1&b=2")), 12),
+        (_request(b"/p?q=evil", base, (FORM, b"a=1&b=2")), 21),
+        (_request(b"/p?q=1", base, (FORM, b"a=1&b=evil")), 22),
+        (_request(b"/p?q=1", base, (FORM, b"a=1&b=2"),
+                  (200, [(b"content-type", b"text/html"), (b"x-leak", b"evil")], b"")), 40),
+    ]
+    for req, rule in cases:
+        logged, _ = _same(pair, **req)
+        assert rule in logged, (req, logged)
+
+
+def test_a_value_seen_clean_under_one_key_is_read_again_under_another(pair):
+    """``evil`` in X-Other is clean for 11 (it reads X-Key only); the same value in X-Key
+    is a different atom."""
+    for _ in range(3):
+        logged, _ = _same(pair, **_request(headers=[(b"x-other", b"evil")]))
+        assert 11 not in logged
+    logged, _ = _same(pair, **_request(headers=[(b"x-key", b"evil")]))
+    assert 11 in logged
+
+
+def test_an_xml_document_always_runs_its_readers(pair, monkeypatch):
+    spy = _Spy(monkeypatch)
+    clean = _request(body=(b"text/xml", b"<a><b>t</b></a>"))
+    for _ in range(3):
+        _same(pair, **clean)
+    assert any(spy.fast)
+    logged, _ = _same(pair, **_request(body=(b"text/xml", b"<a><b>evil</b></a>")))
+    assert 26 in logged
+
+
+def test_atoms_learned_under_a_target_removal_serve_only_requests_with_it(pair):
+    for _ in range(3):  # ARGS:q removed from 20: "attack" in q is not read by 20
+        logged, _ = _same(pair, **_request(b"/p?q=attack&skip=1"))
+        assert 20 not in logged
+    logged, _ = _same(pair, **_request(b"/p?q=attack"))
+    assert 20 in logged
+
+
+def test_long_pieces_are_never_recorded(pair):
+    fast, _plain = pair
+    long = b"a" * (cleanskip.VALUE_MAX + 1)
+    for _ in range(3):
+        _same(pair, **_request(b"/p?q=" + long, [(b"x-key", long)]))
+    for plan in fast.empty_plans.values():
+        for recs in plan.atom_recs.values():
+            for record in recs:
+                assert not any(long in part for key in record for part in key
+                               if isinstance(part, bytes))
+
+
+def test_without_the_shipped_parsers_there_is_no_atoms_tier():
+    from revproxy.firewall.seclang.engine import default_components
+    comps = default_components()
+    own = comps._replace(parse_cookies=lambda values: ())
+    assert all(p.atoms is None for p in waf(RULES, components=own).empty_plans.values())
+    assert all(p.atoms is not None for p in waf(RULES).empty_plans.values())
+
+
+requests = st.builds(
+    _request, st.sampled_from(URIS),
+    st.lists(st.sampled_from(HEADERS), max_size=3),
+    st.sampled_from(BODIES), st.sampled_from(RESPONSES))
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(requests, min_size=1, max_size=16))
+def test_random_request_sequences_decide_as_without_shortcuts(reqs):
+    """Each request three times in a row (seen once, recorded, taken from the atoms), in
+    a random sequence of requests sharing pieces."""
+    pair = with_and_without(cleanskip, RULES)
+    for req in reqs:
+        for _ in range(3):
+            _same(pair, **req)
