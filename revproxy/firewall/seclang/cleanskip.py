@@ -286,8 +286,8 @@ class Plan(emptyskip.Plan):
         source, the readers that were cleared (``start.cleared``, a mask of ``cbit``: first
         link evaluated over all its values without a match, or proved not to match by the
         prefilter)."""
-        if ev.unfolded:
-            return
+        if ev.unfolded or start.hits is not None and not start.cleared & ~start.drop:
+            return  # (the atoms chose the list and no reader outside it ran clean)
         readers, memo = self.readers, start.memo
         cleared = start.cleared
         for how, which, _targets in ev._removed_targets[start.removals:]:

@@ -16,7 +16,8 @@ import time
 from typing import Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, \
     Tuple
 
-from . import cleanskip, delta, emptyskip, fastpath, fold, guard, intake, prefilter, replay
+from . import chainmemo, cleanskip, delta, emptyskip, fastpath, fold, guard, intake, \
+    prefilter, replay
 from .api import Interruption, Match, MatchRecord, RequestView, SecLangError
 from .evaluate import Evaluator, removal_concerns
 from .loader import Components, Settings, load_sources
@@ -124,6 +125,10 @@ class WAF:
                 if replay.replayable(link, cleanskip.pure_sources(link, shipped) is not None):
                     link.replay = replay.Replay()
                     link.fast = None  # the general loop replays (fastpath.py's would not)
+        # chains that did not match: what they did per inputs, replayed (chainmemo.py)
+        for r in self.all_rules:
+            if chainmemo.eligible(r, shipped):
+                r.chain_memo = chainmemo.ChainMemo(r)
         self.positions = {phase: {r: i for i, r in enumerate(lst)}
                           for phase, lst in self.phases.items()}
         self._by_tag: Dict[str, FrozenSet[int]] = {}

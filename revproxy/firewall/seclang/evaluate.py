@@ -184,6 +184,12 @@ class Evaluator:
 
     # --- one rule -----------------------------------------------------------------------
     def _eval_chain(self, rule, detect: bool) -> bool:
+        memo = rule.chain_memo
+        if memo is not None and not detect:  # what it did on the same inputs (chainmemo.py)
+            return memo.run(self, rule)
+        return self._eval_links(rule, detect)
+
+    def _eval_links(self, rule, detect: bool) -> bool:
         self.vars.matched = []
         r = rule
         while r is not None:
