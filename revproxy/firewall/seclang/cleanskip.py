@@ -70,7 +70,11 @@ PURE_SCALARS = frozenset((
     "REQUEST_FILENAME", "REQUEST_BASENAME", "QUERY_STRING", "REQUEST_LINE", "PATH_INFO",
     "REMOTE_ADDR", "SERVER_ADDR", "SERVER_PORT", "SERVER_NAME", "REQUEST_BODY",
     "RESPONSE_BODY", "RESPONSE_STATUS", "RESPONSE_PROTOCOL", "STATUS_LINE",
-    "RESPONSE_CONTENT_TYPE", "RESPONSE_CONTENT_LENGTH"))
+    "RESPONSE_CONTENT_TYPE", "RESPONSE_CONTENT_LENGTH",
+    # what the body's intake set before phase 2 (not the MULTIPART_* flags nor
+    # REQBODY_PROCESSOR, which a ctl:requestBodyProcessor in the phase changes)
+    "REQBODY_ERROR", "REQBODY_PROCESSOR_ERROR", "REQUEST_BODY_LENGTH", "URLENCODED_ERROR",
+    "INBOUND_DATA_ERROR"))
 
 
 def pure_sources(rule, default_ops: bool) -> Optional[List[Tuple[int, str, Optional[bytes]]]]:

@@ -36,6 +36,8 @@ SecRule FILES|FILES_NAMES|FILES_SIZES "@rx (?i)attack|^9" "id:23,phase:2,pass,lo
 SecRule MULTIPART_PART_HEADERS "@rx (?i)attack" "id:24,phase:2,pass,log"
 SecRule REQUEST_BODY "@contains evil" "id:25,phase:2,pass,log"
 SecRule XML:/* "@contains evil" "id:26,phase:2,pass,log"
+SecRule REQBODY_ERROR "!@eq 0" "id:28,phase:2,pass,log"
+SecRule REQUEST_BODY_LENGTH "@gt 20" "id:29,phase:2,pass,log"
 SecRule REQUEST_METHOD "@streq POST" "id:27,phase:2,pass,nolog,chain"
     SecRule ARGS_NAMES "@rx ^zz" "t:none"
 SecRule RESPONSE_HEADERS|RESPONSE_HEADERS_NAMES "@rx (?i)attack" "id:30,phase:3,pass,log"
@@ -60,6 +62,8 @@ BODIES = [
     (FORM, b"zz=1"),
     (b"application/json", b'{"k": "v"}'),
     (b"application/json", b'{"k": "attack"}'),
+    (b"application/json", b'{"k": '),
+    (b"application/json", b'{"k": "a long value, over twenty bytes"}'),
     (b"text/xml", b"<a><b>t</b></a>"),
     (b"text/xml", b"<a><b>evil</b></a>"),
     (b"multipart/form-data; boundary=b", _multipart(b"f", b"x.txt", b"hi")),
