@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
-from .emptyskip import _KEYED, _SCALAR, _WHOLE, _XML
+from .emptyskip import _COUNT, _KEYED, _SCALAR, _WHOLE, _XML
 from .variables import _EMPTY_BODY
 
 ENABLED = True  # tests load rule sets with and without it
@@ -86,12 +86,15 @@ class Atoms:
         self.covered = (1 << len(sources)) - 1
         self.line_bits = 0
         self.scalars: List[Tuple[str, int]] = []  # other scalars: (name, bit)
+        self.counts: List[Tuple[str, Optional[bytes], int]] = []  # (name, key, bit)
         self.xml = 0  # the XML source's bit, if read
         # per collection: which group of feeds it belongs to
         self.groups: Dict[tuple, _Feeds] = {}
         for j, (kind, name, key) in enumerate(sources):
             bit = 1 << j
-            if kind == _SCALAR:
+            if kind == _COUNT:
+                self.counts.append((name, key, bit))
+            elif kind == _SCALAR:
                 if name in LINE_SCALARS:
                     self.line_bits |= bit
                 else:
@@ -203,6 +206,8 @@ class Atoms:
             got = v.scalar(name)
             if got is not None:
                 out.append((2, (name, got)))
+        for name, key, _bit in self.counts:
+            out.append((2, _count_key(v, name, key)))
         return out
 
     def feeds(self, v, which: int, key) -> int:
@@ -216,6 +221,11 @@ class Atoms:
             return self.cookie_feeds(v)
         if tag == "B":
             return self.body_feeds(v)
+        if tag == "#":
+            for name, ckey, bit in self.counts:
+                if name == key[1] and (ckey or b"") == key[2]:
+                    return bit
+            return 0
         if isinstance(tag, str):
             for name, bit in self.scalars:
                 if name == tag:
@@ -290,10 +300,28 @@ class Atoms:
                 present |= got[0]
                 drop &= got[1]
                 hits.append((orec, key, got))
+        for name, ckey, _bit in self.counts:
+            key = _count_key(v, name, ckey)
+            got = orec.get(key)
+            if got is None:
+                return None
+            present |= got[0]
+            drop &= got[1]
+            hits.append((orec, key, got))
         if self.xml and v.body.xml is not None:
             present |= self.xml
             drop &= ~self.reader_mask(self.xml)
         return self.covered & ~present, drop, hits
+
+
+def _count_key(v, name: str, key: Optional[bytes]) -> tuple:
+    """The atom of a count source: ("#", collection, key, the count)."""
+    if key is None:
+        n = len(v.collection(name))
+    else:
+        got = v._index.get(name)
+        n = len((got if got is not None else v._indexed(name)).get(key, ()))
+    return "#", name, key or b"", b"%d" % n
 
 
 def build(plan) -> Optional[Atoms]:

@@ -47,7 +47,8 @@ from typing import Dict, List, Optional, Tuple
 
 from . import atoms as atoms_mod, delta, emptyskip
 from .rules import Target
-from .emptyskip import _KEYED, _WHOLE, _XML
+from .emptyskip import _COUNT, _KEYED, _WHOLE, _XML
+from .variables import _COLLECTION_NAMES
 
 ENABLED = True  # tests load rule sets with and without it
 VALUE_MAX = 131072  # = the default [firewall] request_body_no_files_limit
@@ -86,7 +87,23 @@ def pure_sources(rule, default_ops: bool) -> Optional[List[Tuple[int, str, Optio
         return None
     if rule.op_name.lower() not in _PURE_OPS or "%{" in rule.op_arg:
         return None
-    return emptyskip.target_sources(rule.targets, PURE_SCALARS)
+    counted = {t.name for t in rule.targets if t.count}
+    if not counted:
+        return emptyskip.target_sources(rule.targets, PURE_SCALARS)
+    if any(x.name in counted for x in rule.exclusions):
+        return None  # (a count without the excluded keys: not the source's count)
+    out = []
+    for t in rule.targets:
+        if t.count:
+            if t.name not in _COLLECTION_NAMES or t.regex is not None:
+                return None
+            out.append((_COUNT, t.name, t.key_bytes if t.key is not None else None))
+            continue
+        got = emptyskip.target_sources([t], PURE_SCALARS)
+        if got is None:
+            return None
+        out.extend(got)
+    return out
 
 
 def signature(removals: list) -> tuple:
@@ -211,6 +228,8 @@ class Plan(emptyskip.Plan):
                     else:
                         drop &= ~mine  # never recorded
                     continue
+                elif kind == _COUNT:  # one value, never empty
+                    vals = v.values(t, (), ck)
                 else:  # a scalar
                     got = scalar(name)
                     if got is None:

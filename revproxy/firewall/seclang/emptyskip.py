@@ -38,6 +38,7 @@ ENABLED = True  # tests load rule sets with and without it
 CHAINS = True  # the later links of chains too (tests load with and without)
 CACHE_MAX = 64  # masks kept per phase (each a list of the phase's rules)
 _KEYED, _WHOLE, _XML, _SCALAR = 0, 1, 2, 3
+_COUNT = 4  # (cleanskip.py's sources only: a count of a collection or of one key)
 # scalars set only when a body arrives (None: absent, no value); not the MULTIPART_*
 # flags, which a ctl:requestBodyProcessor in the phase may turn on
 _SCALARS = frozenset(("REQUEST_BODY", "RESPONSE_BODY"))

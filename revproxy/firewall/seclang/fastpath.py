@@ -53,8 +53,11 @@ def _int(value: bytes) -> int:
 
 def _maybe_pure(rule, t, stop: bool) -> bool:
     """Whether cleanskip.py may take the link ``rule`` reading ``t`` as pure."""
-    return stop and not t.count and t.name in PURE_SCALARS and t.key is None \
-        and "%{" not in rule.op_arg
+    if not stop or "%{" in rule.op_arg:
+        return False
+    if t.count:  # (_request_reader took it: no exclusion, no regex key)
+        return t.name in _COLLECTION_NAMES
+    return t.name in PURE_SCALARS and t.key is None
 
 
 def _request_reader(rule, t):

@@ -29,6 +29,14 @@ SecRule REQUEST_COOKIES:sid "@rx ^0" "id:13,phase:1,pass,log"
 SecRule ARGS_GET|ARGS_GET_NAMES "@rx (?i)attack" "id:14,phase:1,pass,log"
 SecRule REQUEST_FILENAME|QUERY_STRING|REQUEST_LINE "@contains evil" "id:15,phase:1,pass,log"
 SecRule REMOTE_ADDR "@ipMatch 10.9.0.0/16" "id:16,phase:1,pass,log"
+SecRule &REQUEST_HEADERS:X-Key "@eq 2" "id:17,phase:1,pass,log"
+SecRule &REQUEST_COOKIES "@gt 1" "id:18,phase:1,pass,log"
+SecRule &ARGS_GET "@ge 2" "id:19,phase:1,pass,log"
+SecRule REQUEST_METHOD "@streq GET" "id:33,phase:1,pass,log,chain"
+    SecRule &REQUEST_HEADERS:User-Agent "@eq 0"
+SecRule &ARGS_POST "@ge 2" "id:31,phase:2,pass,log"
+SecRule &FILES "@eq 1" "id:32,phase:2,pass,log"
+SecRule &RESPONSE_HEADERS:X-Leak "@eq 1" "id:42,phase:4,pass,log"
 SecRule ARGS|ARGS_NAMES "@rx (?i)attack" "id:20,phase:2,pass,log"
 SecRule ARGS:q "@streq evil" "id:21,phase:2,pass,log"
 SecRule ARGS_POST|ARGS_POST_NAMES "@contains evil" "id:22,phase:2,pass,log"
@@ -57,6 +65,7 @@ def _multipart(name: bytes, filename: bytes, content: bytes) -> bytes:
 BODIES = [
     None,
     (FORM, b"a=1&b=2"),
+    (FORM, b"a=1"),
     (FORM, b"a=evil"),
     (FORM, b"attack=1"),
     (FORM, b"zz=1"),
@@ -71,11 +80,11 @@ BODIES = [
     (b"multipart/form-data; boundary=b", _multipart(b"attack", b"x.txt", b"hi")),
     (b"multipart/form-data; boundary=b", _multipart(b"f", b"x.txt", b"123456789")),
 ]
-HEADERS = [(b"x-key", b"ok"), (b"x-key", b"evil"), (b"user-agent", b"curl"),
+HEADERS = [(b"x-key", b"ok"), (b"x-key", b"evil"), (b"x-key", b"ok"), (b"user-agent", b"curl"),
            (b"user-agent", b"attack-bot"), (b"x-attack", b"1"), (b"x-other", b"evil"),
            (b"cookie", b"sid=1; a=2"), (b"cookie", b"sid=0x"), (b"cookie", b"attack=1"),
            (b"cookie", b"a=attack")]
-URIS = [b"/", b"/p?q=1", b"/p?q=evil", b"/p?q=evil&skip=1", b"/p?attack=1", b"/evil",
+URIS = [b"/", b"/p?q=1", b"/p?q=1&k=2", b"/p?q=evil", b"/p?q=evil&skip=1", b"/p?attack=1", b"/evil",
         b"/p?a=attack", b"/p?zz=1"]
 RESPONSES = [None, (200, [(b"content-type", b"text/html")], b"<p>ok"),
              (200, [(b"content-type", b"text/html"), (b"x-leak", b"evil")], b"<p>ok"),
