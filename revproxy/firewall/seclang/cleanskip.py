@@ -85,8 +85,8 @@ def pure_sources(rule, default_ops: bool) -> Optional[List[Tuple[int, str, Optio
             or rule.always or not rule.targets \
             or rule.fast is not None and not getattr(rule.fast, "pure", False):
         return None
-    if rule.op_name.lower() not in _PURE_OPS or "%{" in rule.op_arg:
-        return None
+    if rule.op_name.lower() not in _PURE_OPS or "%{" in rule.op_arg and not rule.macro_known:
+        return None  # (macro_known: what the argument reads is the same everywhere, fold.py)
     counted = {t.name for t in rule.targets if t.count}
     if not counted:
         return emptyskip.target_sources(rule.targets, PURE_SCALARS)

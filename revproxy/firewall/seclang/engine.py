@@ -105,6 +105,11 @@ class WAF:
             guard.guard(self, self.run_phases, self.run_markers) if guard.ENABLED else \
             (self.run_phases, self.run_markers, 0)
         self.folded_links = delta.folded_rules(self.run_phases)
+        # the links fold.py found reading only known TX in their argument may be pure
+        for r in self.all_rules:
+            for link in emptyskip.stop_links(r, chains):
+                if link.macro_known and link.fast is not None:
+                    link.fast.pure = fastpath._maybe_pure(link, link.plan[0][0], True)
         # per phase: its list without the rules reading only empty collections, chosen
         # by a transaction at the phase's start (emptyskip.py)
         # and without the pure rules whose values earlier requests showed clean

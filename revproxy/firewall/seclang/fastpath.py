@@ -53,7 +53,7 @@ def _int(value: bytes) -> int:
 
 def _maybe_pure(rule, t, stop: bool) -> bool:
     """Whether cleanskip.py may take the link ``rule`` reading ``t`` as pure."""
-    if not stop or "%{" in rule.op_arg:
+    if not stop or "%{" in rule.op_arg and not rule.macro_known:
         return False
     if t.count:  # (_request_reader took it: no exclusion, no regex key)
         return t.name in _COLLECTION_NAMES

@@ -51,7 +51,7 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Set, Tuple
 
 from .delta import Delta, compact
-from .macros import _MACRO
+from .macros import _MACRO, compile_macro
 
 ENABLED = True  # tests load rule sets with and without folding
 FOLDED_PHASES = (1, 2, 3, 4)
@@ -261,6 +261,7 @@ def _fold_phase(walk, rules, positions) -> list:
         if decision is None:  # kept
             flush()
             out.append(rule)
+            _mark_known_macros(walk, rule)
             walk.forget(writes[i])
             if rule.skip_after is not None:
                 target = positions.get(rule.skip_after)
@@ -329,6 +330,23 @@ def _try_fold(walk, rule, i, positions, entries, n):
     if any(i < e < target for e in entries):
         return None  # a kept skip may land inside the range: keep the gate
     return dict(store), pair, target
+
+
+def _mark_known_macros(walk, rule) -> None:
+    """Mark the links of a kept ``rule`` up to its first one with effects (or capture)
+    whose operator's argument reads only TX keys known here (``Rule.macro_known``): in the
+    folded lists, where cleanskip.py's records are used, those keys hold the same values
+    whenever the link runs (the links before it changed nothing), so the operator's
+    outcome is a function of the value, as for an argument without a macro."""
+    link = rule
+    while link is not None:
+        if "%{" in link.op_arg:
+            keys = _tx_reads_of_macro(compile_macro(link.op_arg), ("TX",))
+            if keys and walk.knows(keys):
+                link.macro_known = True
+        if link.effects or link.capture:
+            break
+        link = link.child
 
 
 def _dead(walk, rule):

@@ -167,7 +167,7 @@ class Rule:
         "redirect", "allow_scope", "skip", "skip_after", "capture", "multi_match", "log",
         "auditlog", "chain", "child", "parent", "effects", "marker", "always", "raw_actions",
         "plan", "pre", "fast", "delta", "t_class", "t_runs", "op_memo", "op_batch",
-        "cbit", "csrc", "hot", "replay", "chain_memo",
+        "cbit", "csrc", "hot", "replay", "chain_memo", "macro_known",
     )
 
     def __init__(self, file: str, line: int) -> None:
@@ -221,6 +221,9 @@ class Rule:
         self.csrc = ()         # cleanskip.py: the source index of each of its targets
         self.replay = None     # replay.Replay: per-value records of its matches' effects
         self.chain_memo = None  # chainmemo.ChainMemo: records of what the chain did
+        # fold.py: the TX keys its operator's argument reads hold the same values for every
+        # request where it runs (in the folded lists)
+        self.macro_known = False
         # its first link matched the last time it ran: it does not ask the prefilter for a
         # scan (one already made still skips it); a hint shared by transactions, never a
         # verdict

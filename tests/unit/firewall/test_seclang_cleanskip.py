@@ -344,3 +344,39 @@ def test_random_sequences_with_regex_keys_decide_the_same_with_and_without(reqs)
         kw = dict(uri=b"/" + (b"?" + _query(r["args"]) if r["args"] else b""),
                   headers=headers)
         assert _outcome(run(fast, **kw)) == _outcome(run(plain, **kw)), kw
+
+
+# the argument reads TX keys: constant (101: marked by fold.py, pure), written by a rule
+# that depends on the request before (102: not marked), or on one path only (103)
+MACRO_RULES = r"""
+SecRuleEngine On
+SecAction "id:90,phase:1,pass,nolog,setvar:'tx.methods=GET HEAD',setvar:'tx.versions=HTTP/1.1',setvar:tx.ext=.bin/"
+SecRule REQUEST_METHOD "!@within %{tx.methods}" "id:101,phase:1,pass,log"
+SecRule ARGS:v "@streq 2" "id:91,phase:1,pass,nolog,setvar:'tx.versions=HTTP/2.0'"
+SecRule REQUEST_PROTOCOL "!@within %{tx.versions}" "id:102,phase:1,pass,log"
+SecRule ARGS:skip "@streq 1" "id:92,phase:1,pass,nolog,skipAfter:END"
+SecAction "id:93,phase:1,pass,nolog,setvar:tx.ext=.php/"
+SecMarker END
+SecRule REQUEST_BASENAME "@endsWith %{tx.ext}" "id:103,phase:1,pass,log,t:none"
+SecRule ARGS:q "@contains %{tx.methods}" "id:104,phase:2,pass,log"
+"""
+
+
+def test_a_macro_reading_known_tx_is_pure_and_the_others_are_not():
+    w = with_and_without(cleanskip, MACRO_RULES)[0]
+    marked = {r.id for r in w.all_rules if r.macro_known}
+    assert {101, 104} <= marked and not {102, 103} & marked
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([b"GET", b"POST", b"HEAD"]),
+                          st.sampled_from([b"/a.bin", b"/a.php", b"/b"]),
+                          st.lists(st.sampled_from([b"v=2", b"skip=1", b"q=GET HEAD",
+                                                    b"q=x"]), max_size=2)),
+                min_size=1, max_size=10))
+def test_random_sequences_with_known_macros_decide_the_same_with_and_without(reqs):
+    pair = with_and_without(cleanskip, MACRO_RULES)
+    for method, path, args in reqs:
+        uri = path + (b"?" + b"&".join(args) if args else b"")
+        for _ in range(3):
+            _both(pair, uri=uri, method=method)
