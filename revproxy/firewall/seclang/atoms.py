@@ -13,7 +13,9 @@ their values per phase for a plain GET, most of them derived from the same few i
 - the Cookie header values together: ``REQUEST_COOKIES*``;
 - the parsed body (its processor, Content-Type and bytes): ``ARGS_POST*``, ``FILES*``,
   ``MULTIPART_PART_HEADERS`` and the body's part of ``ARGS``, ``ARGS_NAMES``;
-- any other scalar ``(name, value)`` (``REMOTE_ADDR``, ``REQUEST_BODY`` ...).
+- any other scalar ``(name, value)`` (``REMOTE_ADDR``, ``REQUEST_BODY`` ...);
+- a count source's count ``("#", collection, key, n)`` (purity.py: a count is a function
+  of the whole collection, not of one piece of it).
 
 Each source of a phase's Plan is fed only by atoms of one or two of those kinds, and its
 values are the union of what its atoms give (``XML`` is never recorded: its readers run
@@ -23,7 +25,8 @@ them, with every reader of no fed source set as well. When every atom of a reque
 recorded, the sources no atom feeds are the empty ones and a pure reader cannot match when
 its bit is set in every atom's ``clean``: the phase's list follows from a handful of
 lookups, without building a source's values (``Atoms.start``). Otherwise the phase takes
-cleanskip's per-source path and, after it, records the request's atoms (``Atoms.learn``):
+cleanskip's per-source path and, after it, records the request's atoms
+(``Atoms.learn``):
 a reader was clean for an atom when it was cleared during the phase or left out as clean,
 since it then matched none of its values, those the atom gave included.
 
@@ -232,6 +235,37 @@ class Atoms:
                     return bit
             return 0
         return self.line_feeds(v)
+
+    def learn(self, plan, recs: tuple, v, known: int, bounds: tuple) -> None:
+        """Record the transaction's atoms in ``recs`` (the three record dicts of ``plan``,
+        a cleanskip.Plan, whose ``entries``/``bytes``/``forget`` bound them all) with the
+        readers ``known`` clean; ``bounds``: cleanskip's (VALUE_MAX, MEMO_MAX, PLAN_MAX,
+        PLAN_BYTES). An atom seen for the first time is stored with its key alone (most
+        atoms of a request with new values never come back)."""
+        value_max, memo_max, plan_max, plan_bytes = bounds
+        outside = self.all_bits
+        for which, key in self.keys(v):
+            record = recs[which]
+            old = record.get(key, False)
+            if old:
+                if known & ~old[1]:
+                    record[key] = (old[0], old[1] | known)
+            elif old is None:  # seen once before: recorded now
+                feeds = self.feeds(v, which, key)
+                record[key] = (feeds, known | outside & ~self.reader_mask(feeds))
+            else:
+                size = sum(map(len, key))
+                if size > value_max:
+                    continue
+                if plan.entries >= plan_max or plan.bytes + size > plan_bytes:
+                    plan.forget()
+                if len(record) >= memo_max:
+                    plan.entries -= len(record)
+                    plan.bytes -= sum(sum(map(len, k)) for k in record)
+                    record.clear()
+                record[key] = None
+                plan.entries += 1
+                plan.bytes += size
 
     def start(self, v, recs: tuple) -> Optional[Tuple[int, int, list]]:
         """(empty sources, droppable readers, the atoms' records) when every atom of the

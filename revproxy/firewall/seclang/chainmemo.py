@@ -9,7 +9,7 @@ phase's list, and each request pays every link: about a third of a plain GET's p
 
 A chain qualifies (``eligible``, at load) when what it does is a function of what it reads:
 
-- its first link is pure as cleanskip.py means it (request or response sources, a shipped
+- its first link is pure as purity.py means it (request or response sources, a shipped
   operator whose argument holds no macro);
 - every later link reads only such sources, counts of request or response collections,
   and TX (or another writable collection) by key or by regex key, with a shipped pure
@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from typing import Dict
 
-from . import cleanskip, emptyskip, replay
+from . import emptyskip, purity, replay
 from .evaluate import _CAPTURE_KEYS
 from .macros import _LITERAL, _STORE, compile_macro
 from .rules import CACHED, LIVE
@@ -62,19 +62,19 @@ def _reads(link, first: bool, default_ops: bool) -> bool:
     """Whether ``link``'s targets and operator argument are inputs a record can hold."""
     if link.multi_match or link.always or not link.targets:
         return False
-    if link.op_name.lower() not in cleanskip._PURE_OPS:
+    if link.op_name.lower() not in purity.PURE_OPS:
         return False
     if first:
-        return cleanskip.pure_sources(link, default_ops) is not None
+        return purity.pure_sources(link, default_ops) is not None
     for t in link.targets:
         if t.count:
-            if t.name not in _COLLECTION_NAMES and t.name not in cleanskip.PURE_SCALARS:
+            if t.name not in _COLLECTION_NAMES and t.name not in purity.PURE_SCALARS:
                 return False
         elif t.name in WRITABLE:
             if t.key is None and t.regex is None:
                 return False  # the whole store: not worth its inputs
         elif t.name == "XML" or \
-                emptyskip.target_sources([t], cleanskip.PURE_SCALARS) is None:
+                emptyskip.target_sources([t], purity.PURE_SCALARS) is None:
             return False
     steps = compile_macro(link.op_arg).steps
     return all(kind is _LITERAL or kind is _STORE for kind, _a, _b in steps)
@@ -105,7 +105,7 @@ def _identity(t):
             return ("index", name, kb), \
                 lambda ev: tuple(ev.vars._indexed(name).get(kb, ()))
         return ("collection", name), lambda ev: tuple(ev.vars.collection(name))
-    if name in cleanskip.PURE_SCALARS:
+    if name in purity.PURE_SCALARS:
         return ("scalar", name), lambda ev: ev.vars.scalar(name)
     return None
 

@@ -1,16 +1,10 @@
 """Phase lists without the pure rules whose every value an earlier request showed clean.
 
-A rule is *pure* here when its first link reads only request or response collections
-(``ARGS``, ``REQUEST_HEADERS:User-Agent``, ``REQUEST_COOKIES_NAMES`` ...; no ``&`` count,
-no TX or other writable collection, no ``MATCHED_*``), ``XML:`` (whose values are never
-recorded: it is clean only when no document was parsed) or request-line and
-response scalars that cannot change during a phase (``REQUEST_FILENAME``,
-``REQUEST_LINE``, ``REQUEST_BODY``, ``RESPONSE_STATUS`` ...), and runs a shipped operator
-whose argument holds no macro. Whether such a link matches one value is then a function of
-the value and its key alone: transformations are functions, the operator reads nothing but
-its argument, and ``!`` exclusions are fixed at load. So is whether the chain can start.
+A rule is *pure* here when its first link is (purity.py): whether it matches one value is
+a function of the value and its key alone, and so is whether the chain can start.
 
-A *source* is what emptyskip.py calls one: a collection, one key of it, or a scalar. When
+A *source* is what emptyskip.py calls one: a collection, one key of it, or a scalar (or
+a count, purity.py). When
 a phase ran on a request and every pure rule of the phase reading a source had its first
 link evaluated over the request's values without a match (or the prefilter proved it
 could not match), those values are recorded as *clean* for that source: a (key, value)
@@ -46,9 +40,9 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Tuple
 
 from . import atoms as atoms_mod, delta, emptyskip
-from .rules import Target
 from .emptyskip import _COUNT, _KEYED, _WHOLE, _XML
-from .variables import _COLLECTION_NAMES
+from .purity import pure_sources
+from .rules import Target
 
 ENABLED = True  # tests load rule sets with and without it
 VALUE_MAX = 131072  # = the default [firewall] request_body_no_files_limit
@@ -57,54 +51,6 @@ CACHE_MAX = 256  # lists kept per phase, one per (empty sources, clean sources) 
 SIGNATURES_MAX = 16  # sets of target removals with records kept per phase
 PLAN_MAX = 8192  # values recorded per phase over all sources and signatures
 PLAN_BYTES = 4 * 1024 * 1024  # bytes of (name, value) recorded per phase, likewise
-
-# operators whose outcome depends only on the value and their argument (shipped ones)
-_PURE_OPS = frozenset((
-    "rx", "pm", "pmf", "pmfromfile", "streq", "contains", "containsword", "beginswith",
-    "endswith", "within", "strmatch", "eq", "ge", "gt", "le", "lt", "detectsqli",
-    "detectxss", "validatebyterange", "validateurlencoding", "validateutf8encoding",
-    "ipmatch", "ipmatchfromfile", "ipmatchf", "unconditionalmatch", "nomatch"))
-
-# scalars that cannot change while a phase runs
-PURE_SCALARS = frozenset((
-    "REQUEST_METHOD", "REQUEST_PROTOCOL", "REQUEST_URI_RAW", "REQUEST_URI",
-    "REQUEST_FILENAME", "REQUEST_BASENAME", "QUERY_STRING", "REQUEST_LINE", "PATH_INFO",
-    "REMOTE_ADDR", "SERVER_ADDR", "SERVER_PORT", "SERVER_NAME", "REQUEST_BODY",
-    "RESPONSE_BODY", "RESPONSE_STATUS", "RESPONSE_PROTOCOL", "STATUS_LINE",
-    "RESPONSE_CONTENT_TYPE", "RESPONSE_CONTENT_LENGTH",
-    # what the body's intake set before phase 2 (not the MULTIPART_* flags nor
-    # REQBODY_PROCESSOR, which a ctl:requestBodyProcessor in the phase changes)
-    "REQBODY_ERROR", "REQBODY_PROCESSOR_ERROR", "REQUEST_BODY_LENGTH", "URLENCODED_ERROR",
-    "INBOUND_DATA_ERROR"))
-
-
-def pure_sources(rule, default_ops: bool) -> Optional[List[Tuple[int, str, Optional[bytes]]]]:
-    """The sources of the link ``rule`` (a rule's first link, or a later one that stops its
-    chain: ``emptyskip.stop_links``) when it is pure (module doc), else None."""
-    if not default_ops or rule.marker is not None or rule.delta is not None \
-            or rule.always or not rule.targets \
-            or rule.fast is not None and not getattr(rule.fast, "pure", False):
-        return None
-    if rule.op_name.lower() not in _PURE_OPS or "%{" in rule.op_arg and not rule.macro_known:
-        return None  # (macro_known: what the argument reads is the same everywhere, fold.py)
-    counted = {t.name for t in rule.targets if t.count}
-    if not counted:
-        return emptyskip.target_sources(rule.targets, PURE_SCALARS)
-    if any(x.name in counted for x in rule.exclusions):
-        return None  # (a count without the excluded keys: not the source's count)
-    out = []
-    for t in rule.targets:
-        if t.count:
-            if t.name not in _COLLECTION_NAMES or t.regex is not None:
-                return None
-            out.append((_COUNT, t.name, t.key_bytes if t.key is not None else None))
-            continue
-        got = emptyskip.target_sources([t], PURE_SCALARS)
-        if got is None:
-            return None
-        out.extend(got)
-    return out
-
 
 def signature(removals: list) -> tuple:
     """What tells apart the sets of target removals ``removals``
@@ -346,39 +292,11 @@ class Plan(emptyskip.Plan):
                 elif old | add != old:
                     seen[x] = old | add
         if self.atoms is not None:
-            self._learn_atoms(ev.vars, start.sig, cleared | start.drop)
-
-    def _learn_atoms(self, v, sig: tuple, known: int) -> None:
-        """Record the transaction's atoms with the readers ``known`` clean (atoms.py)."""
-        atoms = self.atoms
-        recs = self.atom_recs.get(sig)
-        if recs is None:
-            recs = self.atom_recs[sig] = ({}, {}, {})
-        outside = atoms.all_bits
-        for which, key in atoms.keys(v):
-            record = recs[which]
-            old = record.get(key, False)
-            if old:
-                if known & ~old[1]:
-                    record[key] = (old[0], old[1] | known)
-            elif old is None:  # seen once before: recorded now (most atoms of a request
-                # with new values are never seen again: they cost only their key)
-                feeds = atoms.feeds(v, which, key)
-                record[key] = (feeds, known | outside & ~atoms.reader_mask(feeds))
-            else:
-                size = sum(map(len, key))
-                if size > VALUE_MAX:
-                    continue
-                if self.entries >= PLAN_MAX or self.bytes + size > PLAN_BYTES:
-                    self.forget()
-                if len(record) >= MEMO_MAX:
-                    self.entries -= len(record)
-                    self.bytes -= sum(sum(map(len, k)) for k in record)
-                    record.clear()
-                record[key] = None
-                self.entries += 1
-                self.bytes += size
-
+            recs = self.atom_recs.get(start.sig)
+            if recs is None:
+                recs = self.atom_recs[start.sig] = ({}, {}, {})
+            self.atoms.learn(self, recs, ev.vars, cleared | start.drop,
+                             (VALUE_MAX, MEMO_MAX, PLAN_MAX, PLAN_BYTES))
 
 def _representative(t, source) -> Optional[Tuple[object, str]]:
     """(a target reading every value of ``source``, its cache key) for ``Plan.start``;

@@ -17,7 +17,7 @@ from typing import Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional,
     Tuple
 
 from . import chainmemo, cleanskip, delta, emptyskip, fastpath, fold, guard, intake, \
-    prefilter, replay
+    prefilter, purity, replay
 from .api import Interruption, Match, MatchRecord, RequestView, SecLangError
 from .evaluate import Evaluator, removal_concerns
 from .loader import Components, Settings, load_sources
@@ -127,7 +127,7 @@ class WAF:
         # links whose matches do the same for the same value: recorded per value (replay.py)
         for r in self.all_rules:
             for link in r.chain_rules():
-                if replay.replayable(link, cleanskip.pure_sources(link, shipped) is not None):
+                if replay.replayable(link, purity.pure_sources(link, shipped) is not None):
                     link.replay = replay.Replay()
                     link.fast = None  # the general loop replays (fastpath.py's would not)
         # chains that did not match: what they did per inputs, replayed (chainmemo.py)

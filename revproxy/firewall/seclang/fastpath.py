@@ -19,7 +19,7 @@ checks a dozen per request), or a scalar (``REQBODY_ERROR "!@eq 0"``, ``REQUEST_
 ``REQUEST_PROTOCOL "!@within %{tx.allowed_http_versions}"``), read as ``Variables.values``
 reads them. A link that cleanskip.py may take as pure (a ``PURE_SCALARS`` target with no
 macro in the operator's argument, as a first link or a later one that ends its chain) is
-specialised too, its function marked ``run.pure = True`` so that cleanskip.pure_sources
+specialised too, its function marked ``run.pure = True`` so that purity.pure_sources
 still takes it: its one source has one value, so when that value is known clean for it the
 phase's list leaves the rule out, and the function never meets a value to skip.
 """
@@ -29,7 +29,7 @@ from __future__ import annotations
 from typing import Callable, Dict, Optional
 
 from .api import Match
-from .cleanskip import PURE_SCALARS
+from .purity import PURE_SCALARS
 from .operators import to_int
 from .rules import SCALARS
 from .variables import _COLLECTION_NAMES

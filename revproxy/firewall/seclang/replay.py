@@ -64,7 +64,7 @@ def _replayable_effect(e) -> bool:
 
 
 def replayable(link, pure: bool) -> bool:
-    """Whether ``link`` (``pure``: cleanskip.pure_sources found its sources) qualifies
+    """Whether ``link`` (``pure``: purity.pure_sources found its sources) qualifies
     (see the module doc)."""
     return ENABLED and pure and not link.multi_match and bool(link.effects or link.capture) \
         and all(_replayable_effect(e) for e in link.effects)
