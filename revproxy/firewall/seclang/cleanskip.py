@@ -259,9 +259,8 @@ class Plan(emptyskip.Plan):
             return  # (the atoms chose the list and no reader outside it ran clean)
         readers, memo = self.readers, start.memo
         cleared = start.cleared
-        for how, which, _targets in ev._removed_targets[start.removals:]:
-            for link in ev.waf.links_removed_by(how, which):
-                cleared &= ~link.cbit  # it may have read fewer values than it reads
+        for facts in ev._removal_facts[start.removals:]:
+            cleared &= ~facts.cbits  # its links may have read fewer values than they read
         if start.hits is not None:  # the atoms chose the list: credit them what ran clean
             add = cleared & ~start.drop
             if add:

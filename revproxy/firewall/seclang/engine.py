@@ -52,6 +52,24 @@ def _shipped_parsers(components: Components) -> bool:
         components.process_body is bodies.process_body
 
 
+class RemovalFacts:
+    """One ``ctl:ruleRemoveTargetBy*``: the links it concerns, whether one of them is
+    folded (fold.py: the transaction must leave the folded lists), the mask of their
+    cleanskip bits, and its part of a transaction's removal signature (cleanskip.py)."""
+
+    __slots__ = ("which", "targets", "links", "folded", "cbits", "part")
+
+    def __init__(self, how: str, which, targets, links: FrozenSet, folded: bool) -> None:
+        self.which = which  # (kept: the cache is keyed by identity)
+        self.targets = targets
+        self.links = links
+        self.folded = folded
+        self.cbits = 0
+        for link in links:
+            self.cbits |= link.cbit
+        self.part = cleanskip.signature([(how, which, targets)])[0]
+
+
 class WAF:
     """Loaded rules and settings, shared read-only by every transaction."""
 
@@ -139,6 +157,7 @@ class WAF:
         self._by_tag: Dict[str, FrozenSet[int]] = {}
         self._by_msg: Dict[str, FrozenSet[int]] = {}
         self._links_removed: Dict[tuple, FrozenSet] = {}
+        self._removal_facts: Dict[tuple, RemovalFacts] = {}
         self._sorted_ids = sorted(self.rule_ids)
         self.body_limits = components.body_limits(settings) if components.body_limits \
             else None
@@ -155,6 +174,17 @@ class WAF:
                 link for r in self.all_rules for link in r.chain_rules()
                 if removal_concerns(how, which, link))
         return found
+
+    def removal_facts(self, how: str, which, targets) -> "RemovalFacts":
+        """What a ``ctl:ruleRemoveTargetBy*`` (``how``, ``which``, ``targets``: a Ctl's,
+        fixed at load) means, worked out once per WAF (``RemovalFacts``)."""
+        key = (how, id(which), id(targets))
+        got = self._removal_facts.get(key)
+        if got is None or got.which is not which or got.targets is not targets:
+            links = self.links_removed_by(how, which)
+            got = self._removal_facts[key] = RemovalFacts(
+                how, which, targets, links, not self.folded_links.isdisjoint(links))
+        return got
 
     def ids_with_tag(self, tag: str) -> FrozenSet[int]:
         ids = self._by_tag.get(tag)

@@ -64,6 +64,7 @@ class Evaluator:
         self.removed_tags: set = set()
         self.removed_msgs: set = set()
         self._removed_targets: List[Tuple[str, object, list]] = []
+        self._removal_facts: list = []  # engine.RemovalFacts of each of those
         self._removed_ids: set = set()   # ids of every rule the removals above remove
         self._extra_excl: Dict[object, Tuple[list, str]] = {}  # rule -> removed targets
         self._rt_links: frozenset = frozenset()  # links the removals above may concern
@@ -132,11 +133,13 @@ class Evaluator:
             self.unfold = True  # a folded rule must not run: see run_phase
 
     def remove_target(self, how: str, which, targets) -> None:
+        facts = self.waf.removal_facts(how, which, targets)
         self._removed_targets.append((how, which, targets))
+        self._removal_facts.append(facts)
         self._extra_excl.clear()
-        links = self.waf.links_removed_by(how, which)
-        self._rt_links = self._rt_links | links
-        if not self.unfolded and not self.waf.folded_links.isdisjoint(links):
+        links = facts.links
+        self._rt_links = self._rt_links | links if self._rt_links else links
+        if not self.unfolded and facts.folded:
             self.unfold = True
 
     # --- phases -------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Optional
 
 from .api import Interruption
-from .cleanskip import Plan, signature
+from .cleanskip import Plan
 
 
 def run_phase(self, phase: int, logging: bool = False) -> Optional[Interruption]:
@@ -34,7 +34,8 @@ def run_phase(self, phase: int, logging: bool = False) -> Optional[Interruption]
             removals = len(self._removed_targets)
             sig = self._removal_sig
             if sig[0] != removals:  # computed again only when a removal was added
-                sig = self._removal_sig = (removals, signature(self._removed_targets))
+                sig = self._removal_sig = (removals, tuple(
+                    [f.part for f in self._removal_facts]))  # (cleanskip.signature)
             start = plan.start(self.vars, sig[1], removals)
             rules, markers = start.rules, start.markers
             self.chains.union_keys = start.keys  # the union scan reads only those
