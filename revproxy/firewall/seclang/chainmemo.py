@@ -282,8 +282,7 @@ class _Record:
     ``sets`` in order (the keys it kept in place, then those it (re)inserted, in the
     order of their last insertion), and set the match variables."""
 
-    __slots__ = ("keys", "present", "pops", "sets", "matched_var", "matched_var_name",
-                 "matched", "rule", "failed", "work", "size")
+    __slots__ = ("keys", "present", "pops", "sets", "state", "size")
 
     def __init__(self, tracking: _Tracking, before: dict, ev, work: int) -> None:
         keys = tuple(tracking.written)
@@ -296,26 +295,20 @@ class _Record:
                            if k in before and k in tracking and k not in inserted]
                           + [(k, tracking[k]) for k in inserted if k in tracking])
         v = ev.vars
-        self.matched_var = v.matched_var
-        self.matched_var_name = v.matched_var_name
-        self.matched = tuple(v.matched)
-        self.rule = v.rule
-        self.failed = ev.failed
-        self.work = ev.work - work
+        # MATCHED_VAR, MATCHED_VAR_NAME, MATCHED_VARS, RULE, the failed link, the work
+        self.state = (v.matched_var, v.matched_var_name, tuple(v.matched), v.rule, ev.failed,
+                      ev.work - work)
         self.size = sum(map(len, keys)) + sum(len(val) for _k, val in self.sets) + \
-            len(self.matched_var) + 64
+            len(v.matched_var) + 64
 
     def apply(self, ev, tx: dict) -> None:
         for k in self.pops:
             del tx[k]
         tx.update(self.sets)
         v = ev.vars
-        v.matched_var = self.matched_var
-        v.matched_var_name = self.matched_var_name
-        v.matched = list(self.matched)
-        v.rule = self.rule
-        ev.failed = self.failed
-        ev.work += self.work
+        v.matched_var, v.matched_var_name, matched, v.rule, ev.failed, work = self.state
+        v.matched = list(matched)
+        ev.work += work
 
 
 def _evaluate(ev, rule) -> bool:
