@@ -269,18 +269,81 @@ class Atoms:
 
     def start(self, v, recs: tuple) -> Optional[Tuple[int, int, list]]:
         """(empty sources, droppable readers, the atoms' records) when every atom of the
-        transaction is recorded in ``recs`` (the three record dicts), else None."""
+        transaction is recorded in ``recs`` (the three record dicts), else None. The atoms
+        of ``keys``, looked up inline (one lookup loop over ``keys`` measured 8% more
+        instructions per repeated GET: its tuples and indexing)."""
         present = 0
         drop = self.all_bits
         hits = []
-        for which, key in self.keys(v):
-            record = recs[which]
-            got = record.get(key)
+        view = v.view
+        hrec, rrec, orec = recs
+        if self.line:  # (first: the atom most often new)
+            key = (view.method, view.uri_raw, view.protocol)
+            got = orec.get(key)
             if got is None:
                 return None
             present |= got[0]
             drop &= got[1]
-            hits.append((record, key, got))
+            hits.append((orec, key, got))
+        cookies = None
+        ctype = b""
+        for h in view.headers:
+            if self.hdr:
+                got = hrec.get(h)
+                if got is None:
+                    return None
+                present |= got[0]
+                drop &= got[1]
+                hits.append((hrec, h, got))
+            name = h[0]
+            if name == b"cookie":
+                if cookies is None:
+                    cookies = ["C"]
+                cookies.append(h[1])
+            elif name == b"content-type" and not ctype:
+                ctype = h[1]
+        if self.rhdr:
+            for h in v.response_headers:
+                got = rrec.get(h)
+                if got is None:
+                    return None
+                present |= got[0]
+                drop &= got[1]
+                hits.append((rrec, h, got))
+        if self.cookie and cookies is not None:
+            key = tuple(cookies)
+            got = orec.get(key)
+            if got is None:
+                return None
+            present |= got[0]
+            drop &= got[1]
+            hits.append((orec, key, got))
+        if self.body and v.body is not _EMPTY_BODY:
+            key = ("B", v.body_processor, ctype, v.body_raw)
+            got = orec.get(key)
+            if got is None:
+                return None
+            present |= got[0]
+            drop &= got[1]
+            hits.append((orec, key, got))
+        for name, _bit in self.scalars:
+            value = v.scalar(name)
+            if value is not None:
+                key = (name, value)
+                got = orec.get(key)
+                if got is None:
+                    return None
+                present |= got[0]
+                drop &= got[1]
+                hits.append((orec, key, got))
+        for name, ckey, _bit in self.counts:
+            key = _count_key(v, name, ckey)
+            got = orec.get(key)
+            if got is None:
+                return None
+            present |= got[0]
+            drop &= got[1]
+            hits.append((orec, key, got))
         if self.xml and v.body.xml is not None:
             present |= self.xml
             drop &= ~self.reader_mask(self.xml)
