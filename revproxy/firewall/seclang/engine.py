@@ -127,7 +127,7 @@ class WAF:
         for r in self.all_rules:
             for link in emptyskip.stop_links(r, chains):
                 if link.macro_known and link.fast is not None:
-                    link.fast.pure = fastpath._maybe_pure(link, link.plan[0][0], True)
+                    link.fast.pure = fastpath.maybe_pure(link, link.plan[0][0], True)
         # per phase: its list without the rules reading only empty collections, chosen
         # by a transaction at the phase's start (emptyskip.py)
         # and without the pure rules whose values earlier requests showed clean

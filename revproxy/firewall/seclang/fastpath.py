@@ -51,7 +51,7 @@ def _int(value: bytes) -> int:
     return n
 
 
-def _maybe_pure(rule, t, stop: bool) -> bool:
+def maybe_pure(rule, t, stop: bool) -> bool:
     """Whether cleanskip.py may take the link ``rule`` reading ``t`` as pure."""
     if not stop or "%{" in rule.op_arg and not rule.macro_known:
         return False
@@ -133,7 +133,7 @@ def specialise(rule, default_ops: bool, stop: bool = False) -> Optional[Callable
                 return False
         tx._matched(rule, name, tv, m, detect)
         return True
-    run.pure = _maybe_pure(rule, rule.plan[0][0], stop)
+    run.pure = maybe_pure(rule, rule.plan[0][0], stop)
     return run
 
 
