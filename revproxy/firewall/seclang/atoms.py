@@ -15,7 +15,10 @@ their values per phase for a plain GET, most of them derived from the same few i
   ``MULTIPART_PART_HEADERS`` and the body's part of ``ARGS``, ``ARGS_NAMES``;
 - any other scalar ``(name, value)`` (``REMOTE_ADDR``, ``REQUEST_BODY`` ...);
 - a count source's count ``("#", collection, key, n)`` (purity.py: a count is a function
-  of the whole collection, not of one piece of it).
+  of the whole collection, not of one piece of it); the counts of request headers
+  (``&REQUEST_HEADERS:Host`` ...) are functions of the header names, which make one atom
+  ``("#H", name, name ...)`` feeding all of them (six counts of a phase-1 list at the cost
+  of one tuple).
 
 Each source of a phase's Plan is fed only by atoms of one or two of those kinds, and its
 values are the union of what its atoms give (``XML`` is never recorded: its readers run
@@ -90,13 +93,17 @@ class Atoms:
         self.line_bits = 0
         self.scalars: List[Tuple[str, int]] = []  # other scalars: (name, bit)
         self.counts: List[Tuple[str, Optional[bytes], int]] = []  # (name, key, bit)
+        self.hcounts = 0  # the bits of the request-header counts (the "#H" atom)
         self.xml = 0  # the XML source's bit, if read
         # per collection: which group of feeds it belongs to
         self.groups: Dict[tuple, _Feeds] = {}
         for j, (kind, name, key) in enumerate(sources):
             bit = 1 << j
             if kind == _COUNT:
-                self.counts.append((name, key, bit))
+                if name == "REQUEST_HEADERS":
+                    self.hcounts |= bit
+                else:
+                    self.counts.append((name, key, bit))
             elif kind == _SCALAR:
                 if name in LINE_SCALARS:
                     self.line_bits |= bit
@@ -206,6 +213,8 @@ class Atoms:
         most often new), the Cookie values, the body, scalars, counts."""
         view = v.view
         out = [(view.method, view.uri_raw, view.protocol)] if self.line else []
+        if self.hcounts:
+            out.append(("#H",) + tuple([h[0] for h in view.headers]))
         if self.cookie and cookies:
             out.append(("C",) + tuple(cookies))
         if self.body and v.body is not _EMPTY_BODY:
@@ -229,6 +238,8 @@ class Atoms:
             return self.cookie_feeds(v)
         if tag == "B":
             return self.body_feeds(v)
+        if tag == "#H":
+            return self.hcounts
         if tag == "#":
             for name, ckey, bit in self.counts:
                 if name == key[1] and (ckey or b"") == key[2]:
