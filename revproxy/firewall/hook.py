@@ -28,6 +28,7 @@ from revproxy.firewall.limits import body_limit, content_type
 from revproxy.firewall.verdicts import checked
 from revproxy.firewall.view import FirewallRequest, engine_view
 from revproxy.gcpressure import firewall_transaction
+from revproxy.http1.heads import NO_BODY
 from revproxy.interfaces import IRequestHook
 from revproxy.pipeline.hooks import Answer, RequestHook
 
@@ -41,7 +42,7 @@ class _State:
     """One request's firewall state (in ``ctx.notes``)."""
 
     __slots__ = ("mode", "tx", "outcome", "finished", "score", "python", "response",
-                 "response_want")
+                 "response_want", "phase2_ran")
 
     def __init__(self, mode):
         self.mode = mode  # "on" | "detect"
@@ -52,6 +53,7 @@ class _State:
         self.python = []  # MatchRecords of Python rules
         self.response = None  # bytearray of the response body prefix, while collecting
         self.response_want = 0  # bytes to collect before phase 4 runs
+        self.phase2_ran = False  # phase 2 ran with phase 1 (a request without a body)
 
 
 @implementer(IRequestHook)
@@ -80,7 +82,12 @@ class FirewallHook(RequestHook):
             return None
         firewall_transaction()
         tx = state.tx = fw.waf.transaction(engine_view(ctx))
-        return self._interrupted(ctx, state, tx.phase1())
+        answer = self._interrupted(ctx, state, tx.phase1())
+        if answer is None and not state.finished and ctx.head.framing == NO_BODY and \
+                not fw.body_rules:  # no body to wait for: phase 2 now, on warm caches
+            state.phase2_ran = True
+            answer = self._interrupted(ctx, state, tx.phase2(None))
+        return answer
 
     def request_body(self, ctx):
         state = _state(ctx)
@@ -108,7 +115,7 @@ class FirewallHook(RequestHook):
             if answer is not None or state.finished:
                 return answer
         tx = state.tx
-        if tx is not None:
+        if tx is not None and not state.phase2_ran:
             if truncated:
                 interruption = tx.phase2(body, body_truncated=True)
             else:

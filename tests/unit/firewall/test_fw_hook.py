@@ -122,6 +122,34 @@ class RequestPhaseTests(unittest.TestCase):
         self.assertEqual(fw.counters.blocked, 0)
         self.assertEqual(ctx.notes[NOTE], "logged:920350")  # a match under the threshold
 
+    def test_a_request_without_a_body_runs_phase_2_with_phase_1(self):
+        """No body to wait for: request_head runs phase 2 right after phase 1 (on warm
+        caches), request_body does not run it again; a request with a body, or with
+        Python rules that read it, gets phase 2 at request_body."""
+        fw, waf = make()
+        ctx = fake_context(BENIGN)
+        self.assertIsNone(fw.hook.request_head(ctx))
+        self.assertEqual(waf.transactions[0].phases, [1, 2])
+        self.assertIsNone(fw.hook.request_body(ctx))
+        self.assertEqual(waf.transactions[0].phases, [1, 2])
+        ctx = post(b"a=1")
+        self.assertIsNone(fw.hook.request_head(ctx))
+        self.assertEqual(waf.transactions[1].phases, [1])
+        self.assertIsNone(fw.hook.request_body(ctx))
+        self.assertEqual(waf.transactions[1].phases, [1, 2])
+        fw, waf = make(before=(Rec("body", score(1, "x")),))  # (needs the body)
+        ctx = fake_context(BENIGN)
+        fw.hook.request_head(ctx)
+        self.assertEqual(waf.transactions[0].phases, [1])
+        fw.hook.request_body(ctx)
+        self.assertEqual(waf.transactions[0].phases, [1, 2])
+
+    def test_a_denial_in_phase_2_of_a_request_without_a_body_answers_its_head(self):
+        fw, waf = make([Rule(942200, 2, in_target(b"/q"), "phase 2 deny", deny=True)])
+        answer = fw.hook.request_head(fake_context(BENIGN))
+        self.assertEqual(answer.status, 403)
+        self.assertEqual(waf.transactions[0].phases, [1, 2])
+
     def test_detect_mode_logs_and_counts_but_passes(self):
         """Engine-wide detect mode: no answer, counted as detected, the line says so."""
         logs = LogCapture(self)
