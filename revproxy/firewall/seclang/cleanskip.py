@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
-from . import atoms as atoms_mod, delta, emptyskip
+from . import atoms as atoms_mod, delta, emptyskip, listmemo
 from .emptyskip import _COUNT, _KEYED, _WHOLE, _XML
 from .purity import pure_sources
 from .rules import Target
@@ -63,13 +63,15 @@ class Start:
     """What ``Plan.start`` found on one transaction: the list to run, and for learning the
     sources some of whose readers were not known clean, with their values."""
 
-    __slots__ = ("rules", "markers", "keys", "pending", "cleared", "memo", "removals",
-                 "known", "scan_skip", "sig", "drop", "hits", "learns")
+    __slots__ = ("rules", "markers", "keys", "slot", "pending", "cleared", "memo",
+                 "removals", "known", "scan_skip", "sig", "drop", "hits", "learns")
 
     def __init__(self, listed: tuple, pending: List[Tuple[int, list, int]], memo: List[dict],
                  removals: int, known: Optional[list], scan_skip: Optional[tuple],
                  sig: tuple, drop: int, hits: Optional[list], learns: bool) -> None:
-        self.rules, self.markers, self.keys = listed  # keys: targets its groups read
+        # keys: targets its groups read; slot: [the list's listmemo.ListMemo, or None
+        # before its first use, or False when it does not qualify]
+        self.rules, self.markers, self.keys, self.slot = listed
         self.sig = sig  # the signature of the removals (the records' key)
         self.drop = drop  # the pure readers left out as clean (or reading only empties)
         self.hits = hits  # atoms.py's records when they chose the list, else None
@@ -123,7 +125,9 @@ class Plan(emptyskip.Plan):
         self.atom_recs: Dict[tuple, tuple] = {}  # removals' signature -> atoms' records
         self.entries = 0  # values recorded over all of them (at most PLAN_MAX)
         self.bytes = 0  # their names' and values' lengths (at most PLAN_BYTES)
-        self._pairs: Dict[Tuple[int, int], Tuple[list, Dict[str, int], frozenset]] = {}
+        self._pairs: Dict[Tuple[int, int], tuple] = {}
+        self.list_records = False  # listmemo.py's records (plan(): shipped operators)
+        self.list_budget = listmemo.Budget()  # the bounds of the lists' records
 
     def start(self, v, sig: tuple = (), removals: int = 0) -> Start:
         """The list for the transaction whose ``Variables`` is ``v``; ``sig`` is the
@@ -204,12 +208,13 @@ class Plan(emptyskip.Plan):
         return Start(self._pair(empty, drop), pending, memo, removals, filt, skip, sig, drop,
                      None, bool(pending) or atoms is not None)
 
-    def _pair(self, empty: int, drop: int) -> Tuple[list, Dict[str, int], frozenset]:
+    def _pair(self, empty: int, drop: int) -> tuple:
         pair = (empty, drop)
         got = self._pairs.get(pair)
         if got is None:
             if len(self._pairs) >= CACHE_MAX:
                 self._pairs.clear()
+                self.list_budget = listmemo.Budget()  # (the lists' records go with them)
             got = self._pairs[pair] = self._build_pair(empty, drop)
         return got
 
@@ -217,7 +222,7 @@ class Plan(emptyskip.Plan):
         got = self.start(v)
         return got.rules, got.markers
 
-    def _build_pair(self, empty: int, drop: int) -> Tuple[list, Dict[str, int], frozenset]:
+    def _build_pair(self, empty: int, drop: int) -> tuple:
         needs, pure = self.needs, self.pure
         out = []
         for i, r in enumerate(self.rules):
@@ -238,7 +243,7 @@ class Plan(emptyskip.Plan):
                 for link in r.chain_rules():
                     if link.pre is not None:  # the cache keys of prefilter.Group.targets
                         keys.update(t.text + "|" for t in link.targets)
-        return out, markers, frozenset(keys)
+        return out, markers, frozenset(keys), [None]
 
     def forget(self) -> None:
         """Empty every record of every signature (the phase's total bound was reached)."""
@@ -375,6 +380,7 @@ def plan(rules: list, default_ops: bool, chains: bool = True, parsers: bool = Fa
                         keyidx.pop(t.text + "|", None)
     order = sorted(index, key=index.get)
     got = Plan(rules, order, needs, pure, [reps[i] for i in range(len(order))], keyidx)
+    got.list_records = default_ops and listmemo.ENABLED
     if parsers:
         got.atoms = atoms_mod.build(got)
     return got

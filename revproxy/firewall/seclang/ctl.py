@@ -51,6 +51,9 @@ class Ctl:
         self.text = text
 
     def apply(self, tx) -> None:
+        log = tx._ctl_log
+        if log is not None:  # a phase being recorded (listmemo.py)
+            log.append(self)
         o = self.option
         if o == "ruleengine":
             tx.engine_mode = self.arg

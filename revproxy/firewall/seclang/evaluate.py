@@ -48,6 +48,8 @@ class Evaluator:
     ``request_body_access``, ``force_body_variable``, ``response_body_access``,
     ``request_body_limit``, ``response_body_limit`` and the removal sets."""
 
+    _ctl_log: Optional[list] = None  # the ctls applied, while listmemo.py records a phase
+
     def __init__(self, waf, view) -> None:
         s = waf.settings
         c = waf.components

@@ -13,6 +13,7 @@ from typing import Optional
 
 from .api import Interruption
 from .cleanskip import Plan
+from .listmemo import ListMemo
 
 
 def run_phase(self, phase: int, logging: bool = False) -> Optional[Interruption]:
@@ -43,6 +44,13 @@ def run_phase(self, phase: int, logging: bool = False) -> Optional[Interruption]
             self.known = start.known
             if start.learns:
                 try:
+                    if start.hits is not None and plan.list_records:
+                        memo = start.slot[0]  # the list's records (listmemo.py)
+                        if memo is None:
+                            memo = start.slot[0] = ListMemo.build(
+                                rules, plan.list_budget) or False
+                        if memo:
+                            return memo.run(self, phase, logging, start, _loop)
                     return _loop(self, phase, logging, rules, markers, start)
                 finally:
                     plan.learn(start, self)

@@ -1,0 +1,243 @@
+"""List records (revproxy.firewall.seclang.listmemo): once the atoms chose a phase's list,
+what the rules left in it did is replayed when their inputs come back. A WAF using them
+logs, decides and leaves the transaction (TX keys, values and order, target removals,
+body processor, MATCHED_VAR) exactly as the same rules evaluated one by one, request after
+request: ctl actions on every request, chains with captures, MATCHED_VAR read by the next
+rule, skipAfter, requests that log or are denied in between, removals by id."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from revproxy.firewall.seclang import listmemo, phaseloop
+from tests.unit.firewall.seclang_helpers import run, waf, with_and_without
+
+RULES = r"""
+SecRuleEngine On
+SecRequestBodyAccess On
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.score=0,setvar:'tx.allowed=/host/ /accept/ /x-ok/'"
+SecRule REQUEST_HEADERS:Content-Type "@rx ^application/json" "id:2,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON"
+SecRule REQBODY_PROCESSOR "!@rx (?:URLENCODED|JSON)" "id:3,phase:1,pass,nolog,ctl:forceRequestBodyVariable=On"
+SecRule REQUEST_FILENAME "!@rx [<>]" "id:4,phase:1,pass,nolog,ctl:ruleRemoveTargetById=20;REQUEST_FILENAME"
+SecRule REQUEST_HEADERS_NAMES "@rx ^.*$" "id:5,phase:1,pass,nolog,capture,t:lowercase,setvar:'tx.hn_%{tx.0}=/%{tx.0}/',chain"
+    SecRule TX:/^hn_/ "!@within %{tx.allowed}" "setvar:tx.score=+1"
+SecRule REQUEST_HEADERS|ARGS "@rx (?i)attack" "id:10,phase:1,pass,log,setvar:tx.score=+5"
+SecRule MATCHED_VAR "@rx ." "id:11,phase:1,pass,nolog,setvar:'tx.last=%{MATCHED_VAR_NAME}'"
+SecRule ARGS:drop "@streq 1" "id:15,phase:1,pass,nolog,ctl:ruleRemoveById=21"
+SecRule TX:score "@ge 5" "id:12,phase:1,deny,status:403"
+SecRule ARGS:skip "@streq 1" "id:13,phase:1,pass,nolog,skipAfter:END1"
+SecRule REQUEST_METHOD "@streq DELETE" "id:14,phase:1,pass,log"
+SecMarker END1
+SecRule ARGS_GET:t "@rx ^(\w+)$" "id:16,phase:1,pass,nolog,capture,setvar:tx.t=%{tx.1}"
+SecRule ARGS_GET:o "@streq 1" "id:18,phase:1,pass,nolog,setvar:tx.ka=1,setvar:tx.kb=1"
+SecRule ARGS_GET:o "@streq 2" "id:19,phase:1,pass,nolog,setvar:tx.kb=1,setvar:tx.ka=1"
+SecRule REQUEST_METHOD "@rx ." "id:17,phase:1,pass,nolog"
+SecRule TX:t "@streq red" "id:25,phase:2,pass,nolog,setvar:tx.red=1"
+SecRule MATCHED_VAR "@rx ^G" "id:26,phase:2,pass,nolog,setvar:tx.g=1"
+SecRule TX:/^k/ "@rx ." "id:27,phase:2,pass,nolog,setvar:tx.k=%{MATCHED_VAR_NAME}"
+SecRule REQUEST_FILENAME|ARGS "@contains evil" "id:20,phase:2,pass,log,setvar:tx.score=+5"
+SecRule ARGS:q "@rx ^(\d+)$" "id:21,phase:2,pass,nolog,capture,setvar:tx.num=%{tx.1}"
+SecRule REQUEST_BODY "@contains bad" "id:22,phase:2,pass,log"
+SecRule TX:score "@ge 1" "id:23,phase:2,pass,log,msg:'score %{tx.score}'"
+SecRule TX:/^hn_/ "@rx x-" "id:24,phase:2,pass,nolog,setvar:tx.xh=+1"
+SecRule TX:score "@lt 1" "id:90,phase:5,pass,nolog,setvar:tx.done=1"
+SecRule TX:score "@ge 1" "id:91,phase:5,pass,log"
+"""
+
+HEADERS = [(b"x-ok", b"1"), (b"x-bad", b"1"), (b"accept", b"*/*"),
+           (b"content-type", b"application/json"), (b"user-agent", b"attack"),
+           (b"content-type", b"text/plain")]
+PATHS = [b"/a", b"/b.txt", b"/evil", b"/c<d"]
+ARGS = [b"q=12", b"q=x", b"skip=1", b"drop=1", b"a=attack", b"e=evil", b"t=red", b"t=blue",
+        b"o=1", b"o=2"]
+BODIES = [None, b"x=1", b"bad=1", b'{"k": "v"}']
+
+
+def _request(path, args, headers, method, body=None):
+    query = b"&".join(args)
+    return dict(uri=path + (b"?" + query if query else b""), headers=tuple(headers),
+                method=method, body=body)
+
+
+def _outcome(tx):
+    got = tx.interruption
+    v = tx.vars
+    return ([(m.rule_id, m.logdata, m.msg, m.variable, m.value) for m in tx.matches],
+            list(tx.stores["tx"].items()), None if got is None else got.rule_id,
+            tx.engine_mode, [(how, str(which), [t.text for t in targets])
+                             for how, which, targets in tx._removed_targets],
+            sorted(tx._removed_ids), tx.body_processor, tx.force_body_variable,
+            v.matched_var, v.matched_var_name, list(v.matched))
+
+
+def _same(pair, **kw):
+    """(The work counted is left out: the other shortcuts' records, which the two WAFs
+    hold in different states, change it; ``test_a_replayed_phase_counts_its_work``.)"""
+    a, b = (_outcome(run(w, **kw)) for w in pair)
+    assert a == b, kw
+    return a
+
+
+@pytest.fixture
+def pair():
+    return with_and_without(listmemo, RULES)
+
+
+class _Spy:
+    """The phases the loop evaluated (the others were replayed)."""
+
+    def __init__(self, monkeypatch):
+        self.phases = []
+        original = phaseloop._loop
+
+        def loop(ev, phase, *args):
+            self.phases.append(phase)
+            return original(ev, phase, *args)
+        monkeypatch.setattr(phaseloop, "_loop", loop)
+
+
+def test_a_repeated_request_replays_its_phases(pair, monkeypatch):
+    spy = _Spy(monkeypatch)
+    req = _request(b"/b.txt", [b"q=12"], [(b"x-ok", b"1"), (b"x-bad", b"1")], b"GET")
+    for _ in range(4):
+        _same(pair, **req)
+    spy.phases.clear()
+    matches, tx, _rid, *_rest = _same(pair, **req)
+    assert 1 not in spy.phases[:len(spy.phases) // 2], spy.phases  # (the fast WAF's run)
+    assert ("num", b"12") in tx and ("hn_x-bad", b"/x-bad/") in tx
+    assert [m[0] for m in matches] == [23, 91]  # x-bad scores 1: logged by 23 and 91
+
+
+def test_a_replayed_phase_counts_its_work(monkeypatch):
+    """The work limit still bounds a transaction whose phases are replayed: each adds
+    what it counted when it was recorded."""
+    fast = waf(RULES)
+    spy = _Spy(monkeypatch)
+    req = _request(b"/b.txt", [b"q=12"], [(b"x-ok", b"1")], b"GET")
+    works = []
+    for _ in range(6):
+        spy.phases.clear()
+        works.append(run(fast, **req).work)
+    assert 1 not in spy.phases and works[-1] == works[-2] == works[3] > 0, works
+
+
+def test_the_first_two_sightings_evaluate(monkeypatch):
+    fast = waf(RULES)
+    spy = _Spy(monkeypatch)
+    req = _request(b"/a", [], [(b"x-ok", b"1")], b"GET")
+    counts = []
+    for _ in range(5):
+        spy.phases.clear()
+        run(fast, **req)
+        counts.append(spy.phases.count(1))
+    # atoms: the 3rd request takes their list; its records: seen on the 3rd, made on the
+    # 4th, replayed from the 5th
+    assert counts == [1, 1, 1, 1, 0]
+
+
+def test_a_request_that_logs_or_is_denied_is_always_evaluated(pair, monkeypatch):
+    spy = _Spy(monkeypatch)
+    logs = _request(b"/a", [], [(b"x-ok", b"1")], b"DELETE")  # 14 logs in phase 1
+    denied = _request(b"/a", [b"a=attack"], [], b"GET")
+    for _ in range(6):
+        _same(pair, **logs)
+        assert _same(pair, **denied)[2] == 12
+    spy.phases.clear()
+    _same(pair, **logs)
+    _same(pair, **denied)
+    assert spy.phases.count(1) == 4  # both requests, in both WAFs
+
+
+def test_a_removal_by_id_in_effect_evaluates(pair, monkeypatch):
+    spy = _Spy(monkeypatch)
+    req = _request(b"/b.txt", [b"drop=1", b"q=5"], [], b"GET")
+    for _ in range(6):
+        matches, tx, *_rest = _same(pair, **req)
+        assert ("num", b"5") not in tx  # 21 removed
+    spy.phases.clear()
+    _same(pair, **req)
+    assert spy.phases.count(2) == 2  # phase 2 runs the loop in both WAFs
+
+
+def test_the_start_state_must_be_the_recorded_one(pair):
+    """Phase 2's records hold TX as phase 1 left it: a request whose phase 1 differs
+    (another header) reaches phase 2 with another store and is evaluated."""
+    a = _request(b"/b.txt", [b"q=1"], [(b"x-ok", b"1")], b"GET")
+    b = _request(b"/b.txt", [b"q=1"], [(b"x-bad", b"1")], b"GET")
+    for _ in range(5):
+        _same(pair, **a)
+        _same(pair, **b)
+
+
+@pytest.mark.parametrize("first, second", [
+    ([b"t=red"], [b"t=blue"]),  # phase 2 reads the same, from another TX store
+    ([b"o=1"], [b"o=2"]),  # the same TX keys and values, in another order
+])
+def test_phase_2_records_hold_the_store_it_started_from(pair, first, second):
+    """Phase 1 ends with the same MATCHED_VAR (17) for both requests; phase 2 reads only
+    TX, so both have the same inputs there."""
+    for _ in range(5):
+        for args in (first, second):
+            _same(pair, **_request(b"/a", args, [], b"GET"))
+
+
+def test_phase_2_records_hold_matched_var_as_phase_1_left_it(pair):
+    """GET and PUT leave the same TX store; MATCHED_VAR (17) differs, and 26 reads it."""
+    for _ in range(5):
+        for method in (b"GET", b"PUT"):
+            _same(pair, **_request(b"/a", [], [], method))
+
+
+def test_records_are_bounded(monkeypatch, pair):
+    fast, _plain = pair
+    monkeypatch.setattr(listmemo, "MEMO_MAX", 6)
+    for i in range(20):
+        for _ in range(4):
+            _same(pair, **_request(b"/f%d.txt" % i, [], [], b"GET"))
+    for plan in fast.empty_plans.values():
+        budget = getattr(plan, "list_budget", None)
+        if budget is not None:
+            held = sum(len(m.memo) for m in budget.memos)
+            assert held <= 6 and budget.entries == held
+
+
+def test_long_inputs_are_not_recorded(pair):
+    fast, _plain = pair
+    long = b"/" + b"a" * listmemo.KEY_MAX
+    for _ in range(5):
+        _same(pair, **_request(long, [], [], b"GET"))
+    for plan in fast.empty_plans.values():
+        for m in getattr(plan, "list_budget", listmemo.Budget()).memos:
+            assert all(len(k[4:]) < 3 or sum(map(len, (p for p in k[4:] if p))) < 100
+                       for k in m.memo) or not m.memo
+
+
+def test_a_list_reading_the_time_does_not_qualify():
+    w = waf(r"""
+SecRuleEngine On
+SecRule REQUEST_HEADERS "@rx attack" "id:1,phase:1,pass,log"
+SecRule TIME_SEC "@lt 0" "id:2,phase:1,pass,nolog,setvar:tx.t=1"
+""")
+    for _ in range(5):
+        run(w, uri=b"/")
+    built = [listed[3][0] for listed in w.empty_plans[1]._pairs.values()
+             if listed[3][0] is not None]  # (the atoms' list: the time rule alone)
+    assert built == [False]
+
+
+requests = st.builds(_request, st.sampled_from(PATHS),
+                     st.lists(st.sampled_from(ARGS), max_size=2),
+                     st.lists(st.sampled_from(HEADERS), max_size=3),
+                     st.sampled_from([b"GET", b"POST", b"PUT", b"DELETE"]),
+                     st.sampled_from(BODIES))
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(requests, min_size=1, max_size=8), st.lists(st.integers(1, 5), min_size=8,
+                                                            max_size=8))
+def test_random_sequences_decide_and_leave_the_transaction_as_without(reqs, times):
+    pair = with_and_without(listmemo, RULES)
+    for req, n in zip(reqs, times):
+        for _ in range(n):
+            _same(pair, **req)
