@@ -99,6 +99,9 @@ def _identity(t):
     (its index's, for a key), kept by the transaction; a scalar's value. None: the
     values themselves then."""
     name = t.name
+    if name == "REQUEST_HEADERS_NAMES":  # (the names as sent, without building entries)
+        return ("header names",), \
+            lambda ev: tuple([h[0] for h in ev.vars.view.headers])
     if name in _COLLECTION_NAMES:
         if t.key is not None and t.regex is None:
             kb = t.key_bytes
