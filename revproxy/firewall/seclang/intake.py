@@ -38,12 +38,13 @@ def take_request_body(tx, body: Optional[bytes], truncated: bool) -> Optional[In
         if k == b"content-type":
             ct = val
             break
-    if proc in ("URLENCODED", "MULTIPART", "JSON", "XML"):
-        if tx.waf.body_limits is not None:
-            v.body = tx.waf.components.process_body(ct, body, processor=proc,
-                                                      limits=tx.waf.body_limits)
+    if proc in ("URLENCODED", "MULTIPART", "JSON", "XML"):  # parsed when first read
+        v.body_parser = proc
+        process, limits = tx.waf.components.process_body, tx.waf.body_limits
+        if limits is not None:
+            v.defer_body(lambda: process(ct, body, processor=proc, limits=limits))
         else:
-            v.body = tx.waf.components.process_body(ct, body, processor=proc)
+            v.defer_body(lambda: process(ct, body, processor=proc))
     v.body_raw = body
     v.body_variable = proc in ("URLENCODED", "RAW") or tx.force_body_variable
     tx.invalidate()

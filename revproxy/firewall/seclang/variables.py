@@ -60,7 +60,9 @@ class Variables:
         self._query_args: Optional[List[Tuple[bytes, bytes]]] = None
         self._vcache: Dict[str, List[Tuple[str, bytes]]] = {}
         self.uri, self.path, self.query = split_target(view.uri_raw)
-        self.body: BodyResult = _EMPTY_BODY
+        self._body: BodyResult = _EMPTY_BODY
+        self._parse: Optional[Callable[[], BodyResult]] = None  # the body's pending parse
+        self.body_parser: Optional[str] = None  # the processor the intake parses it with
         self.body_raw: Optional[bytes] = None
         self.body_variable = False        # REQUEST_BODY populated
         self.body_processor = b""         # REQBODY_PROCESSOR
@@ -72,6 +74,33 @@ class Variables:
         self.matched_var_name = b""
         self.matched: List[Tuple[str, bytes]] = []  # MATCHED_VARS of the current rule
         self.rule = None                  # the rule being evaluated (RULE)
+
+    # --- the parsed body ---------------------------------------------------------------
+    @property
+    def body(self) -> BodyResult:
+        """The parsed request body: parsed when first read (``defer_body``), so a phase
+        whose records decide it without reading the body (atoms.py, listmemo.py) never
+        parses it, nor frees what a parse builds."""
+        parse = self._parse
+        if parse is not None:
+            self._parse = None
+            self._body = parse()
+        return self._body
+
+    @body.setter
+    def body(self, value: BodyResult) -> None:
+        self._parse = None
+        self._body = value
+
+    def defer_body(self, parse: Callable[[], BodyResult]) -> None:
+        """``parse()`` gives the body once something reads it (the intake's)."""
+        self._parse = parse
+        self._body = _EMPTY_BODY
+
+    @property
+    def has_body(self) -> bool:
+        """Whether a body was taken for parsing (without parsing it)."""
+        return self._parse is not None or self._body is not _EMPTY_BODY
 
     # --- building ---------------------------------------------------------------------
     def header_values(self, name: bytes) -> List[bytes]:

@@ -210,3 +210,38 @@ def test_drop_excluded_removes_what_each_exclusion_removes(keys, specs):
     mine = [x for x in excl if x.name == "ARGS"]
     assert drop_excluded(entries, mine) == \
         [e for e in entries if not any(x.excludes("ARGS", e[0]) for x in excl)]
+
+
+def _counting_components(calls):
+
+    from revproxy.firewall.seclang.engine import default_components
+
+    comps = default_components()
+    parse = comps.process_body
+
+    def process_body(*args, **kw):
+        calls.append(args[1])
+        return parse(*args, **kw)
+    return comps._replace(process_body=process_body)
+
+
+def test_the_body_is_parsed_when_a_rule_first_reads_it():
+    """The intake defers the parse: a phase whose rules read nothing of the body never
+    parses it (nor frees what a parse builds); the first read parses it once."""
+    calls = []
+    quiet = waf('SecRuleEngine On\nSecRequestBodyAccess On\n'
+                'SecRule REQUEST_METHOD "@streq PUT" "id:1,phase:2,pass,log"',
+                components=_counting_components(calls))
+    form = ((b"content-type", b"application/x-www-form-urlencoded"),)
+    tx = run(quiet, method=b"POST", headers=form, body=b"a=1&b=2")
+    assert calls == [] and tx.vars.has_body and tx.vars.body_parser == "URLENCODED"
+    assert list(tx.vars.body.args) == [(b"a", b"1"), (b"b", b"2")] and calls == [b"a=1&b=2"]
+    assert tx.vars.body.args and len(calls) == 1  # parsed once
+    reads = waf('SecRuleEngine On\nSecRequestBodyAccess On\n'
+                'SecRule ARGS:b "@streq 2" "id:1,phase:2,deny,status:403"',
+                components=_counting_components(calls))
+    assert run(reads, method=b"POST", headers=form, body=b"a=1&b=2").interruption.status \
+        == 403
+    assert len(calls) == 2
+    tx = run(reads, method=b"GET")
+    assert not tx.vars.has_body and len(calls) == 2
