@@ -13,7 +13,12 @@ their values per phase for a plain GET, most of them derived from the same few i
 - the Cookie header values together: ``REQUEST_COOKIES*``;
 - the parsed body (its processor, Content-Type and bytes): ``ARGS_POST*``, ``FILES*``,
   ``MULTIPART_PART_HEADERS`` and the body's part of ``ARGS``, ``ARGS_NAMES``;
-- any other scalar ``(name, value)`` (``REMOTE_ADDR``, ``REQUEST_BODY`` ...);
+- the scalars of the body's intake (``REQUEST_BODY``, ``REQBODY_ERROR`` ... ``BODY_SCALARS``),
+  which are functions of the body atom: that atom feeds them, and a phase reading them
+  always has one (``("B", ...)`` with no bytes for a request without a body), so it never
+  parses the body to look them up (``Variables.body`` parses when first read); likewise
+  the counts of the body's own collections (``&MULTIPART_PART_HEADERS`` ...);
+- any other scalar ``(name, value)`` (``REMOTE_ADDR`` ...);
 - a count source's count ``("#", collection, key, n)`` (purity.py: a count is a function
   of the whole collection, not of one piece of it); the counts of request headers
   (``&REQUEST_HEADERS:Host`` ...) are functions of the header names, which make one atom
@@ -45,7 +50,6 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Tuple
 
 from .emptyskip import _COUNT, _KEYED, _SCALAR, _WHOLE, _XML
-from .variables import _EMPTY_BODY
 
 ENABLED = True  # tests load rule sets with and without it
 
@@ -53,6 +57,11 @@ LINE_SCALARS = frozenset((  # functions of (method, target, protocol), never Non
     "REQUEST_METHOD", "REQUEST_PROTOCOL", "REQUEST_URI_RAW", "REQUEST_URI",
     "REQUEST_FILENAME", "REQUEST_BASENAME", "QUERY_STRING", "REQUEST_LINE", "PATH_INFO"))
 ALWAYS_EMPTY = frozenset(("FILES_TMPNAMES", "FILES_TMP_CONTENT", "GEO"))
+# functions of what the body atom holds (the processor the intake parsed with, the
+# Content-Type, the bytes taken, whether REQUEST_BODY is populated, the truncation)
+BODY_SCALARS = frozenset(("REQUEST_BODY", "REQUEST_BODY_LENGTH", "REQBODY_ERROR",
+                          "REQBODY_PROCESSOR_ERROR", "URLENCODED_ERROR",
+                          "INBOUND_DATA_ERROR"))
 
 # collection -> (kind of atom feeding it, part): HDR/RHDR per header, LINE the query,
 # COOKIE, BODY; ARGS and ARGS_NAMES are fed by LINE and BODY both
@@ -94,6 +103,8 @@ class Atoms:
         self.scalars: List[Tuple[str, int]] = []  # other scalars: (name, bit)
         self.counts: List[Tuple[str, Optional[bytes], int]] = []  # (name, key, bit)
         self.hcounts = 0  # the bits of the request-header counts (the "#H" atom)
+        self.body_scalars: List[Tuple[str, int]] = []  # BODY_SCALARS read: (name, bit)
+        self.body_counts = 0  # the bits of counts of the body's own collections (ARGS_POST ...)
         self.xml = 0  # the XML source's bit, if read
         # per collection: which group of feeds it belongs to
         self.groups: Dict[tuple, _Feeds] = {}
@@ -102,11 +113,15 @@ class Atoms:
             if kind == _COUNT:
                 if name == "REQUEST_HEADERS":
                     self.hcounts |= bit
+                elif _KINDS.get(name) == (BODY,):
+                    self.body_counts |= bit
                 else:
                     self.counts.append((name, key, bit))
             elif kind == _SCALAR:
                 if name in LINE_SCALARS:
                     self.line_bits |= bit
+                elif name in BODY_SCALARS:
+                    self.body_scalars.append((name, bit))
                 else:
                     self.scalars.append((name, bit))
             elif kind == _XML:
@@ -122,7 +137,8 @@ class Atoms:
         kinds = {k[0] for k in self.groups}
         self.hdr, self.rhdr, self.cookie = HDR in kinds, RHDR in kinds, COOKIE in kinds
         # ARGS and ARGS_NAMES (kind LINE) take the body's arguments too
-        self.body = BODY in kinds or (LINE, "ARGS") in self.groups
+        self.body = BODY in kinds or (LINE, "ARGS") in self.groups or \
+            bool(self.body_scalars) or bool(self.body_counts)
         self.line = bool(self.line_bits) or LINE in kinds
         self._hfeeds: Dict[bytes, int] = {}  # header name -> feeds (HDR)
         self._rfeeds: Dict[bytes, int] = {}  # likewise (RHDR)
@@ -165,10 +181,16 @@ class Atoms:
         return self.line_bits | self._of(LINE, "ARGS_GET", keys) | self._of(LINE, "ARGS", keys)
 
     def body_feeds(self, v) -> int:
+        bits = self.body_counts
+        for name, bit in self.body_scalars:
+            if v.scalar(name) is not None:
+                bits |= bit
+        if not v.has_body:
+            return bits
         body = v.body
         keys = [k for k, _ in body.args]
         names = [f.name for f in body.files]
-        return (self._of(BODY, "ARGS_POST", keys) | self._of(LINE, "ARGS", keys)
+        return bits | (self._of(BODY, "ARGS_POST", keys) | self._of(LINE, "ARGS", keys)
                 | self._of(BODY, "FILES", names) | self._of(BODY, "FILES_SIZES", names)
                 | self._of(BODY, "MULTIPART_PART_HEADERS", [k for k, _ in body.part_headers]))
 
@@ -217,8 +239,10 @@ class Atoms:
             out.append(("#H",) + tuple([h[0] for h in view.headers]))
         if self.cookie and cookies:
             out.append(("C",) + tuple(cookies))
-        if self.body and v.body is not _EMPTY_BODY:
-            out.append(("B", v.body_processor, ctype, v.body_raw))
+        if self.body and (self.body_scalars or self.body_counts or v.has_body):
+            raw = v.body_raw
+            out.append(("B", v.body_parser or "", ctype, raw or b"", b"%d%d%d" % (
+                raw is None, v.body_variable, v.body_truncated)))
         for name, _bit in self.scalars:
             value = v.scalar(name)
             if value is not None:
@@ -324,7 +348,7 @@ class Atoms:
             present |= got[0]
             drop &= got[1]
             hits.append((orec, key, got))
-        if self.xml and v.body.xml is not None:
+        if self.xml and v.body_parser == "XML" and v.body.xml is not None:
             present |= self.xml
             drop &= ~self.reader_mask(self.xml)
         return self.covered & ~present, drop, hits

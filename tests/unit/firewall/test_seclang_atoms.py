@@ -22,6 +22,8 @@ SecResponseBodyMimeType text/html
 SecRule REQUEST_HEADERS:Content-Type "@rx ^text/xml" "id:1,phase:1,pass,nolog,ctl:requestBodyProcessor=XML"
 SecRule REQUEST_HEADERS:Content-Type "@rx ^application/json" "id:2,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON"
 SecRule ARGS_GET:skip "@streq 1" "id:3,phase:1,pass,nolog,ctl:ruleRemoveTargetById=20;ARGS:q"
+SecRule ARGS_GET:force "@streq 1" "id:4,phase:1,pass,nolog,ctl:forceRequestBodyVariable=On"
+SecRule ARGS_GET:asjson "@streq 1" "id:5,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON"
 SecRule REQUEST_HEADERS|REQUEST_HEADERS_NAMES "@rx (?i)attack" "id:10,phase:1,pass,log"
 SecRule REQUEST_HEADERS:X-Key "@streq evil" "id:11,phase:1,pass,log"
 SecRule REQUEST_COOKIES|REQUEST_COOKIES_NAMES "@rx (?i)attack" "id:12,phase:1,pass,log"
@@ -162,6 +164,26 @@ def test_a_new_piece_after_the_others_were_seen_clean_is_still_caught(pair):
     for req, rule in cases:
         logged, _ = _same(pair, **req)
         assert rule in logged, (req, logged)
+
+
+@pytest.mark.parametrize("plain, changed, rule", [
+    # the same JSON body: REQUEST_BODY is populated only when forced (4)
+    (b"/p", b"/p?force=1", 25),
+    # the same XML document parsed as JSON (5): a JSON error
+    (b"/p?asjson=0", b"/p?asjson=1", 28),
+])
+def test_the_body_atom_holds_what_the_body_scalars_depend_on(pair, plain, changed, rule):
+    """The body's scalars come from the body atom: the processor the intake used and
+    whether REQUEST_BODY is populated are part of it, not only the bytes."""
+    ctype = b"application/json" if rule == 25 else b"text/xml"
+    body = (ctype, b'{"k": "evil"}' if rule == 25 else b"<a>1</a>")
+    for _ in range(3):
+        logged, _ = _same(pair, **_request(plain, body=body))
+        assert rule not in logged
+    for _ in range(3):  # the other request line recorded too, with another body
+        _same(pair, **_request(changed, body=(ctype, b'{"z": 1}')))
+    logged, _ = _same(pair, **_request(changed, body=body))  # every atom recorded
+    assert rule in logged
 
 
 def test_a_value_seen_clean_under_one_key_is_read_again_under_another(pair):
