@@ -38,6 +38,7 @@ from __future__ import annotations
 from typing import Dict, Optional
 
 from .actions import SetVar
+from .atoms import LINE_SCALARS
 from .ctl import Ctl
 from .macros import _LITERAL, _OTHER, _STORE, compile_macro
 from .purity import PURE_OPS
@@ -78,19 +79,36 @@ class Budget:
 
 
 class _Record:
-    __slots__ = ("tx_start", "keys_start", "tx_end", "ctls", "state", "cleared", "size")
+    """What a quiet phase did from the TX store ``tx_start``: the store's changes as the
+    fewest operations that give the end state in its order (``pops``: the keys removed,
+    moved or re-inserted; ``in_place``: new values of keys that kept their place;
+    ``appends``: the keys added at the end, in order), the ctls, the match state."""
+
+    __slots__ = ("tx_start", "keys_start", "pops", "in_place", "appends", "ctls", "state",
+                 "cleared", "size")
 
     def __init__(self, tx_start: dict, tx_end: dict, ctls: tuple, ev, work: int,
                  cleared: int) -> None:
         self.tx_start = tx_start
         self.keys_start = tuple(tx_start)
-        self.tx_end = tx_end
+        position = {k: i for i, k in enumerate(self.keys_start)}
+        end = list(tx_end.items())
+        kept, last = 0, -1  # the end's first keys that are the start's, in its order
+        for k, _v in end:
+            p = position.get(k)
+            if p is None or p <= last:
+                break
+            kept, last = kept + 1, p
+        stay = {k for k, _v in end[:kept]}
+        self.pops = tuple(k for k in self.keys_start if k not in stay)
+        self.in_place = {k: v for k, v in end[:kept] if tx_start[k] != v}
+        self.appends = dict(end[kept:])
         self.ctls = ctls
         v = ev.vars
         self.state = (v.matched_var, v.matched_var_name, tuple(v.matched), v.rule,
                       ev.failed, work)
         self.cleared = cleared
-        self.size = 64 * (len(tx_start) + len(tx_end)) + 256
+        self.size = 64 * (len(tx_start) + len(self.in_place) + len(self.appends)) + 256
 
 
 class ListMemo:
@@ -130,8 +148,12 @@ class ListMemo:
         if got.__class__ is _Record:
             if tx == got.tx_start and tuple(tx) == got.keys_start and \
                     ev.work + got.state[5] <= ev.waf.work_limit:
-                tx.clear()
-                tx.update(got.tx_end)
+                for k in got.pops:
+                    del tx[k]
+                if got.in_place:
+                    tx.update(got.in_place)
+                if got.appends:
+                    tx.update(got.appends)
                 for c in got.ctls:
                     c.apply(ev)
                 v.matched_var, v.matched_var_name, matched, v.rule, ev.failed, work = \
@@ -208,6 +230,12 @@ def _link_reads(link, reads: dict) -> bool:
             if name in ("MATCHED_VARS", "MATCHED_VARS_NAMES"):
                 reads.setdefault("matched", lambda ev: tuple(ev.vars.matched))
             continue  # (MATCHED_VAR(_NAME): in every key; RULE: the rule itself)
+        if not t.count and name in LINE_SCALARS:  # functions of the request line
+            reads.setdefault("line", _line)
+            continue
+        if not t.count and name in _STATE_SCALARS:  # (an exclusion only takes it away)
+            reads.setdefault(("scalar", name), lambda ev, name=name: ev.vars.scalar(name))
+            continue
         got = chainmemo._identity(t) if not t.count else None
         if got is not None:
             reads.setdefault(got[0], got[1])
@@ -248,6 +276,11 @@ def _link_reads(link, reads: dict) -> bool:
                 continue
             return False
     return True
+
+
+def _line(ev) -> tuple:
+    view = ev.vars.view
+    return view.method, view.uri_raw, view.protocol
 
 
 def _state_scalars() -> frozenset:

@@ -36,6 +36,8 @@ SecRule REQUEST_METHOD "@rx ." "id:17,phase:1,pass,nolog"
 SecRule TX:t "@streq red" "id:25,phase:2,pass,nolog,setvar:tx.red=1"
 SecRule MATCHED_VAR "@rx ^G" "id:26,phase:2,pass,nolog,setvar:tx.g=1"
 SecRule TX:/^k/ "@rx ." "id:27,phase:2,pass,nolog,setvar:tx.k=%{MATCHED_VAR_NAME}"
+SecRule ARGS:mv "@streq 1" "id:28,phase:2,pass,nolog,setvar:!tx.score,setvar:tx.score=0"
+SecRule ARGS:rm "@streq 1" "id:29,phase:2,pass,nolog,setvar:!tx.allowed"
 SecRule REQUEST_FILENAME|ARGS "@contains evil" "id:20,phase:2,pass,log,setvar:tx.score=+5"
 SecRule ARGS:q "@rx ^(\d+)$" "id:21,phase:2,pass,nolog,capture,setvar:tx.num=%{tx.1}"
 SecRule REQUEST_BODY "@contains bad" "id:22,phase:2,pass,log"
@@ -50,7 +52,7 @@ HEADERS = [(b"x-ok", b"1"), (b"x-bad", b"1"), (b"accept", b"*/*"),
            (b"content-type", b"text/plain")]
 PATHS = [b"/a", b"/b.txt", b"/evil", b"/c<d"]
 ARGS = [b"q=12", b"q=x", b"skip=1", b"drop=1", b"a=attack", b"e=evil", b"t=red", b"t=blue",
-        b"o=1", b"o=2"]
+        b"o=1", b"o=2", b"mv=1", b"rm=1"]
 BODIES = [None, b"x=1", b"bad=1", b'{"k": "v"}']
 
 
@@ -182,6 +184,13 @@ def test_phase_2_records_hold_the_store_it_started_from(pair, first, second):
             _same(pair, **_request(b"/a", args, [], b"GET"))
 
 
+@pytest.mark.parametrize("args", [[b"mv=1"], [b"rm=1"], [b"mv=1", b"rm=1"]])
+def test_a_replayed_phase_removes_and_moves_keys_as_evaluated(pair, args):
+    """28 removes TX:score and sets it again (it moves to the end), 29 removes a key."""
+    for _ in range(6):
+        _same(pair, **_request(b"/a", args, [], b"GET"))
+
+
 def test_phase_2_records_hold_matched_var_as_phase_1_left_it(pair):
     """GET and PUT leave the same TX store; MATCHED_VAR (17) differs, and 26 reads it."""
     for _ in range(5):
@@ -241,3 +250,35 @@ def test_random_sequences_decide_and_leave_the_transaction_as_without(reqs, time
     for req, n in zip(reqs, times):
         for _ in range(n):
             _same(pair, **req)
+
+
+class _Ev:  # what _Record reads of an Evaluator
+    class vars:
+        matched_var = matched_var_name = b""
+        matched: list = []
+        rule = None
+    failed = None
+
+
+ops = st.lists(st.tuples(st.sampled_from(["set", "del"]), st.sampled_from("abcdefg"),
+                         st.sampled_from([b"1", b"2", b"3"])), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from("abcdefg"), st.sampled_from([b"1", b"2"])), ops)
+def test_a_record_rebuilds_the_end_store_in_its_order(start, changes):
+    """The fewest operations a record keeps give the store the phase ended with, keys,
+    values and order, from the store it started from (any sets and deletions between)."""
+    end = dict(start)
+    for op, k, v in changes:
+        if op == "set":
+            end[k] = v
+        else:
+            end.pop(k, None)
+    record = listmemo._Record(dict(start), end, (), _Ev, 0, 0)
+    tx = dict(start)
+    for k in record.pops:
+        del tx[k]
+    tx.update(record.in_place)
+    tx.update(record.appends)
+    assert list(tx.items()) == list(end.items())
