@@ -6,7 +6,7 @@ points of the api contract. See ``engine`` for the evaluation order.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from typing import AbstractSet, Dict, List, Optional, Sequence, Tuple
 
 from .actions import to_int
 from .api import Interruption, Match, MatchRecord
@@ -49,6 +49,17 @@ class Evaluator:
     ``request_body_limit``, ``response_body_limit`` and the removal sets."""
 
     _ctl_log: Optional[list] = None  # the ctls applied, while listmemo.py records a phase
+    # what the removals (ctl:ruleRemove*) give a transaction: empty and shared until its
+    # first removal gives it its own (most requests have none or one: fewer objects
+    # made and freed per transaction)
+    removed_ranges: Sequence[Tuple[int, int]] = ()
+    removed_tags: AbstractSet[str] = frozenset()
+    removed_msgs: AbstractSet[str] = frozenset()
+    _removed_targets: Sequence[Tuple[str, object, list]] = ()
+    _removal_facts: Sequence = ()  # engine.RemovalFacts of each of those
+    _removed_ids: AbstractSet[int] = frozenset()  # ids of every rule they remove
+    _extra_excl: Optional[Dict[object, Tuple[list, str]]] = None  # rule -> removed targets
+    _rt_links: frozenset = frozenset()  # links the removals above may concern
 
     def __init__(self, waf, view) -> None:
         s = waf.settings
@@ -62,14 +73,6 @@ class Evaluator:
         self.matches: List[MatchRecord] = []
         self.interruption: Optional[Interruption] = None
         self.engine_mode = waf.engine_mode
-        self.removed_ranges: List[Tuple[int, int]] = []
-        self.removed_tags: set = set()
-        self.removed_msgs: set = set()
-        self._removed_targets: List[Tuple[str, object, list]] = []
-        self._removal_facts: list = []  # engine.RemovalFacts of each of those
-        self._removed_ids: set = set()   # ids of every rule the removals above remove
-        self._extra_excl: Dict[object, Tuple[list, str]] = {}  # rule -> removed targets
-        self._rt_links: frozenset = frozenset()  # links the removals above may concern
         self._processor: Optional[str] = None
         self.request_body_access = s.request_body_access
         self.force_body_variable = False
@@ -118,27 +121,27 @@ class Evaluator:
         return compile_macro(text).expand(self)
 
     def remove_ids(self, ranges) -> None:
-        self.removed_ranges.extend(ranges)
+        self.removed_ranges = list(self.removed_ranges) + list(ranges)
         self._remove(self.waf.ids_in_ranges(ranges))
 
     def remove_tag(self, tag: str) -> None:
-        self.removed_tags.add(tag)
+        self.removed_tags = self.removed_tags | {tag}
         self._remove(self.waf.ids_with_tag(tag))
 
     def remove_msg(self, msg: str) -> None:
-        self.removed_msgs.add(msg)
+        self.removed_msgs = self.removed_msgs | {msg}
         self._remove(self.waf.ids_with_msg(msg))
 
     def _remove(self, ids) -> None:
-        self._removed_ids.update(ids)
+        self._removed_ids = self._removed_ids.union(ids)
         if not self.unfolded and not self.waf.folded_ids.isdisjoint(ids):
             self.unfold = True  # a folded rule must not run: see run_phase
 
     def remove_target(self, how: str, which, targets) -> None:
         facts = self.waf.removal_facts(how, which, targets)
-        self._removed_targets.append((how, which, targets))
-        self._removal_facts.append(facts)
-        self._extra_excl.clear()
+        self._removed_targets = list(self._removed_targets) + [(how, which, targets)]
+        self._removal_facts = list(self._removal_facts) + [facts]
+        self._extra_excl = None
         links = facts.links
         self._rt_links = self._rt_links | links if self._rt_links else links
         if not self.unfolded and facts.folded:
@@ -214,10 +217,13 @@ class Evaluator:
 
     def _extra_for(self, rule) -> Tuple[list, str]:
         """(targets ``ctl:ruleRemoveTarget*`` removed from ``rule``, their cache key)."""
-        extra = self._extra_excl.get(rule)
+        kept = self._extra_excl
+        if kept is None:
+            kept = self._extra_excl = {}
+        extra = kept.get(rule)
         if extra is None:
             found = self._targets_removed_for(rule)
-            extra = self._extra_excl[rule] = (
+            extra = kept[rule] = (
                 found, "|" + ",".join(x.text for x in found) if found else "")
         return extra
 

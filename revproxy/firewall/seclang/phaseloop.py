@@ -123,6 +123,7 @@ def _loop(self, phase: int, logging: bool, rules: list, markers, start
             if self.work > limit:
                 return self._over_limit(phase)
             continue
+        removed = self._removed_ids  # (its ctls may have removed rules: a new set then)
         act = rule.disruptive
         enforce = not detect and not logging and self.engine_mode == "On"
         disrupt = enforce and act in ("deny", "drop", "redirect")
