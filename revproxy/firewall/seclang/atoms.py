@@ -276,6 +276,15 @@ class Atoms:
             return 0
         return self.line_feeds(v)
 
+    def credit(self, recs: tuple, v, add: int) -> None:
+        """Add the readers ``add`` to the clean ones of each atom of the transaction whose
+        ``v`` took its list from the records ``recs`` (``start``: they are all there)."""
+        for which, key in self.keys(v):
+            record = recs[which]
+            got = record.get(key)
+            if got and add & ~got[1]:
+                record[key] = (got[0], got[1] | add)
+
     def learn(self, plan, recs: tuple, v, known: int, bounds: tuple) -> None:
         """Record the transaction's atoms in ``recs`` (the three record dicts of ``plan``,
         a cleanskip.Plan, whose ``entries``/``bytes``/``forget`` bound them all) with the
@@ -307,15 +316,14 @@ class Atoms:
                 plan.entries += 1
                 plan.bytes += size
 
-    def start(self, v, recs: tuple) -> Optional[Tuple[int, int, list]]:
-        """(empty sources, droppable readers, the atoms' records) when every atom of the
+    def start(self, v, recs: tuple) -> Optional[Tuple[int, int, tuple]]:
+        """(empty sources, droppable readers, ``recs``) when every atom of the
         transaction is recorded in ``recs`` (the three record dicts), else None. The
         atoms of ``keys``: the headers looked up as they are read, then ``_others`` (one
         loop over ``keys``' (dict, key) pairs measured 8% more instructions per repeated
         GET: a tuple and an index per header)."""
         present = 0
         drop = self.all_bits
-        hits = []
         view = v.view
         hrec, rrec, orec = recs
         cookies = []
@@ -327,7 +335,6 @@ class Atoms:
                     return None
                 present |= got[0]
                 drop &= got[1]
-                hits.append((hrec, h, got))
             name = h[0]
             if name == b"cookie":
                 cookies.append(h[1])
@@ -339,7 +346,6 @@ class Atoms:
                 return None
             present |= got[0]
             drop &= got[1]
-            hits.append((rrec, h, got))
         others = self._others(v, cookies, ctype)
         for key in others:
             got = orec.get(key)
@@ -347,11 +353,10 @@ class Atoms:
                 return None
             present |= got[0]
             drop &= got[1]
-            hits.append((orec, key, got))
         if self.xml and v.body_parser == "XML" and v.body.xml is not None:
             present |= self.xml
             drop &= ~self.reader_mask(self.xml)
-        return self.covered & ~present, drop, hits
+        return self.covered & ~present, drop, recs
 
 
 def _count_key(v, name: str, key: Optional[bytes]) -> tuple:

@@ -68,13 +68,13 @@ class Start:
 
     def __init__(self, listed: tuple, pending: List[Tuple[int, list, int]], memo: List[dict],
                  removals: int, known: Optional[list], scan_skip: Optional[tuple],
-                 sig: tuple, drop: int, hits: Optional[list], learns: bool) -> None:
+                 sig: tuple, drop: int, hits: Optional[tuple], learns: bool) -> None:
         # keys: targets its groups read; slot: [the list's listmemo.ListMemo, or None
         # before its first use, or False when it does not qualify]
         self.rules, self.markers, self.keys, self.slot = listed
         self.sig = sig  # the signature of the removals (the records' key)
         self.drop = drop  # the pure readers left out as clean (or reading only empties)
-        self.hits = hits  # atoms.py's records when they chose the list, else None
+        self.hits = hits  # the atoms' record dicts when they chose the list, else None
         self.learns = learns  # Plan.learn has something to do after the phase
         # [(source index, its values, the readers known clean for all of them)]
         self.pending = pending
@@ -269,9 +269,7 @@ class Plan(emptyskip.Plan):
         if start.hits is not None:  # the atoms chose the list: credit them what ran clean
             add = cleared & ~start.drop
             if add:
-                for record, key, got in start.hits:
-                    if add & ~got[1]:
-                        record[key] = (got[0], got[1] | add)
+                self.atoms.credit(start.hits, ev.vars, add)
             return
         for i, vals, known in start.pending:
             add = readers[i] & cleared

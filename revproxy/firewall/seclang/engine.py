@@ -141,6 +141,11 @@ class WAF:
                     else emptyskip.plan(lst, chains)
                 if got is not None:
                     self.empty_plans[phase] = got
+        # per phase whose whole list is one TX update (the CRS's phase 3): the update
+        # (the engine is not Off when a phase starts: a matching Delta stops nothing)
+        self.lone_deltas = {phase: lst[0] for phase, lst in self.run_phases.items()
+                            if len(lst) == 1 and lst[0].__class__ is delta.Delta
+                            and phase not in self.empty_plans}
         self.folded_ids = frozenset(link.id for link in self.folded_links)
         # links whose matches do the same for the same value: recorded per value (replay.py)
         for r in self.all_rules:

@@ -30,6 +30,10 @@ def run_phase(self, phase: int, logging: bool = False) -> Optional[Interruption]
     else:
         plan = waf.empty_plans.get(phase)
         if plan is None:
+            lone = waf.lone_deltas.get(phase)
+            if lone is not None:  # the whole list is one TX update
+                lone.apply(self)
+                return None
             rules, markers = waf.run_phases[phase], waf.run_markers[phase]
         elif plan.__class__ is Plan:  # without the rules reading only empty or clean sources
             removals = len(self._removed_targets)

@@ -165,16 +165,9 @@ class Variables:
         kept once built: the engine calls this (``Evaluator.invalidate``) whenever the body
         or the response it reads changes."""
         self._vcache.clear()
-        for name in list(self._colls):
-            if not self._stable_request(name):
-                del self._colls[name]
-        for name in list(self._index):
-            if not self._stable_request(name):
-                del self._index[name]
-
-    @staticmethod
-    def _stable_request(name: str) -> bool:
-        return name in _STABLE_REQUEST
+        for kept in (self._colls, self._index):
+            for name in [n for n in kept if n not in _STABLE_REQUEST]:
+                del kept[name]
 
     # --- reading ----------------------------------------------------------------------
     def values(self, target, exclusions: Sequence, cache_key: Optional[str] = None

@@ -291,3 +291,24 @@ SecRule MATCHED_VAR "@streq seen" "id:3,phase:1,deny,status:403,log"
     for w in (folded, plain):
         tx = run(w, b"/")
         assert ids(tx) == [3] and tx.interruption.status == 403
+
+
+def test_a_phase_whose_list_is_one_update_applies_it_without_the_loop():
+    from revproxy.firewall.seclang import phaseloop
+    from tests.unit.firewall.seclang_helpers import ids, run, waf as load
+
+    w = load('SecRuleEngine On\nSecAction "id:1,phase:3,pass,nolog,setvar:tx.out=7"\n'
+             'SecRule TX:out "@eq 7" "id:2,phase:5,pass,log"')
+    assert set(w.lone_deltas) == {3}
+    seen = []
+    original = phaseloop._loop
+
+    def loop(ev, phase, *args):
+        seen.append(phase)
+        return original(ev, phase, *args)
+    phaseloop._loop = loop
+    try:
+        tx = run(w, response=(200, [], b""))
+    finally:
+        phaseloop._loop = original
+    assert 3 not in seen and ids(tx) == [2] and tx.stores["tx"]["out"] == b"7"
