@@ -16,7 +16,7 @@ import time
 from typing import Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, \
     Tuple
 
-from . import chainmemo, cleanskip, delta, emptyskip, fastpath, fold, guard, intake, \
+from . import chainmemo, cleanskip, delta, emptyskip, fastpath, fold, guard, intake, listmemo, \
     prefilter, purity, replay
 from .api import Interruption, Match, MatchRecord, RequestView, SecLangError
 from .evaluate import Evaluator, removal_concerns
@@ -146,6 +146,15 @@ class WAF:
         self.lone_deltas = {phase: lst[0] for phase, lst in self.run_phases.items()
                             if len(lst) == 1 and lst[0].__class__ is delta.Delta
                             and phase not in self.empty_plans}
+        # per phase without a Plan whose whole list reads only TX and the match variables
+        # (the CRS's phase 5): its records (listmemo.py)
+        self.whole_memos: Dict[int, listmemo.ListMemo] = {}
+        if shipped and listmemo.ENABLED:
+            for phase, lst in self.run_phases.items():
+                if phase not in self.empty_plans and phase not in self.lone_deltas:
+                    memo = listmemo.ListMemo.build(lst, listmemo.Budget())
+                    if memo is not None and not memo.reads:
+                        self.whole_memos[phase] = memo
         self.folded_ids = frozenset(link.id for link in self.folded_links)
         # links whose matches do the same for the same value: recorded per value (replay.py)
         for r in self.all_rules:

@@ -19,6 +19,10 @@ do is a function of what they read, so a list records, per *inputs*, what the ph
   link that last failed, the work counted and the pure readers cleared (cleanskip.learn
   credits them to the atoms).
 
+A phase without a cleanskip Plan whose whole list reads nothing but TX and the match
+variables (the CRS's phase 5: the reporting rules) has records of the same kind
+(``WAF.whole_memos``): their inputs are the TX store, compared, and the match state.
+
 A list qualifies (``ListMemo.build``) when every link in it reads only request or response
 data, TX and the match variables (never the time, ids or other writable collections),
 its effects are ``setvar`` on TX and ``ctl``, and its macros read nothing else either.
@@ -76,6 +80,16 @@ class Budget:
         for m in self.memos:
             m.memo.clear()
         self.entries = self.bytes = 0
+
+
+class Whole:
+    """What ``ListMemo.run`` reads of a cleanskip.Start, for a phase's whole list (one
+    without a Plan, ``WAF.whole_memos``)."""
+
+    __slots__ = ("rules", "markers", "sig", "cleared")
+
+    def __init__(self, rules: list, markers: dict, sig: tuple) -> None:
+        self.rules, self.markers, self.sig, self.cleared = rules, markers, sig, 0
 
 
 class _Record:

@@ -13,7 +13,7 @@ from typing import Optional
 
 from .api import Interruption
 from .cleanskip import Plan
-from .listmemo import ListMemo
+from .listmemo import ListMemo, Whole
 
 
 def run_phase(self, phase: int, logging: bool = False) -> Optional[Interruption]:
@@ -35,12 +35,13 @@ def run_phase(self, phase: int, logging: bool = False) -> Optional[Interruption]
                 lone.apply(self)
                 return None
             rules, markers = waf.run_phases[phase], waf.run_markers[phase]
+            memo = waf.whole_memos.get(phase)
+            if memo is not None:  # a list reading only TX: its records (listmemo.py)
+                return memo.run(self, phase, logging,
+                                Whole(rules, markers, _signature(self)[1]), _loop)
         elif plan.__class__ is Plan:  # without the rules reading only empty or clean sources
-            removals = len(self._removed_targets)
-            sig = self._removal_sig
-            if sig[0] != removals:  # computed again only when a removal was added
-                sig = self._removal_sig = (removals, tuple(
-                    [f.part for f in self._removal_facts]))  # (cleanskip.signature)
+            sig = _signature(self)
+            removals = sig[0]
             start = plan.start(self.vars, sig[1], removals)
             rules, markers = start.rules, start.markers
             self.chains.union_keys = start.keys  # the union scan reads only those
@@ -61,6 +62,16 @@ def run_phase(self, phase: int, logging: bool = False) -> Optional[Interruption]
         else:  # without the rules that can only read empty collections
             rules, markers = plan.lists(self.vars)
     return _loop(self, phase, logging, rules, markers, None)
+
+
+def _signature(self) -> tuple:
+    """(how many target removals, cleanskip.signature of them) of the Evaluator ``self``,
+    computed again only when a removal was added."""
+    removals = len(self._removed_targets)
+    sig = self._removal_sig
+    if sig[0] != removals:
+        sig = self._removal_sig = (removals, tuple([f.part for f in self._removal_facts]))
+    return sig
 
 
 def _loop(self, phase: int, logging: bool, rules: list, markers, start

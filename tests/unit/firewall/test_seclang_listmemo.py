@@ -124,6 +124,21 @@ def test_a_replayed_phase_counts_its_work(monkeypatch):
     assert 1 not in spy.phases and works[-1] == works[-2] == works[3] > 0, works
 
 
+def test_a_phase_reading_only_tx_is_replayed_whole(pair, monkeypatch):
+    """Phase 5 (90, 91: TX:score) has no cleanskip Plan: its whole list has records, used
+    from the third request whatever the request's pieces (its inputs are TX alone)."""
+    fast, _plain = pair
+    assert 5 in fast.whole_memos
+    spy = _Spy(monkeypatch)
+    for i in range(4):
+        spy.phases.clear()
+        _same(pair, **_request(b"/n%d" % i, [], [(b"x-ok", b"1")], b"GET"))
+        # (both WAFs run the loop for phases 1 and 2; the plain one for phase 5 too)
+        assert spy.phases.count(5) == (2 if i < 2 else 1), (i, spy.phases)
+    logged, *_rest = _same(pair, **_request(b"/n9", [], [(b"x-bad", b"1")], b"GET"))
+    assert 91 in [m[0] for m in logged]  # another TX store: evaluated, and it logs
+
+
 def test_the_first_two_sightings_evaluate(monkeypatch):
     fast = waf(RULES)
     spy = _Spy(monkeypatch)
