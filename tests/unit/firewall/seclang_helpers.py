@@ -52,6 +52,14 @@ def with_and_without_prefilter(rules: str):
     return fast, plain
 
 
+def same_outcome(pair, outcome, **kw):
+    """Run one request (``run``'s keywords) through both WAFs of ``pair`` (as
+    ``with_and_without`` gives them) and check ``outcome(tx)`` is the same; returns it."""
+    a, b = (outcome(run(w, **kw)) for w in pair)
+    assert a == b, kw
+    return a
+
+
 def with_and_without(module, rules: str, **kw):
     """(``rules`` loaded as usual, the same rules loaded with ``module.ENABLED`` False): a
     shortcut's differential tests compare the two."""

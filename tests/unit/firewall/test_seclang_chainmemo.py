@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from revproxy.firewall.seclang import chainmemo, replay
-from tests.unit.firewall.seclang_helpers import run, waf, with_and_without
+from tests.unit.firewall.seclang_helpers import run, same_outcome, waf, with_and_without
 
 RULES = r"""
 SecRuleEngine On
@@ -60,9 +60,7 @@ def _outcome(tx):
 
 
 def _same(pair, **kw):
-    a, b = (_outcome(run(w, **kw)) for w in pair)
-    assert a == b, kw
-    return a
+    return same_outcome(pair, _outcome, **kw)
 
 
 @pytest.fixture
