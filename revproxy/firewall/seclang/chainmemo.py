@@ -102,6 +102,10 @@ def _identity(t):
     if name == "REQUEST_HEADERS_NAMES":  # (the names as sent, without building entries)
         return ("header names",), \
             lambda ev: tuple([h[0] for h in ev.vars.view.headers])
+    if name == "REQUEST_HEADERS" and t.key is not None and t.regex is None:
+        kb = t.key_bytes  # the headers the index files under it, as sent: no index built
+        return ("header", kb), \
+            lambda ev: tuple([h for h in ev.vars.view.headers if h[0].lower() == kb])
     if name in _COLLECTION_NAMES:
         if t.key is not None and t.regex is None:
             kb = t.key_bytes

@@ -40,7 +40,8 @@ SecRule TX:score "@ge 7" "id:30,phase:2,deny,status:403"
 
 HEADERS = [(b"x-ok", b"1"), (b"x-bad", b"1"), (b"accept", b"*/*"),
            (b"transfer-encoding", b"chunked"), (b"content-type", b"text/plain"),
-           (b"content-type", b"text/xml; charset=x"), (b"user-agent", b"u")]
+           (b"content-type", b"text/xml; charset=x"), (b"user-agent", b"u"),
+           (b"Content-Type", b"text/plain")]  # (the name as sent: MATCHED_VAR_NAME)
 PATHS = [b"/a.php", b"/b.txt", b"/c", b"/d.asp"]
 ARGS = [b"pre=abc", b"pre=ab", b"pre=a", b"pre=x", b"drop=1", b"gone=1", b"five=1",
         b"mode=strict",
@@ -126,6 +127,15 @@ def test_a_removed_key_and_a_failure_at_each_link(pair):
             _request(b"/c", [b"mode=lax"], [(b"content-type", b"text/xml")], b"GET")]
     for req in reqs + reqs + reqs:
         _same(pair, **req)
+
+
+def test_a_header_read_by_key_under_another_case_of_its_name(pair):
+    """13 reads REQUEST_HEADERS:Content-Type, an input made from the headers as sent
+    (no index built): the same value under another case of the name, the chain failing
+    at its second link (15 logs MATCHED_VAR_NAME), decides as evaluated."""
+    for _ in range(3):
+        for name in (b"content-type", b"Content-Type"):
+            _same(pair, **_request(b"/c", [b"mode=lax"], [(name, b"text/plain")], b"GET"))
 
 
 def test_detect_mode_evaluates(monkeypatch):
