@@ -32,9 +32,10 @@ limit not reached; a noisy outcome marks the inputs as always evaluated. As chai
 a record is made on the second sighting of its inputs (the first keeps the inputs alone),
 not used while a ``ctl:ruleRemoveById``/``ByTag``/``ByMsg`` of the transaction is in
 effect (the list would not be the one evaluated). Bounds: inputs over ``KEY_MAX`` bytes
-are never recorded; a phase's lists together hold at most ``MEMO_MAX`` inputs and
-``BYTES_MAX`` bytes (all emptied when either is reached), so new inputs on every request
-cost one small entry. Records belong to a loaded WAF.
+(``MATCHED_VAR`` included) are never recorded; a phase's lists together hold at most
+``MEMO_MAX`` inputs and ``BYTES_MAX`` bytes (a record counts the TX names and values it
+holds; all emptied when either is reached), so new inputs on every request cost one small
+entry. Records belong to a loaded WAF.
 """
 
 from __future__ import annotations
@@ -122,7 +123,9 @@ class _Record:
         self.state = (v.matched_var, v.matched_var_name, tuple(v.matched), v.rule,
                       ev.failed, work)
         self.cleared = cleared
-        self.size = 64 * (len(tx_start) + len(self.in_place) + len(self.appends)) + 256
+        self.size = 256 + _bytes(tx_start) + _bytes(self.in_place) + _bytes(self.appends) \
+            + len(v.matched_var) + len(v.matched_var_name) + sum(
+                len(n) + len(x) for n, x in v.matched)
 
 
 class ListMemo:
@@ -213,7 +216,7 @@ class ListMemo:
         memo, budget = self.memo, self.budget
         old = memo.get(key, _ABSENT)
         if old is _ABSENT:
-            ksize = chainmemo._size(key[4:]) + 64
+            ksize = chainmemo._size(key[2:]) + 64
             if ksize > KEY_MAX:
                 return
             size += ksize
@@ -222,7 +225,8 @@ class ListMemo:
             size -= old.size
         if budget.entries > MEMO_MAX or budget.bytes + size > BYTES_MAX:
             budget.clear()
-            size = (chainmemo._size(key[4:]) + 64) + (record.size if record.__class__ is _Record else 0)
+            size = chainmemo._size(key[2:]) + 64 + (
+                record.size if record.__class__ is _Record else 0)
             budget.entries = 1
         budget.bytes += size
         memo[key] = record
@@ -290,6 +294,11 @@ def _link_reads(link, reads: dict) -> bool:
                 continue
             return False
     return True
+
+
+def _bytes(store: dict) -> int:
+    """What a copy of a TX store's items holds (64 bytes an entry, names, values)."""
+    return sum(64 + len(k) + len(v) for k, v in store.items())
 
 
 def _line(ev) -> tuple:
