@@ -3,7 +3,8 @@
 ```
 request_head   Python rules "before" that do not need the body (``needs_body = False``),
                then phase 1 (headers, query, cookies); a request without a body (and no
-               Python rule reading one) runs phase 2 right after, on warm caches
+               Python rule reading one) runs phase 2 right after, on warm caches (so its
+               phase-2 matches are logged even when a later hook answers at request_body)
 request_body   the body limits (``revproxy.firewall.limits``), Python rules "before" that
                need the body, phase 2 on the body (only read when a rule needs it), Python
                rules "after", then the Python scores added to the engine's anomaly score
