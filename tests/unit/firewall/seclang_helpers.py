@@ -60,6 +60,14 @@ def same_outcome(pair, outcome, **kw):
     return a
 
 
+def same_over_sequence(pair, outcome, reqs, times):
+    """``same_outcome`` for each request of ``reqs`` (``run``'s keywords), the i-th sent
+    ``times[i]`` times in a row: a warm WAF learning from the requests before."""
+    for req, n in zip(reqs, times):
+        for _ in range(n):
+            same_outcome(pair, outcome, **req)
+
+
 def with_and_without(module, rules: str, **kw):
     """(``rules`` loaded as usual, the same rules loaded with ``module.ENABLED`` False): a
     shortcut's differential tests compare the two."""

@@ -11,7 +11,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from revproxy.firewall.seclang import chainmemo, replay
-from tests.unit.firewall.seclang_helpers import run, same_outcome, waf, with_and_without
+from tests.unit.firewall.seclang_helpers import (
+    run, same_outcome, same_over_sequence, waf, with_and_without,
+)
 
 RULES = r"""
 SecRuleEngine On
@@ -191,7 +193,4 @@ requests = st.builds(_request, st.sampled_from(PATHS),
 @given(st.lists(requests, min_size=1, max_size=10), st.lists(st.integers(1, 3), min_size=10,
                                                              max_size=10))
 def test_random_sequences_decide_and_leave_tx_as_without(reqs, times):
-    pair = with_and_without(chainmemo, RULES)
-    for req, n in zip(reqs, times):
-        for _ in range(n):
-            _same(pair, **req)
+    same_over_sequence(with_and_without(chainmemo, RULES), _outcome, reqs, times)

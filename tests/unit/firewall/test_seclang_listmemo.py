@@ -11,7 +11,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from revproxy.firewall.seclang import listmemo, phaseloop
-from tests.unit.firewall.seclang_helpers import run, same_outcome, waf, with_and_without
+from tests.unit.firewall.seclang_helpers import (
+    run, same_outcome, same_over_sequence, waf, with_and_without,
+)
 
 RULES = r"""
 SecRuleEngine On
@@ -267,10 +269,7 @@ requests = st.builds(_request, st.sampled_from(PATHS),
 @given(st.lists(requests, min_size=1, max_size=8), st.lists(st.integers(1, 5), min_size=8,
                                                             max_size=8))
 def test_random_sequences_decide_and_leave_the_transaction_as_without(reqs, times):
-    pair = with_and_without(listmemo, RULES)
-    for req, n in zip(reqs, times):
-        for _ in range(n):
-            _same(pair, **req)
+    same_over_sequence(with_and_without(listmemo, RULES), _outcome, reqs, times)
 
 
 class _Ev:  # what _Record reads of an Evaluator
