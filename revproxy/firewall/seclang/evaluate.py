@@ -49,6 +49,7 @@ class Evaluator:
     ``request_body_limit``, ``response_body_limit`` and the removal sets."""
 
     _ctl_log: Optional[list] = None  # the ctls applied, while listmemo.py records a phase
+    tx_token: object = None  # what names the TX store's content (phaseloop.run_phase)
     # what the removals (ctl:ruleRemove*) give a transaction: empty and shared until its
     # first removal gives it its own (most requests have none or one: fewer objects
     # made and freed per transaction)

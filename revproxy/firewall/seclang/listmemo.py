@@ -11,8 +11,10 @@ do is a function of what they read, so a list records, per *inputs*, what the ph
 - the inputs: the values of every request or response target of every link left in the
   list (a whole collection or scalar as one value: ``chainmemo._identity``), what their
   macros read outside TX, ``MATCHED_VAR(_NAME)`` as the phase starts, the engine mode and
-  the signature of the target removals in effect (cleanskip.signature); the TX store at
-  the start is not hashed but kept in the record and compared, keys and order;
+  the signature of the target removals in effect (cleanskip.signature) and the TX
+  store's name (``Evaluator.tx_token``: 0 when empty, the serial of the record whose
+  replay left it, set by ``run_phase``); the store itself is not hashed but kept in the
+  record, and compared (keys and order) when it has no name;
 - what is replayed: the TX store at the end (keys and order), every ``ctl`` the phase
   applied, in order (``Ctl.apply`` again: removals, body processor, engine mode ...),
   ``MATCHED_VAR``, ``MATCHED_VAR_NAME``, ``MATCHED_VARS``, the rule last evaluated, the
@@ -40,6 +42,7 @@ entry. Records belong to a loaded WAF.
 
 from __future__ import annotations
 
+from itertools import count
 from typing import Dict, Optional
 
 from .actions import SetVar
@@ -57,6 +60,7 @@ MEMO_MAX = 1024
 BYTES_MAX = 2 * 1024 * 1024
 _NOISY = object()  # inputs whose phase logged or stopped: always evaluated
 _ABSENT = object()
+_SERIALS = count(1)  # a record's serial names the TX store its replay leaves (0: empty)
 
 # scalars fixed by the request and what the body's intake found (never the time, the
 # duration or the request id, which differ on every request)
@@ -100,7 +104,7 @@ class _Record:
     ``appends``: the keys added at the end, in order), the ctls, the match state."""
 
     __slots__ = ("tx_start", "keys_start", "pops", "in_place", "appends", "ctls", "state",
-                 "cleared", "size")
+                 "cleared", "size", "serial")
 
     def __init__(self, tx_start: dict, tx_end: dict, ctls: tuple, ev, work: int,
                  cleared: int) -> None:
@@ -123,6 +127,7 @@ class _Record:
         self.state = (v.matched_var, v.matched_var_name, tuple(v.matched), v.rule,
                       ev.failed, work)
         self.cleared = cleared
+        self.serial = next(_SERIALS)
         self.size = 256 + _bytes(tx_start) + _bytes(self.in_place) + _bytes(self.appends) \
             + len(v.matched_var) + len(v.matched_var_name) + sum(
                 len(n) + len(x) for n, x in v.matched)
@@ -151,20 +156,23 @@ class ListMemo:
                     return None
         return ListMemo(tuple(reads.values()), budget)
 
-    def run(self, ev, phase: int, logging: bool, start, loop):
+    def run(self, ev, phase: int, logging: bool, start, loop, tok):
         """The phase on ``ev`` (an Evaluator) through the records, or ``loop`` (phaseloop's
-        ``_loop``) evaluating it."""
+        ``_loop``) evaluating it. ``tok``: what names the TX store as the phase starts
+        (``run_phase``): 0 when empty, the serial of the record whose replay left it, a
+        lone Delta's (id, token) after it, None when unknown (a phase evaluated it)."""
         rules, markers = start.rules, start.markers
         if ev._removed_ids or ev.removed_tags or ev.removed_msgs:
             return loop(ev, phase, logging, rules, markers, start)
         v = ev.vars
-        key = (start.sig, ev.engine_mode, v.matched_var, v.matched_var_name) + \
+        key = (start.sig, ev.engine_mode, tok, v.matched_var, v.matched_var_name) + \
             tuple([read(ev) for read in self.reads])
         got = self.memo.get(key, _ABSENT)
-        tx = ev.stores["tx"]
         if got.__class__ is _Record:
-            if tx == got.tx_start and tuple(tx) == got.keys_start and \
-                    ev.work + got.state[5] <= ev.waf.work_limit:
+            tx = ev.stores["tx"]
+            # (a known token names the store the record started from: the same key)
+            if (tok is not None or tx == got.tx_start and tuple(tx) == got.keys_start) \
+                    and ev.work + got.state[5] <= ev.waf.work_limit:
                 for k in got.pops:
                     del tx[k]
                 if got.in_place:
@@ -178,6 +186,7 @@ class ListMemo:
                 v.matched = list(matched)
                 ev.work += work
                 start.cleared |= got.cleared
+                ev.tx_token = got.serial
                 return None
             return self._record(ev, phase, logging, start, loop, key)
         if got is _ABSENT:  # the first sighting: the inputs alone
@@ -216,7 +225,7 @@ class ListMemo:
         memo, budget = self.memo, self.budget
         old = memo.get(key, _ABSENT)
         if old is _ABSENT:
-            ksize = chainmemo._size(key[2:]) + 64
+            ksize = chainmemo._size(key[3:]) + 64
             if ksize > KEY_MAX:
                 return
             size += ksize
@@ -225,7 +234,7 @@ class ListMemo:
             size -= old.size
         if budget.entries > MEMO_MAX or budget.bytes + size > BYTES_MAX:
             budget.clear()
-            size = chainmemo._size(key[2:]) + 64 + (
+            size = chainmemo._size(key[3:]) + 64 + (
                 record.size if record.__class__ is _Record else 0)
             budget.entries = 1
         budget.bytes += size

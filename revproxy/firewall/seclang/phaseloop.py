@@ -23,6 +23,12 @@ def run_phase(self, phase: int, logging: bool = False) -> Optional[Interruption]
     self._ran.add(phase)
     if phase == 1:
         self._default_processor()
+    # what names the TX store now (listmemo.py): kept only by a record's replay or a lone
+    # Delta; any other way through the phase may change the store
+    tok = self.tx_token
+    self.tx_token = None
+    if tok is None and not self.stores["tx"]:
+        tok = 0
     waf = self.waf
     self.chains.union_keys = self.chains.scan_skip = self.known = None
     if self.unfolded:
@@ -33,12 +39,14 @@ def run_phase(self, phase: int, logging: bool = False) -> Optional[Interruption]
             lone = waf.lone_deltas.get(phase)
             if lone is not None:  # the whole list is one TX update
                 lone.apply(self)
+                if tok is not None:
+                    self.tx_token = (tok, id(lone))
                 return None
             rules, markers = waf.run_phases[phase], waf.run_markers[phase]
             memo = waf.whole_memos.get(phase)
             if memo is not None:  # a list reading only TX: its records (listmemo.py)
                 return memo.run(self, phase, logging,
-                                Whole(rules, markers, _signature(self)[1]), _loop)
+                                Whole(rules, markers, _signature(self)[1]), _loop, tok)
         elif plan.__class__ is Plan:  # without the rules reading only empty or clean sources
             sig = _signature(self)
             removals = sig[0]
@@ -55,7 +63,7 @@ def run_phase(self, phase: int, logging: bool = False) -> Optional[Interruption]
                             memo = start.slot[0] = ListMemo.build(
                                 rules, plan.list_budget) or False
                         if memo:
-                            return memo.run(self, phase, logging, start, _loop)
+                            return memo.run(self, phase, logging, start, _loop, tok)
                     return _loop(self, phase, logging, rules, markers, start)
                 finally:
                     plan.learn(start, self)

@@ -12,13 +12,13 @@ from hypothesis import given, settings, strategies as st
 
 from revproxy.firewall.seclang import listmemo, phaseloop
 from tests.unit.firewall.seclang_helpers import (
-    run, same_outcome, same_over_sequence, waf, with_and_without,
+    run, same_outcome, same_over_sequence, view, waf, with_and_without,
 )
 
 RULES = r"""
 SecRuleEngine On
 SecRequestBodyAccess On
-SecAction "id:1,phase:1,pass,nolog,setvar:tx.score=0,setvar:'tx.allowed=/host/ /accept/ /x-ok/'"
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.score=0,setvar:'tx.allowed=/host/ /accept/ /x-ok/ /content-type/'"
 SecRule REQUEST_HEADERS:Content-Type "@rx ^application/json" "id:2,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON"
 SecRule REQBODY_PROCESSOR "!@rx (?:URLENCODED|JSON)" "id:3,phase:1,pass,nolog,ctl:forceRequestBodyVariable=On"
 SecRule REQUEST_FILENAME "!@rx [<>]" "id:4,phase:1,pass,nolog,ctl:ruleRemoveTargetById=20;REQUEST_FILENAME"
@@ -47,6 +47,7 @@ SecRule TX:score "@ge 1" "id:23,phase:2,pass,log,msg:'score %{tx.score}'"
 SecRule TX:/^hn_/ "@rx x-" "id:24,phase:2,pass,nolog,setvar:tx.xh=+1"
 SecRule TX:score "@lt 1" "id:90,phase:5,pass,nolog,setvar:tx.done=1"
 SecRule TX:score "@ge 1" "id:91,phase:5,pass,log"
+SecRule TX:num "@streq 1" "id:92,phase:5,pass,nolog,setvar:tx.one=1"
 """
 
 HEADERS = [(b"x-ok", b"1"), (b"x-bad", b"1"), (b"accept", b"*/*"),
@@ -137,6 +138,64 @@ def test_a_phase_reading_only_tx_is_replayed_whole(pair, monkeypatch):
         assert spy.phases.count(5) == (2 if i < 2 else 1), (i, spy.phases)
     logged, *_rest = _same(pair, **_request(b"/n9", [], [(b"x-bad", b"1")], b"GET"))
     assert 91 in [m[0] for m in logged]  # another TX store: evaluated, and it logs
+
+
+def test_requests_that_alternate_keep_their_records(pair, monkeypatch):
+    """Phase 5's inputs are TX alone and differ between two requests that alternate (tx.t,
+    tx.red): each TX store has its own record (named by the record that left it,
+    ``run_phase``'s token), so neither evaluates again once both are recorded (one record
+    per inputs, compared with the store, made them take turns)."""
+    spy = _Spy(monkeypatch)
+    a = _request(b"/b.txt", [b"t=red"], [(b"x-ok", b"1")], b"GET")
+    b = _request(b"/b.txt", [b"t=blue"], [(b"x-ok", b"1")], b"GET")
+    for _ in range(8):  # (each phase's records are keyed by the record of the one before)
+        _same(pair, **a)
+        _same(pair, **b)
+    spy.phases.clear()
+    _same(pair, **a)
+    assert spy.phases.count(5) == 1, spy.phases  # (the plain WAF's)
+    spy.phases.clear()
+    _same(pair, **b)
+    assert spy.phases.count(5) == 1, spy.phases
+
+
+def test_a_phase_evaluated_leaves_the_store_unnamed(pair):
+    """Phase 2 logs (22: the body holds "bad") and is evaluated on every request; phase 1
+    is replayed (the same for both requests: they differ in the body). Phase 2 sets tx.num
+    from q, which 92 reads in phase 5, and ends with the same MATCHED_VAR (24, x-ok): phase
+    5's records must not take the store for the one phase 1 left."""
+    form = [(b"content-type", b"application/x-www-form-urlencoded"), (b"x-ok", b"1")]
+    a = _request(b"/a", [], form, b"POST", b"bad=1&q=1")
+    b = _request(b"/a", [], form, b"POST", b"bad=1&q=2")
+    for _ in range(8):
+        assert ("one", b"1") in _same(pair, **a)[1]
+        assert ("one", b"1") not in _same(pair, **b)[1]
+
+
+def test_a_lone_tx_update_names_the_store_it_leaves():
+    """Phase 3's list is one TX update (a lone Delta, applied without the loop) and runs
+    only when a response came (phase 4 not at all, as in the proxy for a response type it
+    does not inspect): phase 5 (4 reads what it set) must tell the two stores apart
+    although both come from the same phase 2."""
+    w = waf(r"""
+SecRuleEngine On
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.a=1"
+SecAction "id:3,phase:3,pass,nolog,setvar:tx.r=1"
+SecRule TX:r "@streq 1" "id:4,phase:5,pass,nolog,setvar:tx.seen=1"
+""")
+    assert 3 in w.lone_deltas and 5 in w.whole_memos
+
+    def seen(response: bool):
+        tx = w.transaction(view(b"/"))
+        tx.phase1()
+        tx.phase2(None)
+        if response:
+            tx.phase3(200, [(b"content-type", b"text/plain")])
+        tx.phase5()
+        return tx.variables.get("seen")
+    for _ in range(8):
+        assert seen(True) == b"1"
+        assert seen(False) is None
 
 
 def test_the_first_two_sightings_evaluate(monkeypatch):
@@ -241,7 +300,7 @@ def test_long_inputs_are_not_recorded(pair, req):
     memos = [m for plan in fast.empty_plans.values()
              for m in getattr(plan, "list_budget", listmemo.Budget()).memos]
     memos += list(fast.whole_memos.values())
-    assert memos and all(chainmemo._size(k[2:]) <= listmemo.KEY_MAX
+    assert memos and all(chainmemo._size(k[3:]) <= listmemo.KEY_MAX
                          for m in memos for k in m.memo)
 
 
