@@ -101,15 +101,19 @@ class FirewallHook(RequestHook):
         body, truncated = b"", False
         if size and fw.reads_body:
             settings = fw.settings
-            limit = body_limit(view.read, size, content_type(ctx.head.headers),
-                               settings.request_body_limit,
-                               settings.request_body_no_files_limit)
-            if limit.over is not None:
-                if settings.request_body_limit_action == "reject":
-                    return self._decide(ctx, state, Outcome(BLOCKED, 413, "limit",
-                                                            limit.over))
-                truncated = limit.read < size
-            body = view.read(limit.read)
+            if size <= settings.request_body_no_files_limit and \
+                    size <= settings.request_body_limit:  # (body_limit's first answer)
+                body = view.read(size)
+            else:
+                limit = body_limit(view.read, size, content_type(ctx.head.headers),
+                                   settings.request_body_limit,
+                                   settings.request_body_no_files_limit)
+                if limit.over is not None:
+                    if settings.request_body_limit_action == "reject":
+                        return self._decide(ctx, state, Outcome(BLOCKED, 413, "limit",
+                                                                limit.over))
+                    truncated = limit.read < size
+                body = view.read(limit.read)
         request = None
         if fw.body_rules:
             request = FirewallRequest(ctx, body, truncated)
@@ -205,7 +209,9 @@ class FirewallHook(RequestHook):
                 self._interrupted(ctx, state, tx.phase4(bytes(state.response)))
             state.response = None
             tx.phase5()
-            matches = list(tx.matches) + state.python
+            matches = tx.matches + state.python if state.python else tx.matches
+            if not matches and state.outcome is None:
+                return None  # (nothing to count, log or note: most requests)
             score = tx.anomaly_score + state.score
         else:
             matches, score = state.python, state.score

@@ -187,6 +187,8 @@ def _severity(value: Optional[str], file: str, line: int) -> str:
 
 def to_int(value: bytes) -> int:
     """ModSecurity's lenient integer: leading blanks, optional sign, digits; else 0."""
+    if len(value) < 19 and value.isdigit():  # (ASCII digits, short: the usual TX value)
+        return int(value)
     s = value.strip()
     end = 0
     if s[:1] in (b"-", b"+"):

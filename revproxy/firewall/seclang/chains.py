@@ -31,8 +31,10 @@ class Chains:
         self.scan_skip = None  # target key -> (record, readers): values clean for all
 
     def clear(self) -> None:
-        self.hits.clear()
-        self._unions.clear()
+        if self.hits:
+            self.hits.clear()
+        if self._unions:
+            self._unions.clear()
 
     def _read(self, target, key):
         got = self._kept.get(key)  # Variables.values's kept values, without its call

@@ -140,8 +140,8 @@ class Evaluator:
 
     def remove_target(self, how: str, which, targets) -> None:
         facts = self.waf.removal_facts(how, which, targets)
-        self._removed_targets = list(self._removed_targets) + [(how, which, targets)]
-        self._removal_facts = list(self._removal_facts) + [facts]
+        self._removed_targets = tuple(self._removed_targets) + ((how, which, targets),)
+        self._removal_facts = tuple(self._removal_facts) + (facts,)
         self._extra_excl = None
         links = facts.links
         self._rt_links = self._rt_links | links if self._rt_links else links

@@ -164,8 +164,9 @@ class Variables:
         collections no body changes (``_STABLE_REQUEST``). Until then every collection is
         kept once built: the engine calls this (``Evaluator.invalidate``) whenever the body
         or the response it reads changes."""
-        self._vcache.clear()
-        for kept in (self._colls, self._index):
+        if self._vcache:
+            self._vcache.clear()
+        for kept in (self._colls, self._index) if self._colls or self._index else ():
             for name in [n for n in kept if n not in _STABLE_REQUEST]:
                 del kept[name]
 

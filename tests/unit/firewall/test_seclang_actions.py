@@ -35,6 +35,32 @@ def test_to_int_parses_leading_integers_like_modsecurity(a, b):
     assert to_int(b" %dabc" % b) == b
 
 
+def _reference_to_int(value: bytes) -> int:
+    """ModSecurity's reading, spelt out: leading blanks, a sign, the digits after it."""
+    s = value.strip()
+    sign, digits = 1, s
+    if s[:1] in (b"-", b"+"):
+        sign, digits = (-1 if s[:1] == b"-" else 1), s[1:]
+    n = 0
+    for c in digits:
+        if not 48 <= c <= 57:
+            break
+        n = n * 10 + c - 48
+    return sign * n
+
+
+@given(st.one_of(st.binary(max_size=24), st.text("0123456789", max_size=40).map(str.encode),
+                 st.text("0123456789+- \t", max_size=24).map(str.encode)))
+def test_to_int_reads_any_value_as_the_reference(value):
+    """Digits alone take a shortcut: any bytes must give what the general reading gives."""
+    assert to_int(value) == _reference_to_int(value)
+
+
+def test_to_int_of_a_huge_number_is_zero_not_an_error():
+    """(int() refuses more than 4,300 digits: the engine reads 0, as before the shortcut.)"""
+    assert to_int(b"9" * 5000) == 0 and to_int(b"+" + b"9" * 5000) == 0
+
+
 def test_metadata_reaches_the_match_record():
     w = waf("SecRule ARGS:q \"@rx ev(il)\" \"id:5,phase:1,pass,log,capture,severity:2,"
             "msg:'Bad %{MATCHED_VAR_NAME}',logdata:'Matched %{TX.0} in %{MATCHED_VAR}',"
