@@ -175,6 +175,7 @@ class WAF:
         self._sorted_ids = sorted(self.rule_ids)
         self.body_limits = components.body_limits(settings) if components.body_limits \
             else None
+        self.body_kwargs: Dict[str, dict] = {}  # processor -> process_body's keywords
         self.needs_request_body = settings.request_body_access
         self.needs_response_body = settings.response_body_access
 

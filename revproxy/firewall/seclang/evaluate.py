@@ -68,7 +68,8 @@ class Evaluator:
         self.waf = waf
         self.view = view
         self.stores: Dict[str, Dict[str, bytes]] = {
-            n: {} for n in ("tx", "ip", "global", "session", "user", "resource", "env")}
+            "tx": {}, "ip": {}, "global": {}, "session": {}, "user": {}, "resource": {},
+            "env": {}}
         self.vars = Variables(view, self.stores, c.parse_query, c.parse_cookies, waf.clock,
                               s.arguments_limit)
         self.matches: List[MatchRecord] = []

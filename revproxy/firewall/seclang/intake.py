@@ -40,11 +40,13 @@ def take_request_body(tx, body: Optional[bytes], truncated: bool) -> Optional[In
             break
     if proc in ("URLENCODED", "MULTIPART", "JSON", "XML"):  # parsed when first read
         v.body_parser = proc
-        process, limits = tx.waf.components.process_body, tx.waf.body_limits
-        if limits is not None:
-            v.defer_body(lambda: process(ct, body, processor=proc, limits=limits))
-        else:
-            v.defer_body(lambda: process(ct, body, processor=proc))
+        waf = tx.waf
+        kwargs = waf.body_kwargs.get(proc)  # (one per processor, shared: never changed)
+        if kwargs is None:
+            limits = waf.body_limits
+            kwargs = waf.body_kwargs[proc] = {"processor": proc, "limits": limits} \
+                if limits is not None else {"processor": proc}
+        v.defer_body(waf.components.process_body, (ct, body), kwargs)
     v.body_raw = body
     v.body_variable = proc in ("URLENCODED", "RAW") or tx.force_body_variable
     tx.invalidate()
