@@ -52,6 +52,8 @@ from typing import Dict, List, Optional, Tuple
 from .emptyskip import _COUNT, _KEYED, _SCALAR, _WHOLE, _XML
 
 ENABLED = True  # tests load rule sets with and without it
+HEADS_MAX = 256  # header lists whose atoms' result a Plan keeps per removal signature
+HEADS_BYTES = 8192  # the longest header list (names and values) kept
 
 LINE_SCALARS = frozenset((  # functions of (method, target, protocol), never None
     "REQUEST_METHOD", "REQUEST_PROTOCOL", "REQUEST_URI_RAW", "REQUEST_URI",
@@ -62,6 +64,9 @@ ALWAYS_EMPTY = frozenset(("FILES_TMPNAMES", "FILES_TMP_CONTENT", "GEO"))
 BODY_SCALARS = frozenset(("REQUEST_BODY", "REQUEST_BODY_LENGTH", "REQBODY_ERROR",
                           "REQBODY_PROCESSOR_ERROR", "URLENCODED_ERROR",
                           "INBOUND_DATA_ERROR"))
+
+# the body atom's flags: no bytes taken, REQUEST_BODY populated, truncated
+_FLAGS = tuple(b"%d%d%d" % (n >> 2, n >> 1 & 1, n & 1) for n in range(8))
 
 # collection -> (kind of atom feeding it, part): HDR/RHDR per header, LINE the query,
 # COOKIE, BODY; ARGS and ARGS_NAMES are fed by LINE and BODY both
@@ -233,16 +238,26 @@ class Atoms:
     def _others(self, v, cookies: list, ctype: bytes) -> list:
         """The atoms other than headers (record dict 2): the request line first (the atom
         most often new), the Cookie values, the body, scalars, counts."""
-        view = v.view
-        out = [(view.method, view.uri_raw, view.protocol)] if self.line else []
+        return self._rest(v, ctype) + self._of_headers(v, cookies)
+
+    def _of_headers(self, v, cookies: list) -> list:
+        """The atoms of record dict 2 that are functions of the request headers alone:
+        the header names (counts) and the Cookie values."""
+        out = []
         if self.hcounts:
-            out.append(("#H",) + tuple([h[0] for h in view.headers]))
+            out.append(("#H",) + v.header_names())
         if self.cookie and cookies:
             out.append(("C",) + tuple(cookies))
+        return out
+
+    def _rest(self, v, ctype: bytes) -> list:
+        """The other atoms of record dict 2: the request line, the body, scalars, counts."""
+        view = v.view
+        out = [(view.method, view.uri_raw, view.protocol)] if self.line else []
         if self.body and (self.body_scalars or self.body_counts or v.has_body):
             raw = v.body_raw
-            out.append(("B", v.body_parser or "", ctype, raw or b"", b"%d%d%d" % (
-                raw is None, v.body_variable, v.body_truncated)))
+            out.append(("B", v.body_parser or "", ctype, raw or b"",
+                        _FLAGS[(raw is None) << 2 | v.body_variable << 1 | v.body_truncated]))
         for name, _bit in self.scalars:
             value = v.scalar(name)
             if value is not None:
@@ -316,38 +331,63 @@ class Atoms:
                 plan.entries += 1
                 plan.bytes += size
 
-    def start(self, v, recs: tuple) -> Optional[Tuple[int, int, tuple]]:
+    def start(self, v, recs: tuple, heads: dict, version: int
+              ) -> Optional[Tuple[int, int, tuple]]:
         """(empty sources, droppable readers, ``recs``) when every atom of the
         transaction is recorded in ``recs`` (the three record dicts), else None. The
         atoms of ``keys``: the headers looked up as they are read, then ``_others`` (one
         loop over ``keys``' (dict, key) pairs measured 8% more instructions per repeated
-        GET: a tuple and an index per header)."""
-        present = 0
-        drop = self.all_bits
+        GET: a tuple and an index per header).
+
+        ``heads`` (the Plan's, per removal signature): the request's header list ->
+        ``(version, present, drop, Content-Type)``, what the atoms of the headers alone
+        (each header, the names, the Cookie values) gave while the records were at
+        ``version`` (``Plan.atoms_version``, bumped by every change to them): one lookup
+        instead of a Python loop over the headers (a repeated request's phases 1 and 2
+        spent a quarter of their instructions in it)."""
         view = v.view
         hrec, rrec, orec = recs
-        cookies = []
-        ctype = b""
-        for h in view.headers:
-            if self.hdr:
-                got = hrec.get(h)
+        headers = view.headers
+        hkey = headers if headers.__class__ is tuple else tuple(headers)
+        got = heads.get(hkey)
+        if got is not None and got[0] == version:
+            _version, present, drop, ctype = got
+        else:
+            present = 0
+            drop = self.all_bits
+            cookies = []
+            ctype = b""
+            size = 0
+            for h in headers:
+                if self.hdr:
+                    got = hrec.get(h)
+                    if got is None:
+                        return None
+                    present |= got[0]
+                    drop &= got[1]
+                name = h[0]
+                size += len(name) + len(h[1])
+                if name == b"cookie":
+                    cookies.append(h[1])
+                elif name == b"content-type" and not ctype:
+                    ctype = h[1]
+            for key in self._of_headers(v, cookies):
+                got = orec.get(key)
                 if got is None:
                     return None
                 present |= got[0]
                 drop &= got[1]
-            name = h[0]
-            if name == b"cookie":
-                cookies.append(h[1])
-            elif name == b"content-type" and not ctype:
-                ctype = h[1]
+            if size <= HEADS_BYTES:
+                if len(heads) >= HEADS_MAX:
+                    heads.clear()
+                heads[hkey] = (version, present, drop, ctype)
         for h in v.response_headers if self.rhdr else ():
             got = rrec.get(h)
             if got is None:
                 return None
             present |= got[0]
             drop &= got[1]
-        others = self._others(v, cookies, ctype)
-        for key in others:
+        for key in self._rest(v, ctype):
             got = orec.get(key)
             if got is None:
                 return None

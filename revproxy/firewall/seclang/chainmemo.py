@@ -100,8 +100,7 @@ def _identity(t):
     values themselves then."""
     name = t.name
     if name == "REQUEST_HEADERS_NAMES":  # (the names as sent, without building entries)
-        return ("header names",), \
-            lambda ev: tuple([h[0] for h in ev.vars.view.headers])
+        return ("header names",), lambda ev: ev.vars.header_names()
     if name == "REQUEST_HEADERS" and t.key is not None and t.regex is None:
         kb = t.key_bytes  # the headers the index files under it, as sent: no index built
         return ("header", kb), \

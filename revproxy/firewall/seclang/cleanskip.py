@@ -123,6 +123,10 @@ class Plan(emptyskip.Plan):
         self.memos: Dict[tuple, List[dict]] = {}  # removals' signature -> records
         self.atoms: Optional[atoms_mod.Atoms] = None  # the atoms' tier, if the Plan has one
         self.atom_recs: Dict[tuple, tuple] = {}  # removals' signature -> atoms' records
+        # removals' signature -> header list -> what their atoms gave (Atoms.start), valid
+        # while the atoms' records are at the version noted (bumped by any change)
+        self.atom_heads: Dict[tuple, dict] = {}
+        self.atoms_version = 0
         self.entries = 0  # values recorded over all of them (at most PLAN_MAX)
         self.bytes = 0  # their names' and values' lengths (at most PLAN_BYTES)
         self._pairs: Dict[Tuple[int, int], tuple] = {}
@@ -138,11 +142,13 @@ class Plan(emptyskip.Plan):
                 self.forget()
                 self.memos.clear()
                 self.atom_recs.clear()
+                self.atom_heads.clear()
             memo = self.memos[sig] = [{} for _ in self.sources]
         atoms = self.atoms
         if atoms is not None:  # every atom recorded: the list from their records
             recs = self.atom_recs.get(sig)
-            got = atoms.start(v, recs) if recs is not None else None
+            got = atoms.start(v, recs, self.atom_heads.setdefault(sig, {}),
+                              self.atoms_version) if recs is not None else None
             if got is not None:
                 empty, drop, hits = got
                 return Start(self._pair(empty, drop), [], memo, removals, None, None, sig,
@@ -253,6 +259,7 @@ class Plan(emptyskip.Plan):
         for recs in self.atom_recs.values():
             for record in recs:
                 record.clear()
+        self.atoms_version += 1
         self.entries = self.bytes = 0
 
     def learn(self, start: Start, ev) -> None:
@@ -270,6 +277,7 @@ class Plan(emptyskip.Plan):
             add = cleared & ~start.drop
             if add:
                 self.atoms.credit(start.hits, ev.vars, add)
+                self.atoms_version += 1
             return
         for i, vals, known in start.pending:
             add = readers[i] & cleared
@@ -299,6 +307,7 @@ class Plan(emptyskip.Plan):
                 recs = self.atom_recs[start.sig] = ({}, {}, {})
             self.atoms.learn(self, recs, ev.vars, cleared | start.drop,
                              (VALUE_MAX, MEMO_MAX, PLAN_MAX, PLAN_BYTES))
+            self.atoms_version += 1
 
 def _representative(t, source) -> Optional[Tuple[object, str]]:
     """(a target reading every value of ``source``, its cache key) for ``Plan.start``;

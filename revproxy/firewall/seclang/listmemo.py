@@ -183,9 +183,10 @@ class ListMemo:
                     c.apply(ev)
                 v.matched_var, v.matched_var_name, matched, v.rule, ev.failed, work = \
                     got.state
-                v.matched = list(matched)
+                v.matched = list(matched) if matched else []
                 ev.work += work
-                start.cleared |= got.cleared
+                if got.cleared:
+                    start.cleared |= got.cleared
                 ev.tx_token = got.serial
                 return None
             return self._record(ev, phase, logging, start, loop, key)

@@ -58,6 +58,7 @@ class Variables:
         self._index: Dict[str, Dict[bytes, List[Entry]]] = {}
         self._scalars: Dict[str, Optional[bytes]] = {}
         self._query_args: Optional[List[Tuple[bytes, bytes]]] = None
+        self._names: Optional[Tuple[bytes, ...]] = None  # header_names()
         self._vcache: Dict[str, List[Tuple[str, bytes]]] = {}
         self.uri, self.path, self.query = split_target(view.uri_raw)
         self._body: BodyResult = _EMPTY_BODY
@@ -105,6 +106,14 @@ class Variables:
         return self._parse is not None or self._body is not _EMPTY_BODY
 
     # --- building ---------------------------------------------------------------------
+    def header_names(self) -> Tuple[bytes, ...]:
+        """The request header names as sent, in order (kept: the atoms of phases 1 and 2
+        and the list records read them)."""
+        got = self._names
+        if got is None:
+            got = self._names = tuple([h[0] for h in self.view.headers])
+        return got
+
     def header_values(self, name: bytes) -> List[bytes]:
         return [v for k, v in self.view.headers if k == name]
 

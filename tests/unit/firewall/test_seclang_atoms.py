@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from revproxy.firewall.seclang import atoms, cleanskip
-from tests.unit.firewall.seclang_helpers import same_outcome, waf, with_and_without
+from tests.unit.firewall.seclang_helpers import run, same_outcome, view, waf, with_and_without
 
 RULES = r"""
 SecRuleEngine On
@@ -120,8 +120,8 @@ class _Spy:
         self.fast = []
         original = atoms.Atoms.start
 
-        def start(obj, v, recs):
-            got = original(obj, v, recs)
+        def start(obj, v, recs, *rest):
+            got = original(obj, v, recs, *rest)
             self.fast.append(got is not None)
             return got
         monkeypatch.setattr(atoms.Atoms, "start", start)
@@ -230,6 +230,44 @@ def test_without_the_shipped_parsers_there_is_no_atoms_tier():
     own = comps._replace(parse_cookies=lambda values: ())
     assert all(p.atoms is None for p in waf(RULES, components=own).empty_plans.values())
     assert all(p.atoms is not None for p in waf(RULES).empty_plans.values())
+
+
+def test_long_header_lists_are_not_kept_whole(pair):
+    """The header lists kept whole (``Plan.atom_heads``) are bounded in bytes: a long one
+    is looked up header by header on every request."""
+    fast, _plain = pair
+    long = [(b"x-key", b"b" * atoms.HEADS_BYTES)]
+    short = [(b"user-agent", b"curl")]
+    for _ in range(4):
+        _same(pair, **_request(b"/p?q=1", long))
+        _same(pair, **_request(b"/p?q=1", short))
+    kept = [k for plan in fast.empty_plans.values() for heads in plan.atom_heads.values()
+            for k in heads]
+    assert kept and all(long[0] not in k for k in kept)
+
+
+def test_a_kept_header_list_follows_what_the_records_learn():
+    """A header list's answer is kept with the records' version; what a phase then
+    learns (a reader found clean for a header, ``Atoms.credit``) gives a new version, and
+    the next answer holds the reader (kept, the list would run it again forever). A
+    stale answer is never wrong, only slower: the records only ever learn facts."""
+    w = waf(RULES)
+    req = _request(b"/p?q=1", [(b"user-agent", b"curl")])
+    for _ in range(3):
+        run(w, **req)
+    plan = w.empty_plans[1]
+    recs, heads = plan.atom_recs[()], plan.atom_heads[()]
+    (key, (feeds, clean)), = [(k, e) for k, e in recs[0].items() if k[0] == b"user-agent"]
+    bit = plan.atoms.reader_mask(feeds) & clean
+    bit &= -bit  # one reader of the header, known clean for it
+    recs[0][key] = (feeds, clean & ~bit)  # as if not learnt yet
+    heads.clear()
+    v = w.transaction(view(req["uri"], headers=req["headers"])).vars
+    assert not plan.atoms.start(v, recs, heads, plan.atoms_version)[1] & bit
+    assert heads  # (kept without the reader)
+    run(w, **req)  # the reader runs, is found clean and credited
+    assert recs[0][key][1] & bit
+    assert plan.atoms.start(v, recs, heads, plan.atoms_version)[1] & bit
 
 
 requests = st.builds(
