@@ -133,9 +133,26 @@ class Plan(emptyskip.Plan):
         self.list_records = False  # listmemo.py's records (plan(): shipped operators)
         self.list_budget = listmemo.Budget()  # the bounds of the lists' records
 
-    def start(self, v, sig: tuple = (), removals: int = 0) -> Start:
+    def chosen(self, v, sig: tuple = ()) -> Optional[tuple]:
+        """(the list's entry of ``_pair``, the pure readers left out, the atoms' record
+        dicts) when every atom of the transaction whose ``Variables`` is ``v`` is recorded
+        under the removals' signature ``sig`` (the atoms choose the list), else None."""
+        atoms = self.atoms
+        if atoms is None:
+            return None
+        recs = self.atom_recs.get(sig)
+        if recs is None:
+            return None
+        got = atoms.start(v, recs, self.atom_heads.setdefault(sig, {}), self.atoms_version)
+        if got is None:
+            return None
+        empty, drop, hits = got
+        return self._pair(empty, drop), drop, hits
+
+    def start(self, v, sig: tuple = (), removals: int = 0, chosen=False) -> Start:
         """The list for the transaction whose ``Variables`` is ``v``; ``sig`` is the
-        signature of the ``removals`` target removals in effect (``signature``)."""
+        signature of the ``removals`` target removals in effect (``signature``);
+        ``chosen``: what ``chosen`` gave, if asked already."""
         memo = self.memos.get(sig)
         if memo is None:
             if len(self.memos) >= SIGNATURES_MAX:
@@ -146,13 +163,11 @@ class Plan(emptyskip.Plan):
             memo = self.memos[sig] = [{} for _ in self.sources]
         atoms = self.atoms
         if atoms is not None:  # every atom recorded: the list from their records
-            recs = self.atom_recs.get(sig)
-            got = atoms.start(v, recs, self.atom_heads.setdefault(sig, {}),
-                              self.atoms_version) if recs is not None else None
-            if got is not None:
-                empty, drop, hits = got
-                return Start(self._pair(empty, drop), [], memo, removals, None, None, sig,
-                             drop, hits, True)
+            if chosen is False:
+                chosen = self.chosen(v, sig)
+            if chosen is not None:
+                listed, drop, hits = chosen
+                return Start(listed, [], memo, removals, None, None, sig, drop, hits, True)
         empty = 0
         drop = self.all_bits  # the pure rules none of whose values may match
         pending: List[Tuple[int, list, int]] = []

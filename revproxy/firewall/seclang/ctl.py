@@ -20,6 +20,8 @@ from .rules import build_target
 _NO_EFFECT = frozenset(("auditengine", "auditlogparts", "debugloglevel", "hashengine",
                         "hashenforcement"))
 _PROCESSORS = frozenset(("URLENCODED", "MULTIPART", "JSON", "XML", "RAW"))
+_TARGET_OPTIONS = frozenset(("ruleremovetargetbyid", "ruleremovetargetbytag",
+                             "ruleremovetargetbymsg"))
 
 
 def parse_id_ranges(text: str, file: str, line: int) -> List[Tuple[int, int]]:
@@ -41,7 +43,7 @@ def parse_id_ranges(text: str, file: str, line: int) -> List[Tuple[int, int]]:
 class Ctl:
     """One compiled ``ctl:name=value``; ``apply(tx)`` changes only that transaction."""
 
-    __slots__ = ("option", "value", "arg", "text")
+    __slots__ = ("option", "value", "arg", "text", "_removal")
     kind = "ctl"
 
     def __init__(self, option: str, value: str, arg, text: str) -> None:
@@ -49,11 +51,17 @@ class Ctl:
         self.value = value
         self.arg = arg
         self.text = text
+        # ruleRemoveTarget*: the (how, which, targets) of Evaluator.remove_target
+        self._removal = (option[16:], arg[0], arg[1]) if option in _TARGET_OPTIONS \
+            else None
 
     def apply(self, tx) -> None:
         log = tx._ctl_log
         if log is not None:  # a phase being recorded (listmemo.py)
             log.append(self)
+        if self._removal is not None:  # (the CRS's most frequent ctl, 941010's)
+            tx.remove_target(*self._removal)
+            return
         o = self.option
         if o == "ruleengine":
             tx.engine_mode = self.arg
@@ -63,8 +71,6 @@ class Ctl:
             tx.remove_tag(self.arg)
         elif o == "ruleremovebymsg":
             tx.remove_msg(self.arg)
-        elif o in ("ruleremovetargetbyid", "ruleremovetargetbytag", "ruleremovetargetbymsg"):
-            tx.remove_target(o[16:], self.arg[0], self.arg[1])
         elif o == "requestbodyprocessor":
             tx.body_processor = self.arg
         elif o == "requestbodyaccess":

@@ -156,45 +156,62 @@ class ListMemo:
                     return None
         return ListMemo(tuple(reads.values()), budget)
 
-    def run(self, ev, phase: int, logging: bool, start, loop, tok):
-        """The phase on ``ev`` (an Evaluator) through the records, or ``loop`` (phaseloop's
-        ``_loop``) evaluating it. ``tok``: what names the TX store as the phase starts
-        (``run_phase``): 0 when empty, the serial of the record whose replay left it, a
-        lone Delta's (id, token) after it, None when unknown (a phase evaluated it)."""
-        rules, markers = start.rules, start.markers
+    def key(self, ev, sig: tuple, tok):
+        """The inputs of the phase on ``ev`` (an Evaluator) with the removals' signature
+        ``sig`` and the TX store's name ``tok`` (``run_phase``: 0 when empty, the serial
+        of the record whose replay left it, a lone Delta's (name, id) after it, None when
+        unknown: a phase evaluated it); None while a ``ctl:ruleRemoveById``/``ByTag``/
+        ``ByMsg`` is in effect (the list would not be the one evaluated)."""
         if ev._removed_ids or ev.removed_tags or ev.removed_msgs:
-            return loop(ev, phase, logging, rules, markers, start)
+            return None
         v = ev.vars
-        key = (start.sig, ev.engine_mode, tok, v.matched_var, v.matched_var_name) + \
-            tuple([read(ev) for read in self.reads])
+        key = (sig, ev.engine_mode, tok, v.matched_var, v.matched_var_name)
+        reads = self.reads
+        if reads:
+            key += tuple([read(ev) for read in reads])
+        return key
+
+    def apply(self, ev, got: "_Record", tok) -> bool:
+        """Replay ``got`` (the record of the phase's inputs) on ``ev``; False when it does
+        not apply (another TX store than it started from, or the work limit)."""
+        tx = ev.stores["tx"]
+        # (a known token names the store the record started from: the same key)
+        if tok is None and (tx != got.tx_start or tuple(tx) != got.keys_start) or \
+                ev.work + got.state[5] > ev.waf.work_limit:
+            return False
+        for k in got.pops:
+            del tx[k]
+        if got.in_place:
+            tx.update(got.in_place)
+        if got.appends:
+            tx.update(got.appends)
+        for c in got.ctls:
+            c.apply(ev)
+        v = ev.vars
+        v.matched_var, v.matched_var_name, matched, v.rule, ev.failed, work = got.state
+        v.matched = list(matched) if matched else []
+        ev.work += work
+        ev.tx_token = got.serial
+        return True
+
+    def run(self, ev, phase: int, logging: bool, start, loop, tok, key=False):
+        """The phase on ``ev`` (an Evaluator) through the records, or ``loop`` (phaseloop's
+        ``_loop``) evaluating it; ``key``: the inputs (``key``), if computed already."""
+        if key is False:
+            key = self.key(ev, start.sig, tok)
+        if key is None:
+            return loop(ev, phase, logging, start.rules, start.markers, start)
         got = self.memo.get(key, _ABSENT)
         if got.__class__ is _Record:
-            tx = ev.stores["tx"]
-            # (a known token names the store the record started from: the same key)
-            if (tok is not None or tx == got.tx_start and tuple(tx) == got.keys_start) \
-                    and ev.work + got.state[5] <= ev.waf.work_limit:
-                for k in got.pops:
-                    del tx[k]
-                if got.in_place:
-                    tx.update(got.in_place)
-                if got.appends:
-                    tx.update(got.appends)
-                for c in got.ctls:
-                    c.apply(ev)
-                v.matched_var, v.matched_var_name, matched, v.rule, ev.failed, work = \
-                    got.state
-                v.matched = list(matched) if matched else []
-                ev.work += work
-                if got.cleared:
-                    start.cleared |= got.cleared
-                ev.tx_token = got.serial
+            if self.apply(ev, got, tok):
+                start.cleared |= got.cleared
                 return None
             return self._record(ev, phase, logging, start, loop, key)
         if got is _ABSENT:  # the first sighting: the inputs alone
             self._store(key, None, 0)
         elif got is None:  # the second: recorded now
             return self._record(ev, phase, logging, start, loop, key)
-        return loop(ev, phase, logging, rules, markers, start)
+        return loop(ev, phase, logging, start.rules, start.markers, start)
 
     def _record(self, ev, phase: int, logging: bool, start, loop, key: tuple):
         tx = ev.stores["tx"]

@@ -13,14 +13,17 @@ from typing import Optional
 
 from .api import Interruption
 from .cleanskip import Plan
-from .listmemo import ListMemo, Whole
+from .listmemo import ListMemo, Whole, _Record
 
 
 def run_phase(self, phase: int, logging: bool = False) -> Optional[Interruption]:
     """Run ``phase`` on the Evaluator ``self`` (see the module doc)."""
-    if self.done(phase):
-        return self.interruption
-    self._ran.add(phase)
+    ran = self._ran
+    if phase in ran or self.interruption is not None or self.allowed or \
+            self.engine_mode == "Off":  # (most phases of most requests: not done)
+        if self.done(phase):
+            return self.interruption
+    ran.add(phase)
     if phase == 1:
         self._default_processor()
     # what names the TX store now (listmemo.py): kept only by a record's replay or a lone
@@ -45,12 +48,35 @@ def run_phase(self, phase: int, logging: bool = False) -> Optional[Interruption]
             rules, markers = waf.run_phases[phase], waf.run_markers[phase]
             memo = waf.whole_memos.get(phase)
             if memo is not None:  # a list reading only TX: its records (listmemo.py)
-                return memo.run(self, phase, logging,
-                                Whole(rules, markers, _signature(self)[1]), _loop, tok)
+                sig = _signature(self)[1]
+                key = memo.key(self, sig, tok)
+                if key is not None:
+                    got = memo.memo.get(key)
+                    if got.__class__ is _Record and memo.apply(self, got, tok):
+                        return None
+                return memo.run(self, phase, logging, Whole(rules, markers, sig), _loop,
+                                tok, key)
         elif plan.__class__ is Plan:  # without the rules reading only empty or clean sources
-            sig = _signature(self)
+            sig = self._removal_sig
             removals = sig[0]
-            start = plan.start(self.vars, sig[1], removals)
+            if removals != len(self._removed_targets):
+                sig = _signature(self)
+                removals = sig[0]
+            chosen = plan.chosen(self.vars, sig[1])
+            key = False
+            if chosen is not None and plan.list_records:
+                memo = chosen[0][3][0]  # the list's records (listmemo.py)
+                if memo is None:
+                    memo = chosen[0][3][0] = ListMemo.build(chosen[0][0], plan.list_budget) \
+                        or False
+                if memo:  # a replay that credits no reader needs no Start (nor learning)
+                    key = memo.key(self, sig[1], tok)
+                    if key is not None:
+                        got = memo.memo.get(key)
+                        if got.__class__ is _Record and not got.cleared and \
+                                memo.apply(self, got, tok):
+                            return None
+            start = plan.start(self.vars, sig[1], removals, chosen)
             rules, markers = start.rules, start.markers
             self.chains.union_keys = start.keys  # the union scan reads only those
             self.chains.scan_skip = start.scan_skip
@@ -63,10 +89,11 @@ def run_phase(self, phase: int, logging: bool = False) -> Optional[Interruption]
                             memo = start.slot[0] = ListMemo.build(
                                 rules, plan.list_budget) or False
                         if memo:
-                            return memo.run(self, phase, logging, start, _loop, tok)
+                            return memo.run(self, phase, logging, start, _loop, tok, key)
                     return _loop(self, phase, logging, rules, markers, start)
                 finally:
-                    plan.learn(start, self)
+                    if start.hits is None or start.cleared & ~start.drop or self.unfolded:
+                        plan.learn(start, self)  # (else nothing to learn: Plan.learn)
         else:  # without the rules that can only read empty collections
             rules, markers = plan.lists(self.vars)
     return _loop(self, phase, logging, rules, markers, None)
