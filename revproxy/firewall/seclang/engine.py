@@ -81,6 +81,10 @@ class WAF:
         self.clock = clock
         self.work_limit = work_limit
         self.engine_mode = settings.rule_engine
+        # what each transaction's Variables reads (shared): the query and cookie parsers,
+        # the clock, the most arguments parsed
+        self.vars_env = (components.parse_query, components.parse_cookies, clock,
+                         settings.arguments_limit)
         self.warnings: List[str] = []  # load-time notes (e.g. @geoLookup never matches)
         off = {i for i, m in modes.items() if m == "off"}
         for i, m in modes.items():
@@ -256,8 +260,10 @@ class Transaction(Evaluator):
 
     def phase2(self, body: Optional[bytes], body_truncated: bool = False
                ) -> Optional[Interruption]:
-        if self.done(2):
-            return self.interruption
+        if 2 in self._ran or self.interruption is not None or self.allowed or \
+                self.engine_mode == "Off":  # (run_phase's check, before the intake)
+            if self.done(2):
+                return self.interruption
         refused = intake.take_request_body(self, body, body_truncated)
         if refused is not None:
             return refused

@@ -17,6 +17,7 @@ from .rules import CACHED, LIVE
 from .variables import Variables
 
 _REQUEST_PHASES = (1, 2)
+_PROCESSOR_BYTES = {n: n.encode() for n in ("URLENCODED", "MULTIPART", "JSON", "XML", "RAW")}
 _REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 _CAPTURE_KEYS = tuple(str(i) for i in range(10))  # TX:0 .. TX:9
 
@@ -64,14 +65,12 @@ class Evaluator:
 
     def __init__(self, waf, view) -> None:
         s = waf.settings
-        c = waf.components
         self.waf = waf
         self.view = view
         self.stores: Dict[str, Dict[str, bytes]] = {
             "tx": {}, "ip": {}, "global": {}, "session": {}, "user": {}, "resource": {},
             "env": {}}
-        self.vars = Variables(view, self.stores, c.parse_query, c.parse_cookies, waf.clock,
-                              s.arguments_limit)
+        self.vars = Variables(view, self.stores, waf.vars_env)
         self.matches: List[MatchRecord] = []
         self.interruption: Optional[Interruption] = None
         self.engine_mode = waf.engine_mode
@@ -111,7 +110,8 @@ class Evaluator:
     @body_processor.setter
     def body_processor(self, name: Optional[str]) -> None:
         self._processor = name
-        self.vars.body_processor = (name or "").encode()
+        got = _PROCESSOR_BYTES.get(name)
+        self.vars.body_processor = got if got is not None else (name or "").encode()
 
     def collection_store(self, name: str) -> Dict[str, bytes]:
         return self.stores[name]

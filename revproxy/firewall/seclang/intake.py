@@ -17,8 +17,9 @@ def take_request_body(tx, body: Optional[bytes], truncated: bool) -> Optional[In
         return None
     s = tx.waf.settings
     limit = tx.request_body_limit
-    if tx.body_processor != "MULTIPART":
-        limit = min(limit, s.request_body_no_files_limit)
+    proc = tx._processor  # (tx.body_processor, without the property's call)
+    if proc != "MULTIPART" and s.request_body_no_files_limit < limit:
+        limit = s.request_body_no_files_limit
     if len(body) > limit:
         if s.request_body_limit_action == "Reject":
             enforce = tx.engine_mode == "On"
@@ -32,7 +33,6 @@ def take_request_body(tx, body: Optional[bytes], truncated: bool) -> Optional[In
         body = body[:limit]
         truncated = True
     v.body_truncated = truncated
-    proc = tx.body_processor
     ct = b""
     for k, val in tx.view.headers:
         if k == b"content-type":

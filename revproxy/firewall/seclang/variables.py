@@ -44,23 +44,21 @@ class Variables:
     """The variables of one transaction; the engine sets ``body``, ``body_raw``,
     ``response_*`` and ``matched*`` as phases progress."""
 
-    def __init__(self, view: RequestView, stores: Dict[str, Dict[str, bytes]],
-                 parse_query: Callable, parse_cookies: Callable, now: Callable[[], float],
-                 max_args: int = 1000) -> None:
+    def __init__(self, view: RequestView, stores: Dict[str, Dict[str, bytes]], env: tuple
+                 ) -> None:
+        """``env``: (parse_query, parse_cookies, now, the most arguments parsed), shared by
+        the WAF's transactions (one attribute, not four, per transaction)."""
         self.view = view
         self.stores = stores
-        self._parse_query = parse_query
-        self._parse_cookies = parse_cookies
-        self._now = now
-        self._start = now()
-        self._max_args = max_args
+        self._env = env
+        self._start = env[2]()
         self._colls: Dict[str, List[Entry]] = {}
         self._index: Dict[str, Dict[bytes, List[Entry]]] = {}
         self._scalars: Dict[str, Optional[bytes]] = {}
         self._query_args: Optional[List[Tuple[bytes, bytes]]] = None
         self._names: Optional[Tuple[bytes, ...]] = None  # header_names()
         self._vcache: Dict[str, List[Tuple[str, bytes]]] = {}
-        self.uri, self.path, self.query = split_target(view.uri_raw)
+        self._split: Optional[Tuple[bytes, bytes, bytes]] = None  # split_target's, when read
         self._body: BodyResult = _EMPTY_BODY
         self._parse: Optional[tuple] = None  # the body's pending parse (``defer_body``)
         self.body_parser: Optional[str] = None  # the processor the intake parses it with
@@ -105,6 +103,32 @@ class Variables:
         """Whether a body was taken for parsing (without parsing it)."""
         return self._parse is not None or self._body is not _EMPTY_BODY
 
+    def _now(self) -> float:
+        return self._env[2]()
+
+    # --- the request target (split when first read: a replayed phase never reads it) ----
+    @property
+    def uri(self) -> bytes:
+        """REQUEST_URI: the target without scheme, authority and fragment."""
+        got = self._split
+        if got is None:
+            got = self._split = split_target(self.view.uri_raw)
+        return got[0]
+
+    @property
+    def path(self) -> bytes:
+        got = self._split
+        if got is None:
+            got = self._split = split_target(self.view.uri_raw)
+        return got[1]
+
+    @property
+    def query(self) -> bytes:
+        got = self._split
+        if got is None:
+            got = self._split = split_target(self.view.uri_raw)
+        return got[2]
+
     # --- building ---------------------------------------------------------------------
     def header_names(self) -> Tuple[bytes, ...]:
         """The request header names as sent, in order (kept: the atoms of phases 1 and 2
@@ -122,7 +146,8 @@ class Variables:
             if not self.query:  # (most requests: nothing to parse)
                 self._query_args = []
                 return self._query_args
-            r = self._parse_query(self.query, self._max_args)
+            env = self._env
+            r = env[0](self.query, env[3])
             self._query_args = list(getattr(r, "args", r))
         return self._query_args
 
@@ -137,7 +162,7 @@ class Variables:
             return self.view.headers
         if name == "REQUEST_COOKIES":
             values = self.header_values(b"cookie")
-            return self._parse_cookies(values) if values else ()
+            return self._env[1](values) if values else ()
         if name == "RESPONSE_HEADERS":
             return self.response_headers
         if name == "FILES":
