@@ -52,7 +52,7 @@ from typing import Dict, List, Optional, Tuple
 from .emptyskip import _COUNT, _KEYED, _SCALAR, _WHOLE, _XML
 
 ENABLED = True  # tests load rule sets with and without it
-HEADS_MAX = 256  # header lists whose atoms' result a Plan keeps per removal signature
+HEADS_MAX = 256  # header lists whose atoms' result a Plan keeps
 HEADS_BYTES = 8192  # the longest header list (names and values) kept
 
 LINE_SCALARS = frozenset((  # functions of (method, target, protocol), never None
@@ -331,7 +331,7 @@ class Atoms:
                 plan.entries += 1
                 plan.bytes += size
 
-    def start(self, v, recs: tuple, heads: dict, version: int
+    def start(self, v, recs: tuple, heads: dict, version: int, sig: tuple = ()
               ) -> Optional[Tuple[int, int, tuple]]:
         """(empty sources, droppable readers, ``recs``) when every atom of the
         transaction is recorded in ``recs`` (the three record dicts), else None. The
@@ -339,19 +339,19 @@ class Atoms:
         loop over ``keys``' (dict, key) pairs measured 8% more instructions per repeated
         GET: a tuple and an index per header).
 
-        ``heads`` (the Plan's, per removal signature): the request's header list ->
-        ``(version, present, drop, Content-Type)``, what the atoms of the headers alone
-        (each header, the names, the Cookie values) gave while the records were at
-        ``version`` (``Plan.atoms_version``, bumped by every change to them): one lookup
-        instead of a Python loop over the headers (a repeated request's phases 1 and 2
-        spent a quarter of their instructions in it)."""
+        ``heads`` (the Plan's): the request's header list -> ``(version, sig, present,
+        drop, Content-Type)``, what the atoms of the headers alone (each header, the
+        names, the Cookie values) gave under the removals' signature ``sig`` (``recs``')
+        while the records were at ``version`` (``Plan.atoms_version``, bumped by every
+        change to them): one lookup instead of a Python loop over the headers (a repeated
+        request's phases 1 and 2 spent a quarter of their instructions in it)."""
         view = v.view
         hrec, rrec, orec = recs
         headers = view.headers
         hkey = headers if headers.__class__ is tuple else tuple(headers)
         got = heads.get(hkey)
-        if got is not None and got[0] == version:
-            _version, present, drop, ctype = got
+        if got is not None and got[0] == version and got[1] == sig:
+            _version, _sig, present, drop, ctype = got
         else:
             present = 0
             drop = self.all_bits
@@ -380,7 +380,7 @@ class Atoms:
             if size <= HEADS_BYTES:
                 if len(heads) >= HEADS_MAX:
                     heads.clear()
-                heads[hkey] = (version, present, drop, ctype)
+                heads[hkey] = (version, sig, present, drop, ctype)
         for h in v.response_headers if self.rhdr else ():
             got = rrec.get(h)
             if got is None:

@@ -123,9 +123,9 @@ class Plan(emptyskip.Plan):
         self.memos: Dict[tuple, List[dict]] = {}  # removals' signature -> records
         self.atoms: Optional[atoms_mod.Atoms] = None  # the atoms' tier, if the Plan has one
         self.atom_recs: Dict[tuple, tuple] = {}  # removals' signature -> atoms' records
-        # removals' signature -> header list -> what their atoms gave (Atoms.start), valid
-        # while the atoms' records are at the version noted (bumped by any change)
-        self.atom_heads: Dict[tuple, dict] = {}
+        # header list -> what their atoms gave under a removals' signature (Atoms.start),
+        # valid while the atoms' records are at the version noted (bumped by any change)
+        self.atom_heads: Dict[tuple, tuple] = {}
         self.atoms_version = 0
         self.entries = 0  # values recorded over all of them (at most PLAN_MAX)
         self.bytes = 0  # their names' and values' lengths (at most PLAN_BYTES)
@@ -143,7 +143,7 @@ class Plan(emptyskip.Plan):
         recs = self.atom_recs.get(sig)
         if recs is None:
             return None
-        got = atoms.start(v, recs, self.atom_heads.setdefault(sig, {}), self.atoms_version)
+        got = atoms.start(v, recs, self.atom_heads, self.atoms_version, sig)
         if got is None:
             return None
         empty, drop, hits = got

@@ -212,6 +212,27 @@ def test_atoms_learned_under_a_target_removal_serve_only_requests_with_it(pair):
     assert 20 in logged
 
 
+def test_a_kept_header_list_serves_only_its_removals_signature():
+    """The same header list under two removal signatures: with ``ARGS_GET:hskip`` the
+    header ``x-key`` is not read by 50 (its readers are clean for it there), without it
+    it is, and it logs. The list's kept answer must not cross from one to the other."""
+    rules = r"""
+SecRuleEngine On
+SecRule ARGS_GET:hskip "@streq 1" "id:3,phase:1,pass,nolog,ctl:ruleRemoveTargetById=50;REQUEST_HEADERS:x-key"
+SecRule REQUEST_HEADERS "@rx (?i)attack" "id:50,phase:2,pass,log"
+"""
+    w = waf(rules)
+    headers = [(b"x-key", b"attack"), (b"user-agent", b"curl")]
+    plain = _request(b"/p", headers)
+    skipped = _request(b"/p?hskip=1", headers)
+    for _ in range(4):
+        assert 50 in [m.rule_id for m in run(w, **plain).matches]
+    for _ in range(4):
+        assert 50 not in [m.rule_id for m in run(w, **skipped).matches]
+    for _ in range(2):
+        assert 50 in [m.rule_id for m in run(w, **plain).matches]
+
+
 def test_long_pieces_are_never_recorded(pair):
     fast, _plain = pair
     long = b"a" * (cleanskip.VALUE_MAX + 1)
@@ -233,16 +254,16 @@ def test_without_the_shipped_parsers_there_is_no_atoms_tier():
 
 
 def test_long_header_lists_are_not_kept_whole(pair):
-    """The header lists kept whole (``Plan.atom_heads``) are bounded in bytes: a long one
-    is looked up header by header on every request."""
+    """The header lists kept whole (``Plan.atom_heads``, at most ``HEADS_MAX`` a phase,
+    whatever the removals' signatures) are bounded in bytes: a long one is looked up
+    header by header on every request."""
     fast, _plain = pair
     long = [(b"x-key", b"b" * atoms.HEADS_BYTES)]
     short = [(b"user-agent", b"curl")]
     for _ in range(4):
         _same(pair, **_request(b"/p?q=1", long))
         _same(pair, **_request(b"/p?q=1", short))
-    kept = [k for plan in fast.empty_plans.values() for heads in plan.atom_heads.values()
-            for k in heads]
+    kept = [k for plan in fast.empty_plans.values() for k in plan.atom_heads]
     assert kept and all(long[0] not in k for k in kept)
 
 
@@ -256,7 +277,7 @@ def test_a_kept_header_list_follows_what_the_records_learn():
     for _ in range(3):
         run(w, **req)
     plan = w.empty_plans[1]
-    recs, heads = plan.atom_recs[()], plan.atom_heads[()]
+    recs, heads = plan.atom_recs[()], plan.atom_heads
     (key, (feeds, clean)), = [(k, e) for k, e in recs[0].items() if k[0] == b"user-agent"]
     bit = plan.atoms.reader_mask(feeds) & clean
     bit &= -bit  # one reader of the header, known clean for it
