@@ -107,27 +107,24 @@ class Variables:
         return self._env[2]()
 
     # --- the request target (split when first read: a replayed phase never reads it) ----
+    def _target(self) -> Tuple[bytes, bytes, bytes]:
+        got = self._split
+        if got is None:
+            got = self._split = split_target(self.view.uri_raw)
+        return got
+
     @property
     def uri(self) -> bytes:
         """REQUEST_URI: the target without scheme, authority and fragment."""
-        got = self._split
-        if got is None:
-            got = self._split = split_target(self.view.uri_raw)
-        return got[0]
+        return self._target()[0]
 
     @property
     def path(self) -> bytes:
-        got = self._split
-        if got is None:
-            got = self._split = split_target(self.view.uri_raw)
-        return got[1]
+        return self._target()[1]
 
     @property
     def query(self) -> bytes:
-        got = self._split
-        if got is None:
-            got = self._split = split_target(self.view.uri_raw)
-        return got[2]
+        return self._target()[2]
 
     # --- building ---------------------------------------------------------------------
     def header_names(self) -> Tuple[bytes, ...]:
