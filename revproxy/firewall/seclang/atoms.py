@@ -49,52 +49,17 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
+from .atomkinds import (
+    ALWAYS_EMPTY, BODY, BODY_SCALARS, COOKIE, HDR, KINDS, LINE, LINE_SCALARS, RHDR, Feeds,
+)
 from .emptyskip import _COUNT, _KEYED, _SCALAR, _WHOLE, _XML
 
 ENABLED = True  # tests load rule sets with and without it
 HEADS_MAX = 256  # header lists whose atoms' result a Plan keeps
 HEADS_BYTES = 8192  # the longest header list (names and values) kept
 
-LINE_SCALARS = frozenset((  # functions of (method, target, protocol), never None
-    "REQUEST_METHOD", "REQUEST_PROTOCOL", "REQUEST_URI_RAW", "REQUEST_URI",
-    "REQUEST_FILENAME", "REQUEST_BASENAME", "QUERY_STRING", "REQUEST_LINE", "PATH_INFO"))
-ALWAYS_EMPTY = frozenset(("FILES_TMPNAMES", "FILES_TMP_CONTENT", "GEO"))
-# functions of what the body atom holds (the processor the intake parsed with, the
-# Content-Type, the bytes taken, whether REQUEST_BODY is populated, the truncation)
-BODY_SCALARS = frozenset(("REQUEST_BODY", "REQUEST_BODY_LENGTH", "REQBODY_ERROR",
-                          "REQBODY_PROCESSOR_ERROR", "URLENCODED_ERROR",
-                          "INBOUND_DATA_ERROR"))
-
 # the body atom's flags: no bytes taken, REQUEST_BODY populated, truncated
 _FLAGS = tuple(b"%d%d%d" % (n >> 2, n >> 1 & 1, n & 1) for n in range(8))
-
-# collection -> (kind of atom feeding it, part): HDR/RHDR per header, LINE the query,
-# COOKIE, BODY; ARGS and ARGS_NAMES are fed by LINE and BODY both
-HDR, RHDR, LINE, COOKIE, BODY = range(5)
-_KINDS = {
-    "REQUEST_HEADERS": (HDR,), "REQUEST_HEADERS_NAMES": (HDR,),
-    "RESPONSE_HEADERS": (RHDR,), "RESPONSE_HEADERS_NAMES": (RHDR,),
-    "ARGS_GET": (LINE,), "ARGS_GET_NAMES": (LINE,),
-    "ARGS": (LINE, BODY), "ARGS_NAMES": (LINE, BODY),
-    "REQUEST_COOKIES": (COOKIE,), "REQUEST_COOKIES_NAMES": (COOKIE,),
-    "ARGS_POST": (BODY,), "ARGS_POST_NAMES": (BODY,),
-    "FILES": (BODY,), "FILES_NAMES": (BODY,), "FILES_SIZES": (BODY,),
-    "MULTIPART_PART_HEADERS": (BODY,),
-}
-
-
-class _Feeds:
-    """Per collection group: the bits of its whole-collection sources and, per lower-case
-    key, of its keyed ones (a collection and its ``_NAMES`` share the keys)."""
-
-    __slots__ = ("whole", "keyed")
-
-    def __init__(self) -> None:
-        self.whole = 0
-        self.keyed: Dict[bytes, int] = {}
-
-    def of(self, key: bytes) -> int:
-        return self.whole | self.keyed.get(key.lower(), 0)
 
 
 class Atoms:
@@ -112,13 +77,13 @@ class Atoms:
         self.body_counts = 0  # the bits of counts of the body's own collections (ARGS_POST ...)
         self.xml = 0  # the XML source's bit, if read
         # per collection: which group of feeds it belongs to
-        self.groups: Dict[tuple, _Feeds] = {}
+        self.groups: Dict[tuple, Feeds] = {}
         for j, (kind, name, key) in enumerate(sources):
             bit = 1 << j
             if kind == _COUNT:
                 if name == "REQUEST_HEADERS":
                     self.hcounts |= bit
-                elif _KINDS.get(name) == (BODY,):
+                elif KINDS.get(name) == (BODY,):
                     self.body_counts |= bit
                 else:
                     self.counts.append((name, key, bit))
@@ -149,16 +114,16 @@ class Atoms:
         self._rfeeds: Dict[bytes, int] = {}  # likewise (RHDR)
         self._rmask: Dict[int, int] = {}  # feeds -> the readers of those sources
 
-    def _group(self, name: str) -> _Feeds:
+    def _group(self, name: str) -> Feeds:
         """The feeds object of the (atom kind, part) ``name`` belongs to: ``ARGS`` has
         its own (fed by both the query and the body), ``ARGS_GET`` and ``ARGS_POST``
         theirs, and so on."""
-        kinds = _KINDS[name]
+        kinds = KINDS[name]
         base = name[:-6] if name.endswith("_NAMES") else name
         key = (kinds[0], base)
         got = self.groups.get(key)
         if got is None:
-            got = self.groups[key] = _Feeds()
+            got = self.groups[key] = Feeds()
         return got
 
     # -- feeds of one atom (on a miss) -----------------------------------------------------
@@ -414,6 +379,6 @@ def build(plan) -> Optional[Atoms]:
     if not ENABLED:
         return None
     for kind, name, _key in plan.sources:
-        if kind in (_KEYED, _WHOLE) and name not in _KINDS and name not in ALWAYS_EMPTY:
+        if kind in (_KEYED, _WHOLE) and name not in KINDS and name not in ALWAYS_EMPTY:
             return None
     return Atoms(plan.sources, plan.readers, plan.all_bits)

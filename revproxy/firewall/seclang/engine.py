@@ -16,8 +16,8 @@ import time
 from typing import Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, \
     Tuple
 
-from . import chainmemo, cleanskip, delta, emptyskip, fastpath, fold, guard, intake, listmemo, \
-    prefilter, purity, replay
+from . import chainmemo, cleanplan, cleanskip, delta, emptyskip, fastpath, fold, guard, \
+    intake, listmemo, prefilter, purity, replay
 from .api import Interruption, Match, MatchRecord, RequestView, SecLangError
 from .evaluate import Evaluator, removal_concerns
 from .loader import Components, Settings, load_sources
@@ -141,7 +141,7 @@ class WAF:
         parsers = _shipped_parsers(components)
         if cleanskip.ENABLED or emptyskip.ENABLED:
             for phase, lst in self.run_phases.items():
-                got = cleanskip.plan(lst, shipped, chains, parsers) if cleanskip.ENABLED \
+                got = cleanplan.plan(lst, shipped, chains, parsers) if cleanskip.ENABLED \
                     else emptyskip.plan(lst, chains)
                 if got is not None:
                     self.empty_plans[phase] = got

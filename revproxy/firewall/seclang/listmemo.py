@@ -46,7 +46,7 @@ from itertools import count
 from typing import Dict, Optional
 
 from .actions import SetVar
-from .atoms import LINE_SCALARS
+from .atomkinds import LINE_SCALARS
 from .ctl import Ctl
 from .macros import _LITERAL, _OTHER, _STORE, compile_macro
 from .purity import PURE_OPS

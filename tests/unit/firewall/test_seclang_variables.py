@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from revproxy.firewall.seclang.api import BodyResult, FilePart
+from revproxy.firewall.seclang.keymatch import KeyMatcher, drop_excluded
 from revproxy.firewall.seclang.rules import Target
-from revproxy.firewall.seclang.variables import KeyMatcher, drop_excluded, split_target
+from revproxy.firewall.seclang.variables import split_target
 from tests.unit.firewall.seclang_helpers import run, view, waf
 
 URI = b"/dir/Index.php?a=1&B=two&a=3"
